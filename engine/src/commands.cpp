@@ -1,0 +1,247 @@
+#include "commands.hpp"
+
+#include "host_services.hpp"
+#include "outputs/files.hpp"
+#include "pipeline.hpp"
+#include "registry.hpp"
+#include "run.hpp"
+#include "stage_types.hpp"
+#include "user_error.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+
+namespace ansatz::engine
+{
+
+namespace fs = std::filesystem;
+
+namespace
+{
+
+HostServices* interrupt_target = nullptr;
+
+extern "C" void on_interrupt(int)
+{
+    if (interrupt_target)
+        interrupt_target->request_cancel();
+}
+
+void print_refusals(const Registry& registry)
+{
+    for (const std::string& r : registry.refusals())
+        std::fprintf(stderr, "warning: %s\n", r.c_str());
+}
+
+struct Loaded
+{
+    Registry registry;
+    Pipeline pipeline;
+};
+
+Loaded load(const Options& o)
+{
+    if (o.arguments.size() != 1)
+        throw UserError("ansatz " + o.command + ": expects one pipeline file, e.g. ansatz " + o.command +
+                        " pipelines/quickstart.yaml");
+    Source source = Source::load(o.arguments[0]);
+    for (const std::string& assignment : o.overrides)
+        source.apply_override(assignment);
+    Registry registry;
+    registry.scan(plugin_search_path(o.plugin_paths, pipeline_plugin_paths(source)));
+    print_refusals(registry);
+    Pipeline pipeline = validate_pipeline(std::move(source), registry);
+    return Loaded{std::move(registry), std::move(pipeline)};
+}
+
+fs::path make_run_folder(const fs::path& runs, const std::string& pipeline)
+{
+    const std::time_t now = std::time(nullptr);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+    const fs::path base = runs / pipeline;
+    fs::create_directories(base);
+    fs::path folder = base / stamp;
+    for (int i = 2; !fs::create_directory(folder); ++i)
+        folder = base / (std::string(stamp) + "-" + std::to_string(i));
+    return folder;
+}
+
+std::string capability_list(uint32_t caps)
+{
+    std::string out;
+    if (caps & ANSATZ_CAP_ENERGY)
+        out += " energy";
+    if (caps & ANSATZ_CAP_CONDITIONALS)
+        out += " conditionals";
+    if (caps & ANSATZ_CAP_LATENT)
+        out += " latent";
+    return out.empty() ? " none" : out;
+}
+
+void print_keys(const std::vector<KeySpec>& keys)
+{
+    size_t width = 4;
+    for (const KeySpec& k : keys)
+        width = std::max(width, k.name.size());
+    if (keys.empty())
+        std::printf("  (no keys)\n");
+    for (const KeySpec& k : keys)
+        std::printf("  %-*s  %s\n  %-*s  %s\n", static_cast<int>(width), k.name.c_str(), k.summary().c_str(),
+                    static_cast<int>(width), "", k.doc.c_str());
+}
+
+}  // namespace
+
+Options parse_options(int argc, char** argv)
+{
+    Options o;
+    for (int i = 1; i < argc; ++i)
+    {
+        const std::string a = argv[i];
+        const auto value = [&](const char* flag) -> std::string {
+            if (i + 1 >= argc)
+                throw UserError(std::string("option ") + flag + " needs a value.");
+            return argv[++i];
+        };
+        if (a == "--plugin-path")
+            o.plugin_paths.push_back(fs::absolute(value("--plugin-path")));
+        else if (a.rfind("--plugin-path=", 0) == 0)
+            o.plugin_paths.push_back(fs::absolute(a.substr(14)));
+        else if (a == "--set")
+            o.overrides.push_back(value("--set"));
+        else if (a.rfind("--set=", 0) == 0)
+            o.overrides.push_back(a.substr(6));
+        else if (a == "--runs")
+            o.runs = value("--runs");
+        else if (a == "--verbose" || a == "-v")
+            o.verbose = true;
+        else if (a == "--help" || a == "-h")
+            o.command = "help";
+        else if (a == "--version")
+            o.command = "version";
+        else if (a.size() > 1 && a[0] == '-')
+            throw UserError("unknown option '" + a + "'; see ansatz --help.");
+        else if (o.command.empty())
+            o.command = a;
+        else
+            o.arguments.push_back(a);
+    }
+    return o;
+}
+
+void print_usage()
+{
+    std::printf(
+        "usage: ansatz COMMAND [ARGS] [OPTIONS]\n"
+        "\n"
+        "commands:\n"
+        "  run FILE         validate and run a pipeline; writes runs/<pipeline>/<time>/\n"
+        "  validate FILE    check a pipeline against the plugins found, without running it\n"
+        "  plugins          list every plugin found: kind, name, version, file\n"
+        "  describe NAME    print the keys of a plugin component or a stage type\n"
+        "\n"
+        "options:\n"
+        "  --plugin-path DIR    look for plugins in DIR first (repeatable)\n"
+        "  --set KEY.PATH=VALUE override a pipeline value, e.g. components.rbm.hidden=128 (repeatable)\n"
+        "  --runs DIR           the folder of run folders (default: runs)\n"
+        "  --verbose            plugins: also show each plugin's ABI and build\n"
+        "\n"
+        "Plugins are searched in: --plugin-path, the pipeline's plugin_paths:, $ANSATZ_PLUGIN_PATH,\n"
+        "then <ansatz>/../lib/ansatz/plugins. Exit status: 0 done, 1 failed while running, 2 bad input.\n");
+}
+
+int command_validate(const Options& o)
+{
+    Loaded l = load(o);
+    std::printf("%s: valid pipeline '%s': %zu components, %zu stages\n", l.pipeline.source.name().c_str(),
+                l.pipeline.name.c_str(), l.pipeline.components.size(), l.pipeline.stages.size());
+    return 0;
+}
+
+int command_run(const Options& o)
+{
+    Loaded l = load(o);
+    const Pipeline& p = l.pipeline;
+    set_blas_threads(p.threads);
+    HostServices host(p.seed, p.threads);
+    interrupt_target = &host;
+    std::signal(SIGINT, on_interrupt);
+    std::signal(SIGTERM, on_interrupt);
+
+    const fs::path folder = make_run_folder(o.runs, p.name);
+    YAML::Emitter emitter;
+    emitter << p.resolved();
+    write_file_atomic(folder / "pipeline.yaml", std::string(emitter.c_str()) + "\n");
+    std::fprintf(stderr, "run folder: %s\n", folder.string().c_str());
+    Run run(p, host, folder);
+    run.execute();
+    interrupt_target = nullptr;
+    std::printf("%s\n", folder.string().c_str());
+    return 0;
+}
+
+int command_plugins(const Options& o)
+{
+    Registry registry;
+    registry.scan(plugin_search_path(o.plugin_paths, {}));
+    print_refusals(registry);
+    std::printf("%-10s %-24s %-9s %s\n", "KIND", "NAME", "VERSION", "FILE");
+    for (const PluginComponent& c : registry.components())
+    {
+        std::printf("%-10s %-24s %-9s %s\n", kind_name(c.desc->kind), c.desc->name, c.plugin->version,
+                    c.file.string().c_str());
+        if (o.verbose)
+            std::printf("           %s; ABI %u.%u; %s; build: %s\n", c.desc->summary ? c.desc->summary : "",
+                        c.plugin->abi_major, c.plugin->abi_minor, c.plugin->license ? c.plugin->license : "",
+                        c.plugin->build ? c.plugin->build : "");
+    }
+    if (registry.components().empty())
+        std::fprintf(stderr, "no plugins found; searched --plugin-path, $ANSATZ_PLUGIN_PATH and "
+                             "<ansatz>/../lib/ansatz/plugins\n");
+    return 0;
+}
+
+int command_describe(const Options& o)
+{
+    if (o.arguments.size() != 1)
+        throw UserError("ansatz describe: expects one name, a plugin component or a stage type (train, sample).");
+    const std::string& name = o.arguments[0];
+    if (const StageType* stage = find_stage_type(name))
+    {
+        std::printf("%s (stage)\n  %s\n\nkeys:\n", stage->name.c_str(), stage->summary.c_str());
+        print_keys(stage->keys);
+        return 0;
+    }
+    Registry registry;
+    registry.scan(plugin_search_path(o.plugin_paths, {}));
+    print_refusals(registry);
+    const PluginComponent* c = registry.find(name);
+    if (!c)
+    {
+        std::string known;
+        for (const std::string& n : registry.names())
+            known += (known.empty() ? "" : ", ") + n;
+        throw UserError("ansatz describe: no plugin component or stage type named '" + name + "'" +
+                        (closest(name, registry.names()).empty() ? "" : " (did you mean '" + closest(name, registry.names()) + "'?)") +
+                        "; known: " + known + ", and the stages train, sample.");
+    }
+    const ansatz_component& d = *c->desc;
+    std::printf("%s (%s)\n  %s\n\n", d.name, kind_name(d.kind), d.summary ? d.summary : "");
+    std::printf("plugin:  %s %s (%s)\nfile:    %s\nABI:     %u.%u\nbuild:   %s\n", c->plugin->name, c->plugin->version,
+                c->plugin->license ? c->plugin->license : "", c->file.string().c_str(), c->plugin->abi_major,
+                c->plugin->abi_minor, c->plugin->build ? c->plugin->build : "");
+    if (d.kind == ANSATZ_KIND_MODEL)
+        std::printf("provides:%s\n", capability_list(d.capabilities).c_str());
+    else if (d.capabilities)
+        std::printf("needs of the model:%s\n", capability_list(d.capabilities).c_str());
+    if (d.flags & ANSATZ_LOSS_NEEDS_SAMPLER)
+        std::printf("needs a sampler in its train stage\n");
+    std::printf("\nkeys:\n");
+    print_keys(key_specs(d));
+    return 0;
+}
+
+}  // namespace ansatz::engine

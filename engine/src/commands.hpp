@@ -1,0 +1,30 @@
+// commands.hpp -- the subcommands of the `ansatz` program; each returns the exit status.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace ansatz::engine
+{
+
+struct Options
+{
+    std::string command;
+    std::vector<std::string> arguments;           // positional: FILE or NAME
+    std::vector<std::filesystem::path> plugin_paths;  // --plugin-path, in order
+    std::vector<std::string> overrides;           // --set key.path=value
+    std::filesystem::path runs = "runs";          // --runs: the folder of run folders
+    bool verbose = false;
+};
+
+// Parses argv; a usage error is a UserError.
+Options parse_options(int argc, char** argv);
+
+int command_run(const Options& options);
+int command_validate(const Options& options);
+int command_plugins(const Options& options);
+int command_describe(const Options& options);
+void print_usage();
+
+}  // namespace ansatz::engine

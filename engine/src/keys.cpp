@@ -1,0 +1,402 @@
+#include "keys.hpp"
+
+#include "registry.hpp"
+#include "user_error.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+namespace ansatz::engine
+{
+
+namespace fs = std::filesystem;
+
+namespace
+{
+
+std::vector<std::string> split_choices(const std::string& choices)
+{
+    std::vector<std::string> out;
+    std::stringstream in(choices);
+    for (std::string item; std::getline(in, item, '|');)
+        out.push_back(item);
+    return out;
+}
+
+std::string format_number(double v)
+{
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "%g", v);
+    return buffer;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b)
+{
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j)
+        row[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i)
+    {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= b.size(); ++j)
+        {
+            const size_t up = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            diagonal = up;
+        }
+    }
+    return row[b.size()];
+}
+
+bool parse_bool(const std::string& s, bool& out)
+{
+    static const char* const yes[] = {"true", "True", "TRUE", "yes", "Yes", "on", "On"};
+    static const char* const no[] = {"false", "False", "FALSE", "no", "No", "off", "Off"};
+    for (const char* y : yes)
+        if (s == y)
+            return out = true, true;
+    for (const char* n : no)
+        if (s == n)
+            return out = false, true;
+    return false;
+}
+
+bool parse_int(const std::string& s, int64_t& out)
+{
+    if (s.empty())
+        return false;
+    size_t used = 0;
+    try
+    {
+        out = std::stoll(s, &used, 10);
+    }
+    catch (...)
+    {
+        return false;
+    }
+    return used == s.size();
+}
+
+bool parse_real(const std::string& s, double& out)
+{
+    if (s.empty())
+        return false;
+    if (s == ".inf" || s == ".Inf" || s == "-.inf" || s == ".nan" || s == ".NaN")
+        return false;  // not meaningful for a parameter
+    size_t used = 0;
+    try
+    {
+        out = std::stod(s, &used);
+    }
+    catch (...)
+    {
+        return false;
+    }
+    return used == s.size() && std::isfinite(out);
+}
+
+std::string describe_node(const YAML::Node& node)
+{
+    if (node.IsMap())
+        return "a mapping";
+    if (node.IsSequence())
+        return "a list";
+    if (node.IsNull())
+        return "nothing (null)";
+    return "'" + node.Scalar() + "'";
+}
+
+bool in_range(const KeySpec& spec, double v)
+{
+    if (spec.flags & ANSATZ_PARAM_HAS_MIN)
+        if ((spec.flags & ANSATZ_PARAM_MIN_EXCLUSIVE) ? !(v > spec.min) : !(v >= spec.min))
+            return false;
+    if (spec.flags & ANSATZ_PARAM_HAS_MAX)
+        if ((spec.flags & ANSATZ_PARAM_MAX_EXCLUSIVE) ? !(v < spec.max) : !(v <= spec.max))
+            return false;
+    return true;
+}
+
+std::string range_text(const KeySpec& spec)
+{
+    std::string out;
+    const bool lo = spec.flags & ANSATZ_PARAM_HAS_MIN, hi = spec.flags & ANSATZ_PARAM_HAS_MAX;
+    if (lo && hi)
+        return std::string(spec.flags & ANSATZ_PARAM_MIN_EXCLUSIVE ? "(" : "[") + format_number(spec.min) + ", " +
+               format_number(spec.max) + (spec.flags & ANSATZ_PARAM_MAX_EXCLUSIVE ? ")" : "]");
+    if (lo)
+        return std::string(spec.flags & ANSATZ_PARAM_MIN_EXCLUSIVE ? "> " : ">= ") + format_number(spec.min);
+    if (hi)
+        return std::string(spec.flags & ANSATZ_PARAM_MAX_EXCLUSIVE ? "< " : "<= ") + format_number(spec.max);
+    return out;
+}
+
+}  // namespace
+
+KeySpec KeySpec::from(const ansatz_param_spec& spec)
+{
+    KeySpec k;
+    k.name = spec.name ? spec.name : "";
+    k.type = spec.type;
+    k.flags = spec.flags;
+    k.default_value = spec.default_value ? spec.default_value : "";
+    k.choices = spec.choices ? spec.choices : "";
+    k.min = spec.min;
+    k.max = spec.max;
+    k.doc = spec.doc ? spec.doc : "";
+    return k;
+}
+
+std::vector<KeySpec> key_specs(const ansatz_component& component)
+{
+    std::vector<KeySpec> out;
+    for (int32_t i = 0; i < component.n_params; ++i)
+        out.push_back(KeySpec::from(component.params[i]));
+    return out;
+}
+
+std::string KeySpec::type_name() const
+{
+    switch (type)
+    {
+    case ANSATZ_PARAM_BOOL: return "bool";
+    case ANSATZ_PARAM_INT: return "int";
+    case ANSATZ_PARAM_FLOAT: return "float";
+    case ANSATZ_PARAM_STRING: return "string";
+    case ANSATZ_PARAM_PATH: return "path";
+    case ANSATZ_PARAM_CHOICE: return "choice";
+    case KEY_COMPONENT: return std::string(kind_name(component_kind));
+    case KEY_STRING_LIST: return "list";
+    default: return "unknown type";
+    }
+}
+
+std::string KeySpec::summary() const
+{
+    std::string s = type_name();
+    if (!choices.empty())
+    {
+        std::string list = choices;
+        std::replace(list.begin(), list.end(), '|', ' ');
+        s += " of {" + list + "}";
+    }
+    if (const std::string r = range_text(*this); !r.empty())
+        s += " " + r;
+    if (required())
+        s += ", required";
+    else if (optional())
+        s += ", optional";
+    else
+        s += ", default " + (default_value.empty() ? std::string("''") : default_value);
+    return s;
+}
+
+std::string closest(const std::string& word, const std::vector<std::string>& candidates)
+{
+    std::string best;
+    size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
+    for (const std::string& c : candidates)
+    {
+        const size_t d = edit_distance(word, c);
+        if (d < best_distance)
+            best = c, best_distance = d;
+    }
+    return best;
+}
+
+namespace
+{
+
+// Converts one scalar (or list) node to the key's type; returns an empty string or the complaint.
+std::string convert(const KeySpec& spec, const YAML::Node& node, const Source& source, Value& out)
+{
+    out.present = true;
+    out.type = spec.type;
+    out.node = node;
+    if (spec.type == KEY_STRING_LIST)
+    {
+        if (!node.IsSequence())
+            return "expects a list, e.g. [a, b], got " + describe_node(node);
+        const std::vector<std::string> allowed = split_choices(spec.choices);
+        for (const YAML::Node& item : node)
+        {
+            if (!item.IsScalar())
+                return "expects a list of names, got " + describe_node(item) + " as an item";
+            if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), item.Scalar()) == allowed.end())
+                return "has '" + item.Scalar() + "', which is not one of: " + spec.choices;
+            out.list.push_back(item.Scalar());
+        }
+        return "";
+    }
+    if (!node.IsScalar())
+        return "expects " + std::string(spec.type == ANSATZ_PARAM_INT ? "an " : "a ") + spec.type_name() + ", got " +
+               describe_node(node);
+    const std::string& text = node.Scalar();
+    switch (spec.type)
+    {
+    case ANSATZ_PARAM_BOOL:
+    {
+        bool b = false;
+        if (!parse_bool(text, b))
+            return "expects a bool (true or false), got '" + text + "'";
+        out.integer = b;
+        return "";
+    }
+    case ANSATZ_PARAM_INT:
+        if (!parse_int(text, out.integer))
+            return "expects an int, got '" + text + "'";
+        if (!in_range(spec, static_cast<double>(out.integer)))
+            return "is " + text + ", out of range: it must be " + range_text(spec);
+        return "";
+    case ANSATZ_PARAM_FLOAT:
+        if (!parse_real(text, out.real))
+            return "expects a float, got '" + text + "'";
+        if (!in_range(spec, out.real))
+            return "is " + text + ", out of range: it must be " + range_text(spec);
+        return "";
+    case ANSATZ_PARAM_CHOICE:
+    {
+        const std::vector<std::string> allowed = split_choices(spec.choices);
+        if (std::find(allowed.begin(), allowed.end(), text) == allowed.end())
+        {
+            std::string list = spec.choices;
+            std::replace(list.begin(), list.end(), '|', ',');
+            const std::string guess = closest(text, allowed);
+            return "is '" + text + "', which is not one of: " + list +
+                   (guess.empty() ? std::string() : " (did you mean '" + guess + "'?)");
+        }
+        out.text = text;
+        return "";
+    }
+    case ANSATZ_PARAM_PATH:
+    {
+        if (text.empty())
+            return "expects a file path, got an empty string";
+        fs::path p(text);
+        if (p.is_relative())
+            p = source.folder() / p;
+        out.text = p.lexically_normal().string();
+        std::error_code ec;
+        if ((spec.flags & ANSATZ_PARAM_MUST_EXIST) && !fs::exists(out.text, ec))
+            return "names " + text + ", which does not exist" +
+                   (text == out.text ? std::string() : " (resolved to " + out.text + ")");
+        return "";
+    }
+    default:
+        out.text = text;
+        return "";
+    }
+}
+
+}  // namespace
+
+Values validate_keys(const Source& source, const YAML::Node& map, const std::vector<KeySpec>& specs,
+                     const std::string& what, const std::string& context, const std::vector<std::string>& ignored)
+{
+    const auto valid_keys = [&] {
+        std::string s = "  valid keys: ";
+        for (size_t i = 0; i < specs.size(); ++i)
+            s += (i ? ", " : "") + specs[i].name + " (" + specs[i].summary() + ")";
+        return s + (specs.empty() ? "none" : "");
+    };
+    const auto fail = [&](const YAML::Node& at, const std::string& sentence, bool list_keys) {
+        throw UserError(source.where(at) + ": " + sentence + (list_keys ? "\n" + valid_keys() : "") +
+                        (context.empty() ? "" : "\n  " + context));
+    };
+    if (!map.IsMap() && !map.IsNull())
+        fail(map, what + " expects a mapping of keys, got " + describe_node(map), false);
+
+    std::vector<std::string> names;
+    for (const KeySpec& s : specs)
+        names.push_back(s.name);
+
+    Values values;
+    if (map.IsMap())
+        for (const auto& item : map)
+        {
+            const std::string key = item.first.Scalar();
+            if (std::find(ignored.begin(), ignored.end(), key) != ignored.end())
+                continue;
+            const auto spec = std::find_if(specs.begin(), specs.end(), [&](const KeySpec& s) { return s.name == key; });
+            if (spec == specs.end())
+            {
+                const std::string guess = closest(key, names);
+                fail(item.first,
+                     "unknown key '" + key + "' for " + what +
+                         (guess.empty() ? std::string() : " (did you mean '" + guess + "'?)"),
+                     true);
+            }
+            Value v;
+            if (const std::string complaint = convert(*spec, item.second, source, v); !complaint.empty())
+                fail(item.second, "key '" + key + "' of " + what + " " + complaint, false);
+            values[key] = v;
+        }
+
+    for (const KeySpec& spec : specs)
+    {
+        if (values.count(spec.name))
+            continue;
+        if (spec.required())
+            fail(map, "missing required key '" + spec.name + "' for " + what + " (" + spec.doc + ")", true);
+        Value v;
+        v.type = spec.type;
+        if (!spec.optional())
+        {
+            // Defaults go through the same conversion, so a plugin's bad default is caught here too.
+            YAML::Node node = YAML::Load(spec.default_value.empty() ? "''" : spec.default_value);
+            if (const std::string complaint = convert(spec, node, source, v); !complaint.empty())
+                throw UserError("the default of key '" + spec.name + "' of " + what + " " + complaint +
+                                " (a bug in the plugin's describe())");
+            v.node = YAML::Node();
+        }
+        values[spec.name] = v;
+    }
+    return values;
+}
+
+ConfigValues to_config(const std::vector<KeySpec>& specs, const Values& values)
+{
+    ConfigValues config;
+    for (const KeySpec& spec : specs)
+    {
+        const Value& v = values.at(spec.name);
+        if (!v.present)
+        {
+            config.set_absent(spec.name, spec.type);
+            continue;
+        }
+        switch (spec.type)
+        {
+        case ANSATZ_PARAM_BOOL: config.set_bool(spec.name, v.integer != 0); break;
+        case ANSATZ_PARAM_INT: config.set_int(spec.name, v.integer); break;
+        case ANSATZ_PARAM_FLOAT: config.set_real(spec.name, v.real); break;
+        default: config.set_text(spec.name, spec.type, v.text); break;
+        }
+    }
+    return config;
+}
+
+YAML::Node to_yaml(const Value& value)
+{
+    switch (value.type)
+    {
+    case ANSATZ_PARAM_BOOL: return YAML::Node(value.integer != 0);
+    case ANSATZ_PARAM_INT: return YAML::Node(value.integer);
+    case ANSATZ_PARAM_FLOAT: return YAML::Node(value.real);
+    case KEY_STRING_LIST: return YAML::Node(value.list);
+    default: return YAML::Node(value.text);
+    }
+}
+
+ConfigValues config_from_yaml(const ansatz_component& component, const std::string& yaml_text)
+{
+    Source source = Source::parse(yaml_text.empty() ? "{}" : yaml_text, std::string("<") + component.name + ">");
+    const std::vector<KeySpec> specs = key_specs(component);
+    return to_config(specs, validate_keys(source, source.root(), specs,
+                                          std::string(kind_name(component.kind)) + " '" + component.name + "'", ""));
+}
+
+}  // namespace ansatz::engine

@@ -1,0 +1,76 @@
+// keys.hpp -- validates a YAML mapping against declared keys: unknown keys (with "did you mean"),
+// types, ranges, choices and missing keys, each reported with file:line:column. One mechanism for
+// plugins' parameters and the engine's own stage keys.
+#pragma once
+
+#include "ansatz/abi.h"
+#include "config_values.hpp"
+#include "source.hpp"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ansatz::engine
+{
+
+// Types beyond ansatz_param_type that only the engine's own keys use.
+enum EngineKeyType : int32_t
+{
+    KEY_COMPONENT = 100,   // the name of a component of kind `component_kind`
+    KEY_STRING_LIST = 101, // a list of strings (choices apply to each)
+};
+
+struct KeySpec
+{
+    std::string name;
+    int32_t type = ANSATZ_PARAM_STRING;
+    uint32_t flags = 0;
+    std::string default_value;  // YAML text; meaningful unless REQUIRED or OPTIONAL
+    std::string choices;        // '|' separated
+    double min = 0, max = 0;
+    std::string doc;
+    int32_t component_kind = 0;
+
+    static KeySpec from(const ansatz_param_spec& spec);
+    bool required() const { return flags & ANSATZ_PARAM_REQUIRED; }
+    bool optional() const { return flags & ANSATZ_PARAM_OPTIONAL; }
+    // "int >= 1, default 64", for messages and `ansatz describe`.
+    std::string summary() const;
+    std::string type_name() const;
+};
+
+std::vector<KeySpec> key_specs(const ansatz_component& component);
+
+struct Value
+{
+    bool present = false;
+    int32_t type = 0;
+    int64_t integer = 0;
+    double real = 0;
+    std::string text;
+    std::vector<std::string> list;
+    YAML::Node node;  // where it came from (null for a default)
+};
+
+using Values = std::map<std::string, Value>;
+
+// Validates `map` (a YAML mapping) against specs; keys in `ignored` are skipped (e.g. "plugin").
+// `what` names the owner ("sampler 'gibbs'"), `context` is the trailing "while ..." line.
+Values validate_keys(const Source& source, const YAML::Node& map, const std::vector<KeySpec>& specs,
+                     const std::string& what, const std::string& context, const std::vector<std::string>& ignored = {});
+
+// The C configuration of the values (paths already resolved).
+ConfigValues to_config(const std::vector<KeySpec>& specs, const Values& values);
+
+// The value as YAML text (for the resolved pipeline).
+YAML::Node to_yaml(const Value& value);
+
+// The closest of candidates within a small edit distance, or "".
+std::string closest(const std::string& word, const std::vector<std::string>& candidates);
+
+// Builds a component's configuration from `key: value` YAML text (tests and tools): the same
+// validation and defaults as a pipeline.
+ConfigValues config_from_yaml(const ansatz_component& component, const std::string& yaml_text);
+
+}  // namespace ansatz::engine

@@ -1,0 +1,28 @@
+// files.hpp -- writing run outputs so that a crash never leaves half a file: write to a temporary
+// name in the same folder, then rename over the final one.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace ansatz::engine
+{
+
+void write_file_atomic(const std::filesystem::path& file, const std::string& bytes);
+
+// A float32 .npy file (format 1.0, little-endian '<f4', C order).
+std::string npy_bytes(const float* data, const std::vector<int64_t>& shape);
+// Reads a float32 .npy file written by npy_bytes; UserError naming the file on anything else.
+std::vector<float> read_npy(const std::filesystem::path& file, std::vector<int64_t>& shape);
+
+// An 8-bit greyscale PNG.
+std::string png_bytes(const std::vector<uint8_t>& pixels, int width, int height);
+
+// Tiles `count` images of height x width (values in [0, 1], row-major, one after another) into a
+// grid with a 1-pixel border; returns the pixels and sets the grid's size.
+std::vector<uint8_t> image_grid(const float* images, int64_t count, int64_t height, int64_t width, int& grid_width,
+                                int& grid_height);
+
+}  // namespace ansatz::engine

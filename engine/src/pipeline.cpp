@@ -1,0 +1,336 @@
+#include "pipeline.hpp"
+
+#include "host_services.hpp"
+#include "stage_types.hpp"
+#include "user_error.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace ansatz::engine
+{
+
+namespace fs = std::filesystem;
+
+namespace
+{
+
+const std::vector<std::string> top_level_keys = {"pipeline", "seed", "threads", "plugin_paths", "components", "stages"};
+
+bool is_identifier(const std::string& s)
+{
+    if (s.empty() || s.size() > 100)
+        return false;
+    return std::all_of(s.begin(), s.end(),
+                       [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'; }) &&
+           s[0] != '.';
+}
+
+std::string capability_names(uint32_t caps)
+{
+    std::string out;
+    const std::pair<uint32_t, const char*> names[] = {
+        {ANSATZ_CAP_ENERGY, "energy"}, {ANSATZ_CAP_CONDITIONALS, "conditionals"}, {ANSATZ_CAP_LATENT, "latent"}};
+    for (const auto& [bit, name] : names)
+        if (caps & bit)
+            out += (out.empty() ? "" : ", ") + std::string(name);
+    return out.empty() ? "none" : out;
+}
+
+class Validator
+{
+public:
+    Validator(Pipeline& p, const Registry& r) : p_(p), registry_(r) {}
+
+    void run()
+    {
+        const YAML::Node& root = p_.source.root();
+        for (const auto& item : root)
+        {
+            const std::string key = item.first.Scalar();
+            if (std::find(top_level_keys.begin(), top_level_keys.end(), key) == top_level_keys.end())
+            {
+                const std::string guess = closest(key, top_level_keys);
+                fail(item.first, "unknown top-level key '" + key + "'" +
+                                     (guess.empty() ? "" : " (did you mean '" + guess + "'?)") +
+                                     "\n  valid keys: pipeline, seed, threads, plugin_paths, components, stages");
+            }
+        }
+        top_level();
+        components();
+        stages();
+    }
+
+private:
+    [[noreturn]] void fail(const YAML::Node& at, const std::string& message) const
+    {
+        throw UserError(p_.source.where(at) + ": " + message);
+    }
+
+    void top_level()
+    {
+        const YAML::Node& root = p_.source.root();
+        const YAML::Node name = root["pipeline"];
+        if (!name)
+            fail(root, "missing required key 'pipeline' (the run's name, which names its folder under runs/)");
+        if (!name.IsScalar() || !is_identifier(name.Scalar()))
+            fail(name, "key 'pipeline' must be a name of letters, digits, '_', '-' or '.', got " +
+                           (name.IsScalar() ? "'" + name.Scalar() + "'" : std::string("a mapping or list")));
+        p_.name = name.Scalar();
+
+        p_.seed = static_cast<uint64_t>(number(root, "seed", 0, 0));
+        p_.threads = static_cast<int>(number(root, "threads", available_cores(), 1));
+
+        if (!root["components"])
+            fail(root, "missing required key 'components' (a mapping from names to plugin instances)");
+        if (!root["components"].IsMap() || root["components"].size() == 0)
+            fail(root["components"], "'components' must be a non-empty mapping from names to plugin instances, "
+                                     "e.g. rbm: {plugin: rbm, hidden: 64}");
+        if (!root["stages"])
+            fail(root, "missing required key 'stages' (a list of stages to run in order, e.g. - train: {...})");
+        if (!root["stages"].IsSequence() || root["stages"].size() == 0)
+            fail(root["stages"], "'stages' must be a non-empty list, e.g. - train: {model: rbm, ...}");
+    }
+
+    int64_t number(const YAML::Node& root, const char* key, int64_t fallback, int64_t min) const
+    {
+        const YAML::Node node = root[key];
+        if (!node)
+            return fallback;
+        int64_t v = 0;
+        try
+        {
+            if (!node.IsScalar())
+                throw YAML::Exception(YAML::Mark(), "");
+            v = node.as<int64_t>();
+        }
+        catch (const YAML::Exception&)
+        {
+            fail(node, std::string("key '") + key + "' expects an int, got " +
+                           (node.IsScalar() ? "'" + node.Scalar() + "'" : std::string("a mapping or list")));
+        }
+        if (v < min)
+            fail(node, std::string("key '") + key + "' is " + std::to_string(v) + ", out of range: it must be >= " +
+                           std::to_string(min));
+        return v;
+    }
+
+    void components()
+    {
+        for (const auto& item : p_.source.root()["components"])
+        {
+            ComponentDecl c;
+            c.name = item.first.Scalar();
+            c.node = item.second;
+            if (!is_identifier(c.name))
+                fail(item.first, "component name '" + c.name + "' must be letters, digits, '_', '-' or '.'");
+            if (!c.node.IsMap())
+                fail(c.node, "component '" + c.name + "' must be a mapping with a 'plugin' key, e.g. {plugin: rbm}");
+            const YAML::Node plugin = c.node["plugin"];
+            if (!plugin)
+                fail(c.node, "component '" + c.name + "' has no 'plugin' key; known plugins: " + known_plugins());
+            if (!plugin.IsScalar())
+                fail(plugin, "key 'plugin' of component '" + c.name + "' must be a plugin name");
+            c.plugin = registry_.find(plugin.Scalar());
+            if (!c.plugin)
+            {
+                const std::string guess = closest(plugin.Scalar(), registry_.names());
+                fail(plugin, "unknown plugin '" + plugin.Scalar() + "' for component '" + c.name + "'" +
+                                 (guess.empty() ? "" : " (did you mean '" + guess + "'?)") +
+                                 "\n  known plugins: " + known_plugins());
+            }
+            c.specs = key_specs(*c.plugin->desc);
+            const std::string what = std::string(kind_name(c.plugin->desc->kind)) + " '" + c.plugin->desc->name + "'";
+            c.values = validate_keys(p_.source, c.node, c.specs, what,
+                                     "while validating component '" + c.name + "' (plugin file " +
+                                         c.plugin->file.string() + ")",
+                                     {"plugin"});
+            p_.components.push_back(std::move(c));
+        }
+    }
+
+    std::string known_plugins() const
+    {
+        std::vector<std::string> items;
+        for (const PluginComponent& c : registry_.components())
+            items.push_back(std::string(c.desc->name) + " (" + kind_name(c.desc->kind) + ")");
+        std::sort(items.begin(), items.end());
+        std::string out;
+        for (const std::string& s : items)
+            out += (out.empty() ? "" : ", ") + s;
+        return out.empty() ? "none were found (see `ansatz plugins`)" : out;
+    }
+
+    void stages()
+    {
+        std::set<std::string> shaped_models;  // models whose sample shape an earlier stage fixes
+        size_t index = 0;
+        for (const YAML::Node& node : p_.source.root()["stages"])
+        {
+            ++index;
+            if (!node.IsMap() || node.size() != 1)
+                fail(node, "stage " + std::to_string(index) +
+                               " must be a mapping with one key, the stage type, e.g. - train: {model: rbm, ...}");
+            const auto entry = *node.begin();
+            StageDecl s;
+            s.type = entry.first.Scalar();
+            s.index = index;
+            s.node = entry.second;
+            const StageType* type = find_stage_type(s.type);
+            if (!type)
+            {
+                std::vector<std::string> names;
+                std::string list;
+                for (const StageType& t : stage_types())
+                    names.push_back(t.name), list += (list.empty() ? "" : ", ") + t.name;
+                const std::string guess = closest(s.type, names);
+                fail(entry.first, "unknown stage type '" + s.type + "'" +
+                                      (guess.empty() ? "" : " (did you mean '" + guess + "'?)") +
+                                      "; stage types: " + list);
+            }
+            s.values = validate_keys(p_.source, s.node, type->keys, s.label(), "");
+            references(s, *type);
+            capabilities(s, shaped_models);
+            p_.stages.push_back(std::move(s));
+        }
+    }
+
+    void references(const StageDecl& s, const StageType& type) const
+    {
+        for (const KeySpec& key : type.keys)
+        {
+            if (key.type != KEY_COMPONENT || !s.values.at(key.name).present)
+                continue;
+            const Value& v = s.values.at(key.name);
+            const auto found = std::find_if(p_.components.begin(), p_.components.end(),
+                                            [&](const ComponentDecl& c) { return c.name == v.text; });
+            if (found == p_.components.end())
+            {
+                std::vector<std::string> names;
+                std::string list;
+                for (const ComponentDecl& c : p_.components)
+                    names.push_back(c.name), list += (list.empty() ? "" : ", ") + c.name;
+                const std::string guess = closest(v.text, names);
+                fail(v.node, s.label() + ": key '" + key.name + "' names '" + v.text +
+                                 "', which is not a component of this pipeline" +
+                                 (guess.empty() ? "" : " (did you mean '" + guess + "'?)") + "; components: " + list);
+            }
+            if (found->plugin->desc->kind != key.component_kind)
+                fail(v.node, s.label() + ": key '" + key.name + "' needs a " + kind_name(key.component_kind) +
+                                 ", but '" + v.text + "' is a " + kind_name(found->plugin->desc->kind) + " (plugin '" +
+                                 found->plugin->desc->name + "')");
+        }
+    }
+
+    // A sampler or loss that needs a capability the model lacks is refused here, before any work.
+    void require(const StageDecl& s, const std::string& key, const std::string& model_name) const
+    {
+        const ComponentDecl& user = p_.component(s.text(key));
+        const ComponentDecl& model = p_.component(model_name);
+        const uint32_t needed = user.plugin->desc->capabilities;
+        const uint32_t offered = model.plugin->desc->capabilities;
+        if ((needed & offered) != needed)
+            fail(s.values.at(key).node,
+                 s.label() + ": " + kind_name(user.plugin->desc->kind) + " '" + user.name + "' needs the model's " +
+                     capability_names(needed & ~offered) + " capability, but model '" + model.name + "' (plugin '" +
+                     model.plugin->desc->name + "' from " + model.plugin->file.string() +
+                     ") provides only: " + capability_names(offered));
+    }
+
+    void capabilities(const StageDecl& s, std::set<std::string>& shaped_models) const
+    {
+        const std::string model = s.values.count("model") ? s.text("model") : "";
+        if (s.values.count("sampler") && s.has("sampler"))
+            require(s, "sampler", model);
+        if (s.type == "train")
+        {
+            require(s, "loss", model);
+            const ComponentDecl& loss = p_.component(s.text("loss"));
+            if ((loss.plugin->desc->flags & ANSATZ_LOSS_NEEDS_SAMPLER) && !s.has("sampler"))
+                fail(s.node, s.label() + ": loss '" + loss.name +
+                                 "' estimates its negative phase by sampling and needs a 'sampler' key");
+        }
+        if (s.values.count("data") && s.has("data"))
+            shaped_models.insert(model);
+        if (s.type == "sample" && s.text("init") == "data" && !s.has("data"))
+            fail(s.values.at("init").node.IsDefined() && !s.values.at("init").node.IsNull() ? s.values.at("init").node
+                                                                                            : s.node,
+                 s.label() + ": init: data needs a 'data' key naming a dataset to start the chains from");
+        if (!model.empty() && !shaped_models.count(model))
+            fail(s.node, s.label() + ": model '" + model +
+                             "' has no sample shape yet; run a train stage with data before it, or give this "
+                             "stage a 'data' key");
+    }
+
+    Pipeline& p_;
+    const Registry& registry_;
+};
+
+}  // namespace
+
+const ComponentDecl& Pipeline::component(const std::string& name) const
+{
+    for (const ComponentDecl& c : components)
+        if (c.name == name)
+            return c;
+    throw UserError("the pipeline has no component '" + name + "'");
+}
+
+YAML::Node Pipeline::resolved() const
+{
+    YAML::Node out;
+    out["pipeline"] = name;
+    out["seed"] = seed;
+    out["threads"] = threads;
+    if (source.root()["plugin_paths"])
+        out["plugin_paths"] = source.root()["plugin_paths"];
+    for (const ComponentDecl& c : components)
+    {
+        YAML::Node node;
+        node["plugin"] = std::string(c.plugin->desc->name);
+        for (const KeySpec& spec : c.specs)
+            if (c.values.at(spec.name).present)
+                node[spec.name] = to_yaml(c.values.at(spec.name));
+        out["components"][c.name] = node;
+    }
+    for (const StageDecl& s : stages)
+    {
+        YAML::Node keys;
+        for (const KeySpec& spec : find_stage_type(s.type)->keys)
+            if (s.values.at(spec.name).present)
+                keys[spec.name] = to_yaml(s.values.at(spec.name));
+        YAML::Node stage;
+        stage[s.type] = keys;
+        out["stages"].push_back(stage);
+    }
+    return out;
+}
+
+std::vector<fs::path> pipeline_plugin_paths(const Source& source)
+{
+    std::vector<fs::path> out;
+    const YAML::Node node = source.root()["plugin_paths"];
+    if (!node)
+        return out;
+    if (!node.IsSequence())
+        throw UserError(source.where(node) + ": 'plugin_paths' must be a list of folders, e.g. [plugins, /opt/ansatz]");
+    for (const YAML::Node& item : node)
+    {
+        if (!item.IsScalar() || item.Scalar().empty())
+            throw UserError(source.where(item) + ": each item of 'plugin_paths' must be a folder name");
+        fs::path p(item.Scalar());
+        out.push_back(p.is_relative() ? (source.folder() / p).lexically_normal() : p);
+    }
+    return out;
+}
+
+Pipeline validate_pipeline(Source source, const Registry& registry)
+{
+    Pipeline p;
+    p.source = std::move(source);
+    Validator(p, registry).run();
+    return p;
+}
+
+}  // namespace ansatz::engine

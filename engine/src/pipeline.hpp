@@ -1,0 +1,62 @@
+// pipeline.hpp -- a pipeline file validated against the plugins that were found (DESIGN.md §4-5).
+//
+// Everything is checked before any component exists: top-level keys, each component's keys against
+// its plugin's schema (defaults filled in), each stage's keys, the references between stages and
+// components, their kinds and the capabilities a sampler or loss needs of its model. The first
+// problem is thrown as a UserError with file:line:column.
+#pragma once
+
+#include "keys.hpp"
+#include "registry.hpp"
+#include "source.hpp"
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace ansatz::engine
+{
+
+struct ComponentDecl
+{
+    std::string name;
+    const PluginComponent* plugin = nullptr;
+    std::vector<KeySpec> specs;
+    Values values;
+    YAML::Node node;
+};
+
+struct StageDecl
+{
+    std::string type;
+    size_t index = 0;  // 1-based position in `stages:`
+    Values values;
+    YAML::Node node;
+
+    const std::string& text(const std::string& key) const { return values.at(key).text; }
+    int64_t integer(const std::string& key) const { return values.at(key).integer; }
+    bool has(const std::string& key) const { return values.at(key).present; }
+    // "stage 2 (sample)"
+    std::string label() const { return "stage " + std::to_string(index) + " (" + type + ")"; }
+};
+
+struct Pipeline
+{
+    Source source;
+    std::string name;
+    uint64_t seed = 0;
+    int threads = 1;
+    std::vector<ComponentDecl> components;
+    std::vector<StageDecl> stages;
+
+    const ComponentDecl& component(const std::string& name) const;
+    // The pipeline as it will run: every default filled in, paths resolved.
+    YAML::Node resolved() const;
+};
+
+// The pipeline's own plugin folders (plugin_paths:, relative to the file), checked.
+std::vector<std::filesystem::path> pipeline_plugin_paths(const Source& source);
+
+Pipeline validate_pipeline(Source source, const Registry& registry);
+
+}  // namespace ansatz::engine

@@ -1,0 +1,195 @@
+#include "registry.hpp"
+
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <boost/dll/shared_library.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+namespace ansatz::engine
+{
+
+struct Library
+{
+    boost::dll::shared_library handle;
+};
+
+namespace fs = std::filesystem;
+
+const char* kind_name(int32_t kind)
+{
+    switch (kind)
+    {
+    case ANSATZ_KIND_MODEL: return "model";
+    case ANSATZ_KIND_SAMPLER: return "sampler";
+    case ANSATZ_KIND_LOSS: return "loss";
+    case ANSATZ_KIND_OPTIMIZER: return "optimizer";
+    case ANSATZ_KIND_DATASET: return "dataset";
+    default: return "unknown kind";
+    }
+}
+
+namespace
+{
+
+std::string version_string(uint32_t major, uint32_t minor)
+{
+    return std::to_string(major) + "." + std::to_string(minor);
+}
+
+bool looks_like_plugin(const fs::path& file)
+{
+    const std::string name = file.filename().string();
+    return name.rfind("libansatz_", 0) == 0 && file.extension() == ".so";
+}
+
+// Checks a descriptor against this engine; returns the reason it is refused, or "".
+std::string refusal(const ansatz_plugin_desc* d)
+{
+    const std::string engine = version_string(ANSATZ_ABI_MAJOR, ANSATZ_ABI_MINOR);
+    if (d == nullptr)
+        return "its entry symbol returned no descriptor";
+    if (d->abi_major != ANSATZ_ABI_MAJOR)
+        return "it was built for plugin ABI " + version_string(d->abi_major, d->abi_minor) +
+               " and this engine speaks ABI " + engine + " (the major versions differ)";
+    if (d->abi_minor > ANSATZ_ABI_MINOR)
+        return "it was built for plugin ABI " + version_string(d->abi_major, d->abi_minor) +
+               ", newer than this engine's ABI " + engine;
+    if (d->struct_size < sizeof(ansatz_plugin_desc))
+        return "its descriptor is " + std::to_string(d->struct_size) + " bytes, smaller than the " +
+               std::to_string(sizeof(ansatz_plugin_desc)) + " bytes of ABI " + engine;
+    if (d->name == nullptr || d->version == nullptr || (d->n_components > 0 && d->components == nullptr) ||
+        d->n_components < 0)
+        return "its descriptor is incomplete (no name, version or component array)";
+    for (int32_t i = 0; i < d->n_components; ++i)
+    {
+        const ansatz_component& c = d->components[i];
+        if (c.struct_size < sizeof(ansatz_component) || c.name == nullptr || c.create == nullptr ||
+            c.destroy == nullptr || c.table == nullptr || (c.n_params > 0 && c.params == nullptr))
+            return "its component #" + std::to_string(i) + " is incomplete or smaller than ABI " + engine +
+                   " expects";
+        if (c.kind < ANSATZ_KIND_MODEL || c.kind > ANSATZ_KIND_DATASET)
+            return "its component '" + std::string(c.name) + "' has unknown kind " + std::to_string(c.kind);
+    }
+    return "";
+}
+
+}  // namespace
+
+bool Registry::load(const fs::path& file_in)
+{
+    const fs::path file = fs::absolute(file_in).lexically_normal();
+    if (std::find(loaded_files_.begin(), loaded_files_.end(), file) != loaded_files_.end())
+        return true;  // the same file reached twice through the search path
+    auto library = std::make_shared<Library>();
+    const ansatz_plugin_desc* desc = nullptr;
+    try
+    {
+        namespace mode = boost::dll::load_mode;
+        library->handle.load(file.string(), mode::rtld_now | mode::rtld_local);
+        if (!library->handle.has(ANSATZ_PLUGIN_ENTRY_SYMBOL))
+        {
+            refusals_.push_back("plugin " + file.string() + " refused: it exports no '" ANSATZ_PLUGIN_ENTRY_SYMBOL
+                                "' entry symbol (was it built with ANSATZ_PLUGIN and ansatz_add_plugin?).");
+            return false;
+        }
+        // The one place the engine takes the entry symbol.
+        desc = library->handle.get<const ansatz_plugin_desc*()>(ANSATZ_PLUGIN_ENTRY_SYMBOL)();
+    }
+    catch (const std::exception& e)
+    {
+        refusals_.push_back("plugin " + file.string() + " refused: it could not be loaded (" + e.what() + ").");
+        return false;
+    }
+    if (std::string why = refusal(desc); !why.empty())
+    {
+        refusals_.push_back("plugin " + file.string() + " refused: " + why + ".");
+        return false;
+    }
+    // Duplicates: refuse the whole later file, so that a plugin is either wholly there or not.
+    for (int32_t i = 0; i < desc->n_components; ++i)
+    {
+        const ansatz_component& c = desc->components[i];
+        // Names are unique across kinds too: a pipeline names a component by `plugin: NAME` alone.
+        if (const PluginComponent* other = find(c.name))
+        {
+            refusals_.push_back("plugin " + file.string() + " refused: its " + kind_name(c.kind) + " '" + c.name +
+                                "' has the name of the " + kind_name(other->desc->kind) + " '" + c.name +
+                                "' already provided by " + other->file.string() + ".");
+            return false;
+        }
+        for (int32_t j = 0; j < i; ++j)
+            if (std::strcmp(desc->components[j].name, c.name) == 0)
+            {
+                refusals_.push_back("plugin " + file.string() + " refused: it declares two components named '" +
+                                    c.name + "'.");
+                return false;
+            }
+    }
+    loaded_files_.push_back(file);
+    for (int32_t i = 0; i < desc->n_components; ++i)
+        components_.push_back(PluginComponent{&desc->components[i], desc, file, library});
+    return true;
+}
+
+void Registry::scan(const std::vector<fs::path>& folders)
+{
+    for (const fs::path& folder : folders)
+    {
+        std::error_code ec;
+        if (!fs::is_directory(folder, ec))
+            continue;
+        std::vector<fs::path> files;
+        for (const auto& entry : fs::directory_iterator(folder, ec))
+            if (entry.is_regular_file(ec) && looks_like_plugin(entry.path()))
+                files.push_back(entry.path());
+        std::sort(files.begin(), files.end());  // a stable order: the first file of a name wins
+        for (const fs::path& file : files)
+            load(file);
+    }
+}
+
+const PluginComponent* Registry::find(const std::string& name) const
+{
+    for (const PluginComponent& c : components_)
+        if (name == c.desc->name)
+            return &c;
+    return nullptr;
+}
+
+const PluginComponent* Registry::find(const std::string& name, int32_t kind) const
+{
+    for (const PluginComponent& c : components_)
+        if (c.desc->kind == kind && name == c.desc->name)
+            return &c;
+    return nullptr;
+}
+
+std::vector<std::string> Registry::names() const
+{
+    std::vector<std::string> out;
+    for (const PluginComponent& c : components_)
+        out.emplace_back(c.desc->name);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+std::vector<fs::path> plugin_search_path(const std::vector<fs::path>& from_cli, const std::vector<fs::path>& from_pipeline)
+{
+    std::vector<fs::path> out(from_cli);
+    out.insert(out.end(), from_pipeline.begin(), from_pipeline.end());
+    if (const char* env = std::getenv("ANSATZ_PLUGIN_PATH"))
+    {
+        std::stringstream list(env);
+        for (std::string item; std::getline(list, item, ':');)
+            if (!item.empty())
+                out.emplace_back(item);
+    }
+    out.push_back(boost::dll::program_location().parent_path().parent_path().string() + "/lib/ansatz/plugins");
+    return out;
+}
+
+}  // namespace ansatz::engine

@@ -1,0 +1,57 @@
+// registry.hpp -- finds plugin libraries, checks their descriptors, and keeps them loaded.
+//
+// Discovery order (DESIGN.md §3): --plugin-path, the pipeline's plugin_paths:, ANSATZ_PLUGIN_PATH,
+// then <exe>/../lib/ansatz/plugins. Every candidate file is opened with RTLD_NOW | RTLD_LOCAL and asked
+// for the one entry symbol. A refused file is reported in one sentence and skipped; the others load.
+// Libraries are never unloaded while the engine runs: each component holds its library.
+#pragma once
+
+#include "ansatz/abi.h"
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ansatz::engine
+{
+
+struct Library;  // a loaded shared library (Boost.DLL), kept alive by shared ownership
+
+struct PluginComponent
+{
+    const ansatz_component* desc;
+    const ansatz_plugin_desc* plugin;
+    std::filesystem::path file;
+    std::shared_ptr<const Library> library;
+};
+
+const char* kind_name(int32_t kind);  // "model", "sampler", ...
+
+class Registry
+{
+public:
+    // Loads every plugin library found in these folders, in order; a folder that does not exist is
+    // skipped. A component whose kind and name an earlier file already gave is refused.
+    void scan(const std::vector<std::filesystem::path>& folders);
+    // Loads one file; returns false (and records why) if it was refused.
+    bool load(const std::filesystem::path& file);
+
+    const PluginComponent* find(const std::string& name) const;
+    const PluginComponent* find(const std::string& name, int32_t kind) const;
+    const std::vector<PluginComponent>& components() const { return components_; }
+    // One sentence per refused file, in the order met.
+    const std::vector<std::string>& refusals() const { return refusals_; }
+    std::vector<std::string> names() const;
+
+private:
+    std::vector<PluginComponent> components_;
+    std::vector<std::string> refusals_;
+    std::vector<std::filesystem::path> loaded_files_;
+};
+
+// The folders to scan, in discovery order.
+std::vector<std::filesystem::path> plugin_search_path(const std::vector<std::filesystem::path>& from_cli,
+                                                      const std::vector<std::filesystem::path>& from_pipeline);
+
+}  // namespace ansatz::engine

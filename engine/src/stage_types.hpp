@@ -1,0 +1,33 @@
+// stage_types.hpp -- the engine's own stages: their keys (validated like a plugin's) and their runners.
+#pragma once
+
+#include "keys.hpp"
+
+#include <string>
+#include <vector>
+
+namespace ansatz::engine
+{
+
+class Run;
+struct StageDecl;
+
+struct StageType
+{
+    std::string name;
+    std::string summary;
+    std::vector<KeySpec> keys;
+    void (*run)(Run& run, const StageDecl& stage);
+};
+
+const std::vector<StageType>& stage_types();
+const StageType* find_stage_type(const std::string& name);
+
+// Builders for the engine's key declarations.
+KeySpec component_key(const std::string& name, int32_t kind, bool required, const std::string& doc);
+KeySpec int_key(const std::string& name, int64_t default_value, int64_t min, const std::string& doc);
+KeySpec bool_key(const std::string& name, bool default_value, const std::string& doc);
+KeySpec choice_key(const std::string& name, const std::string& choices, const std::string& default_value,
+                   const std::string& doc);
+
+}  // namespace ansatz::engine

@@ -1,0 +1,95 @@
+// Stochastic gradient descent with momentum, Nesterov momentum and weight decay, as torch.optim.SGD:
+//     g = grad + weight_decay * theta
+//     buf = momentum * buf + (1 - dampening) * g      (buf = g on the first step)
+//     theta -= lr * (nesterov ? g + momentum * buf : buf)
+#include <ansatz/plugin.hpp>
+
+#include <vector>
+
+namespace
+{
+
+class Sgd final : public ansatz::Optimizer
+{
+public:
+    static void describe(ansatz::Schema& s)
+    {
+        s.real("learning_rate", "step size").default_value(0.01).min(0, true);
+        s.real("momentum", "heavy-ball momentum factor").default_value(0.0).min(0).max(1, true);
+        s.real("dampening", "fraction of the gradient kept out of the momentum buffer").default_value(0.0).min(0).max(1);
+        s.real("weight_decay", "L2 penalty added to the gradient as weight_decay * theta").default_value(0.0).min(0);
+        s.boolean("nesterov", "use Nesterov momentum (needs momentum > 0 and dampening 0)").default_value(false);
+    }
+
+    Sgd(const ansatz::Config& c, const ansatz::Host&)
+        : lr_(static_cast<float>(c.real("learning_rate"))), momentum_(static_cast<float>(c.real("momentum"))),
+          dampening_(static_cast<float>(c.real("dampening"))),
+          weight_decay_(static_cast<float>(c.real("weight_decay"))), nesterov_(c.boolean("nesterov"))
+    {
+        if (nesterov_ && (momentum_ <= 0 || dampening_ != 0))
+            throw ansatz::InputError("optimizer '" + std::string(c.instance_name()) +
+                                     "': nesterov needs momentum > 0 and dampening 0");
+    }
+
+    void bind(const ansatz_named_tensor* params, int32_t n) override
+    {
+        buffers_.clear();
+        names_.clear();
+        for (int32_t k = 0; k < n; ++k)
+        {
+            buffers_.emplace_back(static_cast<size_t>(ansatz::element_count(params[k].tensor)), 0.0f);
+            names_.push_back(std::string("momentum.") + params[k].name);
+        }
+        first_ = true;
+    }
+
+    void step(ansatz_named_tensor* params, const ansatz_tensor* grads, int32_t n) override
+    {
+        if (static_cast<size_t>(n) != buffers_.size())
+            throw ansatz::Error("sgd: step() got " + std::to_string(n) + " parameters, bind() " +
+                                std::to_string(buffers_.size()));
+        for (int32_t k = 0; k < n; ++k)
+        {
+            float* theta = params[k].tensor.data;
+            const float* g = grads[k].data;
+            float* buf = buffers_[static_cast<size_t>(k)].data();
+            const int64_t size = ansatz::element_count(params[k].tensor);
+            if (ansatz::element_count(grads[k]) != size)
+                throw ansatz::Error(std::string("sgd: gradient of '") + params[k].name + "' has the wrong size");
+            for (int64_t i = 0; i < size; ++i)
+            {
+                float d = g[i] + weight_decay_ * theta[i];
+                if (momentum_ != 0)
+                {
+                    buf[i] = first_ ? d : momentum_ * buf[i] + (1 - dampening_) * d;
+                    d = nesterov_ ? d + momentum_ * buf[i] : buf[i];
+                }
+                theta[i] -= lr_ * d;
+            }
+        }
+        first_ = false;
+    }
+
+    std::vector<ansatz_named_tensor> state() override
+    {
+        std::vector<ansatz_named_tensor> out;
+        if (momentum_ == 0)
+            return out;
+        for (size_t k = 0; k < buffers_.size(); ++k)
+            out.push_back({names_[k].c_str(),
+                           ansatz::make_view(buffers_[k].data(), {static_cast<int64_t>(buffers_[k].size())})});
+        return out;
+    }
+
+private:
+    float lr_, momentum_, dampening_, weight_decay_;
+    bool nesterov_;
+    bool first_ = true;
+    std::vector<std::vector<float>> buffers_;
+    std::vector<std::string> names_;
+};
+
+}  // namespace
+
+ANSATZ_PLUGIN("sgd", "0.1.0", "MIT",
+              ansatz::optimizer<Sgd>("sgd", "stochastic gradient descent with momentum and weight decay"))

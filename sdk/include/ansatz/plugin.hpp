@@ -1,0 +1,378 @@
+// ansatz/plugin.hpp -- writes a plugin's descriptor and the C trampolines for its C++ classes.
+//
+//     #include <ansatz/plugin.hpp>
+//     class Rbm : public ansatz::Model { ... };
+//     ANSATZ_PLUGIN("rbm", "0.1.0", "MIT", ansatz::model<Rbm>("rbm", "Bernoulli-Bernoulli RBM"))
+//
+// Each trampoline converts C views to the C++ call and any exception back to an ansatz_status
+// (error.hpp's guard), so no exception ever crosses the boundary. Include this header in exactly one
+// source file of a plugin: it defines the exported entry symbol.
+#pragma once
+
+#include "ansatz/abi.h"
+#include "ansatz/component.hpp"
+
+#include <deque>
+#include <initializer_list>
+#include <vector>
+
+#ifndef ANSATZ_BUILD_FLAGS
+#define ANSATZ_BUILD_FLAGS "unknown flags"
+#endif
+
+namespace ansatz
+{
+namespace detail
+{
+
+// Copies a C stream into an Rng for the call and writes the advanced state back after it.
+class RngScope
+{
+public:
+    explicit RngScope(ansatz_rng* state) : state_(state), rng_(state ? Rng(*state) : Rng(0))
+    {
+        if (!state)
+            throw Error("no random stream was passed to a call that draws random numbers");
+    }
+    ~RngScope() { *state_ = rng_.state(); }
+    Rng& get() { return rng_; }
+
+private:
+    ansatz_rng* state_;
+    Rng rng_;
+};
+
+template <class T>
+T& self(void* p)
+{
+    return *static_cast<T*>(p);
+}
+
+template <class T>
+int32_t copy_views(const std::vector<ansatz_named_tensor>& views, ansatz_named_tensor* out, int32_t capacity)
+{
+    const int32_t n = static_cast<int32_t>(views.size());
+    for (int32_t i = 0; out && i < n && i < capacity; ++i)
+        out[i] = views[static_cast<size_t>(i)];
+    return n;
+}
+
+template <class T>
+void* create(const ansatz_config* config, const ansatz_host* host, ansatz_status* st)
+{
+    T* created = nullptr;
+    guard(st, [&] { created = new T(Config(*config), Host(host)); });
+    return created;
+}
+
+template <class T>
+void destroy(void* p)
+{
+    delete static_cast<T*>(p);
+}
+
+// ---- model
+
+template <class T>
+struct ModelTables
+{
+    static int32_t setup(void* p, const int64_t* shape, int32_t rank, ansatz_rng* rng, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            RngScope r(rng);
+            self<T>(p).setup(std::vector<int64_t>(shape, shape + rank), r.get());
+        });
+    }
+    static int32_t parameters(void* p, ansatz_named_tensor* out, int32_t capacity)
+    {
+        try
+        {
+            return copy_views<T>(self<T>(p).parameters(), out, capacity);
+        }
+        catch (...)
+        {
+            return -1;
+        }
+    }
+    static int32_t random_state(void* p, ansatz_tensor* out, ansatz_rng* rng, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            RngScope r(rng);
+            self<T>(p).random_state(*out, r.get());
+        });
+    }
+    static int32_t free_energy(void* p, const ansatz_tensor* v, ansatz_tensor* out, ansatz_status* st)
+    {
+        return guard(st, [&] { self<T>(p).free_energy(*v, *out); });
+    }
+    static int32_t free_energy_grad(void* p, const ansatz_tensor* v, float scale, ansatz_tensor* grads,
+                                    int32_t n, ansatz_status* st)
+    {
+        return guard(st, [&] { self<T>(p).free_energy_grad(*v, scale, grads, n); });
+    }
+    static int32_t energy_delta(void* p, const ansatz_tensor* v, const int64_t* sites, ansatz_tensor* out,
+                                ansatz_status* st)
+    {
+        return guard(st, [&] { self<T>(p).energy_delta(*v, sites, *out); });
+    }
+    static int64_t block_size(void* p, int32_t block)
+    {
+        try
+        {
+            return self<T>(p).block_size(static_cast<ansatz_block>(block));
+        }
+        catch (...)
+        {
+            return -1;
+        }
+    }
+    static int32_t conditional(void* p, int32_t block, const ansatz_tensor* given, ansatz_tensor* mean,
+                               ansatz_tensor* sample, ansatz_rng* rng, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            RngScope r(rng);
+            self<T>(p).conditional(static_cast<ansatz_block>(block), *given, *mean, sample, r.get());
+        });
+    }
+
+    static constexpr ansatz_energy_table energy_table = {sizeof(ansatz_energy_table), free_energy,
+                                                         free_energy_grad, energy_delta, {}};
+    static constexpr ansatz_conditionals_table conditionals_table = {sizeof(ansatz_conditionals_table),
+                                                                     block_size, conditional, {}};
+    static constexpr ansatz_model_table table = {
+        sizeof(ansatz_model_table),
+        setup,
+        parameters,
+        random_state,
+        (T::capabilities & ANSATZ_CAP_ENERGY) ? &energy_table : nullptr,
+        (T::capabilities & ANSATZ_CAP_CONDITIONALS) ? &conditionals_table : nullptr,
+        nullptr,  // LATENT: the VAE issue adds the C++ side of ansatz_latent_table
+        {}};
+};
+
+// ---- sampler
+
+template <class T>
+struct SamplerTables
+{
+    static int32_t bind(void* p, const ansatz_model_handle* model, ansatz_status* st)
+    {
+        return guard(st, [&] { self<T>(p).bind(ModelRef(*model)); });
+    }
+    static int32_t advance(void* p, ansatz_tensor* chains, int32_t steps, ansatz_rng* rng, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            RngScope r(rng);
+            self<T>(p).advance(*chains, steps, r.get());
+        });
+    }
+    static int32_t metrics(void* p, ansatz_metrics* out, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            out->count = 0;
+            Metrics m(*out);
+            self<T>(p).metrics(m);
+        });
+    }
+    static constexpr ansatz_sampler_table table = {sizeof(ansatz_sampler_table), bind, advance, metrics, {}};
+};
+
+// ---- loss
+
+template <class T>
+struct LossTables
+{
+    static int32_t bind(void* p, const ansatz_model_handle* model, const ansatz_sampler_handle* sampler,
+                        ansatz_status* st)
+    {
+        return guard(st, [&] { self<T>(p).bind(ModelRef(*model), sampler ? SamplerRef(*sampler) : SamplerRef()); });
+    }
+    static int32_t compute(void* p, const ansatz_tensor* batch, ansatz_tensor* grads, int32_t n, ansatz_rng* rng,
+                           ansatz_metrics* out, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            RngScope r(rng);
+            out->count = 0;
+            Metrics m(*out);
+            self<T>(p).compute(*batch, grads, n, r.get(), m);
+        });
+    }
+    static constexpr ansatz_loss_table table = {sizeof(ansatz_loss_table), bind, compute, {}};
+};
+
+// ---- optimizer
+
+template <class T>
+struct OptimizerTables
+{
+    static int32_t bind(void* p, const ansatz_named_tensor* params, int32_t n, ansatz_status* st)
+    {
+        return guard(st, [&] { self<T>(p).bind(params, n); });
+    }
+    static int32_t step(void* p, ansatz_named_tensor* params, const ansatz_tensor* grads, int32_t n,
+                        ansatz_status* st)
+    {
+        return guard(st, [&] { self<T>(p).step(params, grads, n); });
+    }
+    static int32_t state(void* p, ansatz_named_tensor* out, int32_t capacity)
+    {
+        try
+        {
+            return copy_views<T>(self<T>(p).state(), out, capacity);
+        }
+        catch (...)
+        {
+            return -1;
+        }
+    }
+    static constexpr ansatz_optimizer_table table = {sizeof(ansatz_optimizer_table), bind, step, state, {}};
+};
+
+// ---- dataset
+
+template <class T>
+struct DatasetTables
+{
+    static int32_t info(void* p, ansatz_dataset_info* out, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            *out = self<T>(p).info();
+            out->struct_size = sizeof(ansatz_dataset_info);
+        });
+    }
+    static int32_t read(void* p, const int64_t* indices, int64_t n, ansatz_tensor* out, float* labels,
+                        ansatz_rng* rng, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            RngScope r(rng);
+            self<T>(p).read(indices, n, *out, labels, r.get());
+        });
+    }
+    static constexpr ansatz_dataset_table table = {sizeof(ansatz_dataset_table), info, read, {}};
+};
+
+// What one component of a plugin is, before its schema is built.
+struct ComponentDef
+{
+    ansatz_kind kind;
+    const char* name;
+    const char* summary;
+    void (*describe)(Schema&);
+    uint32_t capabilities;
+    uint32_t flags;
+    void* (*create)(const ansatz_config*, const ansatz_host*, ansatz_status*);
+    void (*destroy)(void*);
+    const void* table;
+};
+
+template <class T>
+constexpr uint32_t capabilities_of()
+{
+    if constexpr (requires { T::capabilities; })
+        return T::capabilities;
+    else
+        return 0;
+}
+
+template <class T>
+constexpr uint32_t flags_of()
+{
+    if constexpr (requires { T::needs_sampler; })
+        return T::needs_sampler ? ANSATZ_LOSS_NEEDS_SAMPLER : 0u;
+    else
+        return 0;
+}
+
+template <class T>
+ComponentDef define(ansatz_kind kind, const char* name, const char* summary, const void* table)
+{
+    return ComponentDef{kind,           name,         summary,    &T::describe, capabilities_of<T>(),
+                        flags_of<T>(), &create<T>, &destroy<T>, table};
+}
+
+// Owns the descriptor of a plugin and everything it points to; one static instance per plugin.
+class PluginBuilder
+{
+public:
+    PluginBuilder(const char* name, const char* version, const char* license,
+                  std::initializer_list<ComponentDef> defs)
+    {
+        for (const ComponentDef& def : defs)
+        {
+            Schema& schema = schemas_.emplace_back();
+            def.describe(schema);
+            ansatz_component c{};
+            c.struct_size = sizeof(ansatz_component);
+            c.kind = def.kind;
+            c.name = def.name;
+            c.summary = def.summary;
+            c.params = schema.finish();
+            c.n_params = schema.size();
+            c.capabilities = def.capabilities;
+            c.flags = def.flags;
+            c.create = def.create;
+            c.destroy = def.destroy;
+            c.table = def.table;
+            components_.push_back(c);
+        }
+        desc_.abi_major = ANSATZ_ABI_MAJOR;
+        desc_.abi_minor = ANSATZ_ABI_MINOR;
+        desc_.struct_size = sizeof(ansatz_plugin_desc);
+        desc_.n_components = static_cast<int32_t>(components_.size());
+        desc_.name = name;
+        desc_.version = version;
+        desc_.license = license;
+        desc_.build = "g++ " __VERSION__ ", " ANSATZ_BUILD_FLAGS;
+        desc_.components = components_.data();
+    }
+    const ansatz_plugin_desc* descriptor() const { return &desc_; }
+
+private:
+    std::deque<Schema> schemas_;
+    std::vector<ansatz_component> components_;
+    ansatz_plugin_desc desc_{};
+};
+
+}  // namespace detail
+
+template <class T>
+detail::ComponentDef model(const char* name, const char* summary)
+{
+    static_assert(std::is_base_of_v<Model, T>, "ansatz::model<T> needs T derived from ansatz::Model");
+    return detail::define<T>(ANSATZ_KIND_MODEL, name, summary, &detail::ModelTables<T>::table);
+}
+template <class T>
+detail::ComponentDef sampler(const char* name, const char* summary)
+{
+    static_assert(std::is_base_of_v<Sampler, T>, "ansatz::sampler<T> needs T derived from ansatz::Sampler");
+    return detail::define<T>(ANSATZ_KIND_SAMPLER, name, summary, &detail::SamplerTables<T>::table);
+}
+template <class T>
+detail::ComponentDef loss(const char* name, const char* summary)
+{
+    static_assert(std::is_base_of_v<Loss, T>, "ansatz::loss<T> needs T derived from ansatz::Loss");
+    return detail::define<T>(ANSATZ_KIND_LOSS, name, summary, &detail::LossTables<T>::table);
+}
+template <class T>
+detail::ComponentDef optimizer(const char* name, const char* summary)
+{
+    static_assert(std::is_base_of_v<Optimizer, T>, "ansatz::optimizer<T> needs T derived from ansatz::Optimizer");
+    return detail::define<T>(ANSATZ_KIND_OPTIMIZER, name, summary, &detail::OptimizerTables<T>::table);
+}
+template <class T>
+detail::ComponentDef dataset(const char* name, const char* summary)
+{
+    static_assert(std::is_base_of_v<Dataset, T>, "ansatz::dataset<T> needs T derived from ansatz::Dataset");
+    return detail::define<T>(ANSATZ_KIND_DATASET, name, summary, &detail::DatasetTables<T>::table);
+}
+
+}  // namespace ansatz
+
+// Defines the plugin's one exported symbol. NAME, VERSION, LICENSE are string literals; the rest are
+// ansatz::model<T>(...), ansatz::sampler<T>(...), ... one per component.
+#define ANSATZ_PLUGIN(NAME, VERSION, LICENSE, ...)                                                   \
+    extern "C" ANSATZ_EXPORT const ansatz_plugin_desc* ansatz_plugin_v1(void)                        \
+    {                                                                                                \
+        static const ::ansatz::detail::PluginBuilder builder(NAME, VERSION, LICENSE, {__VA_ARGS__}); \
+        return builder.descriptor();                                                                 \
+    }

@@ -1,0 +1,190 @@
+// ansatz/schema.hpp -- a component's configuration: declared once, validated by the host, read back.
+//
+// describe(Schema&) declares every key with its type, default or requirement, range or choices and
+// one line of documentation (as GStreamer's g_param_spec_* or CMSSW's fillDescriptions). The host
+// validates the pipeline against these declarations before any component exists, and the component
+// receives a Config of plain values, never a YAML node.
+//
+//     static void describe(ansatz::Schema& s)
+//     {
+//         s.integer("hidden", "number of hidden units").default_value(64).min(1);
+//         s.real("init_std", "standard deviation of the initial weights").default_value(0.01).min(0);
+//     }
+#pragma once
+
+#include "ansatz/abi.h"
+#include "ansatz/error.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <string>
+#include <vector>
+
+namespace ansatz
+{
+
+class Schema
+{
+public:
+    // The builder of one key; every setter returns it again.
+    class Key
+    {
+    public:
+        Key& default_value(double v) { return set_default(format(v)); }
+        Key& default_value(int v) { return set_default(std::to_string(v)); }
+        Key& default_value(long v) { return set_default(std::to_string(v)); }
+        Key& default_value(bool v) { return set_default(v ? "true" : "false"); }
+        Key& default_value(const char* v) { return set_default(v); }
+        Key& required()
+        {
+            spec_->flags = (spec_->flags | ANSATZ_PARAM_REQUIRED) & ~ANSATZ_PARAM_OPTIONAL;
+            spec_->default_value = nullptr;
+            return *this;
+        }
+        // No default and may be absent; Config::has tells.
+        Key& optional()
+        {
+            spec_->flags = (spec_->flags | ANSATZ_PARAM_OPTIONAL) & ~ANSATZ_PARAM_REQUIRED;
+            spec_->default_value = nullptr;
+            return *this;
+        }
+        Key& min(double v, bool exclusive = false)
+        {
+            spec_->min = v;
+            spec_->flags |= ANSATZ_PARAM_HAS_MIN | (exclusive ? ANSATZ_PARAM_MIN_EXCLUSIVE : 0u);
+            return *this;
+        }
+        Key& max(double v, bool exclusive = false)
+        {
+            spec_->max = v;
+            spec_->flags |= ANSATZ_PARAM_HAS_MAX | (exclusive ? ANSATZ_PARAM_MAX_EXCLUSIVE : 0u);
+            return *this;
+        }
+        Key& must_exist()
+        {
+            spec_->flags |= ANSATZ_PARAM_MUST_EXIST;
+            return *this;
+        }
+
+    private:
+        friend class Schema;
+        Key(Schema* owner, ansatz_param_spec* spec) : owner_(owner), spec_(spec) {}
+        Key& set_default(std::string text)
+        {
+            spec_->default_value = owner_->keep(std::move(text));
+            spec_->flags &= ~(ANSATZ_PARAM_REQUIRED | ANSATZ_PARAM_OPTIONAL);
+            return *this;
+        }
+        static std::string format(double v)
+        {
+            char buffer[64];
+            std::snprintf(buffer, sizeof buffer, "%.17g", v);
+            // Round-trips, but prefer the short spelling when it also does (0.1, not 0.10000000000000001).
+            for (int precision = 1; precision < 17; ++precision)
+            {
+                char shorter[64];
+                std::snprintf(shorter, sizeof shorter, "%.*g", precision, v);
+                if (std::strtod(shorter, nullptr) == v)
+                    return shorter;
+            }
+            return buffer;
+        }
+        Schema* owner_;
+        ansatz_param_spec* spec_;
+    };
+
+    Key boolean(const char* name, const char* doc) { return add(name, doc, ANSATZ_PARAM_BOOL); }
+    Key integer(const char* name, const char* doc) { return add(name, doc, ANSATZ_PARAM_INT); }
+    Key real(const char* name, const char* doc) { return add(name, doc, ANSATZ_PARAM_FLOAT); }
+    Key string(const char* name, const char* doc) { return add(name, doc, ANSATZ_PARAM_STRING); }
+    Key path(const char* name, const char* doc) { return add(name, doc, ANSATZ_PARAM_PATH); }
+    // choices: the allowed values separated by '|', e.g. "random|data".
+    Key choice(const char* name, const char* choices, const char* doc)
+    {
+        Key key = add(name, doc, ANSATZ_PARAM_CHOICE);
+        key.spec_->choices = keep(choices);
+        return key;
+    }
+
+    const ansatz_param_spec* data() const { return specs_.empty() ? nullptr : &specs_.front(); }
+    int32_t size() const { return static_cast<int32_t>(specs_.size()); }
+
+    // The specs as one contiguous array (what the descriptor points to); stable once describe() ends.
+    const ansatz_param_spec* finish()
+    {
+        flat_.assign(specs_.begin(), specs_.end());
+        return flat_.empty() ? nullptr : flat_.data();
+    }
+
+private:
+    Key add(const char* name, const char* doc, ansatz_param_type type)
+    {
+        ansatz_param_spec spec{};
+        spec.struct_size = sizeof(ansatz_param_spec);
+        spec.type = type;
+        spec.flags = ANSATZ_PARAM_REQUIRED;  // until a default is given
+        spec.name = keep(name);
+        spec.doc = keep(doc);
+        specs_.push_back(spec);
+        return Key(this, &specs_.back());
+    }
+    const char* keep(std::string text)
+    {
+        strings_.push_back(std::move(text));
+        return strings_.back().c_str();
+    }
+
+    std::deque<ansatz_param_spec> specs_;  // deque: Key keeps a pointer while more keys are added
+    std::vector<ansatz_param_spec> flat_;
+    std::deque<std::string> strings_;
+};
+
+// The validated configuration a component is created with.
+class Config
+{
+public:
+    explicit Config(const ansatz_config& c) : c_(c) {}
+
+    const char* instance_name() const { return c_.instance_name ? c_.instance_name : "?"; }
+    bool has(const char* name) const { return find(name).present != 0; }
+
+    bool boolean(const char* name) const { return get(name, ANSATZ_PARAM_BOOL).integer != 0; }
+    int64_t integer(const char* name) const { return get(name, ANSATZ_PARAM_INT).integer; }
+    double real(const char* name) const { return get(name, ANSATZ_PARAM_FLOAT).real; }
+    std::string string(const char* name) const
+    {
+        const ansatz_value& v = find(name);
+        if (v.type != ANSATZ_PARAM_STRING && v.type != ANSATZ_PARAM_PATH && v.type != ANSATZ_PARAM_CHOICE)
+            throw Error(std::string("configuration key '") + name + "' is not a string");
+        require_present(v);
+        return v.text ? v.text : "";
+    }
+
+private:
+    const ansatz_value& get(const char* name, int32_t type) const
+    {
+        const ansatz_value& v = find(name);
+        if (v.type != type)
+            throw Error(std::string("configuration key '") + name + "' is read with the wrong type");
+        require_present(v);
+        return v;
+    }
+    void require_present(const ansatz_value& v) const
+    {
+        if (!v.present)
+            throw Error(std::string("configuration key '") + v.name + "' is absent; check has() first");
+    }
+    const ansatz_value& find(const char* name) const
+    {
+        for (int32_t i = 0; i < c_.count; ++i)
+            if (std::strcmp(c_.values[i].name, name) == 0)
+                return c_.values[i];
+        throw Error(std::string("configuration key '") + name + "' was not declared in describe()");
+    }
+
+    const ansatz_config& c_;
+};
+
+}  // namespace ansatz

@@ -1,0 +1,301 @@
+// Bad input never crashes: each case is one message that says what and where, and exit status 2.
+// The expected messages are the whole of stderr, checked exactly ({DIR} is the test's folder,
+// {PLUGINS} the in-tree plugin folder).
+#include "support/cli.hpp"
+
+#include <catch2/catch.hpp>
+#include <zlib.h>
+
+#include <cstdint>
+#include <fstream>
+
+namespace fs = std::filesystem;
+using ansatz::test::run_ansatz;
+using ansatz::test::write_text;
+
+namespace
+{
+
+const std::string valid_pipeline = R"(pipeline: bad-input
+seed: 1
+components:
+  data:  {plugin: idx, images: images.idx}
+  rbm:   {plugin: rbm, hidden: 4}
+  gibbs: {plugin: gibbs, steps: 1}
+  cd:    {plugin: contrastive_divergence}
+  sgd:   {plugin: sgd, learning_rate: 0.1}
+stages:
+  - train:  {model: rbm, data: data, loss: cd, sampler: gibbs, optimizer: sgd, epochs: 1, batch_size: 4}
+  - sample: {model: rbm, sampler: gibbs, count: 4, steps: 10}
+)";
+
+// IDX header for `count` unsigned-byte images of rows x cols, then the pixels (or fewer bytes).
+std::string idx_images(uint32_t count, uint32_t rows, uint32_t cols, size_t pixel_bytes)
+{
+    std::string s("\x00\x00\x08\x03", 4);
+    for (uint32_t v : {count, rows, cols})
+        for (int shift = 24; shift >= 0; shift -= 8)
+            s += static_cast<char>((v >> shift) & 0xff);
+    for (size_t i = 0; i < pixel_bytes; ++i)
+        s += static_cast<char>(i * 37 % 256);
+    return s;
+}
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to)
+{
+    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+        s.replace(at, from.size(), to);
+    return s;
+}
+
+struct Outcome
+{
+    int status;
+    std::string err;
+    fs::path dir;
+};
+
+// Writes the pipeline (with `from` replaced by `to`) and a valid images.idx, then runs it.
+Outcome run_pipeline(const std::string& name, const std::string& pipeline, std::vector<std::string> extra = {},
+                     const std::string& images = idx_images(8, 2, 3, 48))
+{
+    const fs::path dir = ansatz::test::fresh_folder("bad_inputs/" + name);
+    write_text(dir / "pipeline.yaml", pipeline);
+    write_text(dir / "images.idx", images);
+    std::vector<std::string> args = {"run", "pipeline.yaml", "--runs", "runs"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const ansatz::test::CliResult r = run_ansatz(args, dir);
+    return {r.status, r.err, dir};
+}
+
+Outcome with_change(const std::string& name, const std::string& from, const std::string& to)
+{
+    REQUIRE(valid_pipeline.find(from) != std::string::npos);
+    return run_pipeline(name, replace_all(valid_pipeline, from, to));
+}
+
+void expect(const Outcome& o, const std::string& expected)
+{
+    std::string want = replace_all(expected, "{DIR}", o.dir.string());
+    want = replace_all(want, "{PLUGINS}", ANSATZ_TEST_PLUGIN_DIR);
+    CHECK(o.status == 2);
+    CHECK(o.err == want + "\n");
+}
+
+const std::string rbm_keys =
+    "  valid keys: hidden (int >= 1, default 64), init_std (float >= 0, default 0.01), visible (int >= 0, "
+    "default 0)\n";
+
+}  // namespace
+
+TEST_CASE("the valid base pipeline of the bad-input tests runs", "[cli][bad-input]")
+{
+    const Outcome o = run_pipeline("valid", valid_pipeline);
+    INFO(o.err);
+    CHECK(o.status == 0);
+}
+
+TEST_CASE("bad input: YAML syntax error", "[cli][bad-input]")
+{
+    expect(with_change("syntax", "  rbm:   {plugin: rbm, hidden: 4}", "  rbm:   {plugin: rbm, hidden: 4"),
+           "pipeline.yaml:6:3: YAML syntax error: end of map flow not found.");
+}
+
+TEST_CASE("bad input: unknown plugin, with the list of known ones", "[cli][bad-input]")
+{
+    expect(with_change("unknown_plugin", "{plugin: rbm,", "{plugin: rmb,"),
+           "pipeline.yaml:5:19: unknown plugin 'rmb' for component 'rbm' (did you mean 'rbm'?)\n"
+           "  known plugins: contrastive_divergence (loss), gibbs (sampler), idx (dataset), rbm (model), sgd "
+           "(optimizer)");
+}
+
+TEST_CASE("bad input: unknown key, with a suggestion", "[cli][bad-input]")
+{
+    expect(with_change("unknown_key", "hidden: 4", "hiden: 4"),
+           "pipeline.yaml:5:24: unknown key 'hiden' for model 'rbm' (did you mean 'hidden'?)\n" + rbm_keys +
+               "  while validating component 'rbm' (plugin file {PLUGINS}/libansatz_rbm.so)");
+}
+
+TEST_CASE("bad input: wrong type", "[cli][bad-input]")
+{
+    expect(with_change("wrong_type", "hidden: 4", "hidden: many"),
+           "pipeline.yaml:5:32: key 'hidden' of model 'rbm' expects an int, got 'many'\n"
+           "  while validating component 'rbm' (plugin file {PLUGINS}/libansatz_rbm.so)");
+}
+
+TEST_CASE("bad input: a float where an int is expected", "[cli][bad-input]")
+{
+    expect(with_change("float_for_int", "epochs: 1", "epochs: 1.5"),
+           "pipeline.yaml:10:90: key 'epochs' of stage 1 (train) expects an int, got '1.5'");
+}
+
+TEST_CASE("bad input: out of range", "[cli][bad-input]")
+{
+    expect(with_change("out_of_range", "learning_rate: 0.1", "learning_rate: -0.1"),
+           "pipeline.yaml:8:43: key 'learning_rate' of optimizer 'sgd' is -0.1, out of range: it must be > 0\n"
+           "  while validating component 'sgd' (plugin file {PLUGINS}/libansatz_sgd.so)");
+}
+
+TEST_CASE("bad input: bad choice", "[cli][bad-input]")
+{
+    expect(with_change("bad_choice", "count: 4,", "count: 4, init: dat,"),
+           "pipeline.yaml:11:61: key 'init' of stage 2 (sample) is 'dat', which is not one of: random,data (did "
+           "you mean 'data'?)");
+}
+
+TEST_CASE("bad input: missing required key", "[cli][bad-input]")
+{
+    expect(with_change("missing_required", "{plugin: idx, images: images.idx}", "{plugin: idx}"),
+           "pipeline.yaml:4:10: missing required key 'images' for dataset 'idx' (" IDX_IMAGES_DOC ")\n"
+           "  valid keys: " IDX_KEYS "\n"
+           "  while validating component 'data' (plugin file {PLUGINS}/libansatz_idx.so)");
+}
+
+TEST_CASE("bad input: a stage references a missing component", "[cli][bad-input]")
+{
+    expect(with_change("missing_component", "optimizer: sgd,", "optimizer: adam,"),
+           "pipeline.yaml:10:77: stage 1 (train): key 'optimizer' names 'adam', which is not a component of this "
+           "pipeline; components: data, rbm, gibbs, cd, sgd");
+}
+
+TEST_CASE("bad input: a component of the wrong kind in a stage slot", "[cli][bad-input]")
+{
+    expect(with_change("wrong_kind", "sampler: gibbs, optimizer", "sampler: sgd, optimizer"),
+           "pipeline.yaml:10:60: stage 1 (train): key 'sampler' needs a sampler, but 'sgd' is a optimizer (plugin "
+           "'sgd')");
+}
+
+TEST_CASE("bad input: a sampler that needs a capability the model lacks", "[cli][bad-input]")
+{
+    const std::string pipeline = replace_all(valid_pipeline, "{plugin: rbm, hidden: 4}", "{plugin: energy_only}");
+    const Outcome o = run_pipeline("missing_capability", pipeline, {"--plugin-path", ANSATZ_TEST_FIXTURE_DIR});
+    // The fixture folder also holds broken plugins: their refusals come first, as warnings.
+    const std::string last = o.err.substr(o.err.rfind("pipeline.yaml:"));
+    CHECK(o.status == 2);
+    CHECK(last == "pipeline.yaml:10:53: stage 1 (train): sampler 'gibbs' needs the model's conditionals "
+                  "capability, but model 'rbm' (plugin 'energy_only' from " ANSATZ_TEST_FIXTURE_DIR
+                  "/libansatz_fixture_energy_only.so) provides only: energy\n");
+}
+
+TEST_CASE("bad input: a loss that needs a sampler gets none", "[cli][bad-input]")
+{
+    expect(with_change("no_sampler", "sampler: gibbs, optimizer", "optimizer"),
+           "pipeline.yaml:10:13: stage 1 (train): loss 'cd' estimates its negative phase by sampling and needs a "
+           "'sampler' key");
+}
+
+TEST_CASE("bad input: a missing data file", "[cli][bad-input]")
+{
+    expect(with_change("missing_data", "images: images.idx", "images: nowhere.idx"),
+           "pipeline.yaml:4:33: key 'images' of dataset 'idx' names nowhere.idx, which does not exist (resolved to "
+           "{DIR}/nowhere.idx)\n"
+           "  while validating component 'data' (plugin file {PLUGINS}/libansatz_idx.so)");
+}
+
+TEST_CASE("bad input: a truncated IDX header", "[cli][bad-input]")
+{
+    const Outcome o = run_pipeline("truncated_idx", valid_pipeline, {}, idx_images(8, 2, 3, 48).substr(0, 10));
+    CHECK(o.status == 2);
+    CHECK(o.err.find("images.idx") != std::string::npos);
+    CHECK(o.err.find("10 of its 16 header bytes") != std::string::npos);
+}
+
+TEST_CASE("bad input: an IDX header that claims more data than the file holds", "[cli][bad-input]")
+{
+    const Outcome o = run_pipeline("short_idx", valid_pipeline, {}, idx_images(8, 2, 3, 40));
+    CHECK(o.status == 2);
+    CHECK(o.err.find("images.idx") != std::string::npos);
+    CHECK(o.err.find("byte offset 16") != std::string::npos);
+    CHECK(o.err.find("byte offset 56") != std::string::npos);
+}
+
+TEST_CASE("bad input: an empty IDX file", "[cli][bad-input]")
+{
+    const Outcome o = run_pipeline("empty_idx", valid_pipeline, {}, "");
+    CHECK(o.status == 2);
+    CHECK(o.err.find("images.idx") != std::string::npos);
+    CHECK(o.err.find("empty") != std::string::npos);
+}
+
+TEST_CASE("bad input: an empty pipeline file", "[cli][bad-input]")
+{
+    expect(run_pipeline("empty_pipeline", "\n  \n"),
+           "pipeline.yaml: the pipeline file is empty; it needs at least 'pipeline:', 'components:' and 'stages:'.");
+}
+
+TEST_CASE("bad input: a pipeline file that is not UTF-8", "[cli][bad-input]")
+{
+    expect(run_pipeline("latin1", replace_all(valid_pipeline, "seed: 1", "seed: 1 # caf\xe9")),
+           "pipeline.yaml:2:13: byte offset 33 (0xe9) is not valid UTF-8; pipelines are UTF-8 text.");
+}
+
+TEST_CASE("bad input: a pipeline file that does not exist", "[cli][bad-input]")
+{
+    const fs::path dir = ansatz::test::fresh_folder("bad_inputs/no_file");
+    const auto r = run_ansatz({"run", "absent.yaml"}, dir);
+    CHECK(r.status == 2);
+    CHECK(r.err == "absent.yaml: no such pipeline file.\n");
+}
+
+TEST_CASE("bad input: unknown top-level key", "[cli][bad-input]")
+{
+    expect(with_change("top_level", "seed: 1", "sead: 1"),
+           "pipeline.yaml:2:1: unknown top-level key 'sead' (did you mean 'seed'?)\n"
+           "  valid keys: pipeline, seed, threads, plugin_paths, components, stages");
+}
+
+TEST_CASE("bad input: unknown stage type", "[cli][bad-input]")
+{
+    expect(with_change("stage_type", "- sample:", "- sampel:"),
+           "pipeline.yaml:11:5: unknown stage type 'sampel' (did you mean 'sample'?); stage types: train, sample");
+}
+
+TEST_CASE("bad input: a component without a plugin key", "[cli][bad-input]")
+{
+    expect(with_change("no_plugin", "{plugin: gibbs, steps: 1}", "{steps: 1}"),
+           "pipeline.yaml:6:10: component 'gibbs' has no 'plugin' key; known plugins: contrastive_divergence "
+           "(loss), gibbs (sampler), idx (dataset), rbm (model), sgd (optimizer)");
+}
+
+TEST_CASE("bad input: --set with a key path the pipeline does not have", "[cli][bad-input]")
+{
+    const Outcome o = run_pipeline("set_path", valid_pipeline, {"--set", "components.rbn.hidden=8"});
+    CHECK(o.status == 2);
+    CHECK(o.err == "--set components.rbn.hidden=8: the pipeline has no 'components.rbn'.\n");
+}
+
+TEST_CASE("bad input: --set with a value of the wrong type", "[cli][bad-input]")
+{
+    const Outcome o = run_pipeline("set_type", valid_pipeline, {"--set", "components.rbm.hidden=lots"});
+    CHECK(o.status == 2);
+    CHECK(o.err == "--set components.rbm.hidden=lots: key 'hidden' of model 'rbm' expects an int, got 'lots'\n"
+                   "  while validating component 'rbm' (plugin file " ANSATZ_TEST_PLUGIN_DIR "/libansatz_rbm.so)\n");
+}
+
+TEST_CASE("bad input: stages is not a list", "[cli][bad-input]")
+{
+    const std::string pipeline = valid_pipeline.substr(0, valid_pipeline.find("stages:")) + "stages: {train: {}}\n";
+    expect(run_pipeline("stages_map", pipeline),
+           "pipeline.yaml:10:9: 'stages' must be a non-empty list, e.g. - train: {model: rbm, ...}");
+}
+
+TEST_CASE("bad input: an unknown command-line option", "[cli][bad-input]")
+{
+    const auto r = run_ansatz({"run", "x.yaml", "--sett", "a=b"}, ANSATZ_TEST_WORK_DIR);
+    CHECK(r.status == 2);
+    CHECK(r.err == "unknown option '--sett'; see ansatz --help.\n");
+}
+
+TEST_CASE("bad input: a model set up for one data shape, then given another", "[cli][bad-input]")
+{
+    std::string pipeline = replace_all(valid_pipeline, "  rbm:", "  other: {plugin: idx, images: other.idx}\n  rbm:");
+    pipeline = replace_all(pipeline, "count: 4,", "data: other, count: 4,");
+    const fs::path dir = ansatz::test::fresh_folder("bad_inputs/shape");
+    write_text(dir / "pipeline.yaml", pipeline);
+    write_text(dir / "images.idx", idx_images(8, 2, 3, 48));
+    write_text(dir / "other.idx", idx_images(8, 3, 3, 72));
+    const auto r = run_ansatz({"run", "pipeline.yaml", "--runs", "runs"}, dir);
+    CHECK(r.status == 2);
+    CHECK(r.err.find("pipeline.yaml:12:13: stage 2 (sample): dataset 'other' has samples of 9 values, but model "
+                     "'rbm' was set up for dataset 'data' with 6.") != std::string::npos);
+}

@@ -1,0 +1,207 @@
+// The `ansatz` program end to end: listing, describing, running, and the run folder it leaves.
+#include "support/cli.hpp"
+
+#include <catch2/catch.hpp>
+#include <zlib.h>
+
+#include <sstream>
+
+namespace fs = std::filesystem;
+using ansatz::test::read_text;
+using ansatz::test::run_ansatz;
+using ansatz::test::write_text;
+
+namespace
+{
+
+const std::string plugins = ANSATZ_TEST_PLUGIN_DIR;
+
+// A small run on generated data (6x6 images with a bright square, 48 of them).
+const std::string small_pipeline = R"(pipeline: small
+seed: 42
+threads: 1
+components:
+  data:  {plugin: idx, images: images.idx, binarize: 0.5}
+  rbm:   {plugin: rbm, hidden: 8}
+  gibbs: {plugin: gibbs}
+  cd:    {plugin: contrastive_divergence}
+  sgd:   {plugin: sgd, learning_rate: 0.05, momentum: 0.5}
+stages:
+  - train:  {model: rbm, data: data, loss: cd, sampler: gibbs, optimizer: sgd, epochs: 3, batch_size: 8}
+  - sample: {model: rbm, sampler: gibbs, count: 9, steps: 50}
+)";
+
+std::string small_images()
+{
+    std::string s("\x00\x00\x08\x03\x00\x00\x00\x30\x00\x00\x00\x06\x00\x00\x00\x06", 16);
+    for (int i = 0; i < 48; ++i)
+        for (int y = 0; y < 6; ++y)
+            for (int x = 0; x < 6; ++x)
+            {
+                const int ox = i % 3, oy = (i / 3) % 3;
+                s += static_cast<char>(x >= ox && x < ox + 3 && y >= oy && y < oy + 3 ? 230 : 20);
+            }
+    return s;
+}
+
+fs::path run_small(const std::string& name, std::vector<std::string> extra = {})
+{
+    const fs::path dir = ansatz::test::fresh_folder("cli/" + name);
+    write_text(dir / "pipeline.yaml", small_pipeline);
+    write_text(dir / "images.idx", small_images());
+    std::vector<std::string> args = {"run", "pipeline.yaml", "--runs", "runs"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = run_ansatz(args, dir);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    std::string folder = r.out;
+    while (!folder.empty() && folder.back() == '\n')
+        folder.pop_back();
+    return dir / folder;
+}
+
+// metrics.csv without its timing columns (seconds, *_per_second).
+std::string without_timing(const std::string& csv)
+{
+    std::vector<std::vector<std::string>> rows;
+    std::stringstream lines(csv);
+    for (std::string line; std::getline(lines, line);)
+    {
+        std::vector<std::string> cells;
+        std::stringstream cs(line);
+        for (std::string c; std::getline(cs, c, ',');)
+            cells.push_back(c);
+        if (!line.empty() && line.back() == ',')
+            cells.emplace_back();
+        rows.push_back(cells);
+    }
+    std::string out;
+    for (const auto& row : rows)
+    {
+        for (size_t i = 0; i < row.size(); ++i)
+        {
+            const std::string& header = rows[0][i];
+            const bool timing = header == "seconds" || header.find("per_second") != std::string::npos;
+            if (!timing)
+                out += row[i] + ",";
+        }
+        out += "\n";
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("`ansatz plugins` lists every in-tree plugin with kind, name, version and file", "[cli]")
+{
+    const auto r = run_ansatz({"plugins"}, ANSATZ_TEST_WORK_DIR);
+    CHECK(r.status == 0);
+    CHECK(r.err.empty());
+    CHECK(r.out.rfind("KIND       NAME                     VERSION   FILE\n", 0) == 0);
+    for (const std::string& line :
+         {"loss       contrastive_divergence   0.1.0     " + plugins + "/libansatz_contrastive_divergence.so",
+          "dataset    idx                      0.1.0     " + plugins + "/libansatz_idx.so",
+          "model      rbm                      0.1.0     " + plugins + "/libansatz_rbm.so",
+          "sampler    gibbs                    0.1.0     " + plugins + "/libansatz_gibbs.so",
+          "optimizer  sgd                      0.1.0     " + plugins + "/libansatz_sgd.so"})
+        CHECK(r.out.find(line + "\n") != std::string::npos);
+}
+
+TEST_CASE("`ansatz describe` prints every key with type, default or range, and its doc", "[cli]")
+{
+    const auto r = run_ansatz({"describe", "sgd"}, ANSATZ_TEST_WORK_DIR);
+    CHECK(r.status == 0);
+    CHECK(r.out.find("sgd (optimizer)\n  stochastic gradient descent with momentum and weight decay\n") == 0);
+    CHECK(r.out.find("file:    " + plugins + "/libansatz_sgd.so\n") != std::string::npos);
+    CHECK(r.out.find("keys:\n"
+                     "  learning_rate  float > 0, default 0.01\n"
+                     "                 step size\n"
+                     "  momentum       float [0, 1), default 0\n"
+                     "                 heavy-ball momentum factor\n") != std::string::npos);
+    CHECK(r.out.find("  nesterov       bool, default false\n") != std::string::npos);
+
+    const auto rbm = run_ansatz({"describe", "rbm"}, ANSATZ_TEST_WORK_DIR);
+    CHECK(rbm.status == 0);
+    CHECK(rbm.out.find("provides: energy conditionals\n") != std::string::npos);
+    CHECK(rbm.out.find("  hidden    int >= 1, default 64\n") != std::string::npos);
+
+    const auto gibbs = run_ansatz({"describe", "gibbs"}, ANSATZ_TEST_WORK_DIR);
+    CHECK(gibbs.out.find("needs of the model: conditionals\n") != std::string::npos);
+
+    const auto stage = run_ansatz({"describe", "sample"}, ANSATZ_TEST_WORK_DIR);
+    CHECK(stage.out.find("  init     choice of {random data}, default random\n") != std::string::npos);
+
+    const auto unknown = run_ansatz({"describe", "rbn"}, ANSATZ_TEST_WORK_DIR);
+    CHECK(unknown.status == 2);
+    CHECK(unknown.err == "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
+                         "known: contrastive_divergence, gibbs, idx, rbm, sgd, and the stages train, sample.\n");
+}
+
+TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples and their picture", "[cli][run]")
+{
+    const fs::path run = run_small("outputs");
+    const std::string resolved = read_text(run / "pipeline.yaml");
+    // Defaults filled in, paths resolved.
+    CHECK(resolved.find("init_std: 0.01") != std::string::npos);
+    CHECK(resolved.find("persistent: false") != std::string::npos);
+    CHECK(resolved.find("shuffle: true") != std::string::npos);
+    CHECK(resolved.find("images: " + (run.parent_path().parent_path().parent_path() / "images.idx").string()) !=
+          std::string::npos);
+
+    const std::string metrics = read_text(run / "metrics.csv");
+    std::stringstream lines(metrics);
+    std::string header;
+    std::getline(lines, header);
+    CHECK(header.rfind("stage,type,epoch,", 0) == 0);
+    CHECK(header.find("reconstruction_error") != std::string::npos);
+    CHECK(header.substr(header.size() - std::string(",seconds,samples_per_second,sweeps_per_second").size()) ==
+          ",seconds,samples_per_second,sweeps_per_second");
+    int rows = 0;
+    for (std::string line; std::getline(lines, line);)
+        ++rows;
+    CHECK(rows == 4);
+
+    const fs::path checkpoint = run / "checkpoints" / "stage1-epoch3";
+    CHECK(fs::exists(checkpoint / "manifest.yaml"));
+    CHECK(fs::file_size(checkpoint / "weights.npy") == 128 + 36 * 8 * 4);
+    CHECK(fs::exists(checkpoint / "optimizer.momentum.weights.npy"));
+    CHECK_FALSE(fs::exists(run / "checkpoints" / "stage1-epoch2"));  // only the last one is kept
+
+    CHECK(fs::file_size(run / "stage2_samples.npy") == 128 + 9 * 36 * 4);
+    const std::string png = read_text(run / "stage2_samples.png");
+    REQUIRE(png.size() > 33);
+    CHECK(png.substr(0, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
+    CHECK(png.substr(12, 4) == "IHDR");
+    // 3 x 3 grid of 6 x 6 images with 1-pixel borders: 22 x 22.
+    CHECK(png.substr(16, 8) == std::string("\x00\x00\x00\x16\x00\x00\x00\x16", 8));
+}
+
+TEST_CASE("the same pipeline and seed give the same metrics.csv apart from timing columns", "[cli][run]")
+{
+    const std::string first = read_text(run_small("determinism_a") / "metrics.csv");
+    const std::string second = read_text(run_small("determinism_b") / "metrics.csv");
+    CHECK(first != second);  // timing columns differ...
+    CHECK(without_timing(first) == without_timing(second));  // ...nothing else does
+    // ...and another seed gives other numbers.
+    const std::string other = read_text(run_small("determinism_c", {"--set", "seed=43"}) / "metrics.csv");
+    CHECK(without_timing(other) != without_timing(first));
+}
+
+TEST_CASE("--set overrides a component's key and shows in the resolved pipeline", "[cli][run]")
+{
+    const fs::path run = run_small("override", {"--set", "components.rbm.hidden=5", "--set", "stages.0.train.epochs=1"});
+    const std::string resolved = read_text(run / "pipeline.yaml");
+    CHECK(resolved.find("hidden: 5") != std::string::npos);
+    CHECK(fs::file_size(run / "checkpoints" / "stage1-epoch1" / "weights.npy") == 128 + 36 * 5 * 4);
+}
+
+TEST_CASE("`ansatz validate` checks without running", "[cli]")
+{
+    const fs::path dir = ansatz::test::fresh_folder("cli/validate");
+    write_text(dir / "pipeline.yaml", small_pipeline);
+    write_text(dir / "images.idx", small_images());
+    const auto r = run_ansatz({"validate", "pipeline.yaml"}, dir);
+    CHECK(r.status == 0);
+    CHECK(r.out == "pipeline.yaml: valid pipeline 'small': 5 components, 2 stages\n");
+    CHECK_FALSE(fs::exists(dir / "runs"));
+}

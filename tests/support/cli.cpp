@@ -1,0 +1,71 @@
+#include "support/cli.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace ansatz::test
+{
+
+namespace fs = std::filesystem;
+
+namespace
+{
+std::string quote(const std::string& s)
+{
+    std::string out = "'";
+    for (char c : s)
+        out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+}  // namespace
+
+CliResult run_ansatz(const std::vector<std::string>& args, const fs::path& cwd)
+{
+    static int counter = 0;
+    const fs::path capture = fs::path(ANSATZ_TEST_WORK_DIR) / "capture";
+    fs::create_directories(capture);
+    const std::string tag = std::to_string(::getpid()) + "-" + std::to_string(counter++);
+    const fs::path out = capture / (tag + ".out"), err = capture / (tag + ".err");
+    std::string command = "cd " + quote(cwd.string()) + " && env -u ANSATZ_PLUGIN_PATH " + quote(ANSATZ_TEST_BINARY);
+    for (const std::string& a : args)
+        command += " " + quote(a);
+    command += " </dev/null >" + quote(out.string()) + " 2>" + quote(err.string());
+    const int raw = std::system(command.c_str());
+    CliResult r;
+    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+    r.out = read_text(out);
+    r.err = read_text(err);
+    fs::remove(out);
+    fs::remove(err);
+    return r;
+}
+
+fs::path fresh_folder(const std::string& name)
+{
+    const fs::path folder = fs::path(ANSATZ_TEST_WORK_DIR) / name;
+    fs::remove_all(folder);
+    fs::create_directories(folder);
+    return folder;
+}
+
+void write_text(const fs::path& file, const std::string& text)
+{
+    std::ofstream out(file, std::ios::binary);
+    out << text;
+    if (!out)
+        throw std::runtime_error("test: cannot write " + file.string());
+}
+
+std::string read_text(const fs::path& file)
+{
+    std::ifstream in(file, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+}  // namespace ansatz::test

@@ -171,13 +171,14 @@ int command_run(const Options& o)
     std::signal(SIGINT, on_interrupt);
     std::signal(SIGTERM, on_interrupt);
 
+    Run run(p, host);
+    run.create_components();
     const fs::path folder = make_run_folder(o.runs, p.name);
     YAML::Emitter emitter;
     emitter << p.resolved();
     write_file_atomic(folder / "pipeline.yaml", std::string(emitter.c_str()) + "\n");
     std::fprintf(stderr, "run folder: %s\n", folder.string().c_str());
-    Run run(p, host, folder);
-    run.execute();
+    run.execute(folder);
     interrupt_target = nullptr;
     std::printf("%s\n", folder.string().c_str());
     return 0;

@@ -185,6 +185,8 @@ std::string KeySpec::summary() const
     }
     if (const std::string r = range_text(*this); !r.empty())
         s += " " + r;
+    if (flags & ANSATZ_PARAM_MUST_EXIST)
+        s += " (must exist)";
     if (required())
         s += ", required";
     else if (optional())

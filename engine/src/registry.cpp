@@ -39,6 +39,17 @@ std::string version_string(uint32_t major, uint32_t minor)
     return std::to_string(major) + "." + std::to_string(minor);
 }
 
+// Boost.DLL wraps dlerror() as "... (dlerror system message: TEXT): errno text"; TEXT is the reason.
+std::string loader_reason(const std::string& what)
+{
+    const std::string marker = "dlerror system message: ";
+    const size_t start = what.find(marker);
+    const size_t end = what.rfind("):");
+    if (start == std::string::npos || end == std::string::npos || end < start)
+        return what;
+    return what.substr(start + marker.size(), end - start - marker.size());
+}
+
 bool looks_like_plugin(const fs::path& file)
 {
     const std::string name = file.filename().string();
@@ -100,7 +111,8 @@ bool Registry::load(const fs::path& file_in)
     }
     catch (const std::exception& e)
     {
-        refusals_.push_back("plugin " + file.string() + " refused: it could not be loaded (" + e.what() + ").");
+        refusals_.push_back("plugin " + file.string() + " refused: it could not be loaded (" + loader_reason(e.what()) +
+                            ").");
         return false;
     }
     if (std::string why = refusal(desc); !why.empty())

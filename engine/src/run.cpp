@@ -7,12 +7,9 @@
 namespace ansatz::engine
 {
 
-Run::Run(const Pipeline& pipeline, HostServices& host, std::filesystem::path folder)
-    : pipeline_(pipeline), host_(host), folder_(std::move(folder)), metrics_(folder_ / "metrics.csv")
-{
-}
+Run::Run(const Pipeline& pipeline, HostServices& host) : pipeline_(pipeline), host_(host) {}
 
-void Run::execute()
+void Run::create_components()
 {
     configs_.reserve(pipeline_.components.size());
     for (const ComponentDecl& c : pipeline_.components)
@@ -20,6 +17,12 @@ void Run::execute()
         configs_.push_back(to_config(c.specs, c.values));
         instances_[c.name] = std::make_unique<Instance>(*c.plugin, configs_.back().c(c.name), host_.table());
     }
+}
+
+void Run::execute(const std::filesystem::path& folder)
+{
+    folder_ = folder;
+    metrics_ = std::make_unique<MetricsCsv>(folder_ / "metrics.csv");
     for (const StageDecl& stage : pipeline_.stages)
     {
         if (host_.cancelled())

@@ -30,15 +30,17 @@ struct ModelState
 class Run
 {
 public:
-    Run(const Pipeline& pipeline, HostServices& host, std::filesystem::path folder);
+    Run(const Pipeline& pipeline, HostServices& host);
 
-    // Creates every component, then runs every stage in order.
-    void execute();
+    // Creates every component (bad data files are found here, before any output exists).
+    void create_components();
+    // Runs every stage in order, writing into `folder`.
+    void execute(const std::filesystem::path& folder);
 
     const Pipeline& pipeline() const { return pipeline_; }
     HostServices& host() { return host_; }
     const std::filesystem::path& folder() const { return folder_; }
-    MetricsCsv& metrics() { return metrics_; }
+    MetricsCsv& metrics() { return *metrics_; }
     Instance& instance(const std::string& name);
 
     // Sets up `model` for the samples of `dataset` (the first time) or checks that they agree.
@@ -49,7 +51,7 @@ private:
     const Pipeline& pipeline_;
     HostServices& host_;
     std::filesystem::path folder_;
-    MetricsCsv metrics_;
+    std::unique_ptr<MetricsCsv> metrics_;
     std::vector<ConfigValues> configs_;
     std::map<std::string, std::unique_ptr<Instance>> instances_;
     std::map<std::string, ModelState> models_;

@@ -3,10 +3,10 @@
 # Builds libansatz_<NAME>.so: a MODULE library with hidden visibility whose version script exports only
 # the entry symbol, linked with -Wl,--no-undefined (a plugin links nothing from the executable).
 # Without OUTPUT_DIRECTORY it goes where ANSATZ_PLUGIN_OUTPUT_DIRECTORY says, else the build folder.
-set(_ANSATZ_PLUGIN_MAP "${CMAKE_CURRENT_LIST_DIR}/ansatz_plugin.map")
-
 function(ansatz_add_plugin name)
   cmake_parse_arguments(ARG "" "OUTPUT_DIRECTORY" "SOURCES;LIBRARIES" ${ARGN})
+  # Beside this file, wherever the function is called from.
+  set(_ANSATZ_PLUGIN_MAP "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/ansatz_plugin.map")
   if(NOT ARG_SOURCES)
     message(FATAL_ERROR "ansatz_add_plugin(${name}): no SOURCES")
   endif()

@@ -87,13 +87,13 @@ TEST_CASE("the engine goes on with the other plugins after refusals", "[registry
 TEST_CASE("a file that is not a shared library is refused with the loader's reason", "[registry]")
 {
     const auto dir = ansatz::test::fresh_folder("registry_not_elf");
-    ansatz::test::write_text(dir / "libansatz_text.so", "not a library\n");
+    const std::string file = (dir / "libansatz_text.so").string();
+    ansatz::test::write_text(file, std::string(200, 'x'));
     Registry r;
     r.scan({dir});
     REQUIRE(r.refusals().size() == 1);
-    CHECK(r.refusals()[0].rfind("plugin " + (dir / "libansatz_text.so").string() + " refused: it could not be loaded (",
-                                0) == 0);
-    CHECK(r.refusals()[0].find("invalid ELF header") != std::string::npos);
+    CHECK(r.refusals()[0] ==
+          "plugin " + file + " refused: it could not be loaded (" + file + ": invalid ELF header).");
 }
 
 TEST_CASE("`ansatz plugins` warns about refused files and lists the rest", "[registry][cli]")

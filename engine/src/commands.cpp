@@ -53,7 +53,7 @@ Loaded load(const Options& o)
     registry.scan(plugin_search_path(o.plugin_paths, pipeline_plugin_paths(source)));
     print_refusals(registry);
     Pipeline pipeline = validate_pipeline(std::move(source), registry);
-    return Loaded{std::move(registry), std::move(pipeline)};
+    return Loaded{ std::move(registry), std::move(pipeline) };
 }
 
 fs::path make_run_folder(const fs::path& runs, const std::string& pipeline)
@@ -93,7 +93,7 @@ void print_keys(const std::vector<KeySpec>& keys)
                     static_cast<int>(width), "", k.doc.c_str());
 }
 
-}  // namespace
+} // namespace
 
 Options parse_options(int argc, char** argv)
 {
@@ -101,7 +101,8 @@ Options parse_options(int argc, char** argv)
     for (int i = 1; i < argc; ++i)
     {
         const std::string a = argv[i];
-        const auto value = [&](const char* flag) -> std::string {
+        const auto value = [&](const char* flag) -> std::string
+        {
             if (i + 1 >= argc)
                 throw UserError(std::string("option ") + flag + " needs a value.");
             return argv[++i];
@@ -208,7 +209,8 @@ int command_plugins(const Options& o)
 int command_describe(const Options& o)
 {
     if (o.arguments.size() != 1)
-        throw UserError("ansatz describe: expects one name, a plugin component or a stage type (train, sample).");
+        throw UserError(
+            "ansatz describe: expects one name, a plugin component or a stage type (train, sample).");
     const std::string& name = o.arguments[0];
     if (const StageType* stage = find_stage_type(name))
     {
@@ -226,14 +228,16 @@ int command_describe(const Options& o)
         for (const std::string& n : registry.names())
             known += (known.empty() ? "" : ", ") + n;
         throw UserError("ansatz describe: no plugin component or stage type named '" + name + "'" +
-                        (closest(name, registry.names()).empty() ? "" : " (did you mean '" + closest(name, registry.names()) + "'?)") +
+                        (closest(name, registry.names()).empty()
+                             ? ""
+                             : " (did you mean '" + closest(name, registry.names()) + "'?)") +
                         "; known: " + known + ", and the stages train, sample.");
     }
     const ansatz_component& d = *c->desc;
     std::printf("%s (%s)\n  %s\n\n", d.name, kind_name(d.kind), d.summary ? d.summary : "");
-    std::printf("plugin:  %s %s (%s)\nfile:    %s\nABI:     %u.%u\nbuild:   %s\n", c->plugin->name, c->plugin->version,
-                c->plugin->license ? c->plugin->license : "", c->file.string().c_str(), c->plugin->abi_major,
-                c->plugin->abi_minor, c->plugin->build ? c->plugin->build : "");
+    std::printf("plugin:  %s %s (%s)\nfile:    %s\nABI:     %u.%u\nbuild:   %s\n", c->plugin->name,
+                c->plugin->version, c->plugin->license ? c->plugin->license : "", c->file.string().c_str(),
+                c->plugin->abi_major, c->plugin->abi_minor, c->plugin->build ? c->plugin->build : "");
     if (d.kind == ANSATZ_KIND_MODEL)
         std::printf("provides:%s\n", capability_list(d.capabilities).c_str());
     else if (d.capabilities)
@@ -245,4 +249,4 @@ int command_describe(const Options& o)
     return 0;
 }
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

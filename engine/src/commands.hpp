@@ -11,10 +11,10 @@ namespace ansatz::engine
 struct Options
 {
     std::string command;
-    std::vector<std::string> arguments;           // positional: FILE or NAME
-    std::vector<std::filesystem::path> plugin_paths;  // --plugin-path, in order
-    std::vector<std::string> overrides;           // --set key.path=value
-    std::filesystem::path runs = "runs";          // --runs: the folder of run folders
+    std::vector<std::string> arguments;              // positional: FILE or NAME
+    std::vector<std::filesystem::path> plugin_paths; // --plugin-path, in order
+    std::vector<std::string> overrides;              // --set key.path=value
+    std::filesystem::path runs = "runs";             // --runs: the folder of run folders
     bool verbose = false;
 };
 
@@ -27,4 +27,4 @@ int command_plugins(const Options& options);
 int command_describe(const Options& options);
 void print_usage();
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

@@ -41,4 +41,4 @@ const ansatz_config& ConfigValues::c(const std::string& instance_name)
     return config_;
 }
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

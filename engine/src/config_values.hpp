@@ -20,7 +20,10 @@ public:
     void set_bool(const std::string& name, bool v) { add(name, ANSATZ_PARAM_BOOL).integer = v ? 1 : 0; }
     void set_int(const std::string& name, int64_t v) { add(name, ANSATZ_PARAM_INT).integer = v; }
     void set_real(const std::string& name, double v) { add(name, ANSATZ_PARAM_FLOAT).real = v; }
-    void set_text(const std::string& name, int32_t type, const std::string& v) { add(name, type).text = keep(v); }
+    void set_text(const std::string& name, int32_t type, const std::string& v)
+    {
+        add(name, type).text = keep(v);
+    }
     void set_absent(const std::string& name, int32_t type) { add(name, type).present = 0; }
 
     // Valid while this object lives and is not changed.
@@ -40,4 +43,4 @@ private:
     std::string instance_name_;
 };
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

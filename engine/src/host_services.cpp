@@ -13,20 +13,23 @@ namespace
 
 void log_message(void*, int32_t level, const char* message)
 {
-    static const char* const names[] = {"debug", "info", "warning", "error"};
+    static const char* const names[] = { "debug", "info", "warning", "error" };
     const char* name = level >= 0 && level <= 3 ? names[level] : "log";
     if (level >= ANSATZ_LOG_INFO)
         std::fprintf(stderr, "%s: %s\n", name, message);
 }
 
-int32_t is_cancelled(void* context) { return static_cast<HostServices*>(context)->cancelled() ? 1 : 0; }
+int32_t is_cancelled(void* context)
+{
+    return static_cast<HostServices*>(context)->cancelled() ? 1 : 0;
+}
 
 void make_stream(void* context, const char* name, ansatz_rng* out)
 {
     *out = static_cast<HostServices*>(context)->stream(name).state();
 }
 
-}  // namespace
+} // namespace
 
 HostServices::HostServices(uint64_t seed, int threads) : seed_(seed), threads_(threads)
 {
@@ -38,7 +41,10 @@ HostServices::HostServices(uint64_t seed, int threads) : seed_(seed), threads_(t
     table_.stream = make_stream;
 }
 
-void set_blas_threads(int threads) { openblas_set_num_threads(threads); }
+void set_blas_threads(int threads)
+{
+    openblas_set_num_threads(threads);
+}
 
 int available_cores()
 {
@@ -46,4 +52,4 @@ int available_cores()
     return n == 0 ? 1 : static_cast<int>(n);
 }
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

@@ -30,7 +30,7 @@ public:
 private:
     uint64_t seed_;
     int threads_;
-    std::atomic<bool> cancelled_{false};
+    std::atomic<bool> cancelled_{ false };
     ansatz_host table_{};
 };
 
@@ -38,4 +38,4 @@ private:
 void set_blas_threads(int threads);
 int available_cores();
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

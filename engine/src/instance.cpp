@@ -46,11 +46,11 @@ const void* Instance::table(int32_t kind) const
 
 ansatz_model_handle Instance::model() const
 {
-    return {static_cast<const ansatz_model_table*>(table(ANSATZ_KIND_MODEL)), self_};
+    return { static_cast<const ansatz_model_table*>(table(ANSATZ_KIND_MODEL)), self_ };
 }
 ansatz_sampler_handle Instance::sampler() const
 {
-    return {static_cast<const ansatz_sampler_table*>(table(ANSATZ_KIND_SAMPLER)), self_};
+    return { static_cast<const ansatz_sampler_table*>(table(ANSATZ_KIND_SAMPLER)), self_ };
 }
 const ansatz_loss_table& Instance::loss() const
 {
@@ -65,4 +65,4 @@ const ansatz_dataset_table& Instance::dataset() const
     return *static_cast<const ansatz_dataset_table*>(table(ANSATZ_KIND_DATASET));
 }
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

@@ -42,4 +42,4 @@ private:
     void* self_ = nullptr;
 };
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

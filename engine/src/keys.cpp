@@ -44,7 +44,7 @@ size_t edit_distance(const std::string& a, const std::string& b)
         for (size_t j = 1; j <= b.size(); ++j)
         {
             const size_t up = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            row[j] = std::min({ row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1) });
             diagonal = up;
         }
     }
@@ -53,8 +53,8 @@ size_t edit_distance(const std::string& a, const std::string& b)
 
 bool parse_bool(const std::string& s, bool& out)
 {
-    static const char* const yes[] = {"true", "True", "TRUE", "yes", "Yes", "on", "On"};
-    static const char* const no[] = {"false", "False", "FALSE", "no", "No", "off", "Off"};
+    static const char* const yes[] = { "true", "True", "TRUE", "yes", "Yes", "on", "On" };
+    static const char* const no[] = { "false", "False", "FALSE", "no", "No", "off", "Off" };
     for (const char* y : yes)
         if (s == y)
             return out = true, true;
@@ -85,7 +85,7 @@ bool parse_real(const std::string& s, double& out)
     if (s.empty())
         return false;
     if (s == ".inf" || s == ".Inf" || s == "-.inf" || s == ".nan" || s == ".NaN")
-        return false;  // not meaningful for a parameter
+        return false; // not meaningful for a parameter
     size_t used = 0;
     try
     {
@@ -125,8 +125,8 @@ std::string range_text(const KeySpec& spec)
     std::string out;
     const bool lo = spec.flags & ANSATZ_PARAM_HAS_MIN, hi = spec.flags & ANSATZ_PARAM_HAS_MAX;
     if (lo && hi)
-        return std::string(spec.flags & ANSATZ_PARAM_MIN_EXCLUSIVE ? "(" : "[") + format_number(spec.min) + ", " +
-               format_number(spec.max) + (spec.flags & ANSATZ_PARAM_MAX_EXCLUSIVE ? ")" : "]");
+        return std::string(spec.flags & ANSATZ_PARAM_MIN_EXCLUSIVE ? "(" : "[") + format_number(spec.min) +
+               ", " + format_number(spec.max) + (spec.flags & ANSATZ_PARAM_MAX_EXCLUSIVE ? ")" : "]");
     if (lo)
         return std::string(spec.flags & ANSATZ_PARAM_MIN_EXCLUSIVE ? "> " : ">= ") + format_number(spec.min);
     if (hi)
@@ -134,7 +134,7 @@ std::string range_text(const KeySpec& spec)
     return out;
 }
 
-}  // namespace
+} // namespace
 
 KeySpec KeySpec::from(const ansatz_param_spec& spec)
 {
@@ -162,15 +162,24 @@ std::string KeySpec::type_name() const
 {
     switch (type)
     {
-    case ANSATZ_PARAM_BOOL: return "bool";
-    case ANSATZ_PARAM_INT: return "int";
-    case ANSATZ_PARAM_FLOAT: return "float";
-    case ANSATZ_PARAM_STRING: return "string";
-    case ANSATZ_PARAM_PATH: return "path";
-    case ANSATZ_PARAM_CHOICE: return "choice";
-    case KEY_COMPONENT: return std::string(kind_name(component_kind));
-    case KEY_STRING_LIST: return "list";
-    default: return "unknown type";
+    case ANSATZ_PARAM_BOOL:
+        return "bool";
+    case ANSATZ_PARAM_INT:
+        return "int";
+    case ANSATZ_PARAM_FLOAT:
+        return "float";
+    case ANSATZ_PARAM_STRING:
+        return "string";
+    case ANSATZ_PARAM_PATH:
+        return "path";
+    case ANSATZ_PARAM_CHOICE:
+        return "choice";
+    case KEY_COMPONENT:
+        return std::string(kind_name(component_kind));
+    case KEY_STRING_LIST:
+        return "list";
+    default:
+        return "unknown type";
     }
 }
 
@@ -234,8 +243,8 @@ std::string convert(const KeySpec& spec, const YAML::Node& node, const Source& s
         return "";
     }
     if (!node.IsScalar())
-        return "expects " + std::string(spec.type == ANSATZ_PARAM_INT ? "an " : "a ") + spec.type_name() + ", got " +
-               describe_node(node);
+        return "expects " + std::string(spec.type == ANSATZ_PARAM_INT ? "an " : "a ") + spec.type_name() +
+               ", got " + describe_node(node);
     const std::string& text = node.Scalar();
     switch (spec.type)
     {
@@ -293,18 +302,21 @@ std::string convert(const KeySpec& spec, const YAML::Node& node, const Source& s
     }
 }
 
-}  // namespace
+} // namespace
 
 Values validate_keys(const Source& source, const YAML::Node& map, const std::vector<KeySpec>& specs,
-                     const std::string& what, const std::string& context, const std::vector<std::string>& ignored)
+                     const std::string& what, const std::string& context,
+                     const std::vector<std::string>& ignored)
 {
-    const auto valid_keys = [&] {
+    const auto valid_keys = [&]
+    {
         std::string s = "  valid keys: ";
         for (size_t i = 0; i < specs.size(); ++i)
             s += (i ? ", " : "") + specs[i].name + " (" + specs[i].summary() + ")";
         return s + (specs.empty() ? "none" : "");
     };
-    const auto fail = [&](const YAML::Node& at, const std::string& sentence, bool list_keys) {
+    const auto fail = [&](const YAML::Node& at, const std::string& sentence, bool list_keys)
+    {
         throw UserError(source.where(at) + ": " + sentence + (list_keys ? "\n" + valid_keys() : "") +
                         (context.empty() ? "" : "\n  " + context));
     };
@@ -322,7 +334,8 @@ Values validate_keys(const Source& source, const YAML::Node& map, const std::vec
             const std::string key = item.first.Scalar();
             if (std::find(ignored.begin(), ignored.end(), key) != ignored.end())
                 continue;
-            const auto spec = std::find_if(specs.begin(), specs.end(), [&](const KeySpec& s) { return s.name == key; });
+            const auto spec =
+                std::find_if(specs.begin(), specs.end(), [&](const KeySpec& s) { return s.name == key; });
             if (spec == specs.end())
             {
                 const std::string guess = closest(key, names);
@@ -372,10 +385,18 @@ ConfigValues to_config(const std::vector<KeySpec>& specs, const Values& values)
         }
         switch (spec.type)
         {
-        case ANSATZ_PARAM_BOOL: config.set_bool(spec.name, v.integer != 0); break;
-        case ANSATZ_PARAM_INT: config.set_int(spec.name, v.integer); break;
-        case ANSATZ_PARAM_FLOAT: config.set_real(spec.name, v.real); break;
-        default: config.set_text(spec.name, spec.type, v.text); break;
+        case ANSATZ_PARAM_BOOL:
+            config.set_bool(spec.name, v.integer != 0);
+            break;
+        case ANSATZ_PARAM_INT:
+            config.set_int(spec.name, v.integer);
+            break;
+        case ANSATZ_PARAM_FLOAT:
+            config.set_real(spec.name, v.real);
+            break;
+        default:
+            config.set_text(spec.name, spec.type, v.text);
+            break;
         }
     }
     return config;
@@ -385,20 +406,27 @@ YAML::Node to_yaml(const Value& value)
 {
     switch (value.type)
     {
-    case ANSATZ_PARAM_BOOL: return YAML::Node(value.integer != 0);
-    case ANSATZ_PARAM_INT: return YAML::Node(value.integer);
-    case ANSATZ_PARAM_FLOAT: return YAML::Node(value.real);
-    case KEY_STRING_LIST: return YAML::Node(value.list);
-    default: return YAML::Node(value.text);
+    case ANSATZ_PARAM_BOOL:
+        return YAML::Node(value.integer != 0);
+    case ANSATZ_PARAM_INT:
+        return YAML::Node(value.integer);
+    case ANSATZ_PARAM_FLOAT:
+        return YAML::Node(value.real);
+    case KEY_STRING_LIST:
+        return YAML::Node(value.list);
+    default:
+        return YAML::Node(value.text);
     }
 }
 
 ConfigValues config_from_yaml(const ansatz_component& component, const std::string& yaml_text)
 {
-    Source source = Source::parse(yaml_text.empty() ? "{}" : yaml_text, std::string("<") + component.name + ">");
+    Source source =
+        Source::parse(yaml_text.empty() ? "{}" : yaml_text, std::string("<") + component.name + ">");
     const std::vector<KeySpec> specs = key_specs(component);
-    return to_config(specs, validate_keys(source, source.root(), specs,
-                                          std::string(kind_name(component.kind)) + " '" + component.name + "'", ""));
+    return to_config(specs,
+                     validate_keys(source, source.root(), specs,
+                                   std::string(kind_name(component.kind)) + " '" + component.name + "'", ""));
 }
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

@@ -26,8 +26,8 @@ struct KeySpec
     std::string name;
     int32_t type = ANSATZ_PARAM_STRING;
     uint32_t flags = 0;
-    std::string default_value;  // YAML text; meaningful unless REQUIRED or OPTIONAL
-    std::string choices;        // '|' separated
+    std::string default_value; // YAML text; meaningful unless REQUIRED or OPTIONAL
+    std::string choices;       // '|' separated
     double min = 0, max = 0;
     std::string doc;
     int32_t component_kind = 0;
@@ -50,7 +50,7 @@ struct Value
     double real = 0;
     std::string text;
     std::vector<std::string> list;
-    YAML::Node node;  // where it came from (null for a default)
+    YAML::Node node; // where it came from (null for a default)
 };
 
 using Values = std::map<std::string, Value>;
@@ -58,7 +58,8 @@ using Values = std::map<std::string, Value>;
 // Validates `map` (a YAML mapping) against specs; keys in `ignored` are skipped (e.g. "plugin").
 // `what` names the owner ("sampler 'gibbs'"), `context` is the trailing "while ..." line.
 Values validate_keys(const Source& source, const YAML::Node& map, const std::vector<KeySpec>& specs,
-                     const std::string& what, const std::string& context, const std::vector<std::string>& ignored = {});
+                     const std::string& what, const std::string& context,
+                     const std::vector<std::string>& ignored = {});
 
 // The C configuration of the values (paths already resolved).
 ConfigValues to_config(const std::vector<KeySpec>& specs, const Values& values);
@@ -73,4 +74,4 @@ std::string closest(const std::string& word, const std::vector<std::string>& can
 // validation and defaults as a pipeline.
 ConfigValues config_from_yaml(const ansatz_component& component, const std::string& yaml_text);
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

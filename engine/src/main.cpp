@@ -33,7 +33,8 @@ int main(int argc, char** argv)
             return command_plugins(options);
         if (options.command == "describe")
             return command_describe(options);
-        throw UserError("unknown command '" + options.command + "'; commands: run, validate, plugins, describe.");
+        throw UserError("unknown command '" + options.command +
+                        "'; commands: run, validate, plugins, describe.");
     }
     catch (const UserError& e)
     {

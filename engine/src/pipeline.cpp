@@ -16,22 +16,27 @@ namespace fs = std::filesystem;
 namespace
 {
 
-const std::vector<std::string> top_level_keys = {"pipeline", "seed", "threads", "plugin_paths", "components", "stages"};
+const std::vector<std::string> top_level_keys = { "pipeline",     "seed",       "threads",
+                                                  "plugin_paths", "components", "stages" };
 
 bool is_identifier(const std::string& s)
 {
     if (s.empty() || s.size() > 100)
         return false;
     return std::all_of(s.begin(), s.end(),
-                       [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'; }) &&
+                       [](char c) {
+                           return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
+                                  c == '.';
+                       }) &&
            s[0] != '.';
 }
 
 std::string capability_names(uint32_t caps)
 {
     std::string out;
-    const std::pair<uint32_t, const char*> names[] = {
-        {ANSATZ_CAP_ENERGY, "energy"}, {ANSATZ_CAP_CONDITIONALS, "conditionals"}, {ANSATZ_CAP_LATENT, "latent"}};
+    const std::pair<uint32_t, const char*> names[] = { { ANSATZ_CAP_ENERGY, "energy" },
+                                                       { ANSATZ_CAP_CONDITIONALS, "conditionals" },
+                                                       { ANSATZ_CAP_LATENT, "latent" } };
     for (const auto& [bit, name] : names)
         if (caps & bit)
             out += (out.empty() ? "" : ", ") + std::string(name);
@@ -52,9 +57,10 @@ public:
             if (std::find(top_level_keys.begin(), top_level_keys.end(), key) == top_level_keys.end())
             {
                 const std::string guess = closest(key, top_level_keys);
-                fail(item.first, "unknown top-level key '" + key + "'" +
-                                     (guess.empty() ? "" : " (did you mean '" + guess + "'?)") +
-                                     "\n  valid keys: pipeline, seed, threads, plugin_paths, components, stages");
+                fail(item.first,
+                     "unknown top-level key '" + key + "'" +
+                         (guess.empty() ? "" : " (did you mean '" + guess + "'?)") +
+                         "\n  valid keys: pipeline, seed, threads, plugin_paths, components, stages");
             }
         }
         top_level();
@@ -73,7 +79,8 @@ private:
         const YAML::Node& root = p_.source.root();
         const YAML::Node name = root["pipeline"];
         if (!name)
-            fail(root, "missing required key 'pipeline' (the run's name, which names its folder under runs/)");
+            fail(root,
+                 "missing required key 'pipeline' (the run's name, which names its folder under runs/)");
         if (!name.IsScalar() || !is_identifier(name.Scalar()))
             fail(name, "key 'pipeline' must be a name of letters, digits, '_', '-' or '.', got " +
                            (name.IsScalar() ? "'" + name.Scalar() + "'" : std::string("a mapping or list")));
@@ -85,10 +92,12 @@ private:
         if (!root["components"])
             fail(root, "missing required key 'components' (a mapping from names to plugin instances)");
         if (!root["components"].IsMap() || root["components"].size() == 0)
-            fail(root["components"], "'components' must be a non-empty mapping from names to plugin instances, "
-                                     "e.g. rbm: {plugin: rbm, hidden: 64}");
+            fail(root["components"],
+                 "'components' must be a non-empty mapping from names to plugin instances, "
+                 "e.g. rbm: {plugin: rbm, hidden: 64}");
         if (!root["stages"])
-            fail(root, "missing required key 'stages' (a list of stages to run in order, e.g. - train: {...})");
+            fail(root,
+                 "missing required key 'stages' (a list of stages to run in order, e.g. - train: {...})");
         if (!root["stages"].IsSequence() || root["stages"].size() == 0)
             fail(root["stages"], "'stages' must be a non-empty list, e.g. - train: {model: rbm, ...}");
     }
@@ -111,8 +120,8 @@ private:
                            (node.IsScalar() ? "'" + node.Scalar() + "'" : std::string("a mapping or list")));
         }
         if (v < min)
-            fail(node, std::string("key '") + key + "' is " + std::to_string(v) + ", out of range: it must be >= " +
-                           std::to_string(min));
+            fail(node, std::string("key '") + key + "' is " + std::to_string(v) +
+                           ", out of range: it must be >= " + std::to_string(min));
         return v;
     }
 
@@ -126,10 +135,12 @@ private:
             if (!is_identifier(c.name))
                 fail(item.first, "component name '" + c.name + "' must be letters, digits, '_', '-' or '.'");
             if (!c.node.IsMap())
-                fail(c.node, "component '" + c.name + "' must be a mapping with a 'plugin' key, e.g. {plugin: rbm}");
+                fail(c.node,
+                     "component '" + c.name + "' must be a mapping with a 'plugin' key, e.g. {plugin: rbm}");
             const YAML::Node plugin = c.node["plugin"];
             if (!plugin)
-                fail(c.node, "component '" + c.name + "' has no 'plugin' key; known plugins: " + known_plugins());
+                fail(c.node,
+                     "component '" + c.name + "' has no 'plugin' key; known plugins: " + known_plugins());
             if (!plugin.IsScalar())
                 fail(plugin, "key 'plugin' of component '" + c.name + "' must be a plugin name");
             c.plugin = registry_.find(plugin.Scalar());
@@ -141,11 +152,12 @@ private:
                                  "\n  known plugins: " + known_plugins());
             }
             c.specs = key_specs(*c.plugin->desc);
-            const std::string what = std::string(kind_name(c.plugin->desc->kind)) + " '" + c.plugin->desc->name + "'";
+            const std::string what =
+                std::string(kind_name(c.plugin->desc->kind)) + " '" + c.plugin->desc->name + "'";
             c.values = validate_keys(p_.source, c.node, c.specs, what,
                                      "while validating component '" + c.name + "' (plugin file " +
                                          c.plugin->file.string() + ")",
-                                     {"plugin"});
+                                     { "plugin" });
             p_.components.push_back(std::move(c));
         }
     }
@@ -164,14 +176,15 @@ private:
 
     void stages()
     {
-        std::set<std::string> shaped_models;  // models whose sample shape an earlier stage fixes
+        std::set<std::string> shaped_models; // models whose sample shape an earlier stage fixes
         size_t index = 0;
         for (const YAML::Node& node : p_.source.root()["stages"])
         {
             ++index;
             if (!node.IsMap() || node.size() != 1)
-                fail(node, "stage " + std::to_string(index) +
-                               " must be a mapping with one key, the stage type, e.g. - train: {model: rbm, ...}");
+                fail(node,
+                     "stage " + std::to_string(index) +
+                         " must be a mapping with one key, the stage type, e.g. - train: {model: rbm, ...}");
             const auto entry = *node.begin();
             StageDecl s;
             s.type = entry.first.Scalar();
@@ -214,12 +227,13 @@ private:
                 const std::string guess = closest(v.text, names);
                 fail(v.node, s.label() + ": key '" + key.name + "' names '" + v.text +
                                  "', which is not a component of this pipeline" +
-                                 (guess.empty() ? "" : " (did you mean '" + guess + "'?)") + "; components: " + list);
+                                 (guess.empty() ? "" : " (did you mean '" + guess + "'?)") +
+                                 "; components: " + list);
             }
             if (found->plugin->desc->kind != key.component_kind)
                 fail(v.node, s.label() + ": key '" + key.name + "' needs a " + kind_name(key.component_kind) +
-                                 ", but '" + v.text + "' is a " + kind_name(found->plugin->desc->kind) + " (plugin '" +
-                                 found->plugin->desc->name + "')");
+                                 ", but '" + v.text + "' is a " + kind_name(found->plugin->desc->kind) +
+                                 " (plugin '" + found->plugin->desc->name + "')");
         }
     }
 
@@ -231,11 +245,12 @@ private:
         const uint32_t needed = user.plugin->desc->capabilities;
         const uint32_t offered = model.plugin->desc->capabilities;
         if ((needed & offered) != needed)
-            fail(s.values.at(key).node,
-                 s.label() + ": " + kind_name(user.plugin->desc->kind) + " '" + user.name + "' needs the model's " +
-                     capability_names(needed & ~offered) + " capability, but model '" + model.name + "' (plugin '" +
-                     model.plugin->desc->name + "' from " + model.plugin->file.string() +
-                     ") provides only: " + capability_names(offered));
+            fail(s.values.at(key).node, s.label() + ": " + kind_name(user.plugin->desc->kind) + " '" +
+                                            user.name + "' needs the model's " +
+                                            capability_names(needed & ~offered) + " capability, but model '" +
+                                            model.name + "' (plugin '" + model.plugin->desc->name +
+                                            "' from " + model.plugin->file.string() +
+                                            ") provides only: " + capability_names(offered));
     }
 
     void capabilities(const StageDecl& s, std::set<std::string>& shaped_models) const
@@ -254,8 +269,9 @@ private:
         if (s.values.count("data") && s.has("data"))
             shaped_models.insert(model);
         if (s.type == "sample" && s.text("init") == "data" && !s.has("data"))
-            fail(s.values.at("init").node.IsDefined() && !s.values.at("init").node.IsNull() ? s.values.at("init").node
-                                                                                            : s.node,
+            fail(s.values.at("init").node.IsDefined() && !s.values.at("init").node.IsNull()
+                     ? s.values.at("init").node
+                     : s.node,
                  s.label() + ": init: data needs a 'data' key naming a dataset to start the chains from");
         if (!model.empty() && !shaped_models.count(model))
             fail(s.node, s.label() + ": model '" + model +
@@ -267,7 +283,7 @@ private:
     const Registry& registry_;
 };
 
-}  // namespace
+} // namespace
 
 const ComponentDecl& Pipeline::component(const std::string& name) const
 {
@@ -314,7 +330,8 @@ std::vector<fs::path> pipeline_plugin_paths(const Source& source)
     if (!node)
         return out;
     if (!node.IsSequence())
-        throw UserError(source.where(node) + ": 'plugin_paths' must be a list of folders, e.g. [plugins, /opt/ansatz]");
+        throw UserError(source.where(node) +
+                        ": 'plugin_paths' must be a list of folders, e.g. [plugins, /opt/ansatz]");
     for (const YAML::Node& item : node)
     {
         if (!item.IsScalar() || item.Scalar().empty())
@@ -333,4 +350,4 @@ Pipeline validate_pipeline(Source source, const Registry& registry)
     return p;
 }
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

@@ -29,7 +29,7 @@ struct ComponentDecl
 struct StageDecl
 {
     std::string type;
-    size_t index = 0;  // 1-based position in `stages:`
+    size_t index = 0; // 1-based position in `stages:`
     Values values;
     YAML::Node node;
 
@@ -59,4 +59,4 @@ std::vector<std::filesystem::path> pipeline_plugin_paths(const Source& source);
 
 Pipeline validate_pipeline(Source source, const Registry& registry);
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

@@ -22,12 +22,18 @@ const char* kind_name(int32_t kind)
 {
     switch (kind)
     {
-    case ANSATZ_KIND_MODEL: return "model";
-    case ANSATZ_KIND_SAMPLER: return "sampler";
-    case ANSATZ_KIND_LOSS: return "loss";
-    case ANSATZ_KIND_OPTIMIZER: return "optimizer";
-    case ANSATZ_KIND_DATASET: return "dataset";
-    default: return "unknown kind";
+    case ANSATZ_KIND_MODEL:
+        return "model";
+    case ANSATZ_KIND_SAMPLER:
+        return "sampler";
+    case ANSATZ_KIND_LOSS:
+        return "loss";
+    case ANSATZ_KIND_OPTIMIZER:
+        return "optimizer";
+    case ANSATZ_KIND_DATASET:
+        return "dataset";
+    default:
+        return "unknown kind";
     }
 }
 
@@ -87,13 +93,13 @@ std::string refusal(const ansatz_plugin_desc* d)
     return "";
 }
 
-}  // namespace
+} // namespace
 
 bool Registry::load(const fs::path& file_in)
 {
     const fs::path file = fs::absolute(file_in).lexically_normal();
     if (std::find(loaded_files_.begin(), loaded_files_.end(), file) != loaded_files_.end())
-        return true;  // the same file reached twice through the search path
+        return true; // the same file reached twice through the search path
     auto library = std::make_shared<Library>();
     const ansatz_plugin_desc* desc = nullptr;
     try
@@ -102,7 +108,8 @@ bool Registry::load(const fs::path& file_in)
         library->handle.load(file.string(), mode::rtld_now | mode::rtld_local);
         if (!library->handle.has(ANSATZ_PLUGIN_ENTRY_SYMBOL))
         {
-            refusals_.push_back("plugin " + file.string() + " refused: it exports no '" ANSATZ_PLUGIN_ENTRY_SYMBOL
+            refusals_.push_back("plugin " + file.string() +
+                                " refused: it exports no '" ANSATZ_PLUGIN_ENTRY_SYMBOL
                                 "' entry symbol (was it built with ANSATZ_PLUGIN and ansatz_add_plugin?).");
             return false;
         }
@@ -111,8 +118,8 @@ bool Registry::load(const fs::path& file_in)
     }
     catch (const std::exception& e)
     {
-        refusals_.push_back("plugin " + file.string() + " refused: it could not be loaded (" + loader_reason(e.what()) +
-                            ").");
+        refusals_.push_back("plugin " + file.string() + " refused: it could not be loaded (" +
+                            loader_reason(e.what()) + ").");
         return false;
     }
     if (std::string why = refusal(desc); !why.empty())
@@ -127,22 +134,22 @@ bool Registry::load(const fs::path& file_in)
         // Names are unique across kinds too: a pipeline names a component by `plugin: NAME` alone.
         if (const PluginComponent* other = find(c.name))
         {
-            refusals_.push_back("plugin " + file.string() + " refused: its " + kind_name(c.kind) + " '" + c.name +
-                                "' has the name of the " + kind_name(other->desc->kind) + " '" + c.name +
-                                "' already provided by " + other->file.string() + ".");
+            refusals_.push_back("plugin " + file.string() + " refused: its " + kind_name(c.kind) + " '" +
+                                c.name + "' has the name of the " + kind_name(other->desc->kind) + " '" +
+                                c.name + "' already provided by " + other->file.string() + ".");
             return false;
         }
         for (int32_t j = 0; j < i; ++j)
             if (std::strcmp(desc->components[j].name, c.name) == 0)
             {
-                refusals_.push_back("plugin " + file.string() + " refused: it declares two components named '" +
-                                    c.name + "'.");
+                refusals_.push_back("plugin " + file.string() +
+                                    " refused: it declares two components named '" + c.name + "'.");
                 return false;
             }
     }
     loaded_files_.push_back(file);
     for (int32_t i = 0; i < desc->n_components; ++i)
-        components_.push_back(PluginComponent{&desc->components[i], desc, file, library});
+        components_.push_back(PluginComponent{ &desc->components[i], desc, file, library });
     return true;
 }
 
@@ -157,7 +164,7 @@ void Registry::scan(const std::vector<fs::path>& folders)
         for (const auto& entry : fs::directory_iterator(folder, ec))
             if (entry.is_regular_file(ec) && looks_like_plugin(entry.path()))
                 files.push_back(entry.path());
-        std::sort(files.begin(), files.end());  // a stable order: the first file of a name wins
+        std::sort(files.begin(), files.end()); // a stable order: the first file of a name wins
         for (const fs::path& file : files)
             load(file);
     }
@@ -189,7 +196,8 @@ std::vector<std::string> Registry::names() const
     return out;
 }
 
-std::vector<fs::path> plugin_search_path(const std::vector<fs::path>& from_cli, const std::vector<fs::path>& from_pipeline)
+std::vector<fs::path> plugin_search_path(const std::vector<fs::path>& from_cli,
+                                         const std::vector<fs::path>& from_pipeline)
 {
     std::vector<fs::path> out(from_cli);
     out.insert(out.end(), from_pipeline.begin(), from_pipeline.end());
@@ -200,8 +208,9 @@ std::vector<fs::path> plugin_search_path(const std::vector<fs::path>& from_cli, 
             if (!item.empty())
                 out.emplace_back(item);
     }
-    out.push_back(boost::dll::program_location().parent_path().parent_path().string() + "/lib/ansatz/plugins");
+    out.push_back(boost::dll::program_location().parent_path().parent_path().string() +
+                  "/lib/ansatz/plugins");
     return out;
 }
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

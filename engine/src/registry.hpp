@@ -16,7 +16,7 @@
 namespace ansatz::engine
 {
 
-struct Library;  // a loaded shared library (Boost.DLL), kept alive by shared ownership
+struct Library; // a loaded shared library (Boost.DLL), kept alive by shared ownership
 
 struct PluginComponent
 {
@@ -26,7 +26,7 @@ struct PluginComponent
     std::shared_ptr<const Library> library;
 };
 
-const char* kind_name(int32_t kind);  // "model", "sampler", ...
+const char* kind_name(int32_t kind); // "model", "sampler", ...
 
 class Registry
 {
@@ -51,7 +51,8 @@ private:
 };
 
 // The folders to scan, in discovery order.
-std::vector<std::filesystem::path> plugin_search_path(const std::vector<std::filesystem::path>& from_cli,
-                                                      const std::vector<std::filesystem::path>& from_pipeline);
+std::vector<std::filesystem::path> plugin_search_path(
+    const std::vector<std::filesystem::path>& from_cli,
+    const std::vector<std::filesystem::path>& from_pipeline);
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

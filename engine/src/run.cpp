@@ -31,9 +31,15 @@ void Run::execute(const std::filesystem::path& folder)
     }
 }
 
-Instance& Run::instance(const std::string& name) { return *instances_.at(name); }
+Instance& Run::instance(const std::string& name)
+{
+    return *instances_.at(name);
+}
 
-const ModelState& Run::model_state(const std::string& model) const { return models_.at(model); }
+const ModelState& Run::model_state(const std::string& model) const
+{
+    return models_.at(model);
+}
 
 void Run::prepare_model(const std::string& model, const std::string& dataset, const StageDecl& stage)
 {
@@ -43,17 +49,19 @@ void Run::prepare_model(const std::string& model, const std::string& dataset, co
     if (state.set_up)
     {
         if (flat_size(state.sample_shape) != flat_size(shape))
-            throw UserError(pipeline_.source.where(stage.node) + ": " + stage.label() + ": dataset '" + dataset +
-                            "' has samples of " + std::to_string(flat_size(shape)) + " values, but model '" + model +
-                            "' was set up for dataset '" + state.shaped_by + "' with " +
-                            std::to_string(flat_size(state.sample_shape)) + ".");
+            throw UserError(pipeline_.source.where(stage.node) + ": " + stage.label() + ": dataset '" +
+                            dataset + "' has samples of " + std::to_string(flat_size(shape)) +
+                            " values, but model '" + model + "' was set up for dataset '" + state.shaped_by +
+                            "' with " + std::to_string(flat_size(state.sample_shape)) + ".");
         return;
     }
     Rng rng = host_.stream("components." + model + ".init");
     const Instance& m = instance(model);
     ansatz_status st{};
-    m.check(m.model().table->setup(m.self(), shape.data(), static_cast<int32_t>(shape.size()), &rng.state(), &st), st);
-    state = ModelState{true, shape, info.is_image != 0, dataset};
+    m.check(
+        m.model().table->setup(m.self(), shape.data(), static_cast<int32_t>(shape.size()), &rng.state(), &st),
+        st);
+    state = ModelState{ true, shape, info.is_image != 0, dataset };
 }
 
 ansatz_dataset_info dataset_info(const Instance& dataset)
@@ -77,4 +85,4 @@ int64_t flat_size(const std::vector<int64_t>& shape)
     return n;
 }
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

@@ -24,7 +24,7 @@ struct ModelState
     bool set_up = false;
     std::vector<int64_t> sample_shape;
     bool is_image = false;
-    std::string shaped_by;  // the dataset component that fixed the shape
+    std::string shaped_by; // the dataset component that fixed the shape
 };
 
 class Run
@@ -62,4 +62,4 @@ ansatz_dataset_info dataset_info(const Instance& dataset);
 std::vector<ansatz_named_tensor> model_parameters(const Instance& model);
 int64_t flat_size(const std::vector<int64_t>& shape);
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

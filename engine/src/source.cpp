@@ -55,12 +55,12 @@ YAML::Node parse_yaml(const std::string& text, const std::string& name)
         std::string what = e.msg;
         if (!what.empty())
             what[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(what[0])));
-        throw UserError(name + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
-                        ": YAML syntax error: " + what + ".");
+        throw UserError(name + ":" + std::to_string(e.mark.line + 1) + ":" +
+                        std::to_string(e.mark.column + 1) + ": YAML syntax error: " + what + ".");
     }
 }
 
-}  // namespace
+} // namespace
 
 void check_utf8(const std::string& text, const std::string& name)
 {
@@ -72,8 +72,9 @@ void check_utf8(const std::string& text, const std::string& name)
         {
             char hex[8];
             std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned char>(text[i]));
-            throw UserError(name + ":" + std::to_string(line) + ":" + std::to_string(column) + ": byte offset " +
-                            std::to_string(i) + " (" + hex + ") is not valid UTF-8; pipelines are UTF-8 text.");
+            throw UserError(name + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                            ": byte offset " + std::to_string(i) + " (" + hex +
+                            ") is not valid UTF-8; pipelines are UTF-8 text.");
         }
         if (text[i] == '\n')
             ++line, column = 1;
@@ -107,8 +108,9 @@ Source Source::parse(const std::string& text, const std::string& name)
     s.folder_ = fs::current_path();
     check_utf8(text, name);
     if (text.find_first_not_of(" \t\r\n") == std::string::npos)
-        throw UserError(name + ": the pipeline file is empty; it needs at least 'pipeline:', 'components:' and "
-                               "'stages:'.");
+        throw UserError(name +
+                        ": the pipeline file is empty; it needs at least 'pipeline:', 'components:' and "
+                        "'stages:'.");
     s.root_ = parse_yaml(text, name);
     if (!s.root_.IsMap())
         throw UserError(s.where(s.root_) + ": a pipeline is a mapping with the keys 'pipeline', 'components' "
@@ -191,4 +193,4 @@ std::string Source::where(const YAML::Node& node) const
     return name_ + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
 }
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

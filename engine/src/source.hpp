@@ -42,4 +42,4 @@ private:
 // Reports the first byte that is not UTF-8 as "name: byte offset N (line L, column C) is not UTF-8".
 void check_utf8(const std::string& text, const std::string& name);
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

@@ -53,30 +53,31 @@ KeySpec choice_key(const std::string& name, const std::string& choices, const st
 const std::vector<StageType>& stage_types()
 {
     static const std::vector<StageType> types = {
-        {"train",
-         "fits a model to a dataset: batches of the data, a loss's gradient, an optimizer's step",
-         {component_key("model", ANSATZ_KIND_MODEL, true, "the model to train"),
-          component_key("data", ANSATZ_KIND_DATASET, true, "the training data"),
-          component_key("loss", ANSATZ_KIND_LOSS, true, "the loss whose gradient is followed"),
-          component_key("sampler", ANSATZ_KIND_SAMPLER, false, "the sampler of a loss that needs one (CD, PCD)"),
-          component_key("optimizer", ANSATZ_KIND_OPTIMIZER, true, "the update rule"),
-          int_key("epochs", 1, 1, "passes over the data"),
-          int_key("batch_size", 64, 1, "samples per gradient step"),
-          bool_key("shuffle", true, "visit the data in a new random order every epoch"),
-          bool_key("checkpoint", true, "save the parameters after every epoch (the last one is kept)")},
-         run_train_stage},
-        {"sample",
-         "draws samples from a model with a sampler; writes them as .npy and, for images, a PNG grid",
-         {component_key("model", ANSATZ_KIND_MODEL, true, "the model to draw from"),
-          component_key("sampler", ANSATZ_KIND_SAMPLER, true, "the Markov chain"),
-          component_key("data", ANSATZ_KIND_DATASET, false,
-                        "a dataset giving the sample shape and, with init: data, the starting points"),
-          int_key("count", 64, 1, "number of chains (samples)"),
-          int_key("steps", 1000, 1, "sweeps of the sampler per chain"),
-          choice_key("init", "random|data", "random",
-                     "start the chains from the model's random states or from random rows of 'data'"),
-          bool_key("image", true, "also write a PNG grid when the samples are images")},
-         run_sample_stage},
+        { "train",
+          "fits a model to a dataset: batches of the data, a loss's gradient, an optimizer's step",
+          { component_key("model", ANSATZ_KIND_MODEL, true, "the model to train"),
+            component_key("data", ANSATZ_KIND_DATASET, true, "the training data"),
+            component_key("loss", ANSATZ_KIND_LOSS, true, "the loss whose gradient is followed"),
+            component_key("sampler", ANSATZ_KIND_SAMPLER, false,
+                          "the sampler of a loss that needs one (CD, PCD)"),
+            component_key("optimizer", ANSATZ_KIND_OPTIMIZER, true, "the update rule"),
+            int_key("epochs", 1, 1, "passes over the data"),
+            int_key("batch_size", 64, 1, "samples per gradient step"),
+            bool_key("shuffle", true, "visit the data in a new random order every epoch"),
+            bool_key("checkpoint", true, "save the parameters after every epoch (the last one is kept)") },
+          run_train_stage },
+        { "sample",
+          "draws samples from a model with a sampler; writes them as .npy and, for images, a PNG grid",
+          { component_key("model", ANSATZ_KIND_MODEL, true, "the model to draw from"),
+            component_key("sampler", ANSATZ_KIND_SAMPLER, true, "the Markov chain"),
+            component_key("data", ANSATZ_KIND_DATASET, false,
+                          "a dataset giving the sample shape and, with init: data, the starting points"),
+            int_key("count", 64, 1, "number of chains (samples)"),
+            int_key("steps", 1000, 1, "sweeps of the sampler per chain"),
+            choice_key("init", "random|data", "random",
+                       "start the chains from the model's random states or from random rows of 'data'"),
+            bool_key("image", true, "also write a PNG grid when the samples are images") },
+          run_sample_stage },
     };
     return types;
 }
@@ -89,4 +90,4 @@ const StageType* find_stage_type(const std::string& name)
     return nullptr;
 }
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

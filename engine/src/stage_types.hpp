@@ -30,4 +30,4 @@ KeySpec bool_key(const std::string& name, bool default_value, const std::string&
 KeySpec choice_key(const std::string& name, const std::string& choices, const std::string& default_value,
                    const std::string& doc);
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

@@ -33,7 +33,7 @@ stages:
 std::string idx_images(uint32_t count, uint32_t rows, uint32_t cols, size_t pixel_bytes)
 {
     std::string s("\x00\x00\x08\x03", 4);
-    for (uint32_t v : {count, rows, cols})
+    for (uint32_t v : { count, rows, cols })
         for (int shift = 24; shift >= 0; shift -= 8)
             s += static_cast<char>((v >> shift) & 0xff);
     for (size_t i = 0; i < pixel_bytes; ++i)
@@ -56,16 +56,16 @@ struct Outcome
 };
 
 // Writes the pipeline (with `from` replaced by `to`) and a valid images.idx, then runs it.
-Outcome run_pipeline(const std::string& name, const std::string& pipeline, std::vector<std::string> extra = {},
-                     const std::string& images = idx_images(8, 2, 3, 48))
+Outcome run_pipeline(const std::string& name, const std::string& pipeline,
+                     std::vector<std::string> extra = {}, const std::string& images = idx_images(8, 2, 3, 48))
 {
     const fs::path dir = ansatz::test::fresh_folder("bad_inputs/" + name);
     write_text(dir / "pipeline.yaml", pipeline);
     write_text(dir / "images.idx", images);
-    std::vector<std::string> args = {"run", "pipeline.yaml", "--runs", "runs"};
+    std::vector<std::string> args = { "run", "pipeline.yaml", "--runs", "runs" };
     args.insert(args.end(), extra.begin(), extra.end());
     const ansatz::test::CliResult r = run_ansatz(args, dir);
-    return {r.status, r.err, dir};
+    return { r.status, r.err, dir };
 }
 
 Outcome with_change(const std::string& name, const std::string& from, const std::string& to)
@@ -86,7 +86,7 @@ const std::string rbm_keys =
     "  valid keys: hidden (int >= 1, default 64), init_std (float >= 0, default 0.01), visible (int >= 0, "
     "default 0)\n";
 
-}  // namespace
+} // namespace
 
 TEST_CASE("the valid base pipeline of the bad-input tests runs", "[cli][bad-input]")
 {
@@ -131,24 +131,28 @@ TEST_CASE("bad input: a float where an int is expected", "[cli][bad-input]")
 
 TEST_CASE("bad input: out of range", "[cli][bad-input]")
 {
-    expect(with_change("out_of_range", "learning_rate: 0.1", "learning_rate: -0.1"),
-           "pipeline.yaml:8:39: key 'learning_rate' of optimizer 'sgd' is -0.1, out of range: it must be > 0\n"
-           "  while validating component 'sgd' (plugin file {PLUGINS}/libansatz_sgd.so)");
+    expect(
+        with_change("out_of_range", "learning_rate: 0.1", "learning_rate: -0.1"),
+        "pipeline.yaml:8:39: key 'learning_rate' of optimizer 'sgd' is -0.1, out of range: it must be > 0\n"
+        "  while validating component 'sgd' (plugin file {PLUGINS}/libansatz_sgd.so)");
 }
 
 TEST_CASE("bad input: bad choice", "[cli][bad-input]")
 {
-    expect(with_change("bad_choice", "count: 4,", "count: 4, init: dat,"),
-           "pipeline.yaml:11:58: key 'init' of stage 2 (sample) is 'dat', which is not one of: random,data (did "
-           "you mean 'data'?)");
+    expect(
+        with_change("bad_choice", "count: 4,", "count: 4, init: dat,"),
+        "pipeline.yaml:11:58: key 'init' of stage 2 (sample) is 'dat', which is not one of: random,data (did "
+        "you mean 'data'?)");
 }
 
 TEST_CASE("bad input: missing required key", "[cli][bad-input]")
 {
     expect(with_change("missing_required", "{plugin: idx, images: images.idx}", "{plugin: idx}"),
-           "pipeline.yaml:4:10: missing required key 'images' for dataset 'idx' (IDX file of the samples (unsigned "
+           "pipeline.yaml:4:10: missing required key 'images' for dataset 'idx' (IDX file of the samples "
+           "(unsigned "
            "bytes, plain or gzip), first dimension the count)\n"
-           "  valid keys: images (path (must exist), required), labels (path (must exist), optional), binarize (float [0, 1], "
+           "  valid keys: images (path (must exist), required), labels (path (must exist), optional), "
+           "binarize (float [0, 1], "
            "optional), binarize_sampling (bool, default false), limit (int >= 0, default 0)\n"
            "  while validating component 'data' (plugin file {PLUGINS}/libansatz_idx.so)");
 }
@@ -156,26 +160,30 @@ TEST_CASE("bad input: missing required key", "[cli][bad-input]")
 TEST_CASE("bad input: a stage references a missing component", "[cli][bad-input]")
 {
     expect(with_change("missing_component", "optimizer: sgd,", "optimizer: adam,"),
-           "pipeline.yaml:10:75: stage 1 (train): key 'optimizer' names 'adam', which is not a component of this "
+           "pipeline.yaml:10:75: stage 1 (train): key 'optimizer' names 'adam', which is not a component of "
+           "this "
            "pipeline; components: data, rbm, gibbs, cd, sgd");
 }
 
 TEST_CASE("bad input: a component of the wrong kind in a stage slot", "[cli][bad-input]")
 {
     expect(with_change("wrong_kind", "sampler: gibbs, optimizer", "sampler: sgd, optimizer"),
-           "pipeline.yaml:10:57: stage 1 (train): key 'sampler' needs a sampler, but 'sgd' is a optimizer (plugin "
+           "pipeline.yaml:10:57: stage 1 (train): key 'sampler' needs a sampler, but 'sgd' is a optimizer "
+           "(plugin "
            "'sgd')");
 }
 
 TEST_CASE("bad input: a sampler that needs a capability the model lacks", "[cli][bad-input]")
 {
-    const std::string pipeline = replace_all(valid_pipeline, "{plugin: rbm, hidden: 4}", "{plugin: energy_only}");
+    const std::string pipeline =
+        replace_all(valid_pipeline, "{plugin: rbm, hidden: 4}", "{plugin: energy_only}");
     // A folder with only the energy-only model (the fixture folder also holds broken plugins).
     const fs::path extra = ansatz::test::fresh_folder("bad_inputs/energy_only_plugin");
     fs::copy_file(fs::path(ANSATZ_TEST_FIXTURE_DIR) / "libansatz_fixture_energy_only.so",
                   extra / "libansatz_fixture_energy_only.so");
-    const Outcome o = run_pipeline("missing_capability", pipeline, {"--plugin-path", extra.string()});
-    expect(o, "pipeline.yaml:10:57: stage 1 (train): sampler 'gibbs' needs the model's conditionals capability, but "
+    const Outcome o = run_pipeline("missing_capability", pipeline, { "--plugin-path", extra.string() });
+    expect(o, "pipeline.yaml:10:57: stage 1 (train): sampler 'gibbs' needs the model's conditionals "
+              "capability, but "
               "model 'rbm' (plugin 'energy_only' from " +
                   (extra / "libansatz_fixture_energy_only.so").string() + ") provides only: energy");
 }
@@ -183,21 +191,24 @@ TEST_CASE("bad input: a sampler that needs a capability the model lacks", "[cli]
 TEST_CASE("bad input: a loss that needs a sampler gets none", "[cli][bad-input]")
 {
     expect(with_change("no_sampler", "sampler: gibbs, optimizer", "optimizer"),
-           "pipeline.yaml:10:13: stage 1 (train): loss 'cd' estimates its negative phase by sampling and needs a "
+           "pipeline.yaml:10:13: stage 1 (train): loss 'cd' estimates its negative phase by sampling and "
+           "needs a "
            "'sampler' key");
 }
 
 TEST_CASE("bad input: a missing data file", "[cli][bad-input]")
 {
     expect(with_change("missing_data", "images: images.idx", "images: nowhere.idx"),
-           "pipeline.yaml:4:32: key 'images' of dataset 'idx' names nowhere.idx, which does not exist (resolved to "
+           "pipeline.yaml:4:32: key 'images' of dataset 'idx' names nowhere.idx, which does not exist "
+           "(resolved to "
            "{DIR}/nowhere.idx)\n"
            "  while validating component 'data' (plugin file {PLUGINS}/libansatz_idx.so)");
 }
 
 TEST_CASE("bad input: a truncated IDX header", "[cli][bad-input]")
 {
-    const Outcome o = run_pipeline("truncated_idx", valid_pipeline, {}, idx_images(8, 2, 3, 48).substr(0, 10));
+    const Outcome o =
+        run_pipeline("truncated_idx", valid_pipeline, {}, idx_images(8, 2, 3, 48).substr(0, 10));
     expect(o, "component 'data' (dataset 'idx' from {PLUGINS}/libansatz_idx.so): {DIR}/images.idx: truncated "
               "header: a rank-3 IDX header has 16 bytes, but the file has only 10");
 }
@@ -205,22 +216,25 @@ TEST_CASE("bad input: a truncated IDX header", "[cli][bad-input]")
 TEST_CASE("bad input: an IDX header that claims more data than the file holds", "[cli][bad-input]")
 {
     const Outcome o = run_pipeline("short_idx", valid_pipeline, {}, idx_images(8, 2, 3, 40));
-    expect(o, "component 'data' (dataset 'idx' from {PLUGINS}/libansatz_idx.so): {DIR}/images.idx: header claims 8 "
-              "x 2 x 3 = 48 bytes of data from byte offset 16, but the data ends at byte offset 56");
-    CHECK_FALSE(fs::exists(o.dir / "runs"));  // bad data is found before a run folder is made
+    expect(
+        o,
+        "component 'data' (dataset 'idx' from {PLUGINS}/libansatz_idx.so): {DIR}/images.idx: header claims 8 "
+        "x 2 x 3 = 48 bytes of data from byte offset 16, but the data ends at byte offset 56");
+    CHECK_FALSE(fs::exists(o.dir / "runs")); // bad data is found before a run folder is made
 }
 
 TEST_CASE("bad input: an empty IDX file", "[cli][bad-input]")
 {
     expect(run_pipeline("empty_idx", valid_pipeline, {}, ""),
-           "component 'data' (dataset 'idx' from {PLUGINS}/libansatz_idx.so): {DIR}/images.idx: the file is empty (0 "
+           "component 'data' (dataset 'idx' from {PLUGINS}/libansatz_idx.so): {DIR}/images.idx: the file is "
+           "empty (0 "
            "bytes), so it is not an IDX file");
 }
 
 TEST_CASE("bad input: an empty pipeline file", "[cli][bad-input]")
 {
-    expect(run_pipeline("empty_pipeline", "\n  \n"),
-           "pipeline.yaml: the pipeline file is empty; it needs at least 'pipeline:', 'components:' and 'stages:'.");
+    expect(run_pipeline("empty_pipeline", "\n  \n"), "pipeline.yaml: the pipeline file is empty; it needs at "
+                                                     "least 'pipeline:', 'components:' and 'stages:'.");
 }
 
 TEST_CASE("bad input: a pipeline file that is not UTF-8", "[cli][bad-input]")
@@ -232,7 +246,7 @@ TEST_CASE("bad input: a pipeline file that is not UTF-8", "[cli][bad-input]")
 TEST_CASE("bad input: a pipeline file that does not exist", "[cli][bad-input]")
 {
     const fs::path dir = ansatz::test::fresh_folder("bad_inputs/no_file");
-    const auto r = run_ansatz({"run", "absent.yaml"}, dir);
+    const auto r = run_ansatz({ "run", "absent.yaml" }, dir);
     CHECK(r.status == 2);
     CHECK(r.err == "absent.yaml: no such pipeline file.\n");
 }
@@ -247,7 +261,8 @@ TEST_CASE("bad input: unknown top-level key", "[cli][bad-input]")
 TEST_CASE("bad input: unknown stage type", "[cli][bad-input]")
 {
     expect(with_change("stage_type", "- sample:", "- sampel:"),
-           "pipeline.yaml:11:5: unknown stage type 'sampel' (did you mean 'sample'?); stage types: train, sample");
+           "pipeline.yaml:11:5: unknown stage type 'sampel' (did you mean 'sample'?); stage types: train, "
+           "sample");
 }
 
 TEST_CASE("bad input: a component without a plugin key", "[cli][bad-input]")
@@ -259,43 +274,47 @@ TEST_CASE("bad input: a component without a plugin key", "[cli][bad-input]")
 
 TEST_CASE("bad input: --set with a key path the pipeline does not have", "[cli][bad-input]")
 {
-    const Outcome o = run_pipeline("set_path", valid_pipeline, {"--set", "components.rbn.hidden=8"});
+    const Outcome o = run_pipeline("set_path", valid_pipeline, { "--set", "components.rbn.hidden=8" });
     CHECK(o.status == 2);
     CHECK(o.err == "--set components.rbn.hidden=8: the pipeline has no 'components.rbn'.\n");
 }
 
 TEST_CASE("bad input: --set with a value of the wrong type", "[cli][bad-input]")
 {
-    const Outcome o = run_pipeline("set_type", valid_pipeline, {"--set", "components.rbm.hidden=lots"});
+    const Outcome o = run_pipeline("set_type", valid_pipeline, { "--set", "components.rbm.hidden=lots" });
     CHECK(o.status == 2);
-    CHECK(o.err == "--set components.rbm.hidden=lots: key 'hidden' of model 'rbm' expects an int, got 'lots'\n"
-                   "  while validating component 'rbm' (plugin file " ANSATZ_TEST_PLUGIN_DIR "/libansatz_rbm.so)\n");
+    CHECK(o.err ==
+          "--set components.rbm.hidden=lots: key 'hidden' of model 'rbm' expects an int, got 'lots'\n"
+          "  while validating component 'rbm' (plugin file " ANSATZ_TEST_PLUGIN_DIR "/libansatz_rbm.so)\n");
 }
 
 TEST_CASE("bad input: stages is not a list", "[cli][bad-input]")
 {
-    const std::string pipeline = valid_pipeline.substr(0, valid_pipeline.find("stages:")) + "stages: {train: {}}\n";
+    const std::string pipeline =
+        valid_pipeline.substr(0, valid_pipeline.find("stages:")) + "stages: {train: {}}\n";
     expect(run_pipeline("stages_map", pipeline),
            "pipeline.yaml:9:9: 'stages' must be a non-empty list, e.g. - train: {model: rbm, ...}");
 }
 
 TEST_CASE("bad input: an unknown command-line option", "[cli][bad-input]")
 {
-    const auto r = run_ansatz({"run", "x.yaml", "--sett", "a=b"}, ANSATZ_TEST_WORK_DIR);
+    const auto r = run_ansatz({ "run", "x.yaml", "--sett", "a=b" }, ANSATZ_TEST_WORK_DIR);
     CHECK(r.status == 2);
     CHECK(r.err == "unknown option '--sett'; see ansatz --help.\n");
 }
 
 TEST_CASE("bad input: a model set up for one data shape, then given another", "[cli][bad-input]")
 {
-    std::string pipeline = replace_all(valid_pipeline, "  rbm:", "  other: {plugin: idx, images: other.idx}\n  rbm:");
+    std::string pipeline =
+        replace_all(valid_pipeline, "  rbm:", "  other: {plugin: idx, images: other.idx}\n  rbm:");
     pipeline = replace_all(pipeline, "count: 4,", "data: other, count: 4,");
     const fs::path dir = ansatz::test::fresh_folder("bad_inputs/shape");
     write_text(dir / "pipeline.yaml", pipeline);
     write_text(dir / "images.idx", idx_images(8, 2, 3, 48));
     write_text(dir / "other.idx", idx_images(8, 3, 3, 72));
-    const auto r = run_ansatz({"run", "pipeline.yaml", "--runs", "runs"}, dir);
+    const auto r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs" }, dir);
     CHECK(r.status == 2);
-    CHECK(r.err.find("pipeline.yaml:12:13: stage 2 (sample): dataset 'other' has samples of 9 values, but model "
-                     "'rbm' was set up for dataset 'data' with 6.") != std::string::npos);
+    CHECK(r.err.find(
+              "pipeline.yaml:12:13: stage 2 (sample): dataset 'other' has samples of 9 values, but model "
+              "'rbm' was set up for dataset 'data' with 6.") != std::string::npos);
 }

@@ -49,7 +49,7 @@ fs::path run_small(const std::string& name, std::vector<std::string> extra = {})
     const fs::path dir = ansatz::test::fresh_folder("cli/" + name);
     write_text(dir / "pipeline.yaml", small_pipeline);
     write_text(dir / "images.idx", small_images());
-    std::vector<std::string> args = {"run", "pipeline.yaml", "--runs", "runs"};
+    std::vector<std::string> args = { "run", "pipeline.yaml", "--runs", "runs" };
     args.insert(args.end(), extra.begin(), extra.end());
     const auto r = run_ansatz(args, dir);
     INFO(r.err);
@@ -90,26 +90,27 @@ std::string without_timing(const std::string& csv)
     return out;
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("`ansatz plugins` lists every in-tree plugin with kind, name, version and file", "[cli]")
 {
-    const auto r = run_ansatz({"plugins"}, ANSATZ_TEST_WORK_DIR);
+    const auto r = run_ansatz({ "plugins" }, ANSATZ_TEST_WORK_DIR);
     CHECK(r.status == 0);
     CHECK(r.err.empty());
     CHECK(r.out.rfind("KIND       NAME                     VERSION   FILE\n", 0) == 0);
     for (const std::string& line :
-         {"loss       contrastive_divergence   0.1.0     " + plugins + "/libansatz_contrastive_divergence.so",
-          "dataset    idx                      0.1.0     " + plugins + "/libansatz_idx.so",
-          "model      rbm                      0.1.0     " + plugins + "/libansatz_rbm.so",
-          "sampler    gibbs                    0.1.0     " + plugins + "/libansatz_gibbs.so",
-          "optimizer  sgd                      0.1.0     " + plugins + "/libansatz_sgd.so"})
+         { "loss       contrastive_divergence   0.1.0     " + plugins +
+               "/libansatz_contrastive_divergence.so",
+           "dataset    idx                      0.1.0     " + plugins + "/libansatz_idx.so",
+           "model      rbm                      0.1.0     " + plugins + "/libansatz_rbm.so",
+           "sampler    gibbs                    0.1.0     " + plugins + "/libansatz_gibbs.so",
+           "optimizer  sgd                      0.1.0     " + plugins + "/libansatz_sgd.so" })
         CHECK(r.out.find(line + "\n") != std::string::npos);
 }
 
 TEST_CASE("`ansatz describe` prints every key with type, default or range, and its doc", "[cli]")
 {
-    const auto r = run_ansatz({"describe", "sgd"}, ANSATZ_TEST_WORK_DIR);
+    const auto r = run_ansatz({ "describe", "sgd" }, ANSATZ_TEST_WORK_DIR);
     CHECK(r.status == 0);
     CHECK(r.out.find("sgd (optimizer)\n  stochastic gradient descent with momentum and weight decay\n") == 0);
     CHECK(r.out.find("file:    " + plugins + "/libansatz_sgd.so\n") != std::string::npos);
@@ -120,24 +121,26 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
                      "                 heavy-ball momentum factor\n") != std::string::npos);
     CHECK(r.out.find("  nesterov       bool, default false\n") != std::string::npos);
 
-    const auto rbm = run_ansatz({"describe", "rbm"}, ANSATZ_TEST_WORK_DIR);
+    const auto rbm = run_ansatz({ "describe", "rbm" }, ANSATZ_TEST_WORK_DIR);
     CHECK(rbm.status == 0);
     CHECK(rbm.out.find("provides: energy conditionals\n") != std::string::npos);
     CHECK(rbm.out.find("  hidden    int >= 1, default 64\n") != std::string::npos);
 
-    const auto gibbs = run_ansatz({"describe", "gibbs"}, ANSATZ_TEST_WORK_DIR);
+    const auto gibbs = run_ansatz({ "describe", "gibbs" }, ANSATZ_TEST_WORK_DIR);
     CHECK(gibbs.out.find("needs of the model: conditionals\n") != std::string::npos);
 
-    const auto stage = run_ansatz({"describe", "sample"}, ANSATZ_TEST_WORK_DIR);
+    const auto stage = run_ansatz({ "describe", "sample" }, ANSATZ_TEST_WORK_DIR);
     CHECK(stage.out.find("  init     choice of {random data}, default random\n") != std::string::npos);
 
-    const auto unknown = run_ansatz({"describe", "rbn"}, ANSATZ_TEST_WORK_DIR);
+    const auto unknown = run_ansatz({ "describe", "rbn" }, ANSATZ_TEST_WORK_DIR);
     CHECK(unknown.status == 2);
-    CHECK(unknown.err == "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
-                         "known: contrastive_divergence, gibbs, idx, rbm, sgd, and the stages train, sample.\n");
+    CHECK(unknown.err ==
+          "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
+          "known: contrastive_divergence, gibbs, idx, rbm, sgd, and the stages train, sample.\n");
 }
 
-TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples and their picture", "[cli][run]")
+TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples and their picture",
+          "[cli][run]")
 {
     const fs::path run = run_small("outputs");
     const std::string resolved = read_text(run / "pipeline.yaml");
@@ -145,8 +148,9 @@ TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples an
     CHECK(resolved.find("init_std: 0.01") != std::string::npos);
     CHECK(resolved.find("persistent: false") != std::string::npos);
     CHECK(resolved.find("shuffle: true") != std::string::npos);
-    CHECK(resolved.find("images: " + (run.parent_path().parent_path().parent_path() / "images.idx").string()) !=
-          std::string::npos);
+    CHECK(
+        resolved.find("images: " + (run.parent_path().parent_path().parent_path() / "images.idx").string()) !=
+        std::string::npos);
 
     const std::string metrics = read_text(run / "metrics.csv");
     std::stringstream lines(metrics);
@@ -154,8 +158,9 @@ TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples an
     std::getline(lines, header);
     CHECK(header.rfind("stage,type,epoch,", 0) == 0);
     CHECK(header.find("reconstruction_error") != std::string::npos);
-    CHECK(header.substr(header.size() - std::string(",seconds,samples_per_second,sweeps_per_second").size()) ==
-          ",seconds,samples_per_second,sweeps_per_second");
+    CHECK(
+        header.substr(header.size() - std::string(",seconds,samples_per_second,sweeps_per_second").size()) ==
+        ",seconds,samples_per_second,sweeps_per_second");
     int rows = 0;
     for (std::string line; std::getline(lines, line);)
         ++rows;
@@ -165,7 +170,7 @@ TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples an
     CHECK(fs::exists(checkpoint / "manifest.yaml"));
     CHECK(fs::file_size(checkpoint / "weights.npy") == 128 + 36 * 8 * 4);
     CHECK(fs::exists(checkpoint / "optimizer.momentum.weights.npy"));
-    CHECK_FALSE(fs::exists(run / "checkpoints" / "stage1-epoch2"));  // only the last one is kept
+    CHECK_FALSE(fs::exists(run / "checkpoints" / "stage1-epoch2")); // only the last one is kept
 
     CHECK(fs::file_size(run / "stage2_samples.npy") == 128 + 9 * 36 * 4);
     const std::string png = read_text(run / "stage2_samples.png");
@@ -180,16 +185,17 @@ TEST_CASE("the same pipeline and seed give the same metrics.csv apart from timin
 {
     const std::string first = read_text(run_small("determinism_a") / "metrics.csv");
     const std::string second = read_text(run_small("determinism_b") / "metrics.csv");
-    CHECK(first != second);  // timing columns differ...
-    CHECK(without_timing(first) == without_timing(second));  // ...nothing else does
+    CHECK(first != second);                                 // timing columns differ...
+    CHECK(without_timing(first) == without_timing(second)); // ...nothing else does
     // ...and another seed gives other numbers.
-    const std::string other = read_text(run_small("determinism_c", {"--set", "seed=43"}) / "metrics.csv");
+    const std::string other = read_text(run_small("determinism_c", { "--set", "seed=43" }) / "metrics.csv");
     CHECK(without_timing(other) != without_timing(first));
 }
 
-TEST_CASE("--set overrides a component's key and shows in the resolved pipeline", "[cli][run]")
+TEST_CASE("an override (--set) changes a component's key and shows in the resolved pipeline", "[cli][run]")
 {
-    const fs::path run = run_small("override", {"--set", "components.rbm.hidden=5", "--set", "stages.0.train.epochs=1"});
+    const fs::path run =
+        run_small("override", { "--set", "components.rbm.hidden=5", "--set", "stages.0.train.epochs=1" });
     const std::string resolved = read_text(run / "pipeline.yaml");
     CHECK(resolved.find("hidden: 5") != std::string::npos);
     CHECK(fs::file_size(run / "checkpoints" / "stage1-epoch1" / "weights.npy") == 128 + 36 * 5 * 4);
@@ -200,7 +206,7 @@ TEST_CASE("`ansatz validate` checks without running", "[cli]")
     const fs::path dir = ansatz::test::fresh_folder("cli/validate");
     write_text(dir / "pipeline.yaml", small_pipeline);
     write_text(dir / "images.idx", small_images());
-    const auto r = run_ansatz({"validate", "pipeline.yaml"}, dir);
+    const auto r = run_ansatz({ "validate", "pipeline.yaml" }, dir);
     CHECK(r.status == 0);
     CHECK(r.out == "pipeline.yaml: valid pipeline 'small': 5 components, 2 stages\n");
     CHECK_FALSE(fs::exists(dir / "runs"));

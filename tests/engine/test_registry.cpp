@@ -22,16 +22,17 @@ bool has_refusal(const Registry& r, const std::string& sentence)
 Registry scan_both()
 {
     Registry r;
-    r.scan({plugins, fixtures});
+    r.scan({ plugins, fixtures });
     return r;
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("a plugin built for another ABI major is refused", "[registry]")
 {
     const Registry r = scan_both();
-    CHECK(has_refusal(r, "plugin " + fixtures + "/libansatz_fixture_major.so refused: it was built for plugin ABI " +
+    CHECK(has_refusal(r, "plugin " + fixtures +
+                             "/libansatz_fixture_major.so refused: it was built for plugin ABI " +
                              std::to_string(ANSATZ_ABI_MAJOR + 1) + ".0 and this engine speaks ABI " +
                              std::to_string(ANSATZ_ABI_MAJOR) + "." + std::to_string(ANSATZ_ABI_MINOR) +
                              " (the major versions differ)."));
@@ -41,7 +42,8 @@ TEST_CASE("a plugin built for another ABI major is refused", "[registry]")
 TEST_CASE("a plugin built for a newer ABI minor is refused", "[registry]")
 {
     const Registry r = scan_both();
-    CHECK(has_refusal(r, "plugin " + fixtures + "/libansatz_fixture_minor.so refused: it was built for plugin ABI " +
+    CHECK(has_refusal(r, "plugin " + fixtures +
+                             "/libansatz_fixture_minor.so refused: it was built for plugin ABI " +
                              std::to_string(ANSATZ_ABI_MAJOR) + "." + std::to_string(ANSATZ_ABI_MINOR + 1) +
                              ", newer than this engine's ABI " + std::to_string(ANSATZ_ABI_MAJOR) + "." +
                              std::to_string(ANSATZ_ABI_MINOR) + "."));
@@ -51,8 +53,9 @@ TEST_CASE("a plugin built for a newer ABI minor is refused", "[registry]")
 TEST_CASE("a plugin whose descriptor is smaller than this ABI's is refused", "[registry]")
 {
     const Registry r = scan_both();
-    CHECK(has_refusal(r, "plugin " + fixtures + "/libansatz_fixture_small.so refused: its descriptor is 16 bytes, "
-                                                "smaller than the " +
+    CHECK(has_refusal(r, "plugin " + fixtures +
+                             "/libansatz_fixture_small.so refused: its descriptor is 16 bytes, "
+                             "smaller than the " +
                              std::to_string(sizeof(ansatz_plugin_desc)) + " bytes of ABI 1.0."));
     CHECK(r.find("small_opt") == nullptr);
 }
@@ -60,18 +63,20 @@ TEST_CASE("a plugin whose descriptor is smaller than this ABI's is refused", "[r
 TEST_CASE("a library without the entry symbol is refused", "[registry]")
 {
     const Registry r = scan_both();
-    CHECK(has_refusal(r, "plugin " + fixtures +
-                             "/libansatz_fixture_no_entry.so refused: it exports no 'ansatz_plugin_v1' entry symbol "
-                             "(was it built with ANSATZ_PLUGIN and ansatz_add_plugin?)."));
+    CHECK(has_refusal(
+        r, "plugin " + fixtures +
+               "/libansatz_fixture_no_entry.so refused: it exports no 'ansatz_plugin_v1' entry symbol "
+               "(was it built with ANSATZ_PLUGIN and ansatz_add_plugin?)."));
 }
 
 TEST_CASE("a component name that another plugin already has is refused, naming both files", "[registry]")
 {
     const Registry r = scan_both();
-    CHECK(has_refusal(r, "plugin " + fixtures +
-                             "/libansatz_fixture_duplicate.so refused: its optimizer 'sgd' has the name of the "
-                             "optimizer 'sgd' already provided by " +
-                             plugins + "/libansatz_sgd.so."));
+    CHECK(
+        has_refusal(r, "plugin " + fixtures +
+                           "/libansatz_fixture_duplicate.so refused: its optimizer 'sgd' has the name of the "
+                           "optimizer 'sgd' already provided by " +
+                           plugins + "/libansatz_sgd.so."));
     REQUIRE(r.find("sgd") != nullptr);
     CHECK(r.find("sgd")->file.string() == plugins + "/libansatz_sgd.so");
 }
@@ -80,7 +85,8 @@ TEST_CASE("the engine goes on with the other plugins after refusals", "[registry
 {
     const Registry r = scan_both();
     CHECK(r.refusals().size() == 5);
-    for (const char* name : {"good_opt", "energy_only", "rbm", "gibbs", "contrastive_divergence", "sgd", "idx"})
+    for (const char* name :
+         { "good_opt", "energy_only", "rbm", "gibbs", "contrastive_divergence", "sgd", "idx" })
         CHECK(r.find(name) != nullptr);
 }
 
@@ -90,7 +96,7 @@ TEST_CASE("a file that is not a shared library is refused with the loader's reas
     const std::string file = (dir / "libansatz_text.so").string();
     ansatz::test::write_text(file, std::string(200, 'x'));
     Registry r;
-    r.scan({dir});
+    r.scan({ dir });
     REQUIRE(r.refusals().size() == 1);
     CHECK(r.refusals()[0] ==
           "plugin " + file + " refused: it could not be loaded (" + file + ": invalid ELF header).");
@@ -98,11 +104,12 @@ TEST_CASE("a file that is not a shared library is refused with the loader's reas
 
 TEST_CASE("`ansatz plugins` warns about refused files and lists the rest", "[registry][cli]")
 {
-    const auto r = ansatz::test::run_ansatz({"plugins", "--plugin-path", fixtures}, ANSATZ_TEST_WORK_DIR);
+    const auto r = ansatz::test::run_ansatz({ "plugins", "--plugin-path", fixtures }, ANSATZ_TEST_WORK_DIR);
     CHECK(r.status == 0);
-    CHECK(r.err.find("warning: plugin " + fixtures + "/libansatz_fixture_major.so refused") != std::string::npos);
-    CHECK(r.out.find("optimizer  good_opt                 0.0.1     " + fixtures + "/libansatz_fixture_good.so\n") !=
+    CHECK(r.err.find("warning: plugin " + fixtures + "/libansatz_fixture_major.so refused") !=
           std::string::npos);
+    CHECK(r.out.find("optimizer  good_opt                 0.0.1     " + fixtures +
+                     "/libansatz_fixture_good.so\n") != std::string::npos);
     CHECK(r.out.find("model      rbm                      0.1.0     " + plugins + "/libansatz_rbm.so\n") !=
           std::string::npos);
 }

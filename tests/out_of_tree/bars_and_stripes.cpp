@@ -22,13 +22,14 @@ public:
         : n_(c.integer("size")), repeat_(c.integer("repeat"))
     {
         const int64_t d = n_ * n_;
-        for (int64_t bits = 0; bits < (int64_t{1} << n_); ++bits)
+        for (int64_t bits = 0; bits < (int64_t{ 1 } << n_); ++bits)
             for (int orientation = 0; orientation < 2; ++orientation)
             {
                 std::vector<float> image(static_cast<size_t>(d));
                 for (int64_t y = 0; y < n_; ++y)
                     for (int64_t x = 0; x < n_; ++x)
-                        image[static_cast<size_t>(y * n_ + x)] = static_cast<float>((bits >> (orientation ? x : y)) & 1);
+                        image[static_cast<size_t>(y * n_ + x)] =
+                            static_cast<float>((bits >> (orientation ? x : y)) & 1);
                 if (std::find(patterns_.begin(), patterns_.end(), image) == patterns_.end())
                     patterns_.push_back(image);
             }
@@ -52,7 +53,8 @@ public:
         for (int64_t i = 0; i < n; ++i)
         {
             if (indices[i] < 0 || indices[i] >= count)
-                throw ansatz::Error("bars_and_stripes: index " + std::to_string(indices[i]) + " out of range");
+                throw ansatz::Error("bars_and_stripes: index " + std::to_string(indices[i]) +
+                                    " out of range");
             const std::vector<float>& p = patterns_[static_cast<size_t>(indices[i]) % patterns_.size()];
             std::copy(p.begin(), p.end(), out.data + i * n_ * n_);
             if (labels)
@@ -65,7 +67,7 @@ private:
     std::vector<std::vector<float>> patterns_;
 };
 
-}  // namespace
+} // namespace
 
 ANSATZ_PLUGIN("bars_and_stripes", "0.1.0", "MIT",
               ansatz::dataset<BarsAndStripes>("bars_and_stripes", "n x n bars-and-stripes images"))

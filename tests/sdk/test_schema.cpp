@@ -22,7 +22,7 @@ TEST_CASE("a schema key carries type, default, range, choices and doc", "[sdk][s
     CHECK(specs[0].flags == ANSATZ_PARAM_HAS_MIN);
     CHECK(specs[0].min == 1);
 
-    CHECK(std::string(specs[1].default_value) == "0.1");  // the short spelling that round-trips
+    CHECK(std::string(specs[1].default_value) == "0.1"); // the short spelling that round-trips
     CHECK(specs[1].flags == (ANSATZ_PARAM_HAS_MIN | ANSATZ_PARAM_MIN_EXCLUSIVE | ANSATZ_PARAM_HAS_MAX));
 
     CHECK(std::string(specs[2].choices) == "random|data");
@@ -34,15 +34,16 @@ TEST_CASE("a schema key carries type, default, range, choices and doc", "[sdk][s
 
 TEST_CASE("Config reads validated values and refuses undeclared or mistyped reads", "[sdk][schema]")
 {
-    ansatz_value values[] = {{"hidden", ANSATZ_PARAM_INT, 1, 32, 0, nullptr},
-                             {"rate", ANSATZ_PARAM_FLOAT, 1, 0, 0.25, nullptr},
-                             {"binarize", ANSATZ_PARAM_FLOAT, 0, 0, 0, nullptr}};
-    ansatz_config c{sizeof(ansatz_config), 3, values, "rbm", {}};
+    ansatz_value values[] = { { "hidden", ANSATZ_PARAM_INT, 1, 32, 0, nullptr },
+                              { "rate", ANSATZ_PARAM_FLOAT, 1, 0, 0.25, nullptr },
+                              { "binarize", ANSATZ_PARAM_FLOAT, 0, 0, 0, nullptr } };
+    ansatz_config c{ sizeof(ansatz_config), 3, values, "rbm", {} };
     const ansatz::Config config(c);
     CHECK(config.integer("hidden") == 32);
     CHECK(config.real("rate") == 0.25);
     CHECK_FALSE(config.has("binarize"));
     CHECK_THROWS_WITH(config.real("binarize"), "configuration key 'binarize' is absent; check has() first");
     CHECK_THROWS_WITH(config.real("hidden"), "configuration key 'hidden' is read with the wrong type");
-    CHECK_THROWS_WITH(config.integer("visible"), "configuration key 'visible' was not declared in describe()");
+    CHECK_THROWS_WITH(config.integer("visible"),
+                      "configuration key 'visible' was not declared in describe()");
 }

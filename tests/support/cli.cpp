@@ -21,7 +21,7 @@ std::string quote(const std::string& s)
         out += c == '\'' ? std::string("'\\''") : std::string(1, c);
     return out + "'";
 }
-}  // namespace
+} // namespace
 
 CliResult run_ansatz(const std::vector<std::string>& args, const fs::path& cwd)
 {
@@ -30,7 +30,8 @@ CliResult run_ansatz(const std::vector<std::string>& args, const fs::path& cwd)
     fs::create_directories(capture);
     const std::string tag = std::to_string(::getpid()) + "-" + std::to_string(counter++);
     const fs::path out = capture / (tag + ".out"), err = capture / (tag + ".err");
-    std::string command = "cd " + quote(cwd.string()) + " && env -u ANSATZ_PLUGIN_PATH " + quote(ANSATZ_TEST_BINARY);
+    std::string command =
+        "cd " + quote(cwd.string()) + " && env -u ANSATZ_PLUGIN_PATH " + quote(ANSATZ_TEST_BINARY);
     for (const std::string& a : args)
         command += " " + quote(a);
     command += " </dev/null >" + quote(out.string()) + " 2>" + quote(err.string());
@@ -68,4 +69,4 @@ std::string read_text(const fs::path& file)
     return s.str();
 }
 
-}  // namespace ansatz::test
+} // namespace ansatz::test

@@ -25,4 +25,4 @@ std::filesystem::path fresh_folder(const std::string& name);
 void write_text(const std::filesystem::path& file, const std::string& text);
 std::string read_text(const std::filesystem::path& file);
 
-}  // namespace ansatz::test
+} // namespace ansatz::test

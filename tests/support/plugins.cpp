@@ -7,9 +7,10 @@ namespace ansatz::test
 
 const engine::Registry& in_tree_plugins()
 {
-    static const engine::Registry registry = [] {
+    static const engine::Registry registry = []
+    {
         engine::Registry r;
-        r.scan({ANSATZ_TEST_PLUGIN_DIR});
+        r.scan({ ANSATZ_TEST_PLUGIN_DIR });
         return r;
     }();
     return registry;
@@ -21,7 +22,8 @@ engine::HostServices& test_host()
     return host;
 }
 
-std::unique_ptr<engine::Instance> make(const std::string& name, const std::string& yaml, engine::HostServices* host)
+std::unique_ptr<engine::Instance> make(const std::string& name, const std::string& yaml,
+                                       engine::HostServices* host)
 {
     const engine::PluginComponent* c = in_tree_plugins().find(name);
     if (!c)
@@ -30,4 +32,4 @@ std::unique_ptr<engine::Instance> make(const std::string& name, const std::strin
     return std::make_unique<engine::Instance>(*c, config.c(name), (host ? *host : test_host()).table());
 }
 
-}  // namespace ansatz::test
+} // namespace ansatz::test

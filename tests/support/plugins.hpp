@@ -25,7 +25,13 @@ engine::HostServices& test_host();
 std::unique_ptr<engine::Instance> make(const std::string& name, const std::string& yaml = "{}",
                                        engine::HostServices* host = nullptr);
 
-inline ModelRef model_ref(const engine::Instance& i) { return ModelRef(i.model()); }
-inline SamplerRef sampler_ref(const engine::Instance& i) { return SamplerRef(i.sampler()); }
+inline ModelRef model_ref(const engine::Instance& i)
+{
+    return ModelRef(i.model());
+}
+inline SamplerRef sampler_ref(const engine::Instance& i)
+{
+    return SamplerRef(i.sampler());
+}
 
-}  // namespace ansatz::test
+} // namespace ansatz::test

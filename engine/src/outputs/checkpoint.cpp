@@ -14,10 +14,13 @@ namespace fs = std::filesystem;
 namespace
 {
 
-std::vector<int64_t> shape_of(const ansatz_tensor& t) { return std::vector<int64_t>(t.shape, t.shape + t.rank); }
+std::vector<int64_t> shape_of(const ansatz_tensor& t)
+{
+    return std::vector<int64_t>(t.shape, t.shape + t.rank);
+}
 
-void write_tensors(const fs::path& folder, const std::string& prefix, const std::vector<ansatz_named_tensor>& tensors,
-                   YAML::Node& manifest_list)
+void write_tensors(const fs::path& folder, const std::string& prefix,
+                   const std::vector<ansatz_named_tensor>& tensors, YAML::Node& manifest_list)
 {
     for (const ansatz_named_tensor& t : tensors)
     {
@@ -35,7 +38,7 @@ void write_tensors(const fs::path& folder, const std::string& prefix, const std:
     }
 }
 
-}  // namespace
+} // namespace
 
 fs::path write_checkpoint(const fs::path& run_folder, const CheckpointContent& c, const fs::path& previous)
 {
@@ -72,4 +75,4 @@ fs::path write_checkpoint(const fs::path& run_folder, const CheckpointContent& c
     return final_folder;
 }
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

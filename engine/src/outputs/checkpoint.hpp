@@ -24,7 +24,8 @@ struct CheckpointContent
 };
 
 // Writes <run>/checkpoints/stage<S>-epoch<E>/ and removes `previous` (if not empty) once it is there.
-std::filesystem::path write_checkpoint(const std::filesystem::path& run_folder, const CheckpointContent& content,
+std::filesystem::path write_checkpoint(const std::filesystem::path& run_folder,
+                                       const CheckpointContent& content,
                                        const std::filesystem::path& previous);
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

@@ -39,7 +39,7 @@ std::string npy_bytes(const float* data, const std::vector<int64_t>& shape)
         count *= d;
     }
     if (shape.size() > 1)
-        dims.pop_back();  // (3,) for rank 1, (3, 4) otherwise
+        dims.pop_back(); // (3,) for rank 1, (3, 4) otherwise
     std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
     // magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64.
     const size_t total = 10 + header.size() + 1;
@@ -65,9 +65,11 @@ std::vector<float> read_npy(const fs::path& file, std::vector<int64_t>& shape)
         throw UserError(file.string() + ": is not a version-1 .npy file (bad magic at byte offset 0).");
     const size_t header_size = static_cast<uint8_t>(bytes[8]) | (static_cast<uint8_t>(bytes[9]) << 8);
     if (bytes.size() < 10 + header_size)
-        throw UserError(file.string() + ": its header is truncated at byte offset " + std::to_string(bytes.size()) + ".");
+        throw UserError(file.string() + ": its header is truncated at byte offset " +
+                        std::to_string(bytes.size()) + ".");
     const std::string header = bytes.substr(10, header_size);
-    if (header.find("'<f4'") == std::string::npos || header.find("'fortran_order': False") == std::string::npos)
+    if (header.find("'<f4'") == std::string::npos ||
+        header.find("'fortran_order': False") == std::string::npos)
         throw UserError(file.string() + ": is not a C-ordered float32 array ('<f4').");
     const size_t open = header.find('('), close = header.find(')');
     shape.clear();
@@ -81,8 +83,8 @@ std::vector<float> read_npy(const fs::path& file, std::vector<int64_t>& shape)
         }
     const size_t expected = 10 + header_size + static_cast<size_t>(count) * sizeof(float);
     if (bytes.size() != expected)
-        throw UserError(file.string() + ": holds " + std::to_string(bytes.size()) + " bytes, its header says " +
-                        std::to_string(expected) + ".");
+        throw UserError(file.string() + ": holds " + std::to_string(bytes.size()) +
+                        " bytes, its header says " + std::to_string(expected) + ".");
     std::vector<float> out(static_cast<size_t>(count));
     std::memcpy(out.data(), bytes.data() + 10 + header_size, out.size() * sizeof(float));
     return out;
@@ -102,11 +104,11 @@ void put_chunk(std::string& out, const char* type, const std::string& data)
     put_u32(out, static_cast<uint32_t>(data.size()));
     const std::string body = std::string(type, 4) + data;
     out += body;
-    put_u32(out, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(body.data()),
-                                             static_cast<uInt>(body.size()))));
+    put_u32(out, static_cast<uint32_t>(
+                     crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()))));
 }
 
-}  // namespace
+} // namespace
 
 std::string png_bytes(const std::vector<uint8_t>& pixels, int width, int height)
 {
@@ -114,14 +116,14 @@ std::string png_bytes(const std::vector<uint8_t>& pixels, int width, int height)
     raw.reserve(static_cast<size_t>(height) * (static_cast<size_t>(width) + 1));
     for (int y = 0; y < height; ++y)
     {
-        raw += '\0';  // filter: none
+        raw += '\0'; // filter: none
         raw.append(reinterpret_cast<const char*>(pixels.data()) + static_cast<size_t>(y) * width,
                    static_cast<size_t>(width));
     }
     uLongf size = compressBound(static_cast<uLong>(raw.size()));
     std::string compressed(size, '\0');
-    if (compress2(reinterpret_cast<Bytef*>(compressed.data()), &size, reinterpret_cast<const Bytef*>(raw.data()),
-                  static_cast<uLong>(raw.size()), 6) != Z_OK)
+    if (compress2(reinterpret_cast<Bytef*>(compressed.data()), &size,
+                  reinterpret_cast<const Bytef*>(raw.data()), static_cast<uLong>(raw.size()), 6) != Z_OK)
         throw std::runtime_error("zlib could not compress a PNG image");
     compressed.resize(size);
 
@@ -129,17 +131,18 @@ std::string png_bytes(const std::vector<uint8_t>& pixels, int width, int height)
     std::string ihdr;
     put_u32(ihdr, static_cast<uint32_t>(width));
     put_u32(ihdr, static_cast<uint32_t>(height));
-    ihdr += std::string("\x08\x00\x00\x00\x00", 5);  // 8-bit greyscale, deflate, no interlace
+    ihdr += std::string("\x08\x00\x00\x00\x00", 5); // 8-bit greyscale, deflate, no interlace
     put_chunk(out, "IHDR", ihdr);
     put_chunk(out, "IDAT", compressed);
     put_chunk(out, "IEND", "");
     return out;
 }
 
-std::vector<uint8_t> image_grid(const float* images, int64_t count, int64_t height, int64_t width, int& grid_width,
-                                int& grid_height)
+std::vector<uint8_t> image_grid(const float* images, int64_t count, int64_t height, int64_t width,
+                                int& grid_width, int& grid_height)
 {
-    const int64_t columns = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(count)))));
+    const int64_t columns =
+        std::max<int64_t>(1, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(count)))));
     const int64_t rows = (count + columns - 1) / columns;
     grid_width = static_cast<int>(columns * (width + 1) + 1);
     grid_height = static_cast<int>(rows * (height + 1) + 1);
@@ -152,10 +155,11 @@ std::vector<uint8_t> image_grid(const float* images, int64_t count, int64_t heig
             for (int64_t x = 0; x < width; ++x)
             {
                 const float v = std::clamp(image[y * width + x], 0.0f, 1.0f);
-                pixels[static_cast<size_t>((y0 + y) * grid_width + x0 + x)] = static_cast<uint8_t>(std::lround(v * 255.0f));
+                pixels[static_cast<size_t>((y0 + y) * grid_width + x0 + x)] =
+                    static_cast<uint8_t>(std::lround(v * 255.0f));
             }
     }
     return pixels;
 }
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

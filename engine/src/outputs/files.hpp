@@ -22,7 +22,7 @@ std::string png_bytes(const std::vector<uint8_t>& pixels, int width, int height)
 
 // Tiles `count` images of height x width (values in [0, 1], row-major, one after another) into a
 // grid with a 1-pixel border; returns the pixels and sets the grid's size.
-std::vector<uint8_t> image_grid(const float* images, int64_t count, int64_t height, int64_t width, int& grid_width,
-                                int& grid_height);
+std::vector<uint8_t> image_grid(const float* images, int64_t count, int64_t height, int64_t width,
+                                int& grid_width, int& grid_height);
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

@@ -10,8 +10,10 @@ namespace ansatz::engine
 
 bool MetricsCsv::is_timing(const std::string& column)
 {
-    const auto ends_with = [&](const std::string& suffix) {
-        return column.size() >= suffix.size() && column.compare(column.size() - suffix.size(), suffix.size(), suffix) == 0;
+    const auto ends_with = [&](const std::string& suffix)
+    {
+        return column.size() >= suffix.size() &&
+               column.compare(column.size() - suffix.size(), suffix.size(), suffix) == 0;
     };
     return column == "seconds" || column == "time" || ends_with("_seconds") || ends_with("per_second") ||
            ends_with("_time");
@@ -23,8 +25,9 @@ void MetricsCsv::add(size_t stage, const std::string& type, int64_t epoch,
     for (const auto& [name, value] : values)
         if (std::find(columns_.begin(), columns_.end(), name) == columns_.end())
             columns_.push_back(name);
-    std::stable_partition(columns_.begin(), columns_.end(), [](const std::string& c) { return !is_timing(c); });
-    rows_.push_back(Row{stage, type, epoch, values});
+    std::stable_partition(columns_.begin(), columns_.end(),
+                          [](const std::string& c) { return !is_timing(c); });
+    rows_.push_back(Row{ stage, type, epoch, values });
     write();
 }
 
@@ -54,4 +57,4 @@ void MetricsCsv::write() const
     write_file_atomic(file_, out);
 }
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

@@ -17,7 +17,8 @@ public:
     explicit MetricsCsv(std::filesystem::path file) : file_(std::move(file)) {}
 
     // A row: the stage index and type, the epoch (0 when none), then named values in order.
-    void add(size_t stage, const std::string& type, int64_t epoch, const std::vector<std::pair<std::string, double>>& values);
+    void add(size_t stage, const std::string& type, int64_t epoch,
+             const std::vector<std::pair<std::string, double>>& values);
 
     static bool is_timing(const std::string& column);
 
@@ -36,4 +37,4 @@ private:
     std::vector<Row> rows_;
 };
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

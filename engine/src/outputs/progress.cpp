@@ -9,8 +9,8 @@ namespace ansatz::engine
 using clock_type = std::chrono::steady_clock;
 
 Progress::Progress(std::string label, int64_t total, std::string unit)
-    : label_(std::move(label)), total_(total > 0 ? total : 1), unit_(std::move(unit)), terminal_(isatty(2) != 0),
-      start_(clock_type::now()), last_draw_(start_)
+    : label_(std::move(label)), total_(total > 0 ? total : 1), unit_(std::move(unit)),
+      terminal_(isatty(2) != 0), start_(clock_type::now()), last_draw_(start_)
 {
 }
 
@@ -20,7 +20,10 @@ Progress::~Progress()
         std::fputs("\n", stderr);
 }
 
-double Progress::seconds() const { return std::chrono::duration<double>(clock_type::now() - start_).count(); }
+double Progress::seconds() const
+{
+    return std::chrono::duration<double>(clock_type::now() - start_).count();
+}
 
 namespace
 {
@@ -34,7 +37,7 @@ std::string clock_text(double seconds)
         std::snprintf(buffer, sizeof buffer, "%ld:%02ld", s / 60, s % 60);
     return buffer;
 }
-}  // namespace
+} // namespace
 
 void Progress::update(int64_t done, const std::string& note)
 {
@@ -69,19 +72,20 @@ void Progress::draw(int64_t done, const std::string& note, bool)
         std::string bar(static_cast<size_t>(filled), '=');
         if (filled < width)
             bar += '>' + std::string(static_cast<size_t>(width - filled - 1), ' ');
-        std::snprintf(line, sizeof line, "\r\033[K%s [%s] %3.0f%% %lld/%lld %s, %.0f %s/s, ETA %s %s", label_.c_str(),
-                      bar.c_str(), 100 * fraction, static_cast<long long>(done), static_cast<long long>(total_),
-                      unit_.c_str(), rate, unit_.c_str(), clock_text(eta).c_str(), note.c_str());
+        std::snprintf(line, sizeof line, "\r\033[K%s [%s] %3.0f%% %lld/%lld %s, %.0f %s/s, ETA %s %s",
+                      label_.c_str(), bar.c_str(), 100 * fraction, static_cast<long long>(done),
+                      static_cast<long long>(total_), unit_.c_str(), rate, unit_.c_str(),
+                      clock_text(eta).c_str(), note.c_str());
         std::fputs(line, stderr);
     }
     else
     {
         std::snprintf(line, sizeof line, "%s: %.0f%% (%lld/%lld %s, %.0f %s/s, ETA %s) %s\n", label_.c_str(),
-                      100 * fraction, static_cast<long long>(done), static_cast<long long>(total_), unit_.c_str(), rate,
-                      unit_.c_str(), clock_text(eta).c_str(), note.c_str());
+                      100 * fraction, static_cast<long long>(done), static_cast<long long>(total_),
+                      unit_.c_str(), rate, unit_.c_str(), clock_text(eta).c_str(), note.c_str());
         std::fputs(line, stderr);
     }
     std::fflush(stderr);
 }
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

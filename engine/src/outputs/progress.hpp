@@ -30,4 +30,4 @@ private:
     std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

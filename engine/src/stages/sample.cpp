@@ -33,7 +33,7 @@ void run_sample_stage(Run& run, const StageDecl& stage)
     Rng chain_rng = run.host().stream(prefix + ".chains");
 
     std::vector<float> chains(static_cast<size_t>(count * dim));
-    ansatz_tensor view = make_view(chains.data(), {count, dim});
+    ansatz_tensor view = make_view(chains.data(), { count, dim });
     if (stage.text("init") == "data")
     {
         Instance& data = run.instance(stage.text("data"));
@@ -41,7 +41,8 @@ void run_sample_stage(Run& run, const StageDecl& stage)
         std::vector<int64_t> rows(static_cast<size_t>(count));
         for (int64_t& r : rows)
             r = static_cast<int64_t>(init_rng.below(static_cast<uint64_t>(available)));
-        data.check(data.dataset().read(data.self(), rows.data(), count, &view, nullptr, &init_rng.state(), &st), st);
+        data.check(
+            data.dataset().read(data.self(), rows.data(), count, &view, nullptr, &init_rng.state(), &st), st);
     }
     else
         model.check(model.model().table->random_state(model.self(), &view, &init_rng.state(), &st), st);
@@ -69,7 +70,7 @@ void run_sample_stage(Run& run, const StageDecl& stage)
     if (model_ref.has_energy())
     {
         std::vector<float> energies(static_cast<size_t>(count));
-        ansatz_tensor out = make_view(energies.data(), {count});
+        ansatz_tensor out = make_view(energies.data(), { count });
         model_ref.free_energy(view, out);
         double sum = 0;
         for (float e : energies)
@@ -85,7 +86,7 @@ void run_sample_stage(Run& run, const StageDecl& stage)
     run.metrics().add(stage.index, stage.type, 0, row);
 
     const std::string base = "stage" + std::to_string(stage.index) + "_samples";
-    std::vector<int64_t> shape{count};
+    std::vector<int64_t> shape{ count };
     shape.insert(shape.end(), state.sample_shape.begin(), state.sample_shape.end());
     write_file_atomic(run.folder() / (base + ".npy"), npy_bytes(chains.data(), shape));
     std::string written = base + ".npy";
@@ -97,8 +98,8 @@ void run_sample_stage(Run& run, const StageDecl& stage)
         write_file_atomic(run.folder() / (base + ".png"), png_bytes(pixels, width, height));
         written += ", " + base + ".png";
     }
-    std::fprintf(stderr, "%s: %lld chains x %lld sweeps in %.1f s -> %s\n", label, static_cast<long long>(count),
-                 static_cast<long long>(steps), seconds, written.c_str());
+    std::fprintf(stderr, "%s: %lld chains x %lld sweeps in %.1f s -> %s\n", label,
+                 static_cast<long long>(count), static_cast<long long>(steps), seconds, written.c_str());
 }
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

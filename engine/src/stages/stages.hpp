@@ -10,4 +10,4 @@ struct StageDecl;
 void run_train_stage(Run& run, const StageDecl& stage);
 void run_sample_stage(Run& run, const StageDecl& stage);
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

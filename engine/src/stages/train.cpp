@@ -46,9 +46,10 @@ public:
     {
         for (int32_t i = 0; i < m.count; ++i)
         {
-            auto found = std::find_if(sums_.begin(), sums_.end(), [&](auto& s) { return s.first == m.items[i].name; });
+            auto found =
+                std::find_if(sums_.begin(), sums_.end(), [&](auto& s) { return s.first == m.items[i].name; });
             if (found == sums_.end())
-                found = sums_.insert(sums_.end(), {m.items[i].name, 0.0});
+                found = sums_.insert(sums_.end(), { m.items[i].name, 0.0 });
             found->second += m.items[i].value * static_cast<double>(weight);
         }
         total_ += weight;
@@ -85,7 +86,7 @@ std::string summary(const std::vector<std::pair<std::string, double>>& values)
     return out;
 }
 
-}  // namespace
+} // namespace
 
 void run_train_stage(Run& run, const StageDecl& stage)
 {
@@ -109,9 +110,12 @@ void run_train_stage(Run& run, const StageDecl& stage)
         sampler->check(sampler_handle.table->bind(sampler->self(), &model_ref.handle(), &st), st);
     }
     const bool needs_sampler = loss.desc().flags & ANSATZ_LOSS_NEEDS_SAMPLER;
-    loss.check(loss.loss().bind(loss.self(), &model_ref.handle(), needs_sampler ? &sampler_handle : nullptr, &st), st);
-    optimizer.check(optimizer.optimizer().bind(optimizer.self(), params.data(), static_cast<int32_t>(params.size()), &st),
-                    st);
+    loss.check(
+        loss.loss().bind(loss.self(), &model_ref.handle(), needs_sampler ? &sampler_handle : nullptr, &st),
+        st);
+    optimizer.check(
+        optimizer.optimizer().bind(optimizer.self(), params.data(), static_cast<int32_t>(params.size()), &st),
+        st);
 
     const ansatz_dataset_info info = dataset_info(data);
     const int64_t count = info.count;
@@ -132,7 +136,7 @@ void run_train_stage(Run& run, const StageDecl& stage)
     for (int64_t epoch = 1; epoch <= epochs; ++epoch)
     {
         if (stage.values.at("shuffle").integer)
-            for (int64_t i = count - 1; i > 0; --i)  // Fisher-Yates
+            for (int64_t i = count - 1; i > 0; --i) // Fisher-Yates
                 std::swap(order[static_cast<size_t>(i)],
                           order[static_cast<size_t>(order_rng.below(static_cast<uint64_t>(i + 1)))]);
         char label[128];
@@ -148,13 +152,15 @@ void run_train_stage(Run& run, const StageDecl& stage)
                             ANSATZ_STATUS_CANCELLED);
             const int64_t start = b * batch_size;
             const int64_t n = std::min(batch_size, count - start);
-            ansatz_tensor batch = make_view(batch_storage.data(), {n, dim});
-            data.check(data.dataset().read(data.self(), order.data() + start, n, &batch, nullptr, &data_rng.state(), &st),
+            ansatz_tensor batch = make_view(batch_storage.data(), { n, dim });
+            data.check(data.dataset().read(data.self(), order.data() + start, n, &batch, nullptr,
+                                           &data_rng.state(), &st),
                        st);
             grads.zero();
             ansatz_metrics metrics{};
             loss.check(loss.loss().compute(loss.self(), &batch, grads.views.data(),
-                                           static_cast<int32_t>(grads.views.size()), &loss_rng.state(), &metrics, &st),
+                                           static_cast<int32_t>(grads.views.size()), &loss_rng.state(),
+                                           &metrics, &st),
                        st);
             optimizer.check(optimizer.optimizer().step(optimizer.self(), params.data(), grads.views.data(),
                                                        static_cast<int32_t>(params.size()), &st),
@@ -182,8 +188,8 @@ void run_train_stage(Run& run, const StageDecl& stage)
 
         if (stage.values.at("checkpoint").integer)
         {
-            CheckpointContent content{run.pipeline().name, stage.index, epoch, model_name, params,
-                                      stage.text("optimizer"), {}};
+            CheckpointContent content{ run.pipeline().name,     stage.index, epoch, model_name, params,
+                                       stage.text("optimizer"), {} };
             const int32_t n_state = optimizer.optimizer().state(optimizer.self(), nullptr, 0);
             content.optimizer_state.resize(static_cast<size_t>(std::max(n_state, 0)));
             optimizer.optimizer().state(optimizer.self(), content.optimizer_state.data(), n_state);
@@ -192,4 +198,4 @@ void run_train_stage(Run& run, const StageDecl& stage)
     }
 }
 
-}  // namespace ansatz::engine
+} // namespace ansatz::engine

@@ -16,9 +16,15 @@ public:
     {
         s.real("learning_rate", "step size").default_value(0.01).min(0, true);
         s.real("momentum", "heavy-ball momentum factor").default_value(0.0).min(0).max(1, true);
-        s.real("dampening", "fraction of the gradient kept out of the momentum buffer").default_value(0.0).min(0).max(1);
-        s.real("weight_decay", "L2 penalty added to the gradient as weight_decay * theta").default_value(0.0).min(0);
-        s.boolean("nesterov", "use Nesterov momentum (needs momentum > 0 and dampening 0)").default_value(false);
+        s.real("dampening", "fraction of the gradient kept out of the momentum buffer")
+            .default_value(0.0)
+            .min(0)
+            .max(1);
+        s.real("weight_decay", "L2 penalty added to the gradient as weight_decay * theta")
+            .default_value(0.0)
+            .min(0);
+        s.boolean("nesterov", "use Nesterov momentum (needs momentum > 0 and dampening 0)")
+            .default_value(false);
     }
 
     Sgd(const ansatz::Config& c, const ansatz::Host&)
@@ -55,7 +61,8 @@ public:
             float* buf = buffers_[static_cast<size_t>(k)].data();
             const int64_t size = ansatz::element_count(params[k].tensor);
             if (ansatz::element_count(grads[k]) != size)
-                throw ansatz::Error(std::string("sgd: gradient of '") + params[k].name + "' has the wrong size");
+                throw ansatz::Error(std::string("sgd: gradient of '") + params[k].name +
+                                    "' has the wrong size");
             for (int64_t i = 0; i < size; ++i)
             {
                 float d = g[i] + weight_decay_ * theta[i];
@@ -76,8 +83,9 @@ public:
         if (momentum_ == 0)
             return out;
         for (size_t k = 0; k < buffers_.size(); ++k)
-            out.push_back({names_[k].c_str(),
-                           ansatz::make_view(buffers_[k].data(), {static_cast<int64_t>(buffers_[k].size())})});
+            out.push_back(
+                { names_[k].c_str(),
+                  ansatz::make_view(buffers_[k].data(), { static_cast<int64_t>(buffers_[k].size()) }) });
         return out;
     }
 
@@ -89,7 +97,7 @@ private:
     std::vector<std::string> names_;
 };
 
-}  // namespace
+} // namespace
 
 ANSATZ_PLUGIN("sgd", "0.1.0", "MIT",
               ansatz::optimizer<Sgd>("sgd", "stochastic gradient descent with momentum and weight decay"))

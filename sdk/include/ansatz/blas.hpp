@@ -31,8 +31,8 @@ inline void gemm(Op op_a, Op op_b, float alpha, const ansatz_tensor& a, const an
     const int64_t kb = tb ? b.shape[1] : b.shape[0];
     const int64_t n = tb ? b.shape[0] : b.shape[1];
     if (k != kb || c.shape[0] != m || c.shape[1] != n)
-        throw Error("gemm shapes do not agree: op(A) " + std::to_string(m) + "x" + std::to_string(k) + ", op(B) " +
-                    std::to_string(kb) + "x" + std::to_string(n) + ", C " + shape_string(c));
+        throw Error("gemm shapes do not agree: op(A) " + std::to_string(m) + "x" + std::to_string(k) +
+                    ", op(B) " + std::to_string(kb) + "x" + std::to_string(n) + ", C " + shape_string(c));
     if (m == 0 || n == 0)
         return;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
@@ -41,4 +41,4 @@ inline void gemm(Op op_a, Op op_b, float alpha, const ansatz_tensor& a, const an
                 static_cast<int>(c.shape[1]));
 }
 
-}  // namespace ansatz::blas
+} // namespace ansatz::blas

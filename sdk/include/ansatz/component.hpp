@@ -148,9 +148,12 @@ namespace detail
 {
     throw Error(std::string("the component claims a capability but does not implement ") + what);
 }
-}  // namespace detail
+} // namespace detail
 
-inline void Model::free_energy(const ansatz_tensor&, ansatz_tensor&) { detail::missing("free_energy"); }
+inline void Model::free_energy(const ansatz_tensor&, ansatz_tensor&)
+{
+    detail::missing("free_energy");
+}
 inline void Model::free_energy_grad(const ansatz_tensor&, float, ansatz_tensor*, int32_t)
 {
     detail::missing("free_energy_grad");
@@ -159,10 +162,13 @@ inline void Model::energy_delta(const ansatz_tensor&, const int64_t*, ansatz_ten
 {
     detail::missing("energy_delta");
 }
-inline int64_t Model::block_size(ansatz_block) const { detail::missing("block_size"); }
+inline int64_t Model::block_size(ansatz_block) const
+{
+    detail::missing("block_size");
+}
 inline void Model::conditional(ansatz_block, const ansatz_tensor&, ansatz_tensor&, ansatz_tensor*, Rng&)
 {
     detail::missing("conditional");
 }
 
-}  // namespace ansatz
+} // namespace ansatz

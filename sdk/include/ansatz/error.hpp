@@ -87,4 +87,4 @@ inline void check(int32_t code, const ansatz_status& st)
     throw Error(st.message, code);
 }
 
-}  // namespace ansatz
+} // namespace ansatz

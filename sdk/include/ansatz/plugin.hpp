@@ -78,10 +78,12 @@ struct ModelTables
 {
     static int32_t setup(void* p, const int64_t* shape, int32_t rank, ansatz_rng* rng, ansatz_status* st)
     {
-        return guard(st, [&] {
-            RngScope r(rng);
-            self<T>(p).setup(std::vector<int64_t>(shape, shape + rank), r.get());
-        });
+        return guard(st,
+                     [&]
+                     {
+                         RngScope r(rng);
+                         self<T>(p).setup(std::vector<int64_t>(shape, shape + rank), r.get());
+                     });
     }
     static int32_t parameters(void* p, ansatz_named_tensor* out, int32_t capacity)
     {
@@ -96,10 +98,12 @@ struct ModelTables
     }
     static int32_t random_state(void* p, ansatz_tensor* out, ansatz_rng* rng, ansatz_status* st)
     {
-        return guard(st, [&] {
-            RngScope r(rng);
-            self<T>(p).random_state(*out, r.get());
-        });
+        return guard(st,
+                     [&]
+                     {
+                         RngScope r(rng);
+                         self<T>(p).random_state(*out, r.get());
+                     });
     }
     static int32_t free_energy(void* p, const ansatz_tensor* v, ansatz_tensor* out, ansatz_status* st)
     {
@@ -129,16 +133,24 @@ struct ModelTables
     static int32_t conditional(void* p, int32_t block, const ansatz_tensor* given, ansatz_tensor* mean,
                                ansatz_tensor* sample, ansatz_rng* rng, ansatz_status* st)
     {
-        return guard(st, [&] {
-            RngScope r(rng);
-            self<T>(p).conditional(static_cast<ansatz_block>(block), *given, *mean, sample, r.get());
-        });
+        return guard(st,
+                     [&]
+                     {
+                         RngScope r(rng);
+                         self<T>(p).conditional(static_cast<ansatz_block>(block), *given, *mean, sample,
+                                                r.get());
+                     });
     }
 
-    static constexpr ansatz_energy_table energy_table = {sizeof(ansatz_energy_table), free_energy,
-                                                         free_energy_grad, energy_delta, {}};
-    static constexpr ansatz_conditionals_table conditionals_table = {sizeof(ansatz_conditionals_table),
-                                                                     block_size, conditional, {}};
+    static constexpr ansatz_energy_table energy_table = { sizeof(ansatz_energy_table),
+                                                          free_energy,
+                                                          free_energy_grad,
+                                                          energy_delta,
+                                                          {} };
+    static constexpr ansatz_conditionals_table conditionals_table = { sizeof(ansatz_conditionals_table),
+                                                                      block_size,
+                                                                      conditional,
+                                                                      {} };
     static constexpr ansatz_model_table table = {
         sizeof(ansatz_model_table),
         setup,
@@ -146,8 +158,9 @@ struct ModelTables
         random_state,
         (T::capabilities & ANSATZ_CAP_ENERGY) ? &energy_table : nullptr,
         (T::capabilities & ANSATZ_CAP_CONDITIONALS) ? &conditionals_table : nullptr,
-        nullptr,  // LATENT: the VAE issue adds the C++ side of ansatz_latent_table
-        {}};
+        nullptr, // LATENT: the VAE issue adds the C++ side of ansatz_latent_table
+        {}
+    };
 };
 
 // ---- sampler
@@ -161,20 +174,28 @@ struct SamplerTables
     }
     static int32_t advance(void* p, ansatz_tensor* chains, int32_t steps, ansatz_rng* rng, ansatz_status* st)
     {
-        return guard(st, [&] {
-            RngScope r(rng);
-            self<T>(p).advance(*chains, steps, r.get());
-        });
+        return guard(st,
+                     [&]
+                     {
+                         RngScope r(rng);
+                         self<T>(p).advance(*chains, steps, r.get());
+                     });
     }
     static int32_t metrics(void* p, ansatz_metrics* out, ansatz_status* st)
     {
-        return guard(st, [&] {
-            out->count = 0;
-            Metrics m(*out);
-            self<T>(p).metrics(m);
-        });
+        return guard(st,
+                     [&]
+                     {
+                         out->count = 0;
+                         Metrics m(*out);
+                         self<T>(p).metrics(m);
+                     });
     }
-    static constexpr ansatz_sampler_table table = {sizeof(ansatz_sampler_table), bind, advance, metrics, {}};
+    static constexpr ansatz_sampler_table table = { sizeof(ansatz_sampler_table),
+                                                    bind,
+                                                    advance,
+                                                    metrics,
+                                                    {} };
 };
 
 // ---- loss
@@ -185,19 +206,22 @@ struct LossTables
     static int32_t bind(void* p, const ansatz_model_handle* model, const ansatz_sampler_handle* sampler,
                         ansatz_status* st)
     {
-        return guard(st, [&] { self<T>(p).bind(ModelRef(*model), sampler ? SamplerRef(*sampler) : SamplerRef()); });
+        return guard(st, [&]
+                     { self<T>(p).bind(ModelRef(*model), sampler ? SamplerRef(*sampler) : SamplerRef()); });
     }
-    static int32_t compute(void* p, const ansatz_tensor* batch, ansatz_tensor* grads, int32_t n, ansatz_rng* rng,
-                           ansatz_metrics* out, ansatz_status* st)
+    static int32_t compute(void* p, const ansatz_tensor* batch, ansatz_tensor* grads, int32_t n,
+                           ansatz_rng* rng, ansatz_metrics* out, ansatz_status* st)
     {
-        return guard(st, [&] {
-            RngScope r(rng);
-            out->count = 0;
-            Metrics m(*out);
-            self<T>(p).compute(*batch, grads, n, r.get(), m);
-        });
+        return guard(st,
+                     [&]
+                     {
+                         RngScope r(rng);
+                         out->count = 0;
+                         Metrics m(*out);
+                         self<T>(p).compute(*batch, grads, n, r.get(), m);
+                     });
     }
-    static constexpr ansatz_loss_table table = {sizeof(ansatz_loss_table), bind, compute, {}};
+    static constexpr ansatz_loss_table table = { sizeof(ansatz_loss_table), bind, compute, {} };
 };
 
 // ---- optimizer
@@ -225,7 +249,7 @@ struct OptimizerTables
             return -1;
         }
     }
-    static constexpr ansatz_optimizer_table table = {sizeof(ansatz_optimizer_table), bind, step, state, {}};
+    static constexpr ansatz_optimizer_table table = { sizeof(ansatz_optimizer_table), bind, step, state, {} };
 };
 
 // ---- dataset
@@ -235,20 +259,24 @@ struct DatasetTables
 {
     static int32_t info(void* p, ansatz_dataset_info* out, ansatz_status* st)
     {
-        return guard(st, [&] {
-            *out = self<T>(p).info();
-            out->struct_size = sizeof(ansatz_dataset_info);
-        });
+        return guard(st,
+                     [&]
+                     {
+                         *out = self<T>(p).info();
+                         out->struct_size = sizeof(ansatz_dataset_info);
+                     });
     }
     static int32_t read(void* p, const int64_t* indices, int64_t n, ansatz_tensor* out, float* labels,
                         ansatz_rng* rng, ansatz_status* st)
     {
-        return guard(st, [&] {
-            RngScope r(rng);
-            self<T>(p).read(indices, n, *out, labels, r.get());
-        });
+        return guard(st,
+                     [&]
+                     {
+                         RngScope r(rng);
+                         self<T>(p).read(indices, n, *out, labels, r.get());
+                     });
     }
-    static constexpr ansatz_dataset_table table = {sizeof(ansatz_dataset_table), info, read, {}};
+    static constexpr ansatz_dataset_table table = { sizeof(ansatz_dataset_table), info, read, {} };
 };
 
 // What one component of a plugin is, before its schema is built.
@@ -286,8 +314,8 @@ constexpr uint32_t flags_of()
 template <class T>
 ComponentDef define(ansatz_kind kind, const char* name, const char* summary, const void* table)
 {
-    return ComponentDef{kind,           name,         summary,    &T::describe, capabilities_of<T>(),
-                        flags_of<T>(), &create<T>, &destroy<T>, table};
+    return ComponentDef{ kind,          name,       summary,     &T::describe, capabilities_of<T>(),
+                         flags_of<T>(), &create<T>, &destroy<T>, table };
 }
 
 // Owns the descriptor of a plugin and everything it points to; one static instance per plugin.
@@ -333,7 +361,7 @@ private:
     ansatz_plugin_desc desc_{};
 };
 
-}  // namespace detail
+} // namespace detail
 
 template <class T>
 detail::ComponentDef model(const char* name, const char* summary)
@@ -356,7 +384,8 @@ detail::ComponentDef loss(const char* name, const char* summary)
 template <class T>
 detail::ComponentDef optimizer(const char* name, const char* summary)
 {
-    static_assert(std::is_base_of_v<Optimizer, T>, "ansatz::optimizer<T> needs T derived from ansatz::Optimizer");
+    static_assert(std::is_base_of_v<Optimizer, T>,
+                  "ansatz::optimizer<T> needs T derived from ansatz::Optimizer");
     return detail::define<T>(ANSATZ_KIND_OPTIMIZER, name, summary, &detail::OptimizerTables<T>::table);
 }
 template <class T>
@@ -366,13 +395,13 @@ detail::ComponentDef dataset(const char* name, const char* summary)
     return detail::define<T>(ANSATZ_KIND_DATASET, name, summary, &detail::DatasetTables<T>::table);
 }
 
-}  // namespace ansatz
+} // namespace ansatz
 
 // Defines the plugin's one exported symbol. NAME, VERSION, LICENSE are string literals; the rest are
 // ansatz::model<T>(...), ansatz::sampler<T>(...), ... one per component.
-#define ANSATZ_PLUGIN(NAME, VERSION, LICENSE, ...)                                                   \
-    extern "C" ANSATZ_EXPORT const ansatz_plugin_desc* ansatz_plugin_v1(void)                        \
-    {                                                                                                \
-        static const ::ansatz::detail::PluginBuilder builder(NAME, VERSION, LICENSE, {__VA_ARGS__}); \
-        return builder.descriptor();                                                                 \
+#define ANSATZ_PLUGIN(NAME, VERSION, LICENSE, ...)                                                           \
+    extern "C" ANSATZ_EXPORT const ansatz_plugin_desc* ansatz_plugin_v1(void)                                \
+    {                                                                                                        \
+        static const ::ansatz::detail::PluginBuilder builder(NAME, VERSION, LICENSE, { __VA_ARGS__ });       \
+        return builder.descriptor();                                                                         \
     }

@@ -40,7 +40,10 @@ public:
     explicit Rng(const ansatz_rng& state) : s_(state) {}
 
     // The stream `name` of the generator seeded by `seed`.
-    static Rng stream(uint64_t seed, std::string_view name) { return Rng(seed ^ fnv1a(name) * 0x9e3779b97f4a7c15ULL); }
+    static Rng stream(uint64_t seed, std::string_view name)
+    {
+        return Rng(seed ^ fnv1a(name) * 0x9e3779b97f4a7c15ULL);
+    }
 
     void reseed(uint64_t seed)
     {
@@ -121,4 +124,4 @@ private:
     bool has_spare_ = false;
 };
 
-}  // namespace ansatz
+} // namespace ansatz

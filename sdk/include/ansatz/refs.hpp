@@ -71,8 +71,8 @@ public:
 
     // ---- CONDITIONALS
     int64_t block_size(ansatz_block block) const { return conditionals().block_size(h_.self, block); }
-    void conditional(ansatz_block block, const ansatz_tensor& given, ansatz_tensor& mean, ansatz_tensor* sample,
-                     Rng& rng) const
+    void conditional(ansatz_block block, const ansatz_tensor& given, ansatz_tensor& mean,
+                     ansatz_tensor* sample, Rng& rng) const
     {
         ansatz_status st{};
         check(conditionals().conditional(h_.self, block, &given, &mean, sample, &rng.state(), &st), st);
@@ -136,11 +136,11 @@ public:
     {
         if (out_.count >= ANSATZ_MAX_METRICS)
             throw Error("more than ANSATZ_MAX_METRICS metrics reported");
-        out_.items[out_.count++] = ansatz_metric{name, value};
+        out_.items[out_.count++] = ansatz_metric{ name, value };
     }
 
 private:
     ansatz_metrics& out_;
 };
 
-}  // namespace ansatz
+} // namespace ansatz

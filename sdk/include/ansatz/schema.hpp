@@ -124,7 +124,7 @@ private:
         ansatz_param_spec spec{};
         spec.struct_size = sizeof(ansatz_param_spec);
         spec.type = type;
-        spec.flags = ANSATZ_PARAM_REQUIRED;  // until a default is given
+        spec.flags = ANSATZ_PARAM_REQUIRED; // until a default is given
         spec.name = keep(name);
         spec.doc = keep(doc);
         specs_.push_back(spec);
@@ -136,7 +136,7 @@ private:
         return strings_.back().c_str();
     }
 
-    std::deque<ansatz_param_spec> specs_;  // deque: Key keeps a pointer while more keys are added
+    std::deque<ansatz_param_spec> specs_; // deque: Key keeps a pointer while more keys are added
     std::vector<ansatz_param_spec> flat_;
     std::deque<std::string> strings_;
 };
@@ -187,4 +187,4 @@ private:
     const ansatz_config& c_;
 };
 
-}  // namespace ansatz
+} // namespace ansatz

@@ -61,4 +61,4 @@ inline void require_vector(const ansatz_tensor& t, int64_t size, const char* wha
                     std::to_string(size) + "}");
 }
 
-}  // namespace ansatz
+} // namespace ansatz

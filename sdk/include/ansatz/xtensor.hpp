@@ -6,9 +6,10 @@
 
 #include "ansatz/tensor.hpp"
 
+#include <xtensor/xadapt.hpp>
+
 #include <array>
 #include <cstddef>
-#include <xtensor/xadapt.hpp>
 
 namespace ansatz
 {
@@ -25,4 +26,4 @@ auto adapt(const ansatz_tensor& t)
     return xt::adapt(t.data, static_cast<std::size_t>(element_count(t)), xt::no_ownership(), shape);
 }
 
-}  // namespace ansatz
+} // namespace ansatz

@@ -1,0 +1,130 @@
+// A dataset of IDX files (MNIST, Fashion-MNIST): unsigned-byte samples, optionally with labels.
+// Pixels stay bytes in memory and become floats in [0, 1] (byte / 255) as they are read, optionally
+// binarised by a threshold or by sampling a Bernoulli variable per read.
+#include "idx_file.hpp"
+
+#include <ansatz/plugin.hpp>
+
+#include <array>
+#include <string>
+
+namespace
+{
+
+class Idx final : public ansatz::Dataset
+{
+public:
+    static void describe(ansatz::Schema& s)
+    {
+        s.path("images", "IDX file of the samples (unsigned bytes, plain or gzip), first dimension the count")
+            .required()
+            .must_exist();
+        s.path("labels", "IDX file of one unsigned-byte label per sample (rank 1)").optional().must_exist();
+        s.real("binarize", "threshold: a pixel becomes 1 when byte / 255 > binarize, else 0")
+            .optional()
+            .min(0)
+            .max(1);
+        s.boolean("binarize_sampling", "draw each pixel ~ Bernoulli(byte / 255) at every read")
+            .default_value(false);
+        s.integer("limit", "use only the first `limit` samples; 0 = all").default_value(0).min(0);
+    }
+
+    Idx(const ansatz::Config& c, const ansatz::Host&)
+        : name_(c.instance_name()), sampling_(c.boolean("binarize_sampling"))
+    {
+        if (sampling_ && c.has("binarize"))
+            throw ansatz::InputError(
+                "dataset '" + name_ +
+                "': keys binarize and binarize_sampling exclude each other; give one of them");
+        images_ = ansatz_idx::load_idx(c.string("images"));
+        const int64_t total = images_.dims[0];
+        count_ = total;
+        if (const int64_t limit = c.integer("limit"); limit > 0 && limit < total)
+            count_ = limit;
+        sample_size_ = 1;
+        for (size_t i = 1; i < images_.dims.size(); ++i)
+            sample_size_ *= images_.dims[i];
+
+        if (c.has("labels"))
+        {
+            labels_ = ansatz_idx::load_idx(c.string("labels"));
+            has_labels_ = true;
+            if (labels_.dims.size() != 1)
+                throw ansatz::InputError(
+                    labels_.path +
+                    ": a labels file has rank 1 (one byte per sample), but this one has rank " +
+                    std::to_string(labels_.dims.size()));
+            if (labels_.dims[0] != total)
+                throw ansatz::InputError(labels_.path + ": holds " + std::to_string(labels_.dims[0]) +
+                                         " labels, but " + images_.path + " holds " + std::to_string(total) +
+                                         " samples");
+        }
+
+        // byte -> float, once: intensity, or the threshold's 0/1.
+        const bool threshold = c.has("binarize");
+        const double level = threshold ? c.real("binarize") : 0.0;
+        for (int value = 0; value < 256; ++value)
+        {
+            const float intensity = static_cast<float>(value) / 255.0f;
+            table_[static_cast<size_t>(value)] =
+                threshold ? (static_cast<double>(value) / 255.0 > level ? 1.0f : 0.0f) : intensity;
+        }
+    }
+
+    ansatz_dataset_info info() const override
+    {
+        ansatz_dataset_info out{};
+        out.struct_size = sizeof out;
+        out.sample_rank = static_cast<int32_t>(images_.dims.size() - 1);
+        for (size_t i = 1; i < images_.dims.size(); ++i)
+            out.sample_shape[i - 1] = images_.dims[i];
+        out.count = count_;
+        out.has_labels = has_labels_ ? 1 : 0;
+        out.is_image = images_.dims.size() == 3 ? 1 : 0;
+        return out;
+    }
+
+    void read(const int64_t* indices, int64_t n, ansatz_tensor& out, float* labels, ansatz::Rng& rng) override
+    {
+        ansatz::require_matrix(out, n, sample_size_, "idx read: out");
+        if (labels && !has_labels_)
+            throw ansatz::Error("dataset '" + name_ + "' has no labels (its key labels is not set)");
+        for (int64_t i = 0; i < n; ++i)
+            if (indices[i] < 0 || indices[i] >= count_)
+                throw ansatz::Error("dataset '" + name_ + "': index " + std::to_string(indices[i]) +
+                                    " at position " + std::to_string(i) + " is outside [0, " +
+                                    std::to_string(count_) + ")");
+
+        const uint8_t* pixels = images_.data();
+        for (int64_t i = 0; i < n; ++i)
+        {
+            const uint8_t* from = pixels + indices[i] * sample_size_;
+            float* to = out.data + i * sample_size_;
+            if (sampling_)
+                for (int64_t j = 0; j < sample_size_; ++j)
+                    to[j] = rng.uniform() < table_[from[j]] ? 1.0f : 0.0f;
+            else
+                for (int64_t j = 0; j < sample_size_; ++j)
+                    to[j] = table_[from[j]];
+        }
+        if (labels)
+            for (int64_t i = 0; i < n; ++i)
+                labels[i] = static_cast<float>(labels_.data()[indices[i]]);
+    }
+
+private:
+    std::string name_;
+    bool sampling_;
+    ansatz_idx::IdxFile images_;
+    ansatz_idx::IdxFile labels_;
+    bool has_labels_ = false;
+    int64_t count_ = 0;
+    int64_t sample_size_ = 1;
+    std::array<float, 256> table_{};
+};
+
+} // namespace
+
+ANSATZ_PLUGIN("idx", "0.1.0", "MIT",
+              ansatz::dataset<Idx>(
+                  "idx", "MNIST-format IDX files (unsigned bytes, plain or gzip) with optional labels"))

@@ -1,0 +1,176 @@
+// Contrastive divergence: CD-k (Hinton 2002) and persistent CD (Tieleman 2008).
+//
+//     L(theta) = mean_n F(v_n) - mean_m F(u_m),     v: the batch, u: the negative chains
+//
+// The chains are held fixed while differentiating, so dL/dtheta is the usual estimate of the gradient
+// of the negative log-likelihood: <dF/dtheta>_data - <dF/dtheta>_model. The chains are a copy of the
+// batch (CD) or persistent across calls (PCD), advanced by the bound sampler's configured number of
+// steps: the sampler's `steps` is the k of CD-k.
+//
+// Order of the random draws on the stream passed to compute() (so a run can be replayed):
+//   1. PCD only, first call: the model's random_state for the chains;
+//   2. the sampler's advance of the chains;
+//   3. when the model has conditionals: h ~ p(h | v) for the reconstruction error.
+#include <ansatz/plugin.hpp>
+#include <ansatz/xtensor.hpp>
+
+#include <xtensor/xmath.hpp>
+#include <xtensor/xnoalias.hpp>
+
+#include <string>
+#include <vector>
+
+namespace
+{
+
+// A work buffer that grows to the largest batch seen and is never shrunk.
+class Workspace
+{
+public:
+    ansatz_tensor view(int64_t rows, int64_t cols)
+    {
+        const auto needed = static_cast<size_t>(rows * cols);
+        if (data_.size() < needed)
+            data_.resize(needed);
+        return ansatz::make_view(data_.data(), { rows, cols });
+    }
+    ansatz_tensor vector(int64_t size)
+    {
+        ansatz_tensor t = view(size, 1);
+        t.rank = 1;
+        return t;
+    }
+
+private:
+    std::vector<float> data_;
+};
+
+class ContrastiveDivergence final : public ansatz::Loss
+{
+public:
+    static constexpr uint32_t capabilities = ANSATZ_CAP_ENERGY;
+    static constexpr bool needs_sampler = true;
+
+    static void describe(ansatz::Schema& s)
+    {
+        s.boolean(
+             "persistent",
+             "keep the negative chains across batches (PCD) instead of restarting them at the batch (CD)")
+            .default_value(false);
+        s.integer("chains",
+                  "number of persistent chains; 0 = the size of the first batch (needs persistent: true)")
+            .default_value(0)
+            .min(0);
+    }
+
+    ContrastiveDivergence(const ansatz::Config& c, const ansatz::Host&)
+        : name_(c.instance_name()), persistent_(c.boolean("persistent")), chains_key_(c.integer("chains"))
+    {
+        if (chains_key_ != 0 && !persistent_)
+            throw ansatz::InputError(
+                "loss '" + name_ + "': key chains is " + std::to_string(chains_key_) +
+                ", but CD restarts one chain at every sample of the batch; set persistent: "
+                "true to keep " +
+                std::to_string(chains_key_) + " chains");
+    }
+
+    void bind(const ansatz::ModelRef& model, const ansatz::SamplerRef& sampler) override
+    {
+        if (!model.has_energy())
+            throw ansatz::InputError("loss '" + name_ +
+                                     "' needs a model with a free energy (capability 'energy')");
+        if (!sampler.valid())
+            throw ansatz::InputError("loss '" + name_ + "' needs a sampler for its negative phase");
+        model_ = model;
+        sampler_ = sampler;
+        chains_ready_ = false;
+    }
+
+    void compute(const ansatz_tensor& batch, ansatz_tensor* grads, int32_t n_grads, ansatz::Rng& rng,
+                 ansatz::Metrics& out) override
+    {
+        if (!model_.valid())
+            throw ansatz::Error("loss '" + name_ + "' is used before bind()");
+        ansatz::require_matrix(batch, -1, -1, "contrastive_divergence: batch");
+        const int64_t n = batch.shape[0];
+        const int64_t d = batch.shape[1];
+        if (n == 0)
+            throw ansatz::Error("loss '" + name_ + "' got an empty batch");
+
+        // ---- negative phase: the chains
+        ansatz_tensor chains;
+        if (persistent_)
+        {
+            if (!chains_ready_)
+            {
+                chains_rows_ = chains_key_ != 0 ? chains_key_ : n;
+                chains_cols_ = d;
+                chains_.assign(static_cast<size_t>(chains_rows_ * d), 0.0f);
+                chains = ansatz::make_view(chains_.data(), { chains_rows_, d });
+                model_.random_state(chains, rng);
+                chains_ready_ = true;
+            }
+            if (d != chains_cols_)
+                throw ansatz::Error("loss '" + name_ + "': the batch has " + std::to_string(d) +
+                                    " values per sample, but the persistent chains have " +
+                                    std::to_string(chains_cols_));
+            chains = ansatz::make_view(chains_.data(), { chains_rows_, chains_cols_ });
+        }
+        else
+        {
+            chains = chain_copy_.view(n, d);
+            auto c = ansatz::adapt<2>(chains);
+            xt::noalias(c) = ansatz::adapt<2>(batch);
+        }
+        const int64_t m = chains.shape[0];
+        sampler_.advance(chains, 0, rng);
+
+        // ---- the loss: the free-energy gap, averaged in double
+        ansatz_tensor f_data = f_data_.vector(n);
+        ansatz_tensor f_model = f_model_.vector(m);
+        model_.free_energy(batch, f_data);
+        model_.free_energy(chains, f_model);
+        const double gap =
+            xt::mean<double>(ansatz::adapt<1>(f_data))() - xt::mean<double>(ansatz::adapt<1>(f_model))();
+
+        // ---- its gradient: <dF>_data - <dF>_chains
+        model_.free_energy_grad(batch, 1.0f / static_cast<float>(n), grads, n_grads);
+        model_.free_energy_grad(chains, -1.0f / static_cast<float>(m), grads, n_grads);
+
+        out.add("loss", gap);
+        out.add("free_energy_gap", gap);
+
+        // ---- reconstruction error: v -> h ~ p(h|v) -> E[v|h]
+        if (model_.has_conditionals())
+        {
+            const int64_t hidden = model_.block_size(ANSATZ_BLOCK_HIDDEN);
+            ansatz_tensor h_mean = h_mean_.view(n, hidden);
+            ansatz_tensor h = h_sample_.view(n, hidden);
+            ansatz_tensor v_mean = v_mean_.view(n, d);
+            model_.conditional(ANSATZ_BLOCK_HIDDEN, batch, h_mean, &h, rng);
+            model_.conditional(ANSATZ_BLOCK_VISIBLE, h, v_mean, nullptr, rng);
+            const double error =
+                xt::mean<double>(xt::square(ansatz::adapt<2>(batch) - ansatz::adapt<2>(v_mean)))();
+            out.add("reconstruction_error", error);
+        }
+    }
+
+private:
+    std::string name_;
+    bool persistent_;
+    int64_t chains_key_;
+
+    bool chains_ready_ = false;
+    int64_t chains_rows_ = 0;
+    int64_t chains_cols_ = 0;
+    std::vector<float> chains_; // the persistent chains {chains_rows_, chains_cols_}
+
+    Workspace chain_copy_, f_data_, f_model_, h_mean_, h_sample_, v_mean_;
+};
+
+} // namespace
+
+ANSATZ_PLUGIN("contrastive_divergence", "0.1.0", "MIT",
+              ansatz::loss<ContrastiveDivergence>(
+                  "contrastive_divergence",
+                  "CD-k and persistent CD: free-energy gap between data and MCMC chains"))

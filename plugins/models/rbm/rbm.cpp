@@ -1,0 +1,283 @@
+// Bernoulli-Bernoulli restricted Boltzmann machine (Smolensky 1986; Hinton 2002).
+//
+//     E(v, h) = -a.v - b.h - v W h,           v in {0,1}^D, h in {0,1}^H
+//     F(v)    = -a.v - sum_j softplus(b_j + (v W)_j)
+//     p(h_j = 1 | v) = sigmoid(b_j + (v W)_j),   p(v_i = 1 | h) = sigmoid(a_i + (h W^T)_i)
+//
+// Parameters, in this order: "weights" W {D, H}, "visible_bias" a {D}, "hidden_bias" b {H}.
+// Every call works on a whole batch: one gemm for the pre-activations, then whole-array expressions.
+#include <ansatz/blas.hpp>
+#include <ansatz/plugin.hpp>
+#include <ansatz/xtensor.hpp>
+
+#include <xtensor/xmath.hpp>
+#include <xtensor/xnoalias.hpp>
+#include <xtensor/xtensor.hpp>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace
+{
+
+using ansatz::blas::gemm;
+using ansatz::blas::Op;
+
+// softplus(x) = log(1 + e^x) without overflow: max(x, 0) + log1p(e^-|x|).
+template <class E>
+auto softplus(E&& x)
+{
+    return xt::maximum(x, 0.0f) + xt::log1p(xt::exp(-xt::abs(x)));
+}
+
+template <class E>
+auto sigmoid(E&& x)
+{
+    return 1.0f / (1.0f + xt::exp(-x));
+}
+
+// A work buffer that grows to the largest batch seen and is never shrunk: views of any smaller
+// shape reuse it, so alternating batch sizes (data batch, chains) never reallocate.
+class Workspace
+{
+public:
+    ansatz_tensor view(int64_t rows, int64_t cols)
+    {
+        const auto needed = static_cast<size_t>(rows * cols);
+        if (data_.size() < needed)
+            data_.resize(needed);
+        return ansatz::make_view(data_.data(), { rows, cols });
+    }
+
+private:
+    std::vector<float> data_;
+};
+
+class Rbm final : public ansatz::Model
+{
+public:
+    static constexpr uint32_t capabilities = ANSATZ_CAP_ENERGY | ANSATZ_CAP_CONDITIONALS;
+
+    static void describe(ansatz::Schema& s)
+    {
+        s.integer("hidden", "number of hidden units H").default_value(64).min(1);
+        s.real("init_std",
+               "standard deviation of the initial weights, W ~ N(0, init_std^2); biases start at 0")
+            .default_value(0.01)
+            .min(0);
+        s.integer("visible", "number of visible units D; 0 takes D from the data's sample shape")
+            .default_value(0)
+            .min(0);
+    }
+
+    Rbm(const ansatz::Config& c, const ansatz::Host&)
+        : name_(c.instance_name()), hidden_(c.integer("hidden")), visible_key_(c.integer("visible")),
+          init_std_(c.real("init_std"))
+    {
+        allocate(visible_key_);
+    }
+
+    void setup(const std::vector<int64_t>& sample_shape, ansatz::Rng& rng) override
+    {
+        int64_t d = 1;
+        std::string shape = "{";
+        for (size_t i = 0; i < sample_shape.size(); ++i)
+        {
+            if (sample_shape[i] <= 0)
+                throw ansatz::InputError("model '" + name_ + "': the data's sample shape has an empty axis");
+            d *= sample_shape[i];
+            shape += (i ? ", " : "") + std::to_string(sample_shape[i]);
+        }
+        shape += "}";
+        if (visible_key_ != 0 && visible_key_ != d)
+            throw ansatz::InputError("model '" + name_ + "': key visible is " + std::to_string(visible_key_) +
+                                     ", but the data's samples have " + std::to_string(d) +
+                                     " values (sample shape " + shape + ")");
+        allocate(d);
+        for (float& w : weights_)
+            w = static_cast<float>(init_std_ * rng.normal());
+        visible_bias_.fill(0.0f);
+        hidden_bias_.fill(0.0f);
+        ready_ = true;
+    }
+
+    std::vector<ansatz_named_tensor> parameters() override
+    {
+        return { { "weights", ansatz::make_view(weights_.data(), { d_, hidden_ }) },
+                 { "visible_bias", ansatz::make_view(visible_bias_.data(), { d_ }) },
+                 { "hidden_bias", ansatz::make_view(hidden_bias_.data(), { hidden_ }) } };
+    }
+
+    void random_state(ansatz_tensor& out, ansatz::Rng& rng) override
+    {
+        require_ready();
+        ansatz::require_matrix(out, -1, d_, "rbm random_state: out");
+        float* o = out.data;
+        const int64_t size = ansatz::element_count(out);
+        for (int64_t i = 0; i < size; ++i)
+            o[i] = rng.uniform() < 0.5f ? 1.0f : 0.0f;
+    }
+
+    // ---- ENERGY
+
+    void free_energy(const ansatz_tensor& v, ansatz_tensor& out) override
+    {
+        require_ready();
+        ansatz::require_matrix(v, -1, d_, "rbm free_energy: v");
+        const int64_t n = v.shape[0];
+        ansatz::require_vector(out, n, "rbm free_energy: out");
+        ansatz_tensor pre = pre_activations(v);
+        // out = -v.a as a {N, 1} product, then minus the hidden units' softplus terms.
+        ansatz_tensor out_column = ansatz::make_view(out.data, { n, 1 });
+        gemm(Op::none, Op::none, -1.0f, v, ansatz::make_view(visible_bias_.data(), { d_, 1 }), 0.0f,
+             out_column);
+        auto p = ansatz::adapt<2>(pre);
+        auto o = ansatz::adapt<1>(out);
+        xt::noalias(o) -= xt::cast<float>(xt::sum<double>(softplus(p), { 1 }));
+    }
+
+    void free_energy_grad(const ansatz_tensor& v, float scale, ansatz_tensor* grads, int32_t n_grads) override
+    {
+        require_ready();
+        ansatz::require_matrix(v, -1, d_, "rbm free_energy_grad: v");
+        if (n_grads != 3)
+            throw ansatz::Error("rbm free_energy_grad: got " + std::to_string(n_grads) +
+                                " gradients, expected 3 (weights, visible_bias, hidden_bias)");
+        ansatz::require_matrix(grads[0], d_, hidden_, "rbm free_energy_grad: gradient of weights");
+        ansatz::require_vector(grads[1], d_, "rbm free_energy_grad: gradient of visible_bias");
+        ansatz::require_vector(grads[2], hidden_, "rbm free_energy_grad: gradient of hidden_bias");
+
+        ansatz_tensor pre = pre_activations(v);
+        auto s = ansatz::adapt<2>(pre);
+        xt::noalias(s) = sigmoid(s); // s = E[h | v]
+        // dF/dW = -v^T s, dF/da = -sum_n v, dF/db = -sum_n s (summed over the batch).
+        gemm(Op::transpose, Op::none, -scale, v, pre, 1.0f, grads[0]);
+        auto x = ansatz::adapt<2>(v);
+        auto ga = ansatz::adapt<1>(grads[1]);
+        auto gb = ansatz::adapt<1>(grads[2]);
+        const double minus_scale = -static_cast<double>(scale);
+        xt::noalias(ga) += xt::cast<float>(minus_scale * xt::sum<double>(x, { 0 }));
+        xt::noalias(gb) += xt::cast<float>(minus_scale * xt::sum<double>(s, { 0 }));
+    }
+
+    void energy_delta(const ansatz_tensor& v, const int64_t* sites, ansatz_tensor& out) override
+    {
+        require_ready();
+        ansatz::require_matrix(v, -1, d_, "rbm energy_delta: v");
+        const int64_t n = v.shape[0];
+        ansatz::require_vector(out, n, "rbm energy_delta: out");
+
+        // Flipping v_i to 1 - v_i changes it by d = 1 - 2 v_i and every pre-activation by d W_i.
+        ansatz_tensor rows = flip_rows_.view(n, hidden_); // W_{sites[n]}
+        ansatz_tensor change = flip_change_.view(n, 1);   // d
+        ansatz_tensor bias = flip_bias_.view(n, 1);       // a_{sites[n]}
+        for (int64_t k = 0; k < n; ++k)
+        {
+            const int64_t i = sites[k];
+            if (i < 0 || i >= d_)
+                throw ansatz::Error("rbm energy_delta: site " + std::to_string(i) + " of chain " +
+                                    std::to_string(k) + " is outside [0, " + std::to_string(d_) + ")");
+            std::copy_n(weights_.data() + i * hidden_, hidden_, rows.data + k * hidden_);
+            change.data[k] = 1.0f - 2.0f * v.data[k * d_ + i];
+            bias.data[k] = visible_bias_.data()[i];
+        }
+        ansatz_tensor pre = pre_activations(v);
+        auto p = ansatz::adapt<2>(pre);
+        auto w = ansatz::adapt<2>(rows);
+        auto d_column = ansatz::adapt<2>(change);
+        auto d = ansatz::adapt<1>(ansatz::make_view(change.data, { n }));
+        auto a = ansatz::adapt<1>(ansatz::make_view(bias.data, { n }));
+        auto o = ansatz::adapt<1>(out);
+        xt::noalias(o) =
+            -a * d - xt::cast<float>(xt::sum<double>(softplus(p + d_column * w) - softplus(p), { 1 }));
+    }
+
+    // ---- CONDITIONALS
+
+    int64_t block_size(ansatz_block block) const override
+    {
+        return block == ANSATZ_BLOCK_VISIBLE ? d_ : hidden_;
+    }
+
+    void conditional(ansatz_block block, const ansatz_tensor& given, ansatz_tensor& mean,
+                     ansatz_tensor* sample, ansatz::Rng& rng) override
+    {
+        require_ready();
+        const bool hidden = block == ANSATZ_BLOCK_HIDDEN;
+        if (!hidden && block != ANSATZ_BLOCK_VISIBLE)
+            throw ansatz::Error("rbm conditional: unknown block " + std::to_string(static_cast<int>(block)));
+        const int64_t given_size = hidden ? d_ : hidden_;
+        const int64_t size = hidden ? hidden_ : d_;
+        ansatz::require_matrix(given, -1, given_size,
+                               hidden ? "rbm conditional: given v" : "rbm conditional: given h");
+        const int64_t n = given.shape[0];
+        ansatz::require_matrix(mean, n, size, "rbm conditional: mean");
+        if (sample)
+            ansatz::require_matrix(*sample, n, size, "rbm conditional: sample");
+
+        auto m = ansatz::adapt<2>(mean);
+        if (hidden)
+        {
+            gemm(Op::none, Op::none, 1.0f, given, weights_view(), 0.0f, mean);
+            xt::noalias(m) = sigmoid(m + hidden_bias_);
+        }
+        else
+        {
+            gemm(Op::none, Op::transpose, 1.0f, given, weights_view(), 0.0f, mean);
+            xt::noalias(m) = sigmoid(m + visible_bias_);
+        }
+        if (!sample)
+            return;
+        const float* p = mean.data;
+        float* out = sample->data;
+        const int64_t count = n * size;
+        for (int64_t i = 0; i < count; ++i)
+            out[i] = rng.uniform() < p[i] ? 1.0f : 0.0f;
+    }
+
+private:
+    void allocate(int64_t d)
+    {
+        d_ = d;
+        weights_ = xt::zeros<float>({ static_cast<size_t>(d), static_cast<size_t>(hidden_) });
+        visible_bias_ = xt::zeros<float>({ static_cast<size_t>(d) });
+        hidden_bias_ = xt::zeros<float>({ static_cast<size_t>(hidden_) });
+    }
+
+    void require_ready() const
+    {
+        if (!ready_)
+            throw ansatz::Error("model '" + name_ + "' is used before setup()");
+    }
+
+    ansatz_tensor weights_view() { return ansatz::make_view(weights_.data(), { d_, hidden_ }); }
+
+    // b + v W into the work buffer: {N, H}.
+    ansatz_tensor pre_activations(const ansatz_tensor& v)
+    {
+        ansatz_tensor pre = pre_.view(v.shape[0], hidden_);
+        gemm(Op::none, Op::none, 1.0f, v, weights_view(), 0.0f, pre);
+        auto p = ansatz::adapt<2>(pre);
+        xt::noalias(p) += hidden_bias_;
+        return pre;
+    }
+
+    std::string name_;
+    int64_t hidden_;
+    int64_t visible_key_;
+    double init_std_;
+    int64_t d_ = 0;
+    bool ready_ = false;
+
+    xt::xtensor<float, 2> weights_;
+    xt::xtensor<float, 1> visible_bias_;
+    xt::xtensor<float, 1> hidden_bias_;
+
+    Workspace pre_, flip_rows_, flip_change_, flip_bias_;
+};
+
+} // namespace
+
+ANSATZ_PLUGIN("rbm", "0.1.0", "MIT",
+              ansatz::model<Rbm>("rbm", "Bernoulli-Bernoulli restricted Boltzmann machine"))

@@ -1,0 +1,100 @@
+// Block Gibbs sampling for models with two conditionally independent blocks (an RBM):
+//     h ~ p(h | v),  then  v ~ p(v | h)        (one sweep)
+// for every chain of the batch at once; v is replaced in place by its sample.
+#include <ansatz/plugin.hpp>
+
+#include <string>
+#include <vector>
+
+namespace
+{
+
+// A work buffer that grows to the largest batch seen and is never shrunk.
+class Workspace
+{
+public:
+    ansatz_tensor view(int64_t rows, int64_t cols)
+    {
+        const auto needed = static_cast<size_t>(rows * cols);
+        if (data_.size() < needed)
+            data_.resize(needed);
+        return ansatz::make_view(data_.data(), { rows, cols });
+    }
+
+private:
+    std::vector<float> data_;
+};
+
+class Gibbs final : public ansatz::Sampler
+{
+public:
+    static constexpr uint32_t capabilities = ANSATZ_CAP_CONDITIONALS;
+
+    static void describe(ansatz::Schema& s)
+    {
+        s.integer("steps",
+                  "sweeps (h ~ p(h|v), then v ~ p(v|h)) per advance when the caller asks for the default")
+            .default_value(1)
+            .min(1);
+    }
+
+    Gibbs(const ansatz::Config& c, const ansatz::Host& host)
+        : name_(c.instance_name()), steps_(c.integer("steps")), host_(host)
+    {
+    }
+
+    void bind(const ansatz::ModelRef& model) override
+    {
+        if (!model.has_conditionals())
+            throw ansatz::InputError("sampler '" + name_ +
+                                     "' needs a model with block conditionals (capability 'conditionals')");
+        model_ = model;
+    }
+
+    void advance(ansatz_tensor& chains, int32_t steps, ansatz::Rng& rng) override
+    {
+        if (!model_.valid())
+            throw ansatz::Error("sampler '" + name_ + "' is advanced before bind()");
+        if (steps < 0)
+            throw ansatz::Error("sampler '" + name_ + "': advance() got a negative step count");
+        const int64_t visible = model_.block_size(ANSATZ_BLOCK_VISIBLE);
+        const int64_t hidden = model_.block_size(ANSATZ_BLOCK_HIDDEN);
+        if (visible < 0 || hidden < 0)
+            throw ansatz::Error("sampler '" + name_ + "': the model did not report its block sizes");
+        ansatz::require_matrix(chains, -1, visible, "gibbs advance: chains");
+        const int64_t n = chains.shape[0];
+        ansatz_tensor h_mean = h_mean_.view(n, hidden);
+        ansatz_tensor h = h_sample_.view(n, hidden);
+        ansatz_tensor v_mean = v_mean_.view(n, visible);
+
+        const int64_t sweeps = steps == 0 ? steps_ : steps;
+        for (int64_t s = 0; s < sweeps; ++s)
+        {
+            if (host_.cancelled())
+                throw ansatz::Error("sampler '" + name_ + "' was cancelled", ANSATZ_STATUS_CANCELLED);
+            model_.conditional(ANSATZ_BLOCK_HIDDEN, chains, h_mean, &h, rng);
+            model_.conditional(ANSATZ_BLOCK_VISIBLE, h, v_mean, &chains, rng);
+        }
+        sweeps_ += sweeps;
+    }
+
+    // "gibbs_sweeps": sweeps done since the last call (summed over calls, not over chains).
+    void metrics(ansatz::Metrics& out) override
+    {
+        out.add("gibbs_sweeps", static_cast<double>(sweeps_));
+        sweeps_ = 0;
+    }
+
+private:
+    std::string name_;
+    int64_t steps_;
+    ansatz::Host host_;
+    int64_t sweeps_ = 0;
+    Workspace h_mean_, h_sample_, v_mean_;
+};
+
+} // namespace
+
+ANSATZ_PLUGIN("gibbs", "0.1.0", "MIT",
+              ansatz::sampler<Gibbs>("gibbs",
+                                     "block Gibbs sampling h ~ p(h|v), v ~ p(v|h) for every chain at once"))

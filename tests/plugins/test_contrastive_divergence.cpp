@@ -1,0 +1,294 @@
+// The contrastive_divergence loss: its value and gradient against a replay with the same random stream,
+// persistent chains, and CD-1 training with the real sgd plugin against the exact likelihood.
+#include "support/plugins.hpp"
+#include "user_error.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace
+{
+
+using ansatz::ModelRef;
+using ansatz::Rng;
+using ansatz::SamplerRef;
+using ansatz::engine::Instance;
+
+// Gradient buffers shaped like the model's parameters, filled with `value`.
+struct Grads
+{
+    std::vector<std::vector<float>> data;
+    std::vector<ansatz_tensor> views;
+
+    Grads(const ModelRef& m, float value)
+    {
+        for (const ansatz_named_tensor& p : m.parameters())
+        {
+            data.emplace_back(static_cast<size_t>(ansatz::element_count(p.tensor)), value);
+            ansatz_tensor v = p.tensor;
+            v.data = data.back().data();
+            views.push_back(v);
+        }
+    }
+    void fill(float value)
+    {
+        for (auto& d : data)
+            std::fill(d.begin(), d.end(), value);
+    }
+};
+
+struct Setup
+{
+    std::unique_ptr<Instance> rbm, gibbs, cd;
+    ModelRef model;
+    SamplerRef sampler;
+};
+
+Setup make_setup(int visible, int hidden, double init_std, const std::string& gibbs_yaml,
+                 const std::string& cd_yaml)
+{
+    Setup s;
+    s.rbm = ansatz::test::make("rbm", "{hidden: " + std::to_string(hidden) +
+                                          ", visible: " + std::to_string(visible) +
+                                          ", init_std: " + std::to_string(init_std) + "}");
+    s.model = ansatz::test::model_ref(*s.rbm);
+    Rng init(101);
+    s.model.setup({ visible }, init);
+    s.gibbs = ansatz::test::make("gibbs", gibbs_yaml);
+    s.sampler = ansatz::test::sampler_ref(*s.gibbs);
+    s.sampler.bind(s.model);
+    s.cd = ansatz::test::make("contrastive_divergence", cd_yaml);
+    const ansatz_model_handle mh = s.rbm->model();
+    const ansatz_sampler_handle sh = s.gibbs->sampler();
+    ansatz_status st{};
+    REQUIRE(s.cd->loss().bind(s.cd->self(), &mh, &sh, &st) == ANSATZ_STATUS_OK);
+    return s;
+}
+
+// Calls the loss through its C table; returns the metrics.
+ansatz_metrics compute(const Setup& s, std::vector<float>& batch, int64_t n, Grads& g, Rng& rng)
+{
+    const int64_t d = static_cast<int64_t>(batch.size()) / n;
+    ansatz_tensor bt = ansatz::make_view(batch.data(), { n, d });
+    ansatz_metrics out{};
+    ansatz_status st{};
+    const int32_t code = s.cd->loss().compute(s.cd->self(), &bt, g.views.data(),
+                                              static_cast<int32_t>(g.views.size()), &rng.state(), &out, &st);
+    INFO(st.message);
+    REQUIRE(code == ANSATZ_STATUS_OK);
+    return out;
+}
+
+double metric(const ansatz_metrics& m, const std::string& name)
+{
+    for (int32_t k = 0; k < m.count; ++k)
+        if (name == m.items[k].name)
+            return m.items[k].value;
+    FAIL("metric " << name << " was not reported");
+    return 0;
+}
+
+double mean_free_energy(const ModelRef& m, std::vector<float>& v, int64_t n)
+{
+    std::vector<float> f(static_cast<size_t>(n));
+    ansatz_tensor vt = ansatz::make_view(v.data(), { n, static_cast<int64_t>(v.size()) / n });
+    ansatz_tensor ft = ansatz::make_view(f.data(), { n });
+    m.free_energy(vt, ft);
+    double sum = 0;
+    for (float x : f)
+        sum += x;
+    return sum / n;
+}
+
+std::vector<float> random_binary(int64_t count, Rng& rng)
+{
+    std::vector<float> v(static_cast<size_t>(count));
+    for (float& x : v)
+        x = rng.uniform() < 0.5f ? 1.0f : 0.0f;
+    return v;
+}
+
+// The reconstruction error as the loss documents it, drawing from rng: h ~ p(h|v), then E[v|h].
+double reconstruction_error(const ModelRef& m, std::vector<float>& batch, int64_t n, int64_t d, int64_t h,
+                            Rng& rng)
+{
+    std::vector<float> hm(n * h), hs(n * h), vm(n * d);
+    ansatz_tensor bt = ansatz::make_view(batch.data(), { n, d });
+    ansatz_tensor hmt = ansatz::make_view(hm.data(), { n, h }), hst = ansatz::make_view(hs.data(), { n, h }),
+                  vmt = ansatz::make_view(vm.data(), { n, d });
+    m.conditional(ANSATZ_BLOCK_HIDDEN, bt, hmt, &hst, rng);
+    m.conditional(ANSATZ_BLOCK_VISIBLE, hst, vmt, nullptr, rng);
+    double sum = 0;
+    for (int64_t k = 0; k < n * d; ++k)
+        sum += (batch[k] - vm[k]) * (batch[k] - vm[k]);
+    return sum / static_cast<double>(n * d);
+}
+
+// The 14 distinct 3x3 bars-and-stripes patterns: every subset of rows filled, or of columns.
+std::vector<float> bars_and_stripes()
+{
+    std::vector<std::vector<float>> patterns;
+    for (int mask = 0; mask < 8; ++mask)
+        for (int by_column = 0; by_column < 2; ++by_column)
+        {
+            std::vector<float> p(9);
+            for (int r = 0; r < 3; ++r)
+                for (int c = 0; c < 3; ++c)
+                    p[r * 3 + c] = static_cast<float>((mask >> (by_column ? c : r)) & 1);
+            if (std::find(patterns.begin(), patterns.end(), p) == patterns.end())
+                patterns.push_back(p);
+        }
+    REQUIRE(patterns.size() == 14);
+    std::vector<float> out;
+    for (const auto& p : patterns)
+        out.insert(out.end(), p.begin(), p.end());
+    return out;
+}
+
+// The exact negative log-likelihood per pattern: mean F(data) + log Z, log Z over all 2^9 states.
+double exact_nll(const ModelRef& m, std::vector<float>& data)
+{
+    std::vector<float> all(512 * 9), f(512);
+    for (int s = 0; s < 512; ++s)
+        for (int i = 0; i < 9; ++i)
+            all[s * 9 + i] = static_cast<float>((s >> i) & 1);
+    ansatz_tensor at = ansatz::make_view(all.data(), { 512, 9 }), ft = ansatz::make_view(f.data(), { 512 });
+    m.free_energy(at, ft);
+    double top = -f[0];
+    for (float x : f)
+        top = std::max(top, -static_cast<double>(x));
+    double sum = 0;
+    for (float x : f)
+        sum += std::exp(-static_cast<double>(x) - top);
+    const double log_z = top + std::log(sum);
+    return mean_free_energy(m, data, static_cast<int64_t>(data.size()) / 9) + log_z;
+}
+
+} // namespace
+
+TEST_CASE(
+    "contrastive_divergence: CD-1 reports loss, free_energy_gap and reconstruction_error, and its gradient "
+    "is <dF>_data - <dF>_chains, replayed with the same stream",
+    "[contrastive_divergence]")
+{
+    const Setup s = make_setup(6, 4, 0.5, "{steps: 1}", "{}");
+    Rng data_rng(102);
+    const int64_t n = 8, d = 6;
+    std::vector<float> batch = random_binary(n * d, data_rng);
+
+    Grads g(s.model, 0.5f); // grads start at 0.5: the loss adds to them
+    Rng rng(103);
+    const Rng before = rng;
+    const ansatz_metrics m = compute(s, batch, n, g, rng);
+    REQUIRE(m.count == 3);
+
+    // Replay: chains = the batch, advanced by the sampler's configured step, on the same stream.
+    Rng replay = before;
+    std::vector<float> chains = batch;
+    ansatz_tensor ct = ansatz::make_view(chains.data(), { n, d });
+    s.sampler.advance(ct, 0, replay);
+    REQUIRE(chains != batch); // the sampler moved the chains
+    const double gap = mean_free_energy(s.model, batch, n) - mean_free_energy(s.model, chains, n);
+    CHECK(metric(m, "loss") == Approx(gap).margin(1e-5));
+    CHECK(metric(m, "free_energy_gap") == Approx(gap).margin(1e-5));
+    CHECK(metric(m, "reconstruction_error") ==
+          Approx(reconstruction_error(s.model, batch, n, d, 4, replay)).margin(1e-6));
+
+    Grads expected(s.model, 0.5f);
+    ansatz_tensor bt = ansatz::make_view(batch.data(), { n, d });
+    s.model.free_energy_grad(bt, 1.0f / n, expected.views.data(), 3);
+    s.model.free_energy_grad(ct, -1.0f / n, expected.views.data(), 3);
+    for (size_t k = 0; k < 3; ++k)
+        for (size_t i = 0; i < g.data[k].size(); ++i)
+            CHECK(g.data[k][i] == Approx(expected.data[k][i]).margin(1e-6));
+    // And the stream advanced exactly as far as the replay's.
+    CHECK(rng.next() == replay.next());
+}
+
+TEST_CASE(
+    "contrastive_divergence: persistent chains (5 of them) live across calls and are not a copy of the batch",
+    "[contrastive_divergence]")
+{
+    const Setup s = make_setup(6, 4, 0.5, "{steps: 2}", "{persistent: true, chains: 5}");
+    Rng data_rng(111);
+    const int64_t n = 8, d = 6, m = 5;
+    std::vector<float> batch1 = random_binary(n * d, data_rng), batch2 = random_binary(n * d, data_rng);
+    Grads g(s.model, 0.0f);
+    Rng rng(112);
+    const Rng before = rng;
+    const ansatz_metrics m1 = compute(s, batch1, n, g, rng);
+    const Rng between = rng;
+    const ansatz_metrics m2 = compute(s, batch2, n, g, rng);
+
+    // Replay PCD: 5 chains from random_state, advanced 2 sweeps per call, kept between calls.
+    Rng replay = before;
+    std::vector<float> chains(m * d);
+    ansatz_tensor ct = ansatz::make_view(chains.data(), { m, d });
+    s.model.random_state(ct, replay);
+    s.sampler.advance(ct, 0, replay);
+    const double gap1 = mean_free_energy(s.model, batch1, n) - mean_free_energy(s.model, chains, m);
+    reconstruction_error(s.model, batch1, n, d, 4, replay); // the draws of call 1's reconstruction
+    s.sampler.advance(ct, 0, replay);
+    const double gap2 = mean_free_energy(s.model, batch2, n) - mean_free_energy(s.model, chains, m);
+    CHECK(metric(m1, "loss") == Approx(gap1).margin(1e-5));
+    CHECK(metric(m2, "loss") == Approx(gap2).margin(1e-5));
+
+    // What call 2 would have reported had it restarted its chains at batch 2 (CD), on the same stream.
+    Rng cd_replay = between;
+    std::vector<float> restarted = batch2;
+    ansatz_tensor rt = ansatz::make_view(restarted.data(), { n, d });
+    s.sampler.advance(rt, 0, cd_replay);
+    const double cd_gap = mean_free_energy(s.model, batch2, n) - mean_free_energy(s.model, restarted, n);
+    INFO("PCD gap " << gap2 << ", CD gap " << cd_gap);
+    CHECK(std::abs(metric(m2, "loss") - cd_gap) > 1e-3);
+}
+
+TEST_CASE("contrastive_divergence: key chains without persistent is an InputError",
+          "[contrastive_divergence]")
+{
+    REQUIRE_THROWS_WITH(
+        ansatz::test::make("contrastive_divergence", "{chains: 10}"),
+        Catch::Contains("key chains is 10, but CD restarts one chain at every sample of the batch; "
+                        "set persistent: true to keep 10 chains"));
+    REQUIRE_THROWS_AS(ansatz::test::make("contrastive_divergence", "{chains: 10}"),
+                      ansatz::engine::UserError);
+}
+
+TEST_CASE("contrastive_divergence: 800 full-batch CD-1 updates with sgd (lr 0.3) lower the exact NLL of 3x3 "
+          "bars and stripes by more than 2 nats (rbm 9x16, init_std 0.1, seeds 101/121)",
+          "[contrastive_divergence][training]")
+{
+    const Setup s = make_setup(9, 16, 0.1, "{steps: 1}", "{}");
+    auto sgd = ansatz::test::make("sgd", "{learning_rate: 0.3}");
+    std::vector<float> data = bars_and_stripes();
+    const int64_t n = 14;
+
+    std::vector<ansatz_named_tensor> params = s.model.parameters();
+    ansatz_status st{};
+    REQUIRE(sgd->optimizer().bind(sgd->self(), params.data(), 3, &st) == ANSATZ_STATUS_OK);
+
+    const double before = exact_nll(s.model, data);
+    Grads g(s.model, 0.0f);
+    Rng rng(121);
+    double last_error = 0;
+    for (int update = 0; update < 800; ++update)
+    {
+        g.fill(0.0f);
+        const ansatz_metrics m = compute(s, data, n, g, rng);
+        last_error = metric(m, "reconstruction_error");
+        REQUIRE(sgd->optimizer().step(sgd->self(), params.data(), g.views.data(), 3, &st) ==
+                ANSATZ_STATUS_OK);
+    }
+    const double after = exact_nll(s.model, data);
+    // Before: near 9 log 2 = 6.24 nats (a near-uniform model); the best possible is log 14 = 2.64.
+    // Measured with seed 121: 6.31 -> 3.51; with stream seeds 1..8 the result ranged over 3.34..3.71,
+    // so the 2-nat margin leaves 0.6 nat of room.
+    WARN("bars and stripes NLL before " << before << ", after " << after << " (log 14 = " << std::log(14.0)
+                                        << "); last reconstruction error " << last_error);
+    CHECK(before > 6.0);
+    CHECK(after < before - 2.0);
+    CHECK(after > std::log(14.0));
+}

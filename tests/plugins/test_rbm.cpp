@@ -1,0 +1,387 @@
+// The rbm model against exact enumeration and double-precision finite differences.
+#include "support/plugins.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace
+{
+
+using ansatz::ModelRef;
+using ansatz::Rng;
+
+// The parameters of an RBM, copied to double.
+struct Params
+{
+    int64_t d = 0, h = 0;
+    std::vector<double> w, a, b; // w row-major {d, h}
+};
+
+Params read_params(const ModelRef& m)
+{
+    const std::vector<ansatz_named_tensor> p = m.parameters();
+    REQUIRE(p.size() == 3);
+    Params out;
+    out.d = p[0].tensor.shape[0];
+    out.h = p[0].tensor.shape[1];
+    out.w.assign(p[0].tensor.data, p[0].tensor.data + out.d * out.h);
+    out.a.assign(p[1].tensor.data, p[1].tensor.data + out.d);
+    out.b.assign(p[2].tensor.data, p[2].tensor.data + out.h);
+    return out;
+}
+
+// E(v, h) = -a.v - b.h - v W h, in double.
+double energy(const Params& p, const double* v, const std::vector<int>& h)
+{
+    double e = 0;
+    for (int64_t i = 0; i < p.d; ++i)
+        e -= p.a[i] * v[i];
+    for (int64_t j = 0; j < p.h; ++j)
+        e -= p.b[j] * h[j];
+    for (int64_t i = 0; i < p.d; ++i)
+        for (int64_t j = 0; j < p.h; ++j)
+            e -= v[i] * p.w[i * p.h + j] * h[j];
+    return e;
+}
+
+std::vector<int> bits(uint64_t state, int64_t n)
+{
+    std::vector<int> out(static_cast<size_t>(n));
+    for (int64_t k = 0; k < n; ++k)
+        out[k] = static_cast<int>((state >> k) & 1u);
+    return out;
+}
+
+// -log sum_h exp(-E(v, h)) by enumerating every hidden state.
+double free_energy_by_enumeration(const Params& p, const double* v)
+{
+    std::vector<double> minus_e;
+    for (uint64_t s = 0; s < (uint64_t(1) << p.h); ++s)
+        minus_e.push_back(-energy(p, v, bits(s, p.h)));
+    double top = minus_e[0];
+    for (double x : minus_e)
+        top = std::max(top, x);
+    double sum = 0;
+    for (double x : minus_e)
+        sum += std::exp(x - top);
+    return -(top + std::log(sum));
+}
+
+// The closed form F(v) = -a.v - sum_j log(1 + exp(b_j + (vW)_j)), in double (for finite differences).
+double free_energy_closed(const Params& p, const double* v)
+{
+    double f = 0;
+    for (int64_t i = 0; i < p.d; ++i)
+        f -= p.a[i] * v[i];
+    for (int64_t j = 0; j < p.h; ++j)
+    {
+        double x = p.b[j];
+        for (int64_t i = 0; i < p.d; ++i)
+            x += v[i] * p.w[i * p.h + j];
+        f -= std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x)));
+    }
+    return f;
+}
+
+// Sets every parameter (weights and both biases) to N(0, scale^2) values from rng.
+void randomise(const ModelRef& m, Rng& rng, double scale)
+{
+    for (ansatz_named_tensor& t : m.parameters())
+        for (int64_t k = 0; k < ansatz::element_count(t.tensor); ++k)
+            t.tensor.data[k] = static_cast<float>(scale * rng.normal());
+}
+
+struct Rbm
+{
+    std::unique_ptr<ansatz::engine::Instance> inst;
+    ModelRef m;
+};
+
+Rbm make_rbm(int d, int h, double init_std, uint64_t seed)
+{
+    Rbm r;
+    r.inst = ansatz::test::make("rbm", "{hidden: " + std::to_string(h) + ", visible: " + std::to_string(d) +
+                                           ", init_std: " + std::to_string(init_std) + "}");
+    r.m = ansatz::test::model_ref(*r.inst);
+    Rng rng(seed);
+    r.m.setup({ d }, rng);
+    return r;
+}
+
+// Rows of v: every binary state of d units, then `extra` rows of fractional values in [0, 1].
+std::vector<float> all_states_and_grey(int d, int extra, Rng& rng)
+{
+    std::vector<float> v;
+    for (uint64_t s = 0; s < (uint64_t(1) << d); ++s)
+        for (int bit : bits(s, d))
+            v.push_back(static_cast<float>(bit));
+    for (int k = 0; k < extra * d; ++k)
+        v.push_back(rng.uniform());
+    return v;
+}
+
+} // namespace
+
+TEST_CASE("rbm: free energy equals -log sum_h exp(-E(v,h)) by enumeration on a 5x3 RBM", "[rbm]")
+{
+    Rbm r = make_rbm(5, 3, 0.5, 21);
+    Rng rng(22);
+    randomise(r.m, rng, 0.8);
+    const Params p = read_params(r.m);
+    // The 32 binary states and 8 grey (fractional) ones.
+    std::vector<float> v = all_states_and_grey(5, 8, rng);
+    const int64_t n = static_cast<int64_t>(v.size()) / 5;
+    std::vector<float> f(static_cast<size_t>(n));
+    ansatz_tensor vt = ansatz::make_view(v.data(), { n, 5 });
+    ansatz_tensor ft = ansatz::make_view(f.data(), { n });
+    r.m.free_energy(vt, ft);
+    for (int64_t k = 0; k < n; ++k)
+    {
+        std::vector<double> row(v.begin() + k * 5, v.begin() + (k + 1) * 5);
+        const double exact = free_energy_by_enumeration(p, row.data());
+        INFO("row " << k);
+        // float32 arithmetic on O(1) terms: 1e-5 is ~100 ulp of the result.
+        CHECK(f[k] == Approx(exact).epsilon(1e-5).margin(1e-5));
+    }
+}
+
+TEST_CASE("rbm: free_energy_grad matches central finite differences in double for every parameter element",
+          "[rbm]")
+{
+    Rbm r = make_rbm(5, 3, 0.5, 31);
+    Rng rng(32);
+    randomise(r.m, rng, 0.8);
+    Params p = read_params(r.m);
+    // A batch of 3 binary rows and 2 grey rows.
+    std::vector<float> v;
+    for (int k = 0; k < 5 * 5; ++k)
+        v.push_back(k < 15 ? (rng.uniform() < 0.5f ? 1.0f : 0.0f) : rng.uniform());
+    ansatz_tensor vt = ansatz::make_view(v.data(), { 5, 5 });
+
+    // grads start at 0.25 so that the test also checks grads += scale * ..., not grads =.
+    const float scale = 0.7f;
+    std::vector<float> gw(15, 0.25f), ga(5, 0.25f), gb(3, 0.25f);
+    ansatz_tensor grads[3] = { ansatz::make_view(gw.data(), { 5, 3 }), ansatz::make_view(ga.data(), { 5 }),
+                               ansatz::make_view(gb.data(), { 3 }) };
+    r.m.free_energy_grad(vt, scale, grads, 3);
+
+    const auto total = [&](const Params& q)
+    {
+        double s = 0;
+        for (int n = 0; n < 5; ++n)
+        {
+            std::vector<double> row(v.begin() + n * 5, v.begin() + (n + 1) * 5);
+            s += free_energy_closed(q, row.data());
+        }
+        return s;
+    };
+    // Central differences in double with h = 1e-5: truncation error ~h^2 |F'''| ~ 1e-10, rounding
+    // ~1e-16 / h ~ 1e-11; the float32 gradient is good to ~1e-6 relative. Tolerance 1e-5 abs + rel.
+    const double h = 1e-5;
+    const auto check_all =
+        [&](std::vector<double> Params::*field, const std::vector<float>& got, const char* name)
+    {
+        for (size_t k = 0; k < got.size(); ++k)
+        {
+            Params plus = p, minus = p;
+            (plus.*field)[k] += h;
+            (minus.*field)[k] -= h;
+            const double fd = (total(plus) - total(minus)) / (2 * h);
+            INFO(name << "[" << k << "]");
+            CHECK(got[k] == Approx(0.25 + scale * fd).epsilon(1e-5).margin(1e-5));
+        }
+    };
+    check_all(&Params::w, gw, "weights");
+    check_all(&Params::a, ga, "visible_bias");
+    check_all(&Params::b, gb, "hidden_bias");
+}
+
+TEST_CASE("rbm: energy_delta equals F(v with one site flipped) - F(v) in every chain", "[rbm]")
+{
+    Rbm r = make_rbm(12, 7, 0.5, 41);
+    Rng rng(42);
+    randomise(r.m, rng, 1.0);
+    const int64_t n = 40, d = 12;
+    std::vector<float> v(static_cast<size_t>(n * d)), flipped;
+    for (size_t k = 0; k < v.size(); ++k) // the last 8 chains are grey, the rest binary
+        v[k] = k >= size_t(32 * d) ? rng.uniform() : (rng.uniform() < 0.5f ? 1.0f : 0.0f);
+    std::vector<int64_t> sites(static_cast<size_t>(n));
+    flipped = v;
+    for (int64_t k = 0; k < n; ++k)
+    {
+        sites[k] = static_cast<int64_t>(rng.below(d));
+        float& x = flipped[k * d + sites[k]];
+        x = 1.0f - x;
+    }
+    std::vector<float> delta(n), f0(n), f1(n);
+    ansatz_tensor vt = ansatz::make_view(v.data(), { n, d }),
+                  ft = ansatz::make_view(flipped.data(), { n, d });
+    ansatz_tensor dt = ansatz::make_view(delta.data(), { n }), f0t = ansatz::make_view(f0.data(), { n }),
+                  f1t = ansatz::make_view(f1.data(), { n });
+    r.m.energy_delta(vt, sites.data(), dt);
+    r.m.free_energy(vt, f0t);
+    r.m.free_energy(ft, f1t);
+    for (int64_t k = 0; k < n; ++k)
+    {
+        INFO("chain " << k << ", site " << sites[k]);
+        // Both sides are float32 with |F| ~ 10: 1e-4 absolute is ~100 ulp of F.
+        CHECK(delta[k] == Approx(f1[k] - f0[k]).margin(1e-4));
+    }
+
+    // A site outside [0, D) is refused.
+    sites[3] = d;
+    REQUIRE_THROWS_AS(r.m.energy_delta(vt, sites.data(), dt), ansatz::Error);
+}
+
+TEST_CASE("rbm: conditional means match p(h_j=1|v) and p(v_i=1|h) by enumeration", "[rbm]")
+{
+    Rbm r = make_rbm(5, 3, 0.5, 51);
+    Rng rng(52);
+    randomise(r.m, rng, 0.8);
+    const Params p = read_params(r.m);
+
+    // Hidden given v, for the 32 binary and 4 grey v: sum_h h_j exp(-E) / sum_h exp(-E).
+    std::vector<float> v = all_states_and_grey(5, 4, rng);
+    const int64_t n = static_cast<int64_t>(v.size()) / 5;
+    std::vector<float> mean(static_cast<size_t>(n * 3));
+    ansatz_tensor vt = ansatz::make_view(v.data(), { n, 5 }), mt = ansatz::make_view(mean.data(), { n, 3 });
+    r.m.conditional(ANSATZ_BLOCK_HIDDEN, vt, mt, nullptr, rng);
+    for (int64_t k = 0; k < n; ++k)
+    {
+        std::vector<double> row(v.begin() + k * 5, v.begin() + (k + 1) * 5);
+        std::vector<double> num(3, 0.0);
+        double den = 0;
+        for (uint64_t s = 0; s < 8; ++s)
+        {
+            const std::vector<int> h = bits(s, 3);
+            const double w = std::exp(-energy(p, row.data(), h));
+            den += w;
+            for (int j = 0; j < 3; ++j)
+                num[j] += h[j] * w;
+        }
+        for (int j = 0; j < 3; ++j)
+            CHECK(mean[k * 3 + j] == Approx(num[j] / den).margin(1e-6));
+    }
+
+    // Visible given h, for the 8 binary h: sum_v v_i exp(-E) / sum_v exp(-E).
+    std::vector<float> h(8 * 3), vmean(8 * 5);
+    for (uint64_t s = 0; s < 8; ++s)
+        for (int j = 0; j < 3; ++j)
+            h[s * 3 + j] = static_cast<float>((s >> j) & 1u);
+    ansatz_tensor ht = ansatz::make_view(h.data(), { 8, 3 }), vmt = ansatz::make_view(vmean.data(), { 8, 5 });
+    r.m.conditional(ANSATZ_BLOCK_VISIBLE, ht, vmt, nullptr, rng);
+    for (uint64_t s = 0; s < 8; ++s)
+    {
+        std::vector<double> num(5, 0.0);
+        double den = 0;
+        for (uint64_t vs = 0; vs < 32; ++vs)
+        {
+            const std::vector<int> vb = bits(vs, 5);
+            const std::vector<double> vd(vb.begin(), vb.end());
+            const double w = std::exp(-energy(p, vd.data(), bits(s, 3)));
+            den += w;
+            for (int i = 0; i < 5; ++i)
+                num[i] += vb[i] * w;
+        }
+        for (int i = 0; i < 5; ++i)
+            CHECK(vmean[s * 5 + i] == Approx(num[i] / den).margin(1e-6));
+    }
+}
+
+TEST_CASE("rbm: sampled hidden units are binary with frequency = mean (seed 61, N = 20000 rows, tol 5 sigma)",
+          "[rbm][statistical]")
+{
+    Rbm r = make_rbm(5, 3, 0.5, 61);
+    Rng rng(61);
+    randomise(r.m, rng, 0.8);
+    const int64_t n = 20000;
+    const std::vector<float> one = { 1, 0, 1, 1, 0 };
+    std::vector<float> v;
+    for (int64_t k = 0; k < n; ++k)
+        v.insert(v.end(), one.begin(), one.end());
+    std::vector<float> mean(n * 3), sample(n * 3, -1.0f);
+    ansatz_tensor vt = ansatz::make_view(v.data(), { n, 5 }), mt = ansatz::make_view(mean.data(), { n, 3 }),
+                  st = ansatz::make_view(sample.data(), { n, 3 });
+    r.m.conditional(ANSATZ_BLOCK_HIDDEN, vt, mt, &st, rng);
+    for (int j = 0; j < 3; ++j)
+    {
+        double sum = 0;
+        for (int64_t k = 0; k < n; ++k)
+        {
+            const float x = sample[k * 3 + j];
+            REQUIRE((x == 0.0f || x == 1.0f));
+            sum += x;
+        }
+        const double pj = mean[j];
+        // 5 standard errors of a binomial proportion over N = 20000 draws.
+        CHECK(std::abs(sum / n - pj) < 5 * std::sqrt(pj * (1 - pj) / n));
+    }
+}
+
+TEST_CASE("rbm: setup draws W ~ N(0, init_std^2) with zero biases; random_state is Bernoulli(0.5) "
+          "(seed 71, 5000 weights and 40000 units, 5 sigma)",
+          "[rbm][statistical]")
+{
+    auto inst = ansatz::test::make("rbm", "{hidden: 50, init_std: 0.3}");
+    ModelRef m = ansatz::test::model_ref(*inst);
+    Rng rng(71);
+    m.setup({ 10, 10 }, rng); // visible 0: D = 100 from the shape
+    REQUIRE(m.block_size(ANSATZ_BLOCK_VISIBLE) == 100);
+    REQUIRE(m.block_size(ANSATZ_BLOCK_HIDDEN) == 50);
+    const std::vector<ansatz_named_tensor> p = m.parameters();
+    REQUIRE(std::string(p[0].name) == "weights");
+    REQUIRE(std::string(p[1].name) == "visible_bias");
+    REQUIRE(std::string(p[2].name) == "hidden_bias");
+    REQUIRE(ansatz::shape_string(p[0].tensor) == "{100, 50}");
+    REQUIRE(ansatz::shape_string(p[1].tensor) == "{100}");
+    REQUIRE(ansatz::shape_string(p[2].tensor) == "{50}");
+    double s1 = 0, s2 = 0;
+    for (int k = 0; k < 5000; ++k)
+    {
+        s1 += p[0].tensor.data[k];
+        s2 += double(p[0].tensor.data[k]) * p[0].tensor.data[k];
+    }
+    // 5000 normal draws: the sample std is within 5% of 0.3 (its standard error is 1%), the mean
+    // within 5 standard errors 5 * 0.3 / sqrt(5000) = 0.021.
+    CHECK(std::abs(s1 / 5000) < 0.021);
+    CHECK(std::sqrt(s2 / 5000) == Approx(0.3).epsilon(0.05));
+    for (int k = 0; k < 100; ++k)
+        CHECK(p[1].tensor.data[k] == 0.0f);
+    for (int k = 0; k < 50; ++k)
+        CHECK(p[2].tensor.data[k] == 0.0f);
+
+    // random_state: 400 x 100 values, each 0 or 1, mean 0.5 within 5 sigma = 5 * 0.5 / 200 = 0.0125.
+    std::vector<float> state(400 * 100, -1.0f);
+    ansatz_tensor st = ansatz::make_view(state.data(), { 400, 100 });
+    m.random_state(st, rng);
+    double ones = 0;
+    for (float x : state)
+    {
+        REQUIRE((x == 0.0f || x == 1.0f));
+        ones += x;
+    }
+    CHECK(std::abs(ones / state.size() - 0.5) < 0.0125);
+}
+
+TEST_CASE("rbm: a visible key that disagrees with the data is an InputError naming both sizes", "[rbm]")
+{
+    auto inst = ansatz::test::make("rbm", "{hidden: 4, visible: 6}");
+    const ansatz_model_handle h = inst->model();
+    const int64_t shape[] = { 28, 28 };
+    Rng rng(1);
+    ansatz_status st{};
+    REQUIRE(h.table->setup(h.self, shape, 2, &rng.state(), &st) == ANSATZ_STATUS_INVALID_INPUT);
+    REQUIRE(st.code == ANSATZ_STATUS_INVALID_INPUT);
+    REQUIRE(std::string(st.message) ==
+            "model 'rbm': key visible is 6, but the data's samples have 784 values (sample shape {28, 28})");
+    // Through the C++ wrapper, the same failure is an ansatz::InputError.
+    REQUIRE_THROWS_AS(ansatz::test::model_ref(*inst).setup({ 28, 28 }, rng), ansatz::InputError);
+    // And a model used before setup() fails instead of reading unallocated parameters.
+    std::vector<float> v(6), f(1);
+    ansatz_tensor vt = ansatz::make_view(v.data(), { 1, 6 }), ft = ansatz::make_view(f.data(), { 1 });
+    REQUIRE_THROWS_WITH(ansatz::test::model_ref(*inst).free_energy(vt, ft),
+                        "model 'rbm' is used before setup()");
+}

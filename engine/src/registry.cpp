@@ -134,9 +134,11 @@ bool Registry::load(const fs::path& file_in)
         // Names are unique across kinds too: a pipeline names a component by `plugin: NAME` alone.
         if (const PluginComponent* other = find(c.name))
         {
-            refusals_.push_back("plugin " + file.string() + " refused: its " + kind_name(c.kind) + " '" +
-                                c.name + "' has the name of the " + kind_name(other->desc->kind) + " '" +
-                                c.name + "' already provided by " + other->file.string() + ".");
+            refusals_.push_back("plugin " + file.string() + " (" + desc->name + " " + desc->version +
+                                ") refused: its " + kind_name(c.kind) + " '" + c.name +
+                                "' has the name of the " + kind_name(other->desc->kind) + " '" + c.name +
+                                "' already provided by " + other->file.string() + " (" + other->plugin->name +
+                                " " + other->plugin->version + ").");
             return false;
         }
         for (int32_t j = 0; j < i; ++j)

@@ -177,8 +177,8 @@ TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples an
     REQUIRE(png.size() > 33);
     CHECK(png.substr(0, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
     CHECK(png.substr(12, 4) == "IHDR");
-    // 3 x 3 grid of 6 x 6 images with 1-pixel borders: 22 x 22.
-    CHECK(png.substr(16, 8) == std::string("\x00\x00\x00\x16\x00\x00\x00\x16", 8));
+    // 3 x 3 grid of 6 x 6 images with 1-pixel borders: 22 x 22, each pixel shown as 23 x 23 (506 = 0x1fa).
+    CHECK(png.substr(16, 8) == std::string("\x00\x00\x01\xfa\x00\x00\x01\xfa", 8));
 }
 
 TEST_CASE("the same pipeline and seed give the same metrics.csv apart from timing columns", "[cli][run]")

@@ -72,11 +72,11 @@ TEST_CASE("a library without the entry symbol is refused", "[registry]")
 TEST_CASE("a component name that another plugin already has is refused, naming both files", "[registry]")
 {
     const Registry r = scan_both();
-    CHECK(
-        has_refusal(r, "plugin " + fixtures +
-                           "/libansatz_fixture_duplicate.so refused: its optimizer 'sgd' has the name of the "
-                           "optimizer 'sgd' already provided by " +
-                           plugins + "/libansatz_sgd.so."));
+    CHECK(has_refusal(
+        r, "plugin " + fixtures +
+               "/libansatz_fixture_duplicate.so (fixture 0.0.1) refused: its optimizer 'sgd' has the "
+               "name of the optimizer 'sgd' already provided by " +
+               plugins + "/libansatz_sgd.so (sgd 0.1.0)."));
     REQUIRE(r.find("sgd") != nullptr);
     CHECK(r.find("sgd")->file.string() == plugins + "/libansatz_sgd.so");
 }

@@ -18,7 +18,11 @@ namespace fs = std::filesystem;
 
 void write_file_atomic(const fs::path& file, const std::string& bytes)
 {
-    const fs::path temporary = file.parent_path() / ("." + file.filename().string() + ".tmp");
+    // Appended piecewise: "." + name + ".tmp" trips a false -Wrestrict in GCC 12 (bug 105329).
+    std::string name = ".";
+    name += file.filename().string();
+    name += ".tmp";
+    const fs::path temporary = file.parent_path() / name;
     {
         std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
         out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
@@ -160,6 +164,18 @@ std::vector<uint8_t> image_grid(const float* images, int64_t count, int64_t heig
             }
     }
     return pixels;
+}
+
+std::vector<uint8_t> upscale(const std::vector<uint8_t>& pixels, int width, int height, int scale)
+{
+    if (scale <= 1)
+        return pixels;
+    const size_t out_width = static_cast<size_t>(width) * scale;
+    std::vector<uint8_t> out(out_width * static_cast<size_t>(height) * scale);
+    for (size_t y = 0; y < out.size() / out_width; ++y)
+        for (size_t x = 0; x < out_width; ++x)
+            out[y * out_width + x] = pixels[(y / scale) * static_cast<size_t>(width) + x / scale];
+    return out;
 }
 
 } // namespace ansatz::engine

@@ -25,4 +25,7 @@ std::string png_bytes(const std::vector<uint8_t>& pixels, int width, int height)
 std::vector<uint8_t> image_grid(const float* images, int64_t count, int64_t height, int64_t width,
                                 int& grid_width, int& grid_height);
 
+// Each pixel becomes a scale x scale block.
+std::vector<uint8_t> upscale(const std::vector<uint8_t>& pixels, int width, int height, int scale);
+
 } // namespace ansatz::engine

@@ -95,7 +95,10 @@ void run_sample_stage(Run& run, const StageDecl& stage)
         int width = 0, height = 0;
         const std::vector<uint8_t> pixels =
             image_grid(chains.data(), count, state.sample_shape[0], state.sample_shape[1], width, height);
-        write_file_atomic(run.folder() / (base + ".png"), png_bytes(pixels, width, height));
+        // Nearest-neighbour upscaling to about 512 pixels: a grid of 28 x 28 images is otherwise tiny.
+        const int scale = std::max(1, 512 / std::max(width, height));
+        write_file_atomic(run.folder() / (base + ".png"),
+                          png_bytes(upscale(pixels, width, height, scale), width * scale, height * scale));
         written += ", " + base + ".png";
     }
     std::fprintf(stderr, "%s: %lld chains x %lld sweeps in %.1f s -> %s\n", label,

@@ -37,22 +37,7 @@ auto sigmoid(E&& x)
     return 1.0f / (1.0f + xt::exp(-x));
 }
 
-// A work buffer that grows to the largest batch seen and is never shrunk: views of any smaller
-// shape reuse it, so alternating batch sizes (data batch, chains) never reallocate.
-class Workspace
-{
-public:
-    ansatz_tensor view(int64_t rows, int64_t cols)
-    {
-        const auto needed = static_cast<size_t>(rows * cols);
-        if (data_.size() < needed)
-            data_.resize(needed);
-        return ansatz::make_view(data_.data(), { rows, cols });
-    }
-
-private:
-    std::vector<float> data_;
-};
+using ansatz::Workspace;
 
 class Rbm final : public ansatz::Model
 {

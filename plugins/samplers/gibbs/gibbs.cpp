@@ -9,21 +9,7 @@
 namespace
 {
 
-// A work buffer that grows to the largest batch seen and is never shrunk.
-class Workspace
-{
-public:
-    ansatz_tensor view(int64_t rows, int64_t cols)
-    {
-        const auto needed = static_cast<size_t>(rows * cols);
-        if (data_.size() < needed)
-            data_.resize(needed);
-        return ansatz::make_view(data_.data(), { rows, cols });
-    }
-
-private:
-    std::vector<float> data_;
-};
+using ansatz::Workspace;
 
 class Gibbs final : public ansatz::Sampler
 {

@@ -278,8 +278,9 @@ extern "C"
     typedef struct ansatz_model_table
     {
         uint32_t struct_size;
-        /* Called once, before anything else but parameters of a restored model: allocates and initialises
-         * the parameters for samples of this shape (one sample, without the batch axis). */
+        /* Called once, before any other call of the table: allocates and initialises the parameters for
+     * samples of this shape (one sample, without the batch axis). A restored model is set up first,
+     * then its parameters are overwritten through the views of parameters(). */
         int32_t (*setup)(void* self, const int64_t* sample_shape, int32_t rank, ansatz_rng* rng,
                          ansatz_status* st);
         /* Views of the model's own parameters, valid until destroy; returns the count. With out == NULL

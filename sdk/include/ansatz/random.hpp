@@ -95,22 +95,15 @@ public:
         return static_cast<uint64_t>(m >> 64);
     }
 
-    // Standard normal by Box-Muller; the second value is kept for the next call.
+    // Standard normal by Box-Muller. The second value is not cached: the whole state of a stream is
+    // its ansatz_rng, so a stream copied across the C boundary draws exactly what the original would.
     double normal()
     {
-        if (has_spare_)
-        {
-            has_spare_ = false;
-            return spare_;
-        }
         double u1 = 0.0;
         while (u1 <= 0.0)
             u1 = uniform_double();
         const double u2 = uniform_double();
-        const double r = std::sqrt(-2.0 * std::log(u1));
-        spare_ = r * std::sin(2.0 * M_PI * u2);
-        has_spare_ = true;
-        return r * std::cos(2.0 * M_PI * u2);
+        return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
     }
 
     ansatz_rng& state() { return s_; }
@@ -120,8 +113,6 @@ private:
     static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
     ansatz_rng s_{};
-    double spare_ = 0.0;
-    bool has_spare_ = false;
 };
 
 } // namespace ansatz

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace ansatz
 {
@@ -60,5 +61,30 @@ inline void require_vector(const ansatz_tensor& t, int64_t size, const char* wha
         throw Error(std::string(what) + " has shape " + shape_string(t) + ", expected {" +
                     std::to_string(size) + "}");
 }
+
+// A work buffer that grows to the largest size asked for and never shrinks: views of any smaller
+// shape reuse it, so alternating batch sizes (a data batch, then the chains) never reallocate.
+class Workspace
+{
+public:
+    ansatz_tensor view(int64_t rows, int64_t cols)
+    {
+        reserve(rows * cols);
+        return make_view(data_.data(), { rows, cols });
+    }
+    ansatz_tensor vector(int64_t size)
+    {
+        reserve(size);
+        return make_view(data_.data(), { size });
+    }
+
+private:
+    void reserve(int64_t size)
+    {
+        if (data_.size() < static_cast<size_t>(size))
+            data_.resize(static_cast<size_t>(size));
+    }
+    std::vector<float> data_;
+};
 
 } // namespace ansatz

@@ -176,8 +176,6 @@ std::string KeySpec::type_name() const
         return "choice";
     case KEY_COMPONENT:
         return std::string(kind_name(component_kind));
-    case KEY_STRING_LIST:
-        return "list";
     default:
         return "unknown type";
     }
@@ -221,27 +219,12 @@ std::string closest(const std::string& word, const std::vector<std::string>& can
 namespace
 {
 
-// Converts one scalar (or list) node to the key's type; returns an empty string or the complaint.
+// Converts one scalar node to the key's type; returns an empty string or the complaint.
 std::string convert(const KeySpec& spec, const YAML::Node& node, const Source& source, Value& out)
 {
     out.present = true;
     out.type = spec.type;
     out.node = node;
-    if (spec.type == KEY_STRING_LIST)
-    {
-        if (!node.IsSequence())
-            return "expects a list, e.g. [a, b], got " + describe_node(node);
-        const std::vector<std::string> allowed = split_choices(spec.choices);
-        for (const YAML::Node& item : node)
-        {
-            if (!item.IsScalar())
-                return "expects a list of names, got " + describe_node(item) + " as an item";
-            if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), item.Scalar()) == allowed.end())
-                return "has '" + item.Scalar() + "', which is not one of: " + spec.choices;
-            out.list.push_back(item.Scalar());
-        }
-        return "";
-    }
     if (!node.IsScalar())
         return "expects " + std::string(spec.type == ANSATZ_PARAM_INT ? "an " : "a ") + spec.type_name() +
                ", got " + describe_node(node);
@@ -412,8 +395,6 @@ YAML::Node to_yaml(const Value& value)
         return YAML::Node(value.integer);
     case ANSATZ_PARAM_FLOAT:
         return YAML::Node(value.real);
-    case KEY_STRING_LIST:
-        return YAML::Node(value.list);
     default:
         return YAML::Node(value.text);
     }

@@ -18,7 +18,6 @@ namespace ansatz::engine
 enum EngineKeyType : int32_t
 {
     KEY_COMPONENT = 100,   // the name of a component of kind `component_kind`
-    KEY_STRING_LIST = 101, // a list of strings (choices apply to each)
 };
 
 struct KeySpec
@@ -49,7 +48,6 @@ struct Value
     int64_t integer = 0;
     double real = 0;
     std::string text;
-    std::vector<std::string> list;
     YAML::Node node; // where it came from (null for a default)
 };
 

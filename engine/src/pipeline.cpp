@@ -86,8 +86,14 @@ private:
                            (name.IsScalar() ? "'" + name.Scalar() + "'" : std::string("a mapping or list")));
         p_.name = name.Scalar();
 
-        p_.seed = static_cast<uint64_t>(number(root, "seed", 0, 0));
-        p_.threads = static_cast<int>(number(root, "threads", available_cores(), 1));
+        const std::vector<KeySpec> numbers = {
+            int_key("seed", 0, 0, "seed of every random stream of the run"),
+            int_key("threads", available_cores(), 1, "thread budget shared by BLAS and the engine")
+        };
+        const Values values = validate_keys(p_.source, root, numbers, "the pipeline", "",
+                                            { "pipeline", "plugin_paths", "components", "stages" });
+        p_.seed = static_cast<uint64_t>(values.at("seed").integer);
+        p_.threads = static_cast<int>(values.at("threads").integer);
 
         if (!root["components"])
             fail(root, "missing required key 'components' (a mapping from names to plugin instances)");
@@ -100,29 +106,6 @@ private:
                  "missing required key 'stages' (a list of stages to run in order, e.g. - train: {...})");
         if (!root["stages"].IsSequence() || root["stages"].size() == 0)
             fail(root["stages"], "'stages' must be a non-empty list, e.g. - train: {model: rbm, ...}");
-    }
-
-    int64_t number(const YAML::Node& root, const char* key, int64_t fallback, int64_t min) const
-    {
-        const YAML::Node node = root[key];
-        if (!node)
-            return fallback;
-        int64_t v = 0;
-        try
-        {
-            if (!node.IsScalar())
-                throw YAML::Exception(YAML::Mark(), "");
-            v = node.as<int64_t>();
-        }
-        catch (const YAML::Exception&)
-        {
-            fail(node, std::string("key '") + key + "' expects an int, got " +
-                           (node.IsScalar() ? "'" + node.Scalar() + "'" : std::string("a mapping or list")));
-        }
-        if (v < min)
-            fail(node, std::string("key '") + key + "' is " + std::to_string(v) +
-                           ", out of range: it must be >= " + std::to_string(min));
-        return v;
     }
 
     void components()

@@ -288,6 +288,12 @@ TEST_CASE("bad input: --set with a value of the wrong type", "[cli][bad-input]")
           "  while validating component 'rbm' (plugin file " ANSATZ_TEST_PLUGIN_DIR "/libansatz_rbm.so)\n");
 }
 
+TEST_CASE("bad input: a negative seed", "[cli][bad-input]")
+{
+    expect(with_change("negative_seed", "seed: 1", "seed: -1"),
+           "pipeline.yaml:2:7: key 'seed' of the pipeline is -1, out of range: it must be >= 0");
+}
+
 TEST_CASE("bad input: stages is not a list", "[cli][bad-input]")
 {
     const std::string pipeline =
@@ -314,7 +320,9 @@ TEST_CASE("bad input: a model set up for one data shape, then given another", "[
     write_text(dir / "other.idx", idx_images(8, 3, 3, 72));
     const auto r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs" }, dir);
     CHECK(r.status == 2);
-    CHECK(r.err.find(
-              "pipeline.yaml:12:13: stage 2 (sample): dataset 'other' has samples of 9 values, but model "
-              "'rbm' was set up for dataset 'data' with 6.") != std::string::npos);
+    // The train stage ran (its line is on stderr) before the sample stage found the mismatch.
+    const std::string last = r.err.substr(r.err.rfind("\n", r.err.size() - 2) + 1);
+    CHECK(last ==
+          "pipeline.yaml:12:13: stage 2 (sample): dataset 'other' has samples of 9 values, but model 'rbm' "
+          "was set up for dataset 'data' with 6.\n");
 }

@@ -168,6 +168,19 @@ TEST_CASE("rbm: free_energy_grad matches central finite differences in double fo
                                ansatz::make_view(gb.data(), { 3 }) };
     r.m.free_energy_grad(vt, scale, grads, 3);
 
+    // Asked for the value too, the same pass gives free_energy's values and the same gradient.
+    std::vector<float> gw2(15, 0.25f), ga2(5, 0.25f), gb2(3, 0.25f), f_pass(5), f_alone(5);
+    ansatz_tensor grads2[3] = { ansatz::make_view(gw2.data(), { 5, 3 }), ansatz::make_view(ga2.data(), { 5 }),
+                                ansatz::make_view(gb2.data(), { 3 }) };
+    ansatz_tensor pass_view = ansatz::make_view(f_pass.data(), { 5 });
+    ansatz_tensor alone_view = ansatz::make_view(f_alone.data(), { 5 });
+    r.m.free_energy_grad(vt, scale, grads2, 3, &pass_view);
+    r.m.free_energy(vt, alone_view);
+    CHECK(f_pass == f_alone);
+    CHECK(gw2 == gw);
+    CHECK(ga2 == ga);
+    CHECK(gb2 == gb);
+
     const auto total = [&](const Params& q)
     {
         double s = 0;

@@ -105,17 +105,14 @@ public:
         const int64_t m = chains.shape[0];
         sampler_.advance(chains, 0, rng);
 
-        // ---- the loss: the free-energy gap, averaged in double
+        // ---- the loss, the free-energy gap (averaged in double), and its gradient <dF>_data - <dF>_chains,
+        // each free energy computed in the same pass as its gradient
         ansatz_tensor f_data = f_data_.vector(n);
         ansatz_tensor f_model = f_model_.vector(m);
-        model_.free_energy(batch, f_data);
-        model_.free_energy(chains, f_model);
+        model_.free_energy_grad(batch, 1.0f / static_cast<float>(n), grads, n_grads, &f_data);
+        model_.free_energy_grad(chains, -1.0f / static_cast<float>(m), grads, n_grads, &f_model);
         const double gap =
             xt::mean<double>(ansatz::adapt<1>(f_data))() - xt::mean<double>(ansatz::adapt<1>(f_model))();
-
-        // ---- its gradient: <dF>_data - <dF>_chains
-        model_.free_energy_grad(batch, 1.0f / static_cast<float>(n), grads, n_grads);
-        model_.free_energy_grad(chains, -1.0f / static_cast<float>(m), grads, n_grads);
 
         out.add("loss", gap);
         out.add("free_energy_gap", gap);

@@ -110,19 +110,12 @@ public:
     {
         require_ready();
         ansatz::require_matrix(v, -1, d_, "rbm free_energy: v");
-        const int64_t n = v.shape[0];
-        ansatz::require_vector(out, n, "rbm free_energy: out");
-        ansatz_tensor pre = pre_activations(v);
-        // out = -v.a as a {N, 1} product, then minus the hidden units' softplus terms.
-        ansatz_tensor out_column = ansatz::make_view(out.data, { n, 1 });
-        gemm(Op::none, Op::none, -1.0f, v, ansatz::make_view(visible_bias_.data(), { d_, 1 }), 0.0f,
-             out_column);
-        auto p = ansatz::adapt<2>(pre);
-        auto o = ansatz::adapt<1>(out);
-        xt::noalias(o) -= xt::cast<float>(xt::sum<double>(softplus(p), { 1 }));
+        ansatz::require_vector(out, v.shape[0], "rbm free_energy: out");
+        free_energy_from(v, pre_activations(v), out);
     }
 
-    void free_energy_grad(const ansatz_tensor& v, float scale, ansatz_tensor* grads, int32_t n_grads) override
+    void free_energy_grad(const ansatz_tensor& v, float scale, ansatz_tensor* grads, int32_t n_grads,
+                          ansatz_tensor* out) override
     {
         require_ready();
         ansatz::require_matrix(v, -1, d_, "rbm free_energy_grad: v");
@@ -134,6 +127,11 @@ public:
         ansatz::require_vector(grads[2], hidden_, "rbm free_energy_grad: gradient of hidden_bias");
 
         ansatz_tensor pre = pre_activations(v);
+        if (out)
+        {
+            ansatz::require_vector(*out, v.shape[0], "rbm free_energy_grad: out");
+            free_energy_from(v, pre, *out); // from the same pre-activations: no second gemm
+        }
         auto s = ansatz::adapt<2>(pre);
         xt::noalias(s) = sigmoid(s); // s = E[h | v]
         // dF/dW = -v^T s, dF/da = -sum_n v, dF/db = -sum_n s (summed over the batch).
@@ -237,6 +235,19 @@ private:
     }
 
     ansatz_tensor weights_view() { return ansatz::make_view(weights_.data(), { d_, hidden_ }); }
+
+    // out[n] = -a.v[n] - sum_j softplus(pre[n, j]), from the pre-activations b + v W.
+    void free_energy_from(const ansatz_tensor& v, const ansatz_tensor& pre, ansatz_tensor& out)
+    {
+        const int64_t n = v.shape[0];
+        // out = -v.a as a {N, 1} product, then minus the hidden units' softplus terms.
+        ansatz_tensor out_column = ansatz::make_view(out.data, { n, 1 });
+        gemm(Op::none, Op::none, -1.0f, v, ansatz::make_view(visible_bias_.data(), { d_, 1 }), 0.0f,
+             out_column);
+        auto p = ansatz::adapt<2>(pre);
+        auto o = ansatz::adapt<1>(out);
+        xt::noalias(o) -= xt::cast<float>(xt::sum<double>(softplus(p), { 1 }));
+    }
 
     // b + v W into the work buffer: {N, H}.
     ansatz_tensor pre_activations(const ansatz_tensor& v)

@@ -230,9 +230,10 @@ extern "C"
         uint32_t struct_size;
         /* out[n] = F(v[n]); v {N, D}, out {N}. */
         int32_t (*free_energy)(void* self, const ansatz_tensor* v, ansatz_tensor* out, ansatz_status* st);
-        /* grads[k] += scale * sum_n dF(v[n]) / dtheta_k, for every parameter k in parameters() order. */
+        /* grads[k] += scale * sum_n dF(v[n]) / dtheta_k, for every parameter k in parameters() order;
+         * when out is not NULL, also out[n] = F(v[n]) (a value and its gradient from one pass). */
         int32_t (*free_energy_grad)(void* self, const ansatz_tensor* v, float scale, ansatz_tensor* grads,
-                                    int32_t n_grads, ansatz_status* st);
+                                    int32_t n_grads, ansatz_tensor* out, ansatz_status* st);
         /* out[n] = F(v[n] with unit sites[n] flipped) - F(v[n]): one proposed flip in every chain. */
         int32_t (*energy_delta)(void* self, const ansatz_tensor* v, const int64_t* sites, ansatz_tensor* out,
                                 ansatz_status* st);
@@ -279,8 +280,8 @@ extern "C"
     {
         uint32_t struct_size;
         /* Called once, before any other call of the table: allocates and initialises the parameters for
-     * samples of this shape (one sample, without the batch axis). A restored model is set up first,
-     * then its parameters are overwritten through the views of parameters(). */
+         * samples of this shape (one sample, without the batch axis). A restored model is set up first,
+         * then its parameters are overwritten through the views of parameters(). */
         int32_t (*setup)(void* self, const int64_t* sample_shape, int32_t rank, ansatz_rng* rng,
                          ansatz_status* st);
         /* Views of the model's own parameters, valid until destroy; returns the count. With out == NULL

@@ -69,8 +69,9 @@ public:
     // ---- capability ENERGY
     // out {N}: F(v[n]).
     virtual void free_energy(const ansatz_tensor& v, ansatz_tensor& out);
-    // grads[k] += scale * sum_n dF(v[n])/dtheta_k.
-    virtual void free_energy_grad(const ansatz_tensor& v, float scale, ansatz_tensor* grads, int32_t n_grads);
+    // grads[k] += scale * sum_n dF(v[n])/dtheta_k; when out is not null, also out[n] = F(v[n]).
+    virtual void free_energy_grad(const ansatz_tensor& v, float scale, ansatz_tensor* grads, int32_t n_grads,
+                                  ansatz_tensor* out);
     // out[n] = F(v[n] with unit sites[n] flipped) - F(v[n]).
     virtual void energy_delta(const ansatz_tensor& v, const int64_t* sites, ansatz_tensor& out);
 
@@ -154,7 +155,7 @@ inline void Model::free_energy(const ansatz_tensor&, ansatz_tensor&)
 {
     detail::missing("free_energy");
 }
-inline void Model::free_energy_grad(const ansatz_tensor&, float, ansatz_tensor*, int32_t)
+inline void Model::free_energy_grad(const ansatz_tensor&, float, ansatz_tensor*, int32_t, ansatz_tensor*)
 {
     detail::missing("free_energy_grad");
 }

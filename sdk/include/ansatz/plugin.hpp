@@ -110,9 +110,9 @@ struct ModelTables
         return guard(st, [&] { self<T>(p).free_energy(*v, *out); });
     }
     static int32_t free_energy_grad(void* p, const ansatz_tensor* v, float scale, ansatz_tensor* grads,
-                                    int32_t n, ansatz_status* st)
+                                    int32_t n, ansatz_tensor* out, ansatz_status* st)
     {
-        return guard(st, [&] { self<T>(p).free_energy_grad(*v, scale, grads, n); });
+        return guard(st, [&] { self<T>(p).free_energy_grad(*v, scale, grads, n, out); });
     }
     static int32_t energy_delta(void* p, const ansatz_tensor* v, const int64_t* sites, ansatz_tensor* out,
                                 ansatz_status* st)

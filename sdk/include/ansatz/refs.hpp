@@ -58,10 +58,12 @@ public:
         ansatz_status st{};
         check(energy().free_energy(h_.self, &v, &out, &st), st);
     }
-    void free_energy_grad(const ansatz_tensor& v, float scale, ansatz_tensor* grads, int32_t n_grads) const
+    // grads[k] += scale * sum_n dF(v[n])/dtheta_k; with out, also out[n] = F(v[n]).
+    void free_energy_grad(const ansatz_tensor& v, float scale, ansatz_tensor* grads, int32_t n_grads,
+                          ansatz_tensor* out = nullptr) const
     {
         ansatz_status st{};
-        check(energy().free_energy_grad(h_.self, &v, scale, grads, n_grads, &st), st);
+        check(energy().free_energy_grad(h_.self, &v, scale, grads, n_grads, out, &st), st);
     }
     void energy_delta(const ansatz_tensor& v, const int64_t* sites, ansatz_tensor& out) const
     {

@@ -201,6 +201,19 @@ TEST_CASE("an override (--set) changes a component's key and shows in the resolv
     CHECK(fs::file_size(run / "checkpoints" / "stage1-epoch1" / "weights.npy") == 128 + 36 * 5 * 4);
 }
 
+TEST_CASE("every chain has its own stream: the first chains do not change when more run beside them",
+          "[cli][run]")
+{
+    // stage2_samples.npy: 128 header bytes, then count x 6 x 6 float32 values.
+    const std::string four =
+        read_text(run_small("chains_4", { "--set", "stages.1.sample.count=4" }) / "stage2_samples.npy");
+    const std::string nine = read_text(run_small("chains_9") / "stage2_samples.npy");
+    REQUIRE(four.size() == 128 + 4 * 36 * 4);
+    REQUIRE(nine.size() == 128 + 9 * 36 * 4);
+    CHECK(four.substr(128) == nine.substr(128, 4 * 36 * 4));
+    CHECK(nine.substr(128, 36 * 4) != nine.substr(128 + 36 * 4, 36 * 4)); // and chains differ from each other
+}
+
 TEST_CASE("`ansatz validate` checks without running", "[cli]")
 {
     const fs::path dir = ansatz::test::fresh_folder("cli/validate");

@@ -111,7 +111,8 @@ std::vector<float> random_binary(int64_t count, Rng& rng)
     return v;
 }
 
-// The reconstruction error as the loss documents it, drawing from rng: h ~ p(h|v), then E[v|h].
+// The reconstruction error as the loss documents it: h ~ p(h|v) with one stream per row split from rng,
+// then E[v|h].
 double reconstruction_error(const ModelRef& m, std::vector<float>& batch, int64_t n, int64_t d, int64_t h,
                             Rng& rng)
 {
@@ -119,8 +120,9 @@ double reconstruction_error(const ModelRef& m, std::vector<float>& batch, int64_
     ansatz_tensor bt = ansatz::make_view(batch.data(), { n, d });
     ansatz_tensor hmt = ansatz::make_view(hm.data(), { n, h }), hst = ansatz::make_view(hs.data(), { n, h }),
                   vmt = ansatz::make_view(vm.data(), { n, d });
-    m.conditional(ANSATZ_BLOCK_HIDDEN, bt, hmt, &hst, rng);
-    m.conditional(ANSATZ_BLOCK_VISIBLE, hst, vmt, nullptr, rng);
+    ansatz::StreamArray rows;
+    m.conditional(ANSATZ_BLOCK_HIDDEN, bt, hmt, &hst, rows.split_from(rng, n));
+    m.conditional(ANSATZ_BLOCK_VISIBLE, hst, vmt, nullptr);
     double sum = 0;
     for (int64_t k = 0; k < n * d; ++k)
         sum += (batch[k] - vm[k]) * (batch[k] - vm[k]);
@@ -185,11 +187,13 @@ TEST_CASE(
     const ansatz_metrics m = compute(s, batch, n, g, rng);
     REQUIRE(m.count == 3);
 
-    // Replay: chains = the batch, advanced by the sampler's configured step, on the same stream.
+    // Replay: chains = the batch, advanced by the sampler's configured step, one stream per row split
+    // from the same stream.
     Rng replay = before;
     std::vector<float> chains = batch;
     ansatz_tensor ct = ansatz::make_view(chains.data(), { n, d });
-    s.sampler.advance(ct, 0, replay);
+    ansatz::StreamArray chain_streams;
+    s.sampler.advance(ct, 0, chain_streams.split_from(replay, n));
     REQUIRE(chains != batch); // the sampler moved the chains
     const double gap = mean_free_energy(s.model, batch, n) - mean_free_energy(s.model, chains, n);
     CHECK(metric(m, "loss") == Approx(gap).margin(1e-5));
@@ -227,11 +231,12 @@ TEST_CASE(
     Rng replay = before;
     std::vector<float> chains(m * d);
     ansatz_tensor ct = ansatz::make_view(chains.data(), { m, d });
-    s.model.random_state(ct, replay);
-    s.sampler.advance(ct, 0, replay);
+    ansatz::StreamArray chain_streams; // one per persistent chain, split once and kept
+    s.model.random_state(ct, chain_streams.split_from(replay, m));
+    s.sampler.advance(ct, 0, chain_streams.streams());
     const double gap1 = mean_free_energy(s.model, batch1, n) - mean_free_energy(s.model, chains, m);
-    reconstruction_error(s.model, batch1, n, d, 4, replay); // the draws of call 1's reconstruction
-    s.sampler.advance(ct, 0, replay);
+    reconstruction_error(s.model, batch1, n, d, 4, replay); // the split of call 1's reconstruction
+    s.sampler.advance(ct, 0, chain_streams.streams());
     const double gap2 = mean_free_energy(s.model, batch2, n) - mean_free_energy(s.model, chains, m);
     CHECK(metric(m1, "loss") == Approx(gap1).margin(1e-5));
     CHECK(metric(m2, "loss") == Approx(gap2).margin(1e-5));
@@ -240,7 +245,8 @@ TEST_CASE(
     Rng cd_replay = between;
     std::vector<float> restarted = batch2;
     ansatz_tensor rt = ansatz::make_view(restarted.data(), { n, d });
-    s.sampler.advance(rt, 0, cd_replay);
+    ansatz::StreamArray row_streams;
+    s.sampler.advance(rt, 0, row_streams.split_from(cd_replay, n));
     const double cd_gap = mean_free_energy(s.model, batch2, n) - mean_free_energy(s.model, restarted, n);
     INFO("PCD gap " << gap2 << ", CD gap " << cd_gap);
     CHECK(std::abs(metric(m2, "loss") - cd_gap) > 1e-3);

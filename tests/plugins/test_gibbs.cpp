@@ -117,18 +117,20 @@ Fixture make_fixture()
     return f;
 }
 
-// Runs n chains from random_state for `sweeps` sweeps, then draws h ~ p(h | v) for the final v:
-// one joint sample (v, h) per chain; returns the counts per state.
+// Runs n chains (one stream each, split from rng) from random_state for `sweeps` sweeps, then draws
+// h ~ p(h | v) for the final v: one joint sample (v, h) per chain; returns the counts per state.
 std::vector<int64_t> joint_counts(const Fixture& f, int64_t n, int32_t sweeps, Rng& rng)
 {
     std::vector<float> v(n * kVisible), hm(n * kHidden), h(n * kHidden);
     ansatz_tensor vt = ansatz::make_view(v.data(), { n, kVisible });
     ansatz_tensor hmt = ansatz::make_view(hm.data(), { n, kHidden }),
                   ht = ansatz::make_view(h.data(), { n, kHidden });
-    f.model.random_state(vt, rng);
+    ansatz::StreamArray chains;
+    const ansatz::Streams streams = chains.split_from(rng, n);
+    f.model.random_state(vt, streams);
     if (sweeps > 0)
-        f.sampler.advance(vt, sweeps, rng);
-    f.model.conditional(ANSATZ_BLOCK_HIDDEN, vt, hmt, &ht, rng);
+        f.sampler.advance(vt, sweeps, streams);
+    f.model.conditional(ANSATZ_BLOCK_HIDDEN, vt, hmt, &ht, streams);
     std::vector<int64_t> counts(kStates, 0);
     for (int64_t c = 0; c < n; ++c)
     {
@@ -220,12 +222,13 @@ TEST_CASE("gibbs: advance with steps 0 runs the configured sweeps and reports gi
     std::vector<float> v(8 * kVisible, 1.0f), w;
     ansatz_tensor vt = ansatz::make_view(v.data(), { 8, kVisible });
     Rng rng(91);
-    Rng copy = rng;
-    s3.advance(vt, 0, rng);
+    ansatz::StreamArray streams, copies;
+    s3.advance(vt, 0, streams.split_from(rng, 8));
+    Rng copy(91);
     // The same stream through the 1-step sampler asked for 3 steps gives the same chains.
     w.assign(8 * kVisible, 1.0f);
     ansatz_tensor wt = ansatz::make_view(w.data(), { 8, kVisible });
-    f.sampler.advance(wt, 3, copy);
+    f.sampler.advance(wt, 3, copies.split_from(copy, 8));
     REQUIRE(v == w);
     for (float x : v)
         REQUIRE((x == 0.0f || x == 1.0f));
@@ -238,5 +241,5 @@ TEST_CASE("gibbs: advance with steps 0 runs the configured sweeps and reports gi
     // Chains of the wrong width are refused.
     std::vector<float> bad(8 * 5);
     ansatz_tensor bt = ansatz::make_view(bad.data(), { 8, 5 });
-    REQUIRE_THROWS_AS(s3.advance(bt, 1, rng), ansatz::Error);
+    REQUIRE_THROWS_AS(s3.advance(bt, 1, streams.streams()), ansatz::Error);
 }

@@ -181,8 +181,7 @@ TEST_CASE("rbm: free_energy_grad matches central finite differences in double fo
     CHECK(ga2 == ga);
     CHECK(gb2 == gb);
 
-    const auto total = [&](const Params& q)
-    {
+    const auto total = [&](const Params& q) {
         double s = 0;
         for (int n = 0; n < 5; ++n)
         {
@@ -194,9 +193,8 @@ TEST_CASE("rbm: free_energy_grad matches central finite differences in double fo
     // Central differences in double with h = 1e-5: truncation error ~h^2 |F'''| ~ 1e-10, rounding
     // ~1e-16 / h ~ 1e-11; the float32 gradient is good to ~1e-6 relative. Tolerance 1e-5 abs + rel.
     const double h = 1e-5;
-    const auto check_all =
-        [&](std::vector<double> Params::*field, const std::vector<float>& got, const char* name)
-    {
+    const auto check_all = [&](std::vector<double> Params::*field, const std::vector<float>& got,
+                               const char* name) {
         for (size_t k = 0; k < got.size(); ++k)
         {
             Params plus = p, minus = p;
@@ -261,7 +259,7 @@ TEST_CASE("rbm: conditional means match p(h_j=1|v) and p(v_i=1|h) by enumeration
     const int64_t n = static_cast<int64_t>(v.size()) / 5;
     std::vector<float> mean(static_cast<size_t>(n * 3));
     ansatz_tensor vt = ansatz::make_view(v.data(), { n, 5 }), mt = ansatz::make_view(mean.data(), { n, 3 });
-    r.m.conditional(ANSATZ_BLOCK_HIDDEN, vt, mt, nullptr, rng);
+    r.m.conditional(ANSATZ_BLOCK_HIDDEN, vt, mt, nullptr);
     for (int64_t k = 0; k < n; ++k)
     {
         std::vector<double> row(v.begin() + k * 5, v.begin() + (k + 1) * 5);
@@ -285,7 +283,7 @@ TEST_CASE("rbm: conditional means match p(h_j=1|v) and p(v_i=1|h) by enumeration
         for (int j = 0; j < 3; ++j)
             h[s * 3 + j] = static_cast<float>((s >> j) & 1u);
     ansatz_tensor ht = ansatz::make_view(h.data(), { 8, 3 }), vmt = ansatz::make_view(vmean.data(), { 8, 5 });
-    r.m.conditional(ANSATZ_BLOCK_VISIBLE, ht, vmt, nullptr, rng);
+    r.m.conditional(ANSATZ_BLOCK_VISIBLE, ht, vmt, nullptr);
     for (uint64_t s = 0; s < 8; ++s)
     {
         std::vector<double> num(5, 0.0);
@@ -318,7 +316,8 @@ TEST_CASE("rbm: sampled hidden units are binary with frequency = mean (seed 61, 
     std::vector<float> mean(n * 3), sample(n * 3, -1.0f);
     ansatz_tensor vt = ansatz::make_view(v.data(), { n, 5 }), mt = ansatz::make_view(mean.data(), { n, 3 }),
                   st = ansatz::make_view(sample.data(), { n, 3 });
-    r.m.conditional(ANSATZ_BLOCK_HIDDEN, vt, mt, &st, rng);
+    ansatz::StreamArray rows;
+    r.m.conditional(ANSATZ_BLOCK_HIDDEN, vt, mt, &st, rows.split_from(rng, n));
     for (int j = 0; j < 3; ++j)
     {
         double sum = 0;
@@ -369,7 +368,8 @@ TEST_CASE("rbm: setup draws W ~ N(0, init_std^2) with zero biases; random_state 
     // random_state: 400 x 100 values, each 0 or 1, mean 0.5 within 5 sigma = 5 * 0.5 / 200 = 0.0125.
     std::vector<float> state(400 * 100, -1.0f);
     ansatz_tensor st = ansatz::make_view(state.data(), { 400, 100 });
-    m.random_state(st, rng);
+    ansatz::StreamArray rows;
+    m.random_state(st, rows.split_from(rng, 400));
     double ones = 0;
     for (float x : state)
     {
@@ -397,4 +397,29 @@ TEST_CASE("rbm: a visible key that disagrees with the data is an InputError nami
     ansatz_tensor vt = ansatz::make_view(v.data(), { 1, 6 }), ft = ansatz::make_view(f.data(), { 1 });
     REQUIRE_THROWS_WITH(ansatz::test::model_ref(*inst).free_energy(vt, ft),
                         "model 'rbm' is used before setup()");
+}
+
+TEST_CASE("rbm: each row draws from its own stream, so a row's sample does not depend on the rows beside it",
+          "[rbm]")
+{
+    Rbm r = make_rbm(5, 3, 0.5, 62);
+    Rng rng(62);
+    randomise(r.m, rng, 0.8);
+    std::vector<float> v = { 1, 0, 1, 1, 0, 0, 1, 1, 0, 1, 1, 1, 0, 0, 0 }; // 3 rows
+    std::vector<float> mean(9), all(9), first(3);
+    ansatz_tensor vt = ansatz::make_view(v.data(), { 3, 5 }), mt = ansatz::make_view(mean.data(), { 3, 3 });
+    ansatz_tensor at = ansatz::make_view(all.data(), { 3, 3 });
+    Rng parent(63), same_parent(63);
+    ansatz::StreamArray three, one;
+    r.m.conditional(ANSATZ_BLOCK_HIDDEN, vt, mt, &at, three.split_from(parent, 3));
+    // Row 0 alone, with the stream row 0 had.
+    ansatz_tensor v0 = ansatz::make_view(v.data(), { 1, 5 }), m0 = ansatz::make_view(mean.data(), { 1, 3 });
+    ansatz_tensor f0 = ansatz::make_view(first.data(), { 1, 3 });
+    ansatz::Streams streams = one.split_from(same_parent, 3);
+    r.m.conditional(ANSATZ_BLOCK_HIDDEN, v0, m0, &f0, streams.first(1));
+    CHECK(std::vector<float>(all.begin(), all.begin() + 3) == first);
+
+    // A sample without streams is refused, naming what is missing.
+    REQUIRE_THROWS_WITH(r.m.conditional(ANSATZ_BLOCK_HIDDEN, vt, mt, &at, {}),
+                        "a call on 3 chains got 0 random streams; it needs one per chain");
 }

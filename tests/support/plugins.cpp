@@ -7,8 +7,7 @@ namespace ansatz::test
 
 const engine::Registry& in_tree_plugins()
 {
-    static const engine::Registry registry = []
-    {
+    static const engine::Registry registry = [] {
         engine::Registry r;
         r.scan({ ANSATZ_TEST_PLUGIN_DIR });
         return r;

@@ -30,7 +30,10 @@ void run_sample_stage(Run& run, const StageDecl& stage)
     const int64_t dim = flat_size(state.sample_shape);
     const std::string prefix = "stages." + std::to_string(stage.index) + ".sample";
     Rng init_rng = run.host().stream(prefix + ".init");
-    Rng chain_rng = run.host().stream(prefix + ".chains");
+    // One stream per chain: chain i's trajectory is the same whatever `count` is.
+    Rng chain_parent = run.host().stream(prefix + ".chains");
+    StreamArray chain_streams;
+    const Streams streams = chain_streams.split_from(chain_parent, count);
 
     std::vector<float> chains(static_cast<size_t>(count * dim));
     ansatz_tensor view = make_view(chains.data(), { count, dim });
@@ -45,7 +48,7 @@ void run_sample_stage(Run& run, const StageDecl& stage)
             data.dataset().read(data.self(), rows.data(), count, &view, nullptr, &init_rng.state(), &st), st);
     }
     else
-        model.check(model.model().table->random_state(model.self(), &view, &init_rng.state(), &st), st);
+        model.check(model.model().table->random_state(model.self(), &view, c_states(streams), &st), st);
 
     char label[96];
     std::snprintf(label, sizeof label, "sample [stage %zu]", stage.index);
@@ -58,7 +61,7 @@ void run_sample_stage(Run& run, const StageDecl& stage)
             throw Error("interrupted during " + stage.label(), ANSATZ_STATUS_CANCELLED);
         const int64_t now = std::min(slice, steps - done);
         sampler.check(sampler.sampler().table->advance(sampler.self(), &view, static_cast<int32_t>(now),
-                                                       &chain_rng.state(), &st),
+                                                       c_states(streams), &st),
                       st);
         done += now;
         progress.update(done);

@@ -87,8 +87,7 @@ std::vector<uint8_t> gunzip(const std::string& path, const std::vector<uint8_t>&
         throw ansatz::Error(path + ": zlib could not be initialised");
     size_t in_pos = 0;  // compressed bytes consumed before the current inflate call
     size_t out_pos = 0; // decompressed bytes produced
-    const auto corrupt = [&](const char* why)
-    {
+    const auto corrupt = [&](const char* why) {
         const std::string message = path +
                                     ": gzip stream is corrupt or truncated at compressed byte offset " +
                                     std::to_string(in_pos) + " (" + why + ")";

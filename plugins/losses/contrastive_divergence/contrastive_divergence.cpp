@@ -7,10 +7,12 @@
 // batch (CD) or persistent across calls (PCD), advanced by the bound sampler's configured number of
 // steps: the sampler's `steps` is the k of CD-k.
 //
-// Order of the random draws on the stream passed to compute() (so a run can be replayed):
-//   1. PCD only, first call: the model's random_state for the chains;
-//   2. the sampler's advance of the chains;
-//   3. when the model has conditionals: h ~ p(h | v) for the reconstruction error.
+// Random streams (so a run can be replayed): every chain draws from a stream of its own (abi.h), split
+// from the stream passed to compute():
+//   PCD: on the first call, one stream per persistent chain (ansatz::split), kept with its chain, which
+//        draws its random_state and every sweep from it;
+//   CD:  on every call, one stream per row of the batch, for the sampler's advance;
+//   then, when the model has conditionals, one stream per row for h ~ p(h | v) of the reconstruction.
 #include <ansatz/plugin.hpp>
 #include <ansatz/xtensor.hpp>
 
@@ -87,7 +89,7 @@ public:
                 chains_cols_ = d;
                 chains_.assign(static_cast<size_t>(chains_rows_ * d), 0.0f);
                 chains = ansatz::make_view(chains_.data(), { chains_rows_, d });
-                model_.random_state(chains, rng);
+                model_.random_state(chains, chain_streams_.split_from(rng, chains_rows_));
                 chains_ready_ = true;
             }
             if (d != chains_cols_)
@@ -103,7 +105,8 @@ public:
             xt::noalias(c) = ansatz::adapt<2>(batch);
         }
         const int64_t m = chains.shape[0];
-        sampler_.advance(chains, 0, rng);
+        sampler_.advance(chains, 0,
+                         persistent_ ? chain_streams_.streams() : chain_streams_.split_from(rng, n));
 
         // ---- the loss, the free-energy gap (averaged in double), and its gradient <dF>_data - <dF>_chains,
         // each free energy computed in the same pass as its gradient
@@ -124,8 +127,8 @@ public:
             ansatz_tensor h_mean = h_mean_.view(n, hidden);
             ansatz_tensor h = h_sample_.view(n, hidden);
             ansatz_tensor v_mean = v_mean_.view(n, d);
-            model_.conditional(ANSATZ_BLOCK_HIDDEN, batch, h_mean, &h, rng);
-            model_.conditional(ANSATZ_BLOCK_VISIBLE, h, v_mean, nullptr, rng);
+            model_.conditional(ANSATZ_BLOCK_HIDDEN, batch, h_mean, &h, row_streams_.split_from(rng, n));
+            model_.conditional(ANSATZ_BLOCK_VISIBLE, h, v_mean, nullptr);
             const double error =
                 xt::mean<double>(xt::square(ansatz::adapt<2>(batch) - ansatz::adapt<2>(v_mean)))();
             out.add("reconstruction_error", error);
@@ -142,6 +145,8 @@ private:
     int64_t chains_cols_ = 0;
     std::vector<float> chains_; // the persistent chains {chains_rows_, chains_cols_}
 
+    ansatz::StreamArray chain_streams_; // PCD: one per persistent chain; CD: one per row of the batch
+    ansatz::StreamArray row_streams_;   // the reconstruction's h ~ p(h | v)
     Workspace chain_copy_, f_data_, f_model_, h_mean_, h_sample_, v_mean_;
 };
 

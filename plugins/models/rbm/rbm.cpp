@@ -94,14 +94,17 @@ public:
                  { "hidden_bias", ansatz::make_view(hidden_bias_.data(), { hidden_ }) } };
     }
 
-    void random_state(ansatz_tensor& out, ansatz::Rng& rng) override
+    void random_state(ansatz_tensor& out, ansatz::Streams rngs) override
     {
         require_ready();
         ansatz::require_matrix(out, -1, d_, "rbm random_state: out");
-        float* o = out.data;
-        const int64_t size = ansatz::element_count(out);
-        for (int64_t i = 0; i < size; ++i)
-            o[i] = rng.uniform() < 0.5f ? 1.0f : 0.0f;
+        for (int64_t r = 0; r < out.shape[0]; ++r)
+        {
+            ansatz::Rng& rng = rngs[static_cast<size_t>(r)];
+            float* o = out.data + r * d_;
+            for (int64_t i = 0; i < d_; ++i)
+                o[i] = rng.uniform() < 0.5f ? 1.0f : 0.0f;
+        }
     }
 
     // ---- ENERGY
@@ -184,7 +187,7 @@ public:
     }
 
     void conditional(ansatz_block block, const ansatz_tensor& given, ansatz_tensor& mean,
-                     ansatz_tensor* sample, ansatz::Rng& rng) override
+                     ansatz_tensor* sample, ansatz::Streams rngs) override
     {
         require_ready();
         const bool hidden = block == ANSATZ_BLOCK_HIDDEN;
@@ -212,11 +215,15 @@ public:
         }
         if (!sample)
             return;
-        const float* p = mean.data;
-        float* out = sample->data;
-        const int64_t count = n * size;
-        for (int64_t i = 0; i < count; ++i)
-            out[i] = rng.uniform() < p[i] ? 1.0f : 0.0f;
+        // Row r from its own stream: a chain's draws do not depend on the other rows.
+        for (int64_t r = 0; r < n; ++r)
+        {
+            ansatz::Rng& rng = rngs[static_cast<size_t>(r)];
+            const float* p = mean.data + r * size;
+            float* out = sample->data + r * size;
+            for (int64_t i = 0; i < size; ++i)
+                out[i] = rng.uniform() < p[i] ? 1.0f : 0.0f;
+        }
     }
 
 private:

@@ -37,7 +37,7 @@ public:
         model_ = model;
     }
 
-    void advance(ansatz_tensor& chains, int32_t steps, ansatz::Rng& rng) override
+    void advance(ansatz_tensor& chains, int32_t steps, ansatz::Streams rngs) override
     {
         if (!model_.valid())
             throw ansatz::Error("sampler '" + name_ + "' is advanced before bind()");
@@ -58,8 +58,8 @@ public:
         {
             if (host_.cancelled())
                 throw ansatz::Error("sampler '" + name_ + "' was cancelled", ANSATZ_STATUS_CANCELLED);
-            model_.conditional(ANSATZ_BLOCK_HIDDEN, chains, h_mean, &h, rng);
-            model_.conditional(ANSATZ_BLOCK_VISIBLE, h, v_mean, &chains, rng);
+            model_.conditional(ANSATZ_BLOCK_HIDDEN, chains, h_mean, &h, rngs);
+            model_.conditional(ANSATZ_BLOCK_VISIBLE, h, v_mean, &chains, rngs);
         }
         sweeps_ += sweeps;
     }

@@ -63,8 +63,9 @@ public:
     virtual void setup(const std::vector<int64_t>& sample_shape, Rng& rng) = 0;
     // Views of the parameters, in a fixed order; the names are the checkpoint file names.
     virtual std::vector<ansatz_named_tensor> parameters() = 0;
-    // out {N, D}: draws from a simple distribution over the support (chains' starting points).
-    virtual void random_state(ansatz_tensor& out, Rng& rng) = 0;
+    // out {N, D}: draws from a simple distribution over the support (chains' starting points),
+    // row n from rngs[n].
+    virtual void random_state(ansatz_tensor& out, Streams rngs) = 0;
 
     // ---- capability ENERGY
     // out {N}: F(v[n]).
@@ -79,7 +80,7 @@ public:
     virtual int64_t block_size(ansatz_block block) const;
     // mean[n] = E[block | given[n]]; if sample, also sample[n] ~ p(block | given[n]).
     virtual void conditional(ansatz_block block, const ansatz_tensor& given, ansatz_tensor& mean,
-                             ansatz_tensor* sample, Rng& rng);
+                             ansatz_tensor* sample, Streams rngs);
 };
 
 /* WHAT THIS OBJECT REPRESENTS
@@ -91,7 +92,7 @@ public:
     virtual ~Sampler() = default;
     virtual void bind(const ModelRef& model) { model_ = model; }
     // chains {N, D}: every row is advanced in place by `steps` sweeps (0: the configured count).
-    virtual void advance(ansatz_tensor& chains, int32_t steps, Rng& rng) = 0;
+    virtual void advance(ansatz_tensor& chains, int32_t steps, Streams rngs) = 0;
     // Diagnostics since the last call.
     virtual void metrics(Metrics&) {}
 
@@ -167,7 +168,7 @@ inline int64_t Model::block_size(ansatz_block) const
 {
     detail::missing("block_size");
 }
-inline void Model::conditional(ansatz_block, const ansatz_tensor&, ansatz_tensor&, ansatz_tensor*, Rng&)
+inline void Model::conditional(ansatz_block, const ansatz_tensor&, ansatz_tensor&, ansatz_tensor*, Streams)
 {
     detail::missing("conditional");
 }

@@ -25,22 +25,28 @@ namespace ansatz
 namespace detail
 {
 
-// Copies a C stream into an Rng for the call and writes the advanced state back after it.
-class RngScope
+// The one stream of a call (an Rng is its ansatz_rng: no copy).
+inline Rng& one_stream(ansatz_rng* state)
 {
-public:
-    explicit RngScope(ansatz_rng* state) : state_(state), rng_(state ? Rng(*state) : Rng(0))
-    {
-        if (!state)
-            throw Error("no random stream was passed to a call that draws random numbers");
-    }
-    ~RngScope() { *state_ = rng_.state(); }
-    Rng& get() { return rng_; }
+    if (!state)
+        throw Error("no random stream was passed to a call that draws random numbers");
+    return *reinterpret_cast<Rng*>(state);
+}
 
-private:
-    ansatz_rng* state_;
-    Rng rng_;
-};
+// A batch of chains is a view of rank >= 1 whose first axis is the rows.
+inline void require_rows(const ansatz_tensor& t, const char* what)
+{
+    if (t.rank < 1)
+        throw Error(std::string(what) + " has rank 0; a batch has one row per chain");
+}
+
+// The per-row streams of a call on `rows` chains.
+inline Streams row_streams(ansatz_rng* states, int64_t rows)
+{
+    if (!states && rows > 0)
+        throw Error("no random streams were passed to a call on chains that draws random numbers");
+    return as_streams(states, rows);
+}
 
 template <class T>
 T& self(void* p)
@@ -79,11 +85,7 @@ struct ModelTables
     static int32_t setup(void* p, const int64_t* shape, int32_t rank, ansatz_rng* rng, ansatz_status* st)
     {
         return guard(st,
-                     [&]
-                     {
-                         RngScope r(rng);
-                         self<T>(p).setup(std::vector<int64_t>(shape, shape + rank), r.get());
-                     });
+                     [&] { self<T>(p).setup(std::vector<int64_t>(shape, shape + rank), one_stream(rng)); });
     }
     static int32_t parameters(void* p, ansatz_named_tensor* out, int32_t capacity)
     {
@@ -96,14 +98,12 @@ struct ModelTables
             return -1;
         }
     }
-    static int32_t random_state(void* p, ansatz_tensor* out, ansatz_rng* rng, ansatz_status* st)
+    static int32_t random_state(void* p, ansatz_tensor* out, ansatz_rng* rngs, ansatz_status* st)
     {
-        return guard(st,
-                     [&]
-                     {
-                         RngScope r(rng);
-                         self<T>(p).random_state(*out, r.get());
-                     });
+        return guard(st, [&] {
+            require_rows(*out, "random_state: out");
+            self<T>(p).random_state(*out, row_streams(rngs, out->shape[0]));
+        });
     }
     static int32_t free_energy(void* p, const ansatz_tensor* v, ansatz_tensor* out, ansatz_status* st)
     {
@@ -131,15 +131,15 @@ struct ModelTables
         }
     }
     static int32_t conditional(void* p, int32_t block, const ansatz_tensor* given, ansatz_tensor* mean,
-                               ansatz_tensor* sample, ansatz_rng* rng, ansatz_status* st)
+                               ansatz_tensor* sample, ansatz_rng* rngs, ansatz_status* st)
     {
-        return guard(st,
-                     [&]
-                     {
-                         RngScope r(rng);
-                         self<T>(p).conditional(static_cast<ansatz_block>(block), *given, *mean, sample,
-                                                r.get());
-                     });
+        return guard(st, [&] {
+            require_rows(*given, "conditional: given");
+            // Streams are needed only to draw a sample.
+            const Streams streams =
+                sample ? row_streams(rngs, given->shape[0]) : as_streams(rngs, rngs ? given->shape[0] : 0);
+            self<T>(p).conditional(static_cast<ansatz_block>(block), *given, *mean, sample, streams);
+        });
     }
 
     static constexpr ansatz_energy_table energy_table = { sizeof(ansatz_energy_table),
@@ -172,24 +172,20 @@ struct SamplerTables
     {
         return guard(st, [&] { self<T>(p).bind(ModelRef(*model)); });
     }
-    static int32_t advance(void* p, ansatz_tensor* chains, int32_t steps, ansatz_rng* rng, ansatz_status* st)
+    static int32_t advance(void* p, ansatz_tensor* chains, int32_t steps, ansatz_rng* rngs, ansatz_status* st)
     {
-        return guard(st,
-                     [&]
-                     {
-                         RngScope r(rng);
-                         self<T>(p).advance(*chains, steps, r.get());
-                     });
+        return guard(st, [&] {
+            require_rows(*chains, "advance: chains");
+            self<T>(p).advance(*chains, steps, row_streams(rngs, chains->shape[0]));
+        });
     }
     static int32_t metrics(void* p, ansatz_metrics* out, ansatz_status* st)
     {
-        return guard(st,
-                     [&]
-                     {
-                         out->count = 0;
-                         Metrics m(*out);
-                         self<T>(p).metrics(m);
-                     });
+        return guard(st, [&] {
+            out->count = 0;
+            Metrics m(*out);
+            self<T>(p).metrics(m);
+        });
     }
     static constexpr ansatz_sampler_table table = { sizeof(ansatz_sampler_table),
                                                     bind,
@@ -206,20 +202,17 @@ struct LossTables
     static int32_t bind(void* p, const ansatz_model_handle* model, const ansatz_sampler_handle* sampler,
                         ansatz_status* st)
     {
-        return guard(st, [&]
-                     { self<T>(p).bind(ModelRef(*model), sampler ? SamplerRef(*sampler) : SamplerRef()); });
+        return guard(
+            st, [&] { self<T>(p).bind(ModelRef(*model), sampler ? SamplerRef(*sampler) : SamplerRef()); });
     }
     static int32_t compute(void* p, const ansatz_tensor* batch, ansatz_tensor* grads, int32_t n,
                            ansatz_rng* rng, ansatz_metrics* out, ansatz_status* st)
     {
-        return guard(st,
-                     [&]
-                     {
-                         RngScope r(rng);
-                         out->count = 0;
-                         Metrics m(*out);
-                         self<T>(p).compute(*batch, grads, n, r.get(), m);
-                     });
+        return guard(st, [&] {
+            out->count = 0;
+            Metrics m(*out);
+            self<T>(p).compute(*batch, grads, n, one_stream(rng), m);
+        });
     }
     static constexpr ansatz_loss_table table = { sizeof(ansatz_loss_table), bind, compute, {} };
 };
@@ -259,22 +252,15 @@ struct DatasetTables
 {
     static int32_t info(void* p, ansatz_dataset_info* out, ansatz_status* st)
     {
-        return guard(st,
-                     [&]
-                     {
-                         *out = self<T>(p).info();
-                         out->struct_size = sizeof(ansatz_dataset_info);
-                     });
+        return guard(st, [&] {
+            *out = self<T>(p).info();
+            out->struct_size = sizeof(ansatz_dataset_info);
+        });
     }
     static int32_t read(void* p, const int64_t* indices, int64_t n, ansatz_tensor* out, float* labels,
                         ansatz_rng* rng, ansatz_status* st)
     {
-        return guard(st,
-                     [&]
-                     {
-                         RngScope r(rng);
-                         self<T>(p).read(indices, n, *out, labels, r.get());
-                     });
+        return guard(st, [&] { self<T>(p).read(indices, n, *out, labels, one_stream(rng)); });
     }
     static constexpr ansatz_dataset_table table = { sizeof(ansatz_dataset_table), info, read, {} };
 };

@@ -11,7 +11,10 @@
 
 #include <cmath>
 #include <cstdint>
+#include <span>
 #include <string_view>
+#include <type_traits>
+#include <vector>
 
 namespace ansatz
 {
@@ -113,6 +116,48 @@ private:
     static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
     ansatz_rng s_{};
+};
+
+// An Rng is its ansatz_rng and nothing else, so an array of C states is an array of Rng.
+static_assert(std::is_standard_layout_v<Rng> && sizeof(Rng) == sizeof(ansatz_rng),
+              "ansatz::Rng must stay layout-compatible with ansatz_rng");
+
+// One stream per row of a batch of chains (abi.h: "Calls on chains").
+using Streams = std::span<Rng>;
+
+inline Streams as_streams(ansatz_rng* states, int64_t n)
+{
+    return Streams(reinterpret_cast<Rng*>(states), static_cast<size_t>(n));
+}
+inline ansatz_rng* c_states(Streams streams)
+{
+    return reinterpret_cast<ansatz_rng*>(streams.data());
+}
+
+// Fills `out` with independent child streams of `parent` (out[i] = parent.derive(i)), then moves the
+// parent on, so the next split gives other children.
+inline void split(Rng& parent, Streams out)
+{
+    for (size_t i = 0; i < out.size(); ++i)
+        out[i] = parent.derive(i);
+    parent.next();
+}
+
+// A reusable array of per-row streams.
+class StreamArray
+{
+public:
+    // n children of parent (see split), reusing the storage.
+    Streams split_from(Rng& parent, int64_t n)
+    {
+        rows_.resize(static_cast<size_t>(n));
+        split(parent, Streams(rows_));
+        return Streams(rows_);
+    }
+    Streams streams() { return Streams(rows_); }
+
+private:
+    std::vector<Rng> rows_;
 };
 
 } // namespace ansatz

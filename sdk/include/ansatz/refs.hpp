@@ -16,6 +16,14 @@
 namespace ansatz
 {
 
+// A call on chains needs one stream per row (abi.h).
+inline void require_streams(Streams rngs, const ansatz_tensor& rows)
+{
+    if (rows.rank < 1 || static_cast<int64_t>(rngs.size()) < rows.shape[0])
+        throw Error("a call on " + std::to_string(rows.rank < 1 ? 0 : rows.shape[0]) + " chains got " +
+                    std::to_string(rngs.size()) + " random streams; it needs one per chain");
+}
+
 class ModelRef
 {
 public:
@@ -46,10 +54,12 @@ public:
         return out;
     }
 
-    void random_state(ansatz_tensor& out, Rng& rng) const
+    // Row n of out from rngs[n]; rngs has a stream per row.
+    void random_state(ansatz_tensor& out, Streams rngs) const
     {
+        require_streams(rngs, out);
         ansatz_status st{};
-        check(h_.table->random_state(h_.self, &out, &rng.state(), &st), st);
+        check(h_.table->random_state(h_.self, &out, c_states(rngs), &st), st);
     }
 
     // ---- ENERGY
@@ -74,10 +84,14 @@ public:
     // ---- CONDITIONALS
     int64_t block_size(ansatz_block block) const { return conditionals().block_size(h_.self, block); }
     void conditional(ansatz_block block, const ansatz_tensor& given, ansatz_tensor& mean,
-                     ansatz_tensor* sample, Rng& rng) const
+                     ansatz_tensor* sample, Streams rngs = {}) const
     {
+        if (sample)
+            require_streams(rngs, given);
         ansatz_status st{};
-        check(conditionals().conditional(h_.self, block, &given, &mean, sample, &rng.state(), &st), st);
+        check(conditionals().conditional(h_.self, block, &given, &mean, sample,
+                                         rngs.empty() ? nullptr : c_states(rngs), &st),
+              st);
     }
 
 private:
@@ -112,10 +126,11 @@ public:
         check(h_.table->bind(h_.self, &model.handle(), &st), st);
     }
     // Advances every row of chains by `steps` sweeps (0: the sampler's configured count).
-    void advance(ansatz_tensor& chains, int32_t steps, Rng& rng) const
+    void advance(ansatz_tensor& chains, int32_t steps, Streams rngs) const
     {
+        require_streams(rngs, chains);
         ansatz_status st{};
-        check(h_.table->advance(h_.self, &chains, steps, &rng.state(), &st), st);
+        check(h_.table->advance(h_.self, &chains, steps, c_states(rngs), &st), st);
     }
     ansatz_metrics metrics() const
     {

@@ -214,6 +214,35 @@ TEST_CASE("every chain has its own stream: the first chains do not change when m
     CHECK(nine.substr(128, 36 * 4) != nine.substr(128 + 36 * 4, 36 * 4)); // and chains differ from each other
 }
 
+TEST_CASE("an interrupt stops a run with status 130 and keeps the last finished checkpoint", "[cli][run]")
+{
+    const fs::path dir = ansatz::test::fresh_folder("cli/interrupt");
+    write_text(dir / "pipeline.yaml", small_pipeline);
+    write_text(dir / "images.idx", small_images());
+    // Many epochs; SIGINT once the first checkpoint is there (polling for up to 60 s).
+    const std::string script =
+        "cd '" + dir.string() +
+        "' && (" ANSATZ_TEST_BINARY
+        " run pipeline.yaml --runs runs --set stages.0.train.epochs=100000 >out.txt 2>err.txt & pid=$!; "
+        "for i in $(seq 600); do ls runs/small/*/checkpoints/stage1-epoch* >/dev/null 2>&1 && break; sleep "
+        "0.1; "
+        "done; kill -INT $pid; wait $pid; echo $? >status.txt)";
+    REQUIRE(std::system(script.c_str()) == 0);
+    CHECK(read_text(dir / "status.txt") == "130\n");
+    const std::string err = read_text(dir / "err.txt");
+    CHECK(err.find("error: interrupted during stage 1 (train), epoch ") != std::string::npos);
+    CHECK(err.find("; the checkpoint of the last finished epoch is kept\n") != std::string::npos);
+    // Exactly one complete checkpoint and no half-written one.
+    const fs::path run = *fs::directory_iterator(dir / "runs" / "small");
+    int complete = 0;
+    for (const auto& entry : fs::directory_iterator(run / "checkpoints"))
+    {
+        CHECK(entry.path().filename().string().rfind("stage1-epoch", 0) == 0);
+        complete += fs::exists(entry.path() / "manifest.yaml") && fs::exists(entry.path() / "weights.npy");
+    }
+    CHECK(complete == 1);
+}
+
 TEST_CASE("`ansatz validate` checks without running", "[cli]")
 {
     const fs::path dir = ansatz::test::fresh_folder("cli/validate");

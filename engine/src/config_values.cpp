@@ -37,6 +37,7 @@ const ansatz_config& ConfigValues::c(const std::string& instance_name)
     config_.struct_size = sizeof(ansatz_config);
     config_.count = static_cast<int32_t>(values_.size());
     config_.values = values_.data();
+    config_.value_size = sizeof(ansatz_value);
     config_.instance_name = instance_name_.c_str();
     return config_;
 }

@@ -11,22 +11,26 @@ namespace ansatz::engine
 namespace
 {
 
-void log_message(void*, int32_t level, const char* message)
+// The host's callbacks are called from C: they never throw, and take NULL arguments in their stride.
+void log_message(void*, int32_t level, const char* message) noexcept
 {
     static const char* const names[] = { "debug", "info", "warning", "error" };
     const char* name = level >= 0 && level <= 3 ? names[level] : "log";
     if (level >= ANSATZ_LOG_INFO)
-        std::fprintf(stderr, "%s: %s\n", name, message);
+        std::fprintf(stderr, "%s: %s\n", name, message ? message : "(null)");
 }
 
-int32_t is_cancelled(void* context)
+int32_t is_cancelled(void* context) noexcept
 {
     return static_cast<HostServices*>(context)->cancelled() ? 1 : 0;
 }
 
-void make_stream(void* context, const char* name, ansatz_rng* out)
+void make_stream(void* context, const char* name, ansatz_rng* out) noexcept
 {
-    *out = static_cast<HostServices*>(context)->stream(name).state();
+    if (!out)
+        return;
+    // Rng::stream hashes a string_view: no allocation, nothing to throw.
+    *out = Rng::stream(static_cast<HostServices*>(context)->seed(), name ? name : "").state();
 }
 
 } // namespace

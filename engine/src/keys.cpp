@@ -1,5 +1,6 @@
 #include "keys.hpp"
 
+#include "descriptor_check.hpp"
 #include "registry.hpp"
 #include "user_error.hpp"
 
@@ -154,7 +155,7 @@ std::vector<KeySpec> key_specs(const ansatz_component& component)
 {
     std::vector<KeySpec> out;
     for (int32_t i = 0; i < component.n_params; ++i)
-        out.push_back(KeySpec::from(component.params[i]));
+        out.push_back(KeySpec::from(param_at(component, i)));
     return out;
 }
 
@@ -291,15 +292,13 @@ Values validate_keys(const Source& source, const YAML::Node& map, const std::vec
                      const std::string& what, const std::string& context,
                      const std::vector<std::string>& ignored)
 {
-    const auto valid_keys = [&]
-    {
+    const auto valid_keys = [&] {
         std::string s = "  valid keys: ";
         for (size_t i = 0; i < specs.size(); ++i)
             s += (i ? ", " : "") + specs[i].name + " (" + specs[i].summary() + ")";
         return s + (specs.empty() ? "none" : "");
     };
-    const auto fail = [&](const YAML::Node& at, const std::string& sentence, bool list_keys)
-    {
+    const auto fail = [&](const YAML::Node& at, const std::string& sentence, bool list_keys) {
         throw UserError(source.where(at) + ": " + sentence + (list_keys ? "\n" + valid_keys() : "") +
                         (context.empty() ? "" : "\n  " + context));
     };

@@ -1,5 +1,7 @@
 #include "registry.hpp"
 
+#include "descriptor_check.hpp"
+
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 
@@ -40,11 +42,6 @@ const char* kind_name(int32_t kind)
 namespace
 {
 
-std::string version_string(uint32_t major, uint32_t minor)
-{
-    return std::to_string(major) + "." + std::to_string(minor);
-}
-
 // Boost.DLL wraps dlerror() as "... (dlerror system message: TEXT): errno text"; TEXT is the reason.
 std::string loader_reason(const std::string& what)
 {
@@ -60,37 +57,6 @@ bool looks_like_plugin(const fs::path& file)
 {
     const std::string name = file.filename().string();
     return name.rfind("libansatz_", 0) == 0 && file.extension() == ".so";
-}
-
-// Checks a descriptor against this engine; returns the reason it is refused, or "".
-std::string refusal(const ansatz_plugin_desc* d)
-{
-    const std::string engine = version_string(ANSATZ_ABI_MAJOR, ANSATZ_ABI_MINOR);
-    if (d == nullptr)
-        return "its entry symbol returned no descriptor";
-    if (d->abi_major != ANSATZ_ABI_MAJOR)
-        return "it was built for plugin ABI " + version_string(d->abi_major, d->abi_minor) +
-               " and this engine speaks ABI " + engine + " (the major versions differ)";
-    if (d->abi_minor > ANSATZ_ABI_MINOR)
-        return "it was built for plugin ABI " + version_string(d->abi_major, d->abi_minor) +
-               ", newer than this engine's ABI " + engine;
-    if (d->struct_size < sizeof(ansatz_plugin_desc))
-        return "its descriptor is " + std::to_string(d->struct_size) + " bytes, smaller than the " +
-               std::to_string(sizeof(ansatz_plugin_desc)) + " bytes of ABI " + engine;
-    if (d->name == nullptr || d->version == nullptr || (d->n_components > 0 && d->components == nullptr) ||
-        d->n_components < 0)
-        return "its descriptor is incomplete (no name, version or component array)";
-    for (int32_t i = 0; i < d->n_components; ++i)
-    {
-        const ansatz_component& c = d->components[i];
-        if (c.struct_size < sizeof(ansatz_component) || c.name == nullptr || c.create == nullptr ||
-            c.destroy == nullptr || c.table == nullptr || (c.n_params > 0 && c.params == nullptr))
-            return "its component #" + std::to_string(i) + " is incomplete or smaller than ABI " + engine +
-                   " expects";
-        if (c.kind < ANSATZ_KIND_MODEL || c.kind > ANSATZ_KIND_DATASET)
-            return "its component '" + std::string(c.name) + "' has unknown kind " + std::to_string(c.kind);
-    }
-    return "";
 }
 
 } // namespace
@@ -122,7 +88,7 @@ bool Registry::load(const fs::path& file_in)
                             loader_reason(e.what()) + ").");
         return false;
     }
-    if (std::string why = refusal(desc); !why.empty())
+    if (std::string why = descriptor_refusal(desc); !why.empty())
     {
         refusals_.push_back("plugin " + file.string() + " refused: " + why + ".");
         return false;
@@ -130,7 +96,7 @@ bool Registry::load(const fs::path& file_in)
     // Duplicates: refuse the whole later file, so that a plugin is either wholly there or not.
     for (int32_t i = 0; i < desc->n_components; ++i)
     {
-        const ansatz_component& c = desc->components[i];
+        const ansatz_component& c = component_at(*desc, i);
         // Names are unique across kinds too: a pipeline names a component by `plugin: NAME` alone.
         if (const PluginComponent* other = find(c.name))
         {
@@ -142,7 +108,7 @@ bool Registry::load(const fs::path& file_in)
             return false;
         }
         for (int32_t j = 0; j < i; ++j)
-            if (std::strcmp(desc->components[j].name, c.name) == 0)
+            if (std::strcmp(component_at(*desc, j).name, c.name) == 0)
             {
                 refusals_.push_back("plugin " + file.string() +
                                     " refused: it declares two components named '" + c.name + "'.");
@@ -151,7 +117,7 @@ bool Registry::load(const fs::path& file_in)
     }
     loaded_files_.push_back(file);
     for (int32_t i = 0; i < desc->n_components; ++i)
-        components_.push_back(PluginComponent{ &desc->components[i], desc, file, library });
+        components_.push_back(PluginComponent{ &component_at(*desc, i), desc, file, library });
     return true;
 }
 

@@ -81,10 +81,29 @@ TEST_CASE("a component name that another plugin already has is refused, naming b
     CHECK(r.find("sgd")->file.string() == plugins + "/libansatz_sgd.so");
 }
 
+TEST_CASE("a plugin whose table lacks a function its kind needs is refused before anything calls it",
+          "[registry]")
+{
+    const Registry r = scan_both();
+    CHECK(has_refusal(
+        r, "plugin " + fixtures +
+               "/libansatz_fixture_null_step.so refused: its optimizer 'null_step_opt' is unfit: its "
+               "table has no 'step' function."));
+    CHECK(r.find("null_step_opt") == nullptr);
+}
+
+TEST_CASE("a plugin that declares one component name twice is refused", "[registry]")
+{
+    const Registry r = scan_both();
+    CHECK(has_refusal(r, "plugin " + fixtures +
+                             "/libansatz_fixture_twice.so refused: it declares two components "
+                             "named 'twice_opt'."));
+}
+
 TEST_CASE("the engine goes on with the other plugins after refusals", "[registry]")
 {
     const Registry r = scan_both();
-    CHECK(r.refusals().size() == 5);
+    CHECK(r.refusals().size() == 7);
     for (const char* name :
          { "good_opt", "energy_only", "rbm", "gibbs", "contrastive_divergence", "sgd", "idx" })
         CHECK(r.find(name) != nullptr);

@@ -7,9 +7,11 @@
 #include <zlib.h>
 
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <sys/resource.h>
 #include <vector>
 
 namespace
@@ -66,6 +68,22 @@ std::string write_gzip(const std::string& name, const std::vector<std::string>& 
         REQUIRE(gzclose(f) == Z_OK);
     }
     return path.string();
+}
+
+// The process's peak resident set size in KiB (getrusage's ru_maxrss, KiB on Linux).
+long peak_rss_kib()
+{
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_maxrss;
+}
+
+// Resets the peak to the current resident set size where Linux allows it ("5" to /proc/self/clear_refs,
+// Linux 4.0+), so that a peak reached by an earlier test in this process cannot hide a new one. Where it
+// does not, a measurement can only read low (a test passes that should fail), never high.
+void reset_peak_rss()
+{
+    std::ofstream("/proc/self/clear_refs") << "5";
 }
 
 std::string read_all(const std::string& path)
@@ -330,6 +348,111 @@ TEST_CASE("idx: a truncated or corrupt gzip stream is refused with its compresse
                                               ": 4 bytes after the end of the gzip stream at compressed byte "
                                               "offset " +
                                               std::to_string(gz.size()) + " are not a gzip member");
+}
+
+TEST_CASE(
+    "idx: a gzip bomb (2 images, then 100 MB of zeros) is refused for trailing bytes with little memory",
+    "[idx][bad-input]")
+{
+    // A valid header and data for 2 images of 28 x 28, then 100 MB of zeros: ~100 KB compressed. It is
+    // written in 1 MB pieces so that the test itself never holds the 100 MB (which would raise the peak
+    // measured below before the measurement starts).
+    const fs::path path = work_dir() / "bomb.idx.gz";
+    {
+        gzFile f = gzopen(path.c_str(), "wb9");
+        REQUIRE(f != nullptr);
+        const std::string head = idx_bytes({ 2, 28, 28 }, pixels(2 * 28 * 28));
+        REQUIRE(gzwrite(f, head.data(), static_cast<unsigned>(head.size())) == static_cast<int>(head.size()));
+        const std::string zeros(1 << 20, '\0');
+        for (int k = 0; k < 100; ++k)
+            REQUIRE(gzwrite(f, zeros.data(), static_cast<unsigned>(zeros.size())) ==
+                    static_cast<int>(zeros.size()));
+        REQUIRE(gzclose(f) == Z_OK);
+    }
+    REQUIRE(fs::file_size(path) < 1'000'000);
+
+    // The reader decompresses at most the claimed size + 1 byte (1585 bytes here), so the peak resident
+    // memory must not grow by anything like the 100 MB of the stream: less than 50 MB is asserted (a
+    // reader that decompresses the whole stream grows it by 100 MB or more).
+    reset_peak_rss();
+    const long before = peak_rss_kib();
+    expect_refused(
+        images_yaml(path.string()),
+        path.string() +
+            ": header claims 2 x 28 x 28 = 1568 bytes of data from byte offset 16, which end at byte "
+            "offset 1584, but the decompressed stream goes on past it (trailing bytes; decompression "
+            "stops there, so they are not counted)");
+    const long grown = peak_rss_kib() - before;
+    INFO("peak resident memory grew by " << grown << " KiB");
+    CHECK(grown < 50 * 1024);
+
+    // A trailing byte in a gzip stream gets the same message (the byte past the claim is the one read).
+    const std::string good = idx_bytes({ 8, 2, 3 }, pixels(48));
+    const std::string long_gz = write_gzip("long.idx.gz", { good, "x" });
+    expect_refused(images_yaml(long_gz),
+                   long_gz + ": header claims 8 x 2 x 3 = 48 bytes of data from byte offset 16, which end at "
+                             "byte offset 64, but the decompressed stream goes on past it (trailing bytes; "
+                             "decompression stops there, so they are not counted)");
+}
+
+TEST_CASE("idx: a header claiming more than 16 GiB, or samples of more than 2^31 - 1 values, is refused "
+          "before any data is read",
+          "[idx][bad-input]")
+{
+    // 2^31 x 2^31 x 1 = 2^62 bytes, plain and gzip (the header alone, 16 bytes).
+    const std::string huge = idx_bytes({ 2147483648u, 2147483648u, 1 }, "");
+    const std::string message_tail =
+        ": header claims 2147483648 x 2147483648 x 1 = 4611686018427387904 bytes of "
+        "data from byte offset 16, more than 17179869184 bytes (16 GiB), the most "
+        "this reader loads into memory";
+    const std::string huge_plain = write_plain("huge.idx", huge);
+    expect_refused(images_yaml(huge_plain), huge_plain + message_tail);
+    const std::string huge_gz = write_gzip("huge.idx.gz", { huge });
+    expect_refused(images_yaml(huge_gz), huge_gz + message_tail);
+
+    // A product past 2^64 does not wrap around.
+    const std::string wraps =
+        write_plain("wraps.idx", idx_bytes({ 4294967295u, 4294967295u, 4294967295u }, ""));
+    expect_refused(images_yaml(wraps),
+                   wraps +
+                       ": header claims 4294967295 x 4294967295 x 4294967295 = 2^64 or more bytes of data "
+                       "from byte offset 16, more than 17179869184 bytes (16 GiB), the most this reader "
+                       "loads into memory");
+
+    // 5 x 65536 x 65536 = 5 x 2^32 bytes: just above the limit.
+    const std::string above = write_plain("above.idx", idx_bytes({ 5, 65536, 65536 }, ""));
+    expect_refused(images_yaml(above),
+                   above +
+                       ": header claims 5 x 65536 x 65536 = 21474836480 bytes of data from byte offset 16, "
+                       "more than 17179869184 bytes (16 GiB), the most this reader loads into memory");
+
+    // 2^31 values per sample (2 GiB in all) is one too many for a flattened sample.
+    const std::string wide = write_plain("wide.idx", idx_bytes({ 1, 65536, 32768 }, ""));
+    expect_refused(images_yaml(wide),
+                   wide + ": header claims samples of 65536 x 32768 = 2147483648 values each, more than "
+                          "2147483647 (2^31 - 1), the most one flattened sample may have");
+    const std::string wide1 = write_plain("wide1.idx", idx_bytes({ 1, 4294967295u }, ""));
+    expect_refused(images_yaml(wide1),
+                   wide1 + ": header claims samples of 4294967295 values each, more than 2147483647 "
+                           "(2^31 - 1), the most one flattened sample may have");
+
+    // Within both limits (16 GiB exactly; samples of 2^18 values), a short gzip stream is refused where it
+    // ends, and the claimed 16 GiB is never allocated: the peak resident memory grows by less than 50 MB.
+    const std::string at_limit =
+        write_gzip("at_limit.idx.gz", { idx_bytes({ 65536, 512, 512 }, pixels(10)) });
+    reset_peak_rss();
+    const long before = peak_rss_kib();
+    expect_refused(images_yaml(at_limit),
+                   at_limit +
+                       ": header claims 65536 x 512 x 512 = 17179869184 bytes of data from byte offset "
+                       "16, but the data ends at byte offset 26 (offsets in the decompressed stream)");
+    CHECK(peak_rss_kib() - before < 50 * 1024);
+    // And a plain file's size is known before it is read.
+    const std::string at_limit_plain =
+        write_plain("at_limit.idx", idx_bytes({ 65536, 512, 512 }, pixels(10)));
+    expect_refused(images_yaml(at_limit_plain),
+                   at_limit_plain + ": header claims 65536 x 512 x 512 = 17179869184 bytes of data from byte "
+                                    "offset 16, but the data ends at byte offset 26");
 }
 
 TEST_CASE("idx: a labels file must be rank 1 and have one label per sample", "[idx][bad-input]")

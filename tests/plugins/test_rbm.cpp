@@ -210,7 +210,7 @@ TEST_CASE("rbm: free_energy_grad matches central finite differences in double fo
     check_all(&Params::b, gb, "hidden_bias");
 }
 
-TEST_CASE("rbm: energy_delta equals F(v with one site flipped) - F(v) in every chain", "[rbm]")
+TEST_CASE("rbm: energy_delta equals F(v with one site changed) - F(v) in every chain", "[rbm]")
 {
     Rbm r = make_rbm(12, 7, 0.5, 41);
     Rng rng(42);
@@ -220,19 +220,21 @@ TEST_CASE("rbm: energy_delta equals F(v with one site flipped) - F(v) in every c
     for (size_t k = 0; k < v.size(); ++k) // the last 8 chains are grey, the rest binary
         v[k] = k >= size_t(32 * d) ? rng.uniform() : (rng.uniform() < 0.5f ? 1.0f : 0.0f);
     std::vector<int64_t> sites(static_cast<size_t>(n));
+    std::vector<float> new_values(static_cast<size_t>(n));
     flipped = v;
-    for (int64_t k = 0; k < n; ++k)
+    for (int64_t k = 0; k < n; ++k) // binary chains: a flip; grey chains: a move to a random value
     {
         sites[k] = static_cast<int64_t>(rng.below(d));
         float& x = flipped[k * d + sites[k]];
-        x = 1.0f - x;
+        new_values[k] = k < 32 ? 1.0f - x : rng.uniform();
+        x = new_values[k];
     }
     std::vector<float> delta(n), f0(n), f1(n);
     ansatz_tensor vt = ansatz::make_view(v.data(), { n, d }),
                   ft = ansatz::make_view(flipped.data(), { n, d });
     ansatz_tensor dt = ansatz::make_view(delta.data(), { n }), f0t = ansatz::make_view(f0.data(), { n }),
                   f1t = ansatz::make_view(f1.data(), { n });
-    r.m.energy_delta(vt, sites.data(), dt);
+    r.m.energy_delta(vt, sites.data(), new_values.data(), dt);
     r.m.free_energy(vt, f0t);
     r.m.free_energy(ft, f1t);
     for (int64_t k = 0; k < n; ++k)
@@ -242,9 +244,14 @@ TEST_CASE("rbm: energy_delta equals F(v with one site flipped) - F(v) in every c
         CHECK(delta[k] == Approx(f1[k] - f0[k]).margin(1e-4));
     }
 
-    // A site outside [0, D) is refused.
+    // A value outside the units' support, or a site outside [0, D), is refused.
+    new_values[5] = 1.5f;
+    REQUIRE_THROWS_WITH(
+        r.m.energy_delta(vt, sites.data(), new_values.data(), dt),
+        Catch::Contains("new value 1.500000 of chain 5 is outside the units' support [0, 1]"));
+    new_values[5] = 0.0f;
     sites[3] = d;
-    REQUIRE_THROWS_AS(r.m.energy_delta(vt, sites.data(), dt), ansatz::Error);
+    REQUIRE_THROWS_AS(r.m.energy_delta(vt, sites.data(), new_values.data(), dt), ansatz::Error);
 }
 
 TEST_CASE("rbm: conditional means match p(h_j=1|v) and p(v_i=1|h) by enumeration", "[rbm]")

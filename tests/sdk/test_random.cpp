@@ -58,20 +58,41 @@ TEST_CASE("uniform, below and normal have the right moments", "[sdk][random]")
     CHECK(std::abs(nsum2 / n - 1) < 5 * std::sqrt(2.0 / n));
 }
 
+TEST_CASE("split gives every chain its own stream, and the next split other ones", "[sdk][random]")
+{
+    ansatz::Rng parent(5), again(5);
+    ansatz::StreamArray first, second, replay;
+    const ansatz::Streams a = first.split_from(parent, 3);
+    const ansatz::Streams b = second.split_from(parent, 3);
+    const ansatz::Streams c = replay.split_from(again, 3);
+    CHECK(a[0].state().state[0] == c[0].state().state[0]); // reproducible from the parent's state
+    for (size_t i = 0; i < 3; ++i)
+        for (size_t j = 0; j < 3; ++j)
+        {
+            CHECK(a[i].state().state[0] != b[j].state().state[0]); // the second split differs
+            if (i != j)
+                CHECK(a[i].state().state[0] != a[j].state().state[0]);
+        }
+}
+
 TEST_CASE("derived streams are independent of their parent and of each other", "[sdk][random]")
 {
     // Seed 99, 200000 pairs: the correlation of two derived streams is within 5/sqrt(n) of 0.
     const Rng parent(99);
-    Rng x = parent.derive(0), y = parent.derive(1), again = parent.derive(0);
+    Rng x = parent.derive(0), y = parent.derive(1), again = parent.derive(0), p = parent;
     CHECK(x.next() == again.next());
     const int n = 200000;
-    double sxy = 0, sx = 0, sy = 0, sxx = 0, syy = 0;
-    for (int i = 0; i < n; ++i)
-    {
-        const double a = x.uniform_double(), b = y.uniform_double();
-        sx += a, sy += b, sxy += a * b, sxx += a * a, syy += b * b;
-    }
-    const double cov = sxy / n - (sx / n) * (sy / n);
-    const double corr = cov / std::sqrt((sxx / n - sx * sx / n / n) * (syy / n - sy * sy / n / n));
-    CHECK(std::abs(corr) < 5 / std::sqrt(double(n)));
+    // Pearson correlation of two streams over n draws; |r| < 5/sqrt(n) for independent ones.
+    const auto correlation = [n](Rng u, Rng v) {
+        double sxy = 0, sx = 0, sy = 0, sxx = 0, syy = 0;
+        for (int i = 0; i < n; ++i)
+        {
+            const double a = u.uniform_double(), b = v.uniform_double();
+            sx += a, sy += b, sxy += a * b, sxx += a * a, syy += b * b;
+        }
+        const double cov = sxy / n - (sx / n) * (sy / n);
+        return cov / std::sqrt((sxx / n - sx * sx / n / n) * (syy / n - sy * sy / n / n));
+    };
+    CHECK(std::abs(correlation(x, y)) < 5 / std::sqrt(double(n)));
+    CHECK(std::abs(correlation(x, p)) < 5 / std::sqrt(double(n))); // child against its parent
 }

@@ -7,31 +7,72 @@
 //     byte 3      rank r
 //     4 r bytes   the dimensions, big-endian uint32, the first one the sample count
 //     then        the data, row-major, exactly prod(dims) elements
-// A file whose first two bytes are 0x1f 0x8b is a gzip stream of such a file and is decompressed
-// whole (every member of a multi-member stream).
+// A file whose first two bytes are 0x1f 0x8b is a gzip stream of such a file (every member of a
+// multi-member stream). The header is read first and the size it claims checked; then exactly that
+// much data is read: a gzip stream is decompressed no further than the claimed size + 1 byte (the byte
+// that shows trailing data), so a gzip bomb costs no more memory than the data its header claims.
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ansatz_idx
 {
 
+// The most data bytes a header may claim (16 GiB): the data is held in memory.
+constexpr uint64_t max_data_bytes = uint64_t(1) << 34;
+// The most values one sample (the dimensions after the first) may have: the engine's int32 limit for
+// a flattened sample.
+constexpr uint64_t max_sample_values = INT32_MAX;
+
+// An allocator whose resize() leaves new bytes uninitialised: a buffer reserved for decompressed data
+// costs resident memory only as it is written.
+template <class T>
+struct UninitAllocator : std::allocator<T>
+{
+    template <class U>
+    struct rebind
+    {
+        using other = UninitAllocator<U>;
+    };
+    UninitAllocator() = default;
+    template <class U>
+    UninitAllocator(const UninitAllocator<U>&) noexcept
+    {
+    }
+    template <class U>
+    void construct(U* p) noexcept
+    {
+        ::new (static_cast<void*>(p)) U;
+    }
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args)
+    {
+        ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+};
+
+using Bytes = std::vector<uint8_t, UninitAllocator<uint8_t>>;
+
 struct IdxFile
 {
     std::string path;
     bool compressed = false;
-    std::vector<int64_t> dims;  // dims[0] is the sample count
-    std::vector<uint8_t> bytes; // the whole (decompressed) file, header included
-    size_t data_offset = 0;     // where the data starts in `bytes`
+    std::vector<int64_t> dims; // dims[0] is the sample count
+    Bytes bytes;               // the whole (decompressed) file, header included
+    size_t data_offset = 0;    // where the data starts in `bytes`
 
     const uint8_t* data() const { return bytes.data() + data_offset; }
 };
 
 // Loads and checks `path`. Every problem with the file is an ansatz::InputError of one sentence that
 // begins with the path and names the byte offset where it applies (offsets in the decompressed stream
-// for a gzip file).
+// for a gzip file). A header that claims more than max_data_bytes of data, or samples of more than
+// max_sample_values values, is refused before any data is read.
 IdxFile load_idx(const std::string& path);
 
 } // namespace ansatz_idx

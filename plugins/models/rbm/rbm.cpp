@@ -147,14 +147,15 @@ public:
         xt::noalias(gb) += xt::cast<float>(minus_scale * xt::sum<double>(s, { 0 }));
     }
 
-    void energy_delta(const ansatz_tensor& v, const int64_t* sites, ansatz_tensor& out) override
+    void energy_delta(const ansatz_tensor& v, const int64_t* sites, const float* new_values,
+                      ansatz_tensor& out) override
     {
         require_ready();
         ansatz::require_matrix(v, -1, d_, "rbm energy_delta: v");
         const int64_t n = v.shape[0];
         ansatz::require_vector(out, n, "rbm energy_delta: out");
 
-        // Flipping v_i to 1 - v_i changes it by d = 1 - 2 v_i and every pre-activation by d W_i.
+        // Setting v_i to u changes it by d = u - v_i and every pre-activation by d W_i.
         ansatz_tensor rows = flip_rows_.view(n, hidden_); // W_{sites[n]}
         ansatz_tensor change = flip_change_.view(n, 1);   // d
         ansatz_tensor bias = flip_bias_.view(n, 1);       // a_{sites[n]}
@@ -164,8 +165,12 @@ public:
             if (i < 0 || i >= d_)
                 throw ansatz::Error("rbm energy_delta: site " + std::to_string(i) + " of chain " +
                                     std::to_string(k) + " is outside [0, " + std::to_string(d_) + ")");
+            const float u = new_values[k];
+            if (!(u >= 0.0f && u <= 1.0f))
+                throw ansatz::Error("rbm energy_delta: new value " + std::to_string(u) + " of chain " +
+                                    std::to_string(k) + " is outside the units' support [0, 1]");
             std::copy_n(weights_.data() + i * hidden_, hidden_, rows.data + k * hidden_);
-            change.data[k] = 1.0f - 2.0f * v.data[k * d_ + i];
+            change.data[k] = u - v.data[k * d_ + i];
             bias.data[k] = visible_bias_.data()[i];
         }
         ansatz_tensor pre = pre_activations(v);

@@ -8,12 +8,18 @@
  * on a name and disagree on a layout, silently.
  *
  * Versioning (as GStreamer's GstPluginDesc): a plugin is loaded when its ABI major equals the
- * host's and its minor is not newer. Every struct starts with `struct_size` and ends with reserved
- * room, so a minor version may append fields: a reader checks `struct_size` before it touches a
- * field that a newer minor added.
+ * host's and its minor is not newer. The descriptor, the components, the tables, the parameter specs
+ * and the configuration start with `struct_size` (or carry their element size) and end with reserved
+ * room, so a minor version may append fields or fill a reserved slot: a reader checks `struct_size`
+ * before it touches a field a newer minor added, and steps through arrays by their element size, never
+ * by its own sizeof. Small value structs (status, tensor, metric) are fixed for the whole major.
  *
  * Ownership: whatever a plugin allocates, its own `destroy` frees. Tensor views never own memory.
- * Errors: every call that can fail takes an `ansatz_status*` and returns its `code`.
+ * Errors: every call that can fail takes an `ansatz_status*` and returns its `code`; calls that return
+ * a count or a size return -1 on failure.
+ * Threads: the host calls a component from one thread at a time; a component may use threads of its
+ * own inside a call (within the host's `threads` budget) and may call the host's `log`, `cancelled`
+ * and `stream` from any of them.
  */
 #ifndef ANSATZ_ABI_H
 #define ANSATZ_ABI_H
@@ -60,13 +66,21 @@ typedef struct ansatz_status
 
 #define ANSATZ_MAX_RANK 6
 
-/* A view of contiguous, row-major float32 memory owned by someone else. One row per sample:
- * a batch of N vectors of length D has rank 2 and shape {N, D}. Inputs are never written. */
+/* Element types of a tensor view. ABI 1.0 computes in float32 only; the field lets a later minor pass
+ * other element types (e.g. exact integer state in checkpoints) through the same struct. */
+typedef enum ansatz_dtype
+{
+    ANSATZ_DTYPE_FLOAT32 = 0,
+} ansatz_dtype;
+
+/* A view of contiguous, row-major memory owned by someone else. One row per sample: a batch of N
+ * vectors of length D has rank 2 and shape {N, D}. Inputs are never written. `data` points to elements
+ * of `dtype` (always FLOAT32 in ABI 1.0). */
 typedef struct ansatz_tensor
 {
     float* data;
     int32_t rank;
-    int32_t reserved_;
+    int32_t dtype; /* ansatz_dtype */
     int64_t shape[ANSATZ_MAX_RANK];
 } ansatz_tensor;
 
@@ -147,7 +161,8 @@ typedef struct ansatz_param_spec
     void* reserved[4];
 } ansatz_param_spec;
 
-/* One validated value. `text` holds STRING, PATH and CHOICE values (paths already resolved). */
+/* One validated value. `text` holds STRING, PATH and CHOICE values (paths already resolved). The
+ * reserved room is for list values (e.g. a lattice shape) that a later minor adds as new types. */
 typedef struct ansatz_value
 {
     const char* name;
@@ -156,15 +171,20 @@ typedef struct ansatz_value
     int64_t integer; /* BOOL (0/1) and INT */
     double real;     /* FLOAT */
     const char* text;
+    void* reserved[4];
 } ansatz_value;
 
-/* The configuration a component is created with: every declared key, defaults filled in. */
+/* The configuration a component is created with: every declared key, defaults filled in. It lives
+ * only during `create`: a component copies what it keeps. `values` is an array of `count` elements of
+ * `value_size` bytes each (step by value_size: a newer host's ansatz_value may be larger). */
 typedef struct ansatz_config
 {
     uint32_t struct_size;
     int32_t count;
     const ansatz_value* values;
     const char* instance_name; /* the component's name in the pipeline, for messages */
+    uint32_t value_size;       /* sizeof(ansatz_value) as the host was built */
+    int32_t reserved_;
     void* reserved[4];
 } ansatz_config;
 
@@ -238,9 +258,11 @@ typedef struct ansatz_energy_table
      * when out is not NULL, also out[n] = F(v[n]) (a value and its gradient from one pass). */
     int32_t (*free_energy_grad)(void* self, const ansatz_tensor* v, float scale, ansatz_tensor* grads,
                                 int32_t n_grads, ansatz_tensor* out, ansatz_status* st);
-    /* out[n] = F(v[n] with unit sites[n] flipped) - F(v[n]): one proposed flip in every chain. */
-    int32_t (*energy_delta)(void* self, const ansatz_tensor* v, const int64_t* sites, ansatz_tensor* out,
-                            ansatz_status* st);
+    /* out[n] = F(v[n] with unit sites[n] set to new_values[n]) - F(v[n]): one proposed local change in
+     * every chain (a flip of a {0,1} unit or a +-1 spin, a Gaussian unit's move, a Potts colour). The
+     * model checks that the new value is in its support. v {N, D}; sites, new_values and out {N}. */
+    int32_t (*energy_delta)(void* self, const ansatz_tensor* v, const int64_t* sites, const float* new_values,
+                            ansatz_tensor* out, ansatz_status* st);
     void* reserved[8];
 } ansatz_energy_table;
 
@@ -258,21 +280,28 @@ typedef struct ansatz_conditionals_table
     void* reserved[8];
 } ansatz_conditionals_table;
 
-/* capability LATENT: an encoder Q(h|x) = N(mu(x), diag(exp(log_var(x)))) and a decoder p(x|h). */
+/* capability LATENT: an encoder Q(h|x) = N(mu(x), diag(exp(log_var(x)))) and a decoder p(x|h), each
+ * with its backward pass, for the ELBO. Rows pair up: row n of h goes with row n of x (several latent
+ * samples of one x are several rows repeating x). No call keeps state for a later one: a backward pass
+ * recomputes what it needs from its inputs (a model may cache the last forward pass of the same x).
+ * grads are all the model's parameters in parameters() order; each backward adds only to its half. */
 typedef struct ansatz_latent_table
 {
     uint32_t struct_size;
+    /* L, the latent dimension; -1 on failure. */
     int64_t (*latent_size)(void* self);
+    /* mu[n], log_var[n] of Q(h | x[n]); x {N, D}, mu and log_var {N, L}. */
     int32_t (*encode)(void* self, const ansatz_tensor* x, ansatz_tensor* mu, ansatz_tensor* log_var,
                       ansatz_status* st);
-    /* Accumulates d(loss)/dtheta into grads from d(loss)/dmu and d(loss)/dlog_var of the last encode. */
+    /* grads += scale * sum_n (d_mu[n] . dmu(x[n])/dtheta + d_log_var[n] . dlog_var(x[n])/dtheta). */
     int32_t (*encode_backward)(void* self, const ansatz_tensor* x, const ansatz_tensor* d_mu,
-                               const ansatz_tensor* d_log_var, ansatz_tensor* grads, int32_t n_grads,
-                               ansatz_status* st);
-    /* out[n] = log p(x[n] | h[n]); d_h (optional) and grads receive the gradient of sum_n out[n] * scale.
-     */
+                               const ansatz_tensor* d_log_var, float scale, ansatz_tensor* grads,
+                               int32_t n_grads, ansatz_status* st);
+    /* out[n] = log p(x[n] | h[n]); h {N, L}, x {N, D}, out {N}. */
     int32_t (*decode_log_likelihood)(void* self, const ansatz_tensor* h, const ansatz_tensor* x,
                                      ansatz_tensor* out, ansatz_status* st);
+    /* grads += scale * sum_n dlog p(x[n] | h[n])/dtheta; when d_h is not NULL, also
+     * d_h[n] = scale * dlog p(x[n] | h[n])/dh[n] (for the reparameterisation h = mu + exp(log_var/2) eps). */
     int32_t (*decode_backward)(void* self, const ansatz_tensor* h, const ansatz_tensor* x, float scale,
                                ansatz_tensor* d_h, ansatz_tensor* grads, int32_t n_grads, ansatz_status* st);
     /* x_mean[n] = E[x | h[n]], for pictures of samples and reconstructions. */
@@ -288,8 +317,8 @@ typedef struct ansatz_model_table
      * then its parameters are overwritten through the views of parameters(). */
     int32_t (*setup)(void* self, const int64_t* sample_shape, int32_t rank, ansatz_rng* rng,
                      ansatz_status* st);
-    /* Views of the model's own parameters, valid until destroy; returns the count. With out == NULL
-     * it only counts. */
+    /* Views of the model's own parameters, valid until the next setup or destroy; returns the count
+     * (-1 on failure). With out == NULL it only counts. */
     int32_t (*parameters)(void* self, ansatz_named_tensor* out, int32_t capacity);
     /* Draws states from a simple distribution over the model's support (chains' starting points):
      * out[n] from rngs[n], out {N, D}, N streams. */

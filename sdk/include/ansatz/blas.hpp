@@ -9,6 +9,8 @@
 
 #include <cblas.h>
 
+#include <climits>
+
 namespace ansatz::blas
 {
 
@@ -35,6 +37,10 @@ inline void gemm(Op op_a, Op op_b, float alpha, const ansatz_tensor& a, const an
                     ", op(B) " + std::to_string(kb) + "x" + std::to_string(n) + ", C " + shape_string(c));
     if (m == 0 || n == 0)
         return;
+    // BLAS takes int dimensions; a larger one would be silently truncated.
+    for (int64_t extent : { m, n, k, a.shape[1], b.shape[1], c.shape[1] })
+        if (extent > INT_MAX)
+            throw Error("gemm: a dimension of " + std::to_string(extent) + " exceeds BLAS's int range");
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a.data,
                 static_cast<int>(a.shape[1]), b.data, static_cast<int>(b.shape[1]), beta, c.data,

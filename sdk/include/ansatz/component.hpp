@@ -73,8 +73,9 @@ public:
     // grads[k] += scale * sum_n dF(v[n])/dtheta_k; when out is not null, also out[n] = F(v[n]).
     virtual void free_energy_grad(const ansatz_tensor& v, float scale, ansatz_tensor* grads, int32_t n_grads,
                                   ansatz_tensor* out);
-    // out[n] = F(v[n] with unit sites[n] flipped) - F(v[n]).
-    virtual void energy_delta(const ansatz_tensor& v, const int64_t* sites, ansatz_tensor& out);
+    // out[n] = F(v[n] with unit sites[n] set to new_values[n]) - F(v[n]).
+    virtual void energy_delta(const ansatz_tensor& v, const int64_t* sites, const float* new_values,
+                              ansatz_tensor& out);
 
     // ---- capability CONDITIONALS
     virtual int64_t block_size(ansatz_block block) const;
@@ -160,7 +161,7 @@ inline void Model::free_energy_grad(const ansatz_tensor&, float, ansatz_tensor*,
 {
     detail::missing("free_energy_grad");
 }
-inline void Model::energy_delta(const ansatz_tensor&, const int64_t*, ansatz_tensor&)
+inline void Model::energy_delta(const ansatz_tensor&, const int64_t*, const float*, ansatz_tensor&)
 {
     detail::missing("energy_delta");
 }

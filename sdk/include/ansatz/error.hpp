@@ -40,6 +40,11 @@ inline void set_status(ansatz_status* st, int32_t code, const char* message) noe
     if (st == nullptr)
         return;
     st->code = code;
+    if (code == ANSATZ_STATUS_OK)
+    {
+        st->message[0] = '\0'; // the hot path: no 1 KiB copy per successful call
+        return;
+    }
     std::strncpy(st->message, message, ANSATZ_STATUS_MESSAGE_SIZE - 1);
     st->message[ANSATZ_STATUS_MESSAGE_SIZE - 1] = '\0';
 }

@@ -54,8 +54,8 @@ T& self(void* p)
     return *static_cast<T*>(p);
 }
 
-template <class T>
-int32_t copy_views(const std::vector<ansatz_named_tensor>& views, ansatz_named_tensor* out, int32_t capacity)
+inline int32_t copy_views(const std::vector<ansatz_named_tensor>& views, ansatz_named_tensor* out,
+                          int32_t capacity)
 {
     const int32_t n = static_cast<int32_t>(views.size());
     for (int32_t i = 0; out && i < n && i < capacity; ++i)
@@ -91,7 +91,7 @@ struct ModelTables
     {
         try
         {
-            return copy_views<T>(self<T>(p).parameters(), out, capacity);
+            return copy_views(self<T>(p).parameters(), out, capacity);
         }
         catch (...)
         {
@@ -114,10 +114,10 @@ struct ModelTables
     {
         return guard(st, [&] { self<T>(p).free_energy_grad(*v, scale, grads, n, out); });
     }
-    static int32_t energy_delta(void* p, const ansatz_tensor* v, const int64_t* sites, ansatz_tensor* out,
-                                ansatz_status* st)
+    static int32_t energy_delta(void* p, const ansatz_tensor* v, const int64_t* sites,
+                                const float* new_values, ansatz_tensor* out, ansatz_status* st)
     {
-        return guard(st, [&] { self<T>(p).energy_delta(*v, sites, *out); });
+        return guard(st, [&] { self<T>(p).energy_delta(*v, sites, new_values, *out); });
     }
     static int64_t block_size(void* p, int32_t block)
     {
@@ -235,7 +235,7 @@ struct OptimizerTables
     {
         try
         {
-            return copy_views<T>(self<T>(p).state(), out, capacity);
+            return copy_views(self<T>(p).state(), out, capacity);
         }
         catch (...)
         {
@@ -385,9 +385,18 @@ detail::ComponentDef dataset(const char* name, const char* summary)
 
 // Defines the plugin's one exported symbol. NAME, VERSION, LICENSE are string literals; the rest are
 // ansatz::model<T>(...), ansatz::sampler<T>(...), ... one per component.
+// The descriptor is built on the first call; a describe() that throws makes the entry return NULL,
+// which the host refuses, instead of an exception crossing into C.
 #define ANSATZ_PLUGIN(NAME, VERSION, LICENSE, ...)                                                           \
-    extern "C" ANSATZ_EXPORT const ansatz_plugin_desc* ansatz_plugin_v1(void)                                \
+    extern "C" ANSATZ_EXPORT const ansatz_plugin_desc* ansatz_plugin_v1(void) noexcept                       \
     {                                                                                                        \
-        static const ::ansatz::detail::PluginBuilder builder(NAME, VERSION, LICENSE, { __VA_ARGS__ });       \
-        return builder.descriptor();                                                                         \
+        try                                                                                                  \
+        {                                                                                                    \
+            static const ::ansatz::detail::PluginBuilder builder(NAME, VERSION, LICENSE, { __VA_ARGS__ });   \
+            return builder.descriptor();                                                                     \
+        }                                                                                                    \
+        catch (...)                                                                                          \
+        {                                                                                                    \
+            return nullptr;                                                                                  \
+        }                                                                                                    \
     }

@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <numbers>
 #include <span>
 #include <string_view>
 #include <type_traits>
@@ -81,7 +82,7 @@ public:
     // Uniform in [0, 1) with 53 random bits.
     double uniform_double() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 
-    // Uniform integer in [0, n), without modulo bias (Lemire's method).
+    // Uniform integer in [0, n), without modulo bias (Lemire's method; __uint128_t: GCC and Clang).
     uint64_t below(uint64_t n)
     {
         __uint128_t m = static_cast<__uint128_t>(next()) * n;
@@ -106,7 +107,7 @@ public:
         while (u1 <= 0.0)
             u1 = uniform_double();
         const double u2 = uniform_double();
-        return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+        return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
     }
 
     ansatz_rng& state() { return s_; }

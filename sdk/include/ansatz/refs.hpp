@@ -75,10 +75,12 @@ public:
         ansatz_status st{};
         check(energy().free_energy_grad(h_.self, &v, scale, grads, n_grads, out, &st), st);
     }
-    void energy_delta(const ansatz_tensor& v, const int64_t* sites, ansatz_tensor& out) const
+    // out[n] = F(v[n] with unit sites[n] set to new_values[n]) - F(v[n]).
+    void energy_delta(const ansatz_tensor& v, const int64_t* sites, const float* new_values,
+                      ansatz_tensor& out) const
     {
         ansatz_status st{};
-        check(energy().energy_delta(h_.self, &v, sites, &out, &st), st);
+        check(energy().energy_delta(h_.self, &v, sites, new_values, &out, &st), st);
     }
 
     // ---- CONDITIONALS

@@ -108,7 +108,6 @@ public:
         return key;
     }
 
-    const ansatz_param_spec* data() const { return specs_.empty() ? nullptr : &specs_.front(); }
     int32_t size() const { return static_cast<int32_t>(specs_.size()); }
 
     // The specs as one contiguous array (what the descriptor points to); stable once describe() ends.
@@ -141,11 +140,15 @@ private:
     std::deque<std::string> strings_;
 };
 
-// The validated configuration a component is created with.
+// The validated configuration a component is created with. It refers to the host's ansatz_config,
+// which lives only during create (abi.h): read what you need in the constructor, never keep a Config.
 class Config
 {
 public:
     explicit Config(const ansatz_config& c) : c_(c) {}
+    explicit Config(const ansatz_config&&) = delete; // would refer to a temporary
+    Config(const Config&) = delete;
+    Config& operator=(const Config&) = delete;
 
     const char* instance_name() const { return c_.instance_name ? c_.instance_name : "?"; }
     bool has(const char* name) const { return find(name).present != 0; }
@@ -178,9 +181,15 @@ private:
     }
     const ansatz_value& find(const char* name) const
     {
+        // Step by the host's element size: a newer host's ansatz_value may be larger than ours.
+        const size_t stride = c_.value_size ? c_.value_size : sizeof(ansatz_value);
+        const char* base = reinterpret_cast<const char*>(c_.values);
         for (int32_t i = 0; i < c_.count; ++i)
-            if (std::strcmp(c_.values[i].name, name) == 0)
-                return c_.values[i];
+        {
+            const auto& v = *reinterpret_cast<const ansatz_value*>(base + static_cast<size_t>(i) * stride);
+            if (v.name && std::strcmp(v.name, name) == 0)
+                return v;
+        }
         throw Error(std::string("configuration key '") + name + "' was not declared in describe()");
     }
 

@@ -1,0 +1,215 @@
+#include "descriptor_check.hpp"
+
+#include "registry.hpp"
+#include "stage_types.hpp"
+
+#include <cstring>
+#include <set>
+
+namespace ansatz::engine
+{
+
+namespace
+{
+
+std::string version_string(uint32_t major, uint32_t minor)
+{
+    return std::to_string(major) + "." + std::to_string(minor);
+}
+
+template <class T>
+const T& element(const T* base, uint32_t stride, int32_t i)
+{
+    return *reinterpret_cast<const T*>(reinterpret_cast<const char*>(base) + static_cast<size_t>(stride) * i);
+}
+
+// The first NULL among the named function pointers, or nullptr.
+const char* first_missing(std::initializer_list<std::pair<const char*, const void*>> functions)
+{
+    for (const auto& [name, pointer] : functions)
+        if (pointer == nullptr)
+            return name;
+    return nullptr;
+}
+
+template <class Table>
+const Table* table_of(const void* table)
+{
+    const auto* t = static_cast<const Table*>(table);
+    return t->struct_size >= sizeof(Table) ? t : nullptr;
+}
+
+#define ANSATZ_FN(table, name)                                                                               \
+    {                                                                                                        \
+#name, reinterpret_cast < const void*>((table)->name)                                                \
+    }
+
+// Why a component's table is unfit, or "".
+std::string table_refusal(const ansatz_component& c)
+{
+    const char* missing = nullptr;
+    switch (c.kind)
+    {
+    case ANSATZ_KIND_MODEL:
+    {
+        const auto* t = table_of<ansatz_model_table>(c.table);
+        if (!t)
+            return "its table is smaller than this ABI's";
+        missing =
+            first_missing({ ANSATZ_FN(t, setup), ANSATZ_FN(t, parameters), ANSATZ_FN(t, random_state) });
+        if (missing)
+            break;
+        const std::pair<uint32_t, const void*> sub[] = { { ANSATZ_CAP_ENERGY, t->energy },
+                                                         { ANSATZ_CAP_CONDITIONALS, t->conditionals },
+                                                         { ANSATZ_CAP_LATENT, t->latent } };
+        for (const auto& [bit, pointer] : sub)
+            if (((c.capabilities & bit) != 0) != (pointer != nullptr))
+                return "its capabilities and its tables disagree (a capability without its table, or a table "
+                       "without its capability)";
+        if (t->energy)
+        {
+            const auto* e = table_of<ansatz_energy_table>(t->energy);
+            if (!e)
+                return "its energy table is smaller than this ABI's";
+            missing = first_missing(
+                { ANSATZ_FN(e, free_energy), ANSATZ_FN(e, free_energy_grad), ANSATZ_FN(e, energy_delta) });
+        }
+        if (!missing && t->conditionals)
+        {
+            const auto* k = table_of<ansatz_conditionals_table>(t->conditionals);
+            if (!k)
+                return "its conditionals table is smaller than this ABI's";
+            missing = first_missing({ ANSATZ_FN(k, block_size), ANSATZ_FN(k, conditional) });
+        }
+        if (!missing && t->latent)
+        {
+            const auto* l = table_of<ansatz_latent_table>(t->latent);
+            if (!l)
+                return "its latent table is smaller than this ABI's";
+            missing = first_missing({ ANSATZ_FN(l, latent_size), ANSATZ_FN(l, encode),
+                                      ANSATZ_FN(l, encode_backward), ANSATZ_FN(l, decode_log_likelihood),
+                                      ANSATZ_FN(l, decode_backward), ANSATZ_FN(l, decode_mean) });
+        }
+        break;
+    }
+    case ANSATZ_KIND_SAMPLER:
+    {
+        const auto* t = table_of<ansatz_sampler_table>(c.table);
+        if (!t)
+            return "its table is smaller than this ABI's";
+        missing = first_missing({ ANSATZ_FN(t, bind), ANSATZ_FN(t, advance), ANSATZ_FN(t, metrics) });
+        break;
+    }
+    case ANSATZ_KIND_LOSS:
+    {
+        const auto* t = table_of<ansatz_loss_table>(c.table);
+        if (!t)
+            return "its table is smaller than this ABI's";
+        missing = first_missing({ ANSATZ_FN(t, bind), ANSATZ_FN(t, compute) });
+        break;
+    }
+    case ANSATZ_KIND_OPTIMIZER:
+    {
+        const auto* t = table_of<ansatz_optimizer_table>(c.table);
+        if (!t)
+            return "its table is smaller than this ABI's";
+        missing = first_missing({ ANSATZ_FN(t, bind), ANSATZ_FN(t, step), ANSATZ_FN(t, state) });
+        break;
+    }
+    case ANSATZ_KIND_DATASET:
+    {
+        const auto* t = table_of<ansatz_dataset_table>(c.table);
+        if (!t)
+            return "its table is smaller than this ABI's";
+        missing = first_missing({ ANSATZ_FN(t, info), ANSATZ_FN(t, read) });
+        break;
+    }
+    }
+    return missing ? std::string("its table has no '") + missing + "' function" : "";
+}
+
+#undef ANSATZ_FN
+
+// Why a component's parameter specs are unfit, or "".
+std::string params_refusal(const ansatz_component& c)
+{
+    if (c.n_params < 0 || (c.n_params > 0 && c.params == nullptr))
+        return "its parameter array is missing";
+    if (c.n_params > 0 && c.params[0].struct_size < sizeof(ansatz_param_spec))
+        return "its parameter specs are smaller than this ABI's";
+    std::set<std::string> names;
+    for (int32_t i = 0; i < c.n_params; ++i)
+    {
+        const ansatz_param_spec& p = param_at(c, i);
+        if (p.name == nullptr || p.name[0] == '\0')
+            return "its key #" + std::to_string(i) + " has no name";
+        const std::string key = std::string("its key '") + p.name + "'";
+        if (!names.insert(p.name).second)
+            return key + " is declared twice";
+        if (std::strcmp(p.name, "plugin") == 0)
+            return key + " is reserved for the plugin's name in a pipeline";
+        if (p.type < ANSATZ_PARAM_BOOL || p.type > ANSATZ_PARAM_CHOICE)
+            return key + " has unknown type " + std::to_string(p.type);
+        if (p.doc == nullptr)
+            return key + " has no documentation";
+        if (p.type == ANSATZ_PARAM_CHOICE && (p.choices == nullptr || p.choices[0] == '\0'))
+            return key + " is a choice without choices";
+        const bool no_default = p.flags & (ANSATZ_PARAM_REQUIRED | ANSATZ_PARAM_OPTIONAL);
+        if (!no_default && p.default_value == nullptr)
+            return key + " is neither required nor optional and has no default";
+    }
+    return "";
+}
+
+} // namespace
+
+const ansatz_component& component_at(const ansatz_plugin_desc& desc, int32_t i)
+{
+    return element(desc.components, desc.components[0].struct_size, i);
+}
+
+const ansatz_param_spec& param_at(const ansatz_component& component, int32_t i)
+{
+    return element(component.params, component.params[0].struct_size, i);
+}
+
+std::string descriptor_refusal(const ansatz_plugin_desc* d)
+{
+    const std::string engine = version_string(ANSATZ_ABI_MAJOR, ANSATZ_ABI_MINOR);
+    if (d == nullptr)
+        return "its entry symbol returned no descriptor (did its describe() throw?)";
+    if (d->abi_major != ANSATZ_ABI_MAJOR)
+        return "it was built for plugin ABI " + version_string(d->abi_major, d->abi_minor) +
+               " and this engine speaks ABI " + engine + " (the major versions differ)";
+    if (d->abi_minor > ANSATZ_ABI_MINOR)
+        return "it was built for plugin ABI " + version_string(d->abi_major, d->abi_minor) +
+               ", newer than this engine's ABI " + engine;
+    if (d->struct_size < sizeof(ansatz_plugin_desc))
+        return "its descriptor is " + std::to_string(d->struct_size) + " bytes, smaller than the " +
+               std::to_string(sizeof(ansatz_plugin_desc)) + " bytes of ABI " + engine;
+    if (d->name == nullptr || d->version == nullptr || d->n_components < 0 ||
+        (d->n_components > 0 && d->components == nullptr))
+        return "its descriptor is incomplete (no name, version or component array)";
+    if (d->n_components > 0 && d->components[0].struct_size < sizeof(ansatz_component))
+        return "its components are smaller than ABI " + engine + " expects";
+    for (int32_t i = 0; i < d->n_components; ++i)
+    {
+        const ansatz_component& c = component_at(*d, i);
+        if (c.name == nullptr || c.name[0] == '\0' || c.create == nullptr || c.destroy == nullptr ||
+            c.table == nullptr)
+            return "its component #" + std::to_string(i) +
+                   " is incomplete (no name, create, destroy or table)";
+        if (c.kind < ANSATZ_KIND_MODEL || c.kind > ANSATZ_KIND_DATASET)
+            return "its component '" + std::string(c.name) + "' has unknown kind " + std::to_string(c.kind);
+        const std::string which = std::string(kind_name(c.kind)) + " '" + c.name + "'";
+        if (find_stage_type(c.name))
+            return "its " + which + " has the name of the engine's stage type '" + c.name + "'";
+        if (const std::string why = table_refusal(c); !why.empty())
+            return "its " + which + " is unfit: " + why;
+        if (const std::string why = params_refusal(c); !why.empty())
+            return "its " + which + " is unfit: " + why;
+    }
+    return "";
+}
+
+} // namespace ansatz::engine

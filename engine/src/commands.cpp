@@ -1,5 +1,6 @@
 #include "commands.hpp"
 
+#include "ansatz/error.hpp"
 #include "host_services.hpp"
 #include "outputs/files.hpp"
 #include "pipeline.hpp"
@@ -8,10 +9,10 @@
 #include "stage_types.hpp"
 #include "user_error.hpp"
 
-#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
+#include <unistd.h>
 
 namespace ansatz::engine
 {
@@ -20,14 +21,6 @@ namespace fs = std::filesystem;
 
 namespace
 {
-
-HostServices* interrupt_target = nullptr;
-
-extern "C" void on_interrupt(int)
-{
-    if (interrupt_target)
-        interrupt_target->request_cancel();
-}
 
 void print_refusals(const Registry& registry)
 {
@@ -56,16 +49,48 @@ Loaded load(const Options& o)
     return Loaded{ std::move(registry), std::move(pipeline) };
 }
 
-fs::path make_run_folder(const fs::path& runs, const std::string& pipeline)
+std::string run_folder_error(const fs::path& folder, std::string reason)
+{
+    if (!reason.empty()) // std::error_code's messages start with a capital: "Permission denied"
+        reason[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(reason[0])));
+    return "cannot create the run folder " + folder.string() + ": " + reason + ".";
+}
+
+// Refuses a run folder that cannot be made, before the (possibly slow) components are created;
+// creating it now would leave an empty run folder behind when the data turns out to be bad.
+void check_run_base(const fs::path& base)
+{
+    fs::path existing = base;
+    std::error_code ec;
+    while (!existing.empty() && fs::status(existing, ec).type() == fs::file_type::not_found)
+        existing = existing.parent_path();
+    if (existing.empty())
+        existing = ".";
+    const fs::file_status status = fs::status(existing, ec);
+    if (ec)
+        throw UserError(run_folder_error(base, ec.message() + " (" + existing.string() + ")"));
+    if (!fs::is_directory(status))
+        throw UserError(run_folder_error(base, existing.string() + " is not a folder"));
+    if (access(existing.c_str(), W_OK | X_OK) != 0)
+        throw UserError(run_folder_error(base, existing.string() + " is not writable"));
+}
+
+fs::path make_run_folder(const fs::path& base)
 {
     const std::time_t now = std::time(nullptr);
     char stamp[32];
     std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
-    const fs::path base = runs / pipeline;
-    fs::create_directories(base);
     fs::path folder = base / stamp;
-    for (int i = 2; !fs::create_directory(folder); ++i)
-        folder = base / (std::string(stamp) + "-" + std::to_string(i));
+    try
+    {
+        fs::create_directories(base);
+        for (int i = 2; !fs::create_directory(folder); ++i)
+            folder = base / (std::string(stamp) + "-" + std::to_string(i));
+    }
+    catch (const fs::filesystem_error& e)
+    {
+        throw UserError(run_folder_error(folder, e.code().message()));
+    }
     return folder;
 }
 
@@ -101,8 +126,7 @@ Options parse_options(int argc, char** argv)
     for (int i = 1; i < argc; ++i)
     {
         const std::string a = argv[i];
-        const auto value = [&](const char* flag) -> std::string
-        {
+        const auto value = [&](const char* flag) -> std::string {
             if (i + 1 >= argc)
                 throw UserError(std::string("option ") + flag + " needs a value.");
             return argv[++i];
@@ -166,21 +190,24 @@ int command_run(const Options& o)
 {
     Loaded l = load(o);
     const Pipeline& p = l.pipeline;
+    const fs::path base = o.runs / p.name;
+    check_run_base(base);
     set_blas_threads(p.threads);
     HostServices host(p.seed, p.threads);
-    interrupt_target = &host;
-    std::signal(SIGINT, on_interrupt);
-    std::signal(SIGTERM, on_interrupt);
+    const StopSignals signals; // until the run returns or throws
+    host.watch(&StopSignals::flag());
 
     Run run(p, host);
     run.create_components();
-    const fs::path folder = make_run_folder(o.runs, p.name);
+    if (run.stop_requested())
+        throw Error(run.stop_word() + " before the first stage; no run folder was made",
+                    ANSATZ_STATUS_CANCELLED);
+    const fs::path folder = make_run_folder(base);
     YAML::Emitter emitter;
     emitter << p.resolved();
     write_file_atomic(folder / "pipeline.yaml", std::string(emitter.c_str()) + "\n");
     std::fprintf(stderr, "run folder: %s\n", folder.string().c_str());
     run.execute(folder);
-    interrupt_target = nullptr;
     std::printf("%s\n", folder.string().c_str());
     return 0;
 }

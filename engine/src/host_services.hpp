@@ -25,12 +25,16 @@ public:
     Rng stream(const std::string& name) const { return Rng::stream(seed_, name); }
 
     void request_cancel() { cancelled_.store(true); }
-    bool cancelled() const { return cancelled_.load(); }
+    // Also cancelled once *flag is non-zero (the engine's signal flag), so a plugin in the middle of a
+    // long call sees a Ctrl-C through ansatz_host.cancelled without waiting for the engine.
+    void watch(const std::atomic<int>* flag) { watched_ = flag; }
+    bool cancelled() const { return cancelled_.load() || (watched_ && watched_->load() != 0); }
 
 private:
     uint64_t seed_;
     int threads_;
     std::atomic<bool> cancelled_{ false };
+    const std::atomic<int>* watched_ = nullptr;
     ansatz_host table_{};
 };
 

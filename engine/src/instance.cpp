@@ -1,6 +1,7 @@
 #include "instance.hpp"
 
 #include "ansatz/error.hpp"
+#include "pipeline.hpp"
 #include "user_error.hpp"
 
 namespace ansatz::engine
@@ -40,7 +41,8 @@ void Instance::check(int32_t code, const ansatz_status& st) const
 const void* Instance::table(int32_t kind) const
 {
     if (component_.desc->kind != kind)
-        throw Error(describe() + " is a " + kind_name(component_.desc->kind) + ", not a " + kind_name(kind));
+        throw Error(describe() + " is " + with_article(kind_name(component_.desc->kind)) + ", not " +
+                    with_article(kind_name(kind)));
     return component_.desc->table;
 }
 

@@ -29,7 +29,11 @@ std::vector<std::string> split_choices(const std::string& choices)
 std::string format_number(double v)
 {
     char buffer[32];
-    std::snprintf(buffer, sizeof buffer, "%g", v);
+    // Whole numbers exactly (1000000, not 1e+06); others in the short form.
+    if (v == std::floor(v) && std::abs(v) < 1e15)
+        std::snprintf(buffer, sizeof buffer, "%.0f", v);
+    else
+        std::snprintf(buffer, sizeof buffer, "%g", v);
     return buffer;
 }
 

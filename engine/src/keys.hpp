@@ -17,7 +17,7 @@ namespace ansatz::engine
 // Types beyond ansatz_param_type that only the engine's own keys use.
 enum EngineKeyType : int32_t
 {
-    KEY_COMPONENT = 100,   // the name of a component of kind `component_kind`
+    KEY_COMPONENT = 100, // the name of a component of kind `component_kind`
 };
 
 struct KeySpec

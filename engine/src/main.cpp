@@ -53,4 +53,9 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "error: %s\n", e.what());
         return 1;
     }
+    catch (...) // something that is not a std::exception: still one line, never std::terminate
+    {
+        std::fprintf(stderr, "error: unknown failure\n");
+        return 1;
+    }
 }

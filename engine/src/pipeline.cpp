@@ -19,17 +19,19 @@ namespace
 const std::vector<std::string> top_level_keys = { "pipeline",     "seed",       "threads",
                                                   "plugin_paths", "components", "stages" };
 
-bool is_identifier(const std::string& s)
+// Letters, digits, '_', '-' (and '.' if allowed), not starting with '.': a pipeline's name names a
+// folder, so neither '.' nor '..' nor a '/'.
+bool is_name(const std::string& s, bool allow_dot)
 {
-    if (s.empty() || s.size() > 100)
+    if (s.empty() || s.size() > 100 || s[0] == '.')
         return false;
-    return std::all_of(s.begin(), s.end(),
-                       [](char c) {
-                           return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
-                                  c == '.';
-                       }) &&
-           s[0] != '.';
+    return std::all_of(s.begin(), s.end(), [&](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || (allow_dot && c == '.');
+    });
 }
+
+// Thread budgets above this are surely typos (and would overflow OpenBLAS's int).
+constexpr int64_t max_threads = 1024;
 
 std::string capability_names(uint32_t caps)
 {
@@ -81,14 +83,15 @@ private:
         if (!name)
             fail(root,
                  "missing required key 'pipeline' (the run's name, which names its folder under runs/)");
-        if (!name.IsScalar() || !is_identifier(name.Scalar()))
+        if (!name.IsScalar() || !is_name(name.Scalar(), true))
             fail(name, "key 'pipeline' must be a name of letters, digits, '_', '-' or '.', got " +
                            (name.IsScalar() ? "'" + name.Scalar() + "'" : std::string("a mapping or list")));
         p_.name = name.Scalar();
 
         const std::vector<KeySpec> numbers = {
             int_key("seed", 0, 0, "seed of every random stream of the run"),
-            int_key("threads", available_cores(), 1, "thread budget shared by BLAS and the engine")
+            int_key("threads", std::min<int64_t>(available_cores(), max_threads), 1,
+                    "thread budget shared by BLAS and the engine", max_threads)
         };
         const Values values = validate_keys(p_.source, root, numbers, "the pipeline", "",
                                             { "pipeline", "plugin_paths", "components", "stages" });
@@ -115,8 +118,9 @@ private:
             ComponentDecl c;
             c.name = item.first.Scalar();
             c.node = item.second;
-            if (!is_identifier(c.name))
-                fail(item.first, "component name '" + c.name + "' must be letters, digits, '_', '-' or '.'");
+            // No '.': it separates the parts of a --set key path, so components.a.b could not be set.
+            if (!is_name(c.name, false))
+                fail(item.first, "component name '" + c.name + "' must be letters, digits, '_' or '-'");
             if (!c.node.IsMap())
                 fail(c.node,
                      "component '" + c.name + "' must be a mapping with a 'plugin' key, e.g. {plugin: rbm}");
@@ -214,9 +218,10 @@ private:
                                  "; components: " + list);
             }
             if (found->plugin->desc->kind != key.component_kind)
-                fail(v.node, s.label() + ": key '" + key.name + "' needs a " + kind_name(key.component_kind) +
-                                 ", but '" + v.text + "' is a " + kind_name(found->plugin->desc->kind) +
-                                 " (plugin '" + found->plugin->desc->name + "')");
+                fail(v.node, s.label() + ": key '" + key.name + "' needs " +
+                                 with_article(kind_name(key.component_kind)) + ", but '" + v.text + "' is " +
+                                 with_article(kind_name(found->plugin->desc->kind)) + " (plugin '" +
+                                 found->plugin->desc->name + "')");
         }
     }
 
@@ -267,6 +272,12 @@ private:
 };
 
 } // namespace
+
+std::string with_article(const std::string& word)
+{
+    const bool vowel = !word.empty() && std::string("aeiou").find(word[0]) != std::string::npos;
+    return (vowel ? "an " : "a ") + word;
+}
 
 const ComponentDecl& Pipeline::component(const std::string& name) const
 {

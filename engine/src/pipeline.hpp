@@ -59,4 +59,7 @@ std::vector<std::filesystem::path> pipeline_plugin_paths(const Source& source);
 
 Pipeline validate_pipeline(Source source, const Registry& registry);
 
+// "a sampler", "an optimizer": for messages that name a kind.
+std::string with_article(const std::string& word);
+
 } // namespace ansatz::engine

@@ -16,13 +16,19 @@ KeySpec component_key(const std::string& name, int32_t kind, bool required, cons
     return k;
 }
 
-KeySpec int_key(const std::string& name, int64_t default_value, int64_t min, const std::string& doc)
+KeySpec int_key(const std::string& name, int64_t default_value, int64_t min, const std::string& doc,
+                std::optional<int64_t> max)
 {
     KeySpec k;
     k.name = name;
     k.type = ANSATZ_PARAM_INT;
     k.flags = ANSATZ_PARAM_HAS_MIN;
     k.min = static_cast<double>(min);
+    if (max)
+    {
+        k.flags |= ANSATZ_PARAM_HAS_MAX;
+        k.max = static_cast<double>(*max);
+    }
     k.default_value = std::to_string(default_value);
     k.doc = doc;
     return k;
@@ -50,6 +56,17 @@ KeySpec choice_key(const std::string& name, const std::string& choices, const st
     return k;
 }
 
+namespace
+{
+
+// Maxima that keep every count and every product of them inside int64 (and a chain count inside
+// what memory can hold); `steps` needs none, since the sample stage advances in bounded slices.
+constexpr int64_t max_epochs = 1'000'000'000;
+constexpr int64_t max_batch_size = 1'000'000;
+constexpr int64_t max_chains = 1'000'000;
+
+} // namespace
+
 const std::vector<StageType>& stage_types()
 {
     static const std::vector<StageType> types = {
@@ -61,8 +78,8 @@ const std::vector<StageType>& stage_types()
             component_key("sampler", ANSATZ_KIND_SAMPLER, false,
                           "the sampler of a loss that needs one (CD, PCD)"),
             component_key("optimizer", ANSATZ_KIND_OPTIMIZER, true, "the update rule"),
-            int_key("epochs", 1, 1, "passes over the data"),
-            int_key("batch_size", 64, 1, "samples per gradient step"),
+            int_key("epochs", 1, 1, "passes over the data", max_epochs),
+            int_key("batch_size", 64, 1, "samples per gradient step", max_batch_size),
             bool_key("shuffle", true, "visit the data in a new random order every epoch"),
             bool_key("checkpoint", true, "save the parameters after every epoch (the last one is kept)") },
           run_train_stage },
@@ -72,7 +89,7 @@ const std::vector<StageType>& stage_types()
             component_key("sampler", ANSATZ_KIND_SAMPLER, true, "the Markov chain"),
             component_key("data", ANSATZ_KIND_DATASET, false,
                           "a dataset giving the sample shape and, with init: data, the starting points"),
-            int_key("count", 64, 1, "number of chains (samples)"),
+            int_key("count", 64, 1, "number of chains (samples)", max_chains),
             int_key("steps", 1000, 1, "sweeps of the sampler per chain"),
             choice_key("init", "random|data", "random",
                        "start the chains from the model's random states or from random rows of 'data'"),

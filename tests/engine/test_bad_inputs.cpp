@@ -168,9 +168,8 @@ TEST_CASE("bad input: a stage references a missing component", "[cli][bad-input]
 TEST_CASE("bad input: a component of the wrong kind in a stage slot", "[cli][bad-input]")
 {
     expect(with_change("wrong_kind", "sampler: gibbs, optimizer", "sampler: sgd, optimizer"),
-           "pipeline.yaml:10:57: stage 1 (train): key 'sampler' needs a sampler, but 'sgd' is a optimizer "
-           "(plugin "
-           "'sgd')");
+           "pipeline.yaml:10:57: stage 1 (train): key 'sampler' needs a sampler, but 'sgd' is an optimizer "
+           "(plugin 'sgd')");
 }
 
 TEST_CASE("bad input: a sampler that needs a capability the model lacks", "[cli][bad-input]")
@@ -325,4 +324,116 @@ TEST_CASE("bad input: a model set up for one data shape, then given another", "[
     CHECK(last ==
           "pipeline.yaml:12:13: stage 2 (sample): dataset 'other' has samples of 9 values, but model 'rbm' "
           "was set up for dataset 'data' with 6.\n");
+}
+
+TEST_CASE("bad input: two components with one name", "[cli][bad-input]")
+{
+    expect(with_change("duplicate_component", "  cd:    {plugin: contrastive_divergence}",
+                       "  rbm:   {plugin: rbm, hidden: 9}"),
+           "pipeline.yaml:7:3: duplicate key 'rbm' (first at pipeline.yaml:5:3).");
+}
+
+TEST_CASE("bad input: a key given twice in one mapping", "[cli][bad-input]")
+{
+    expect(with_change("duplicate_key", "hidden: 4}", "hidden: 8, hidden: 9}"),
+           "pipeline.yaml:5:35: duplicate key 'hidden' (first at pipeline.yaml:5:24).");
+}
+
+TEST_CASE("bad input: a pipeline file with two YAML documents", "[cli][bad-input]")
+{
+    expect(run_pipeline("two_documents", valid_pipeline + "---\npipeline: other\n"),
+           "pipeline.yaml:13:1: a pipeline file holds one YAML document; a second one starts here.");
+}
+
+TEST_CASE("bad input: YAML nested deeper than the parser allows", "[cli][bad-input]")
+{
+    const std::string deep =
+        "pipeline: deep\nstages: " + std::string(3000, '[') + std::string(3000, ']') + "\n";
+    expect(run_pipeline("deep", deep), "pipeline.yaml:2:6009: YAML syntax error: bad file.");
+}
+
+TEST_CASE("bad input: a component name with a '.', which --set could not address", "[cli][bad-input]")
+{
+    expect(with_change("dotted_name", "  cd:    {", "  c.d:   {"),
+           "pipeline.yaml:7:3: component name 'c.d' must be letters, digits, '_' or '-'");
+}
+
+TEST_CASE("bad input: --set through a YAML alias is refused, and through the anchor it sets both",
+          "[cli][bad-input]")
+{
+    const std::string aliased = replace_all(valid_pipeline, "  rbm:   {plugin: rbm, hidden: 4}",
+                                            "  rbm:   &R {plugin: rbm, hidden: 4}\n  rbm2:  *R");
+    const Outcome refused = run_pipeline("set_alias", aliased, { "--set", "components.rbm2.hidden=5" });
+    CHECK(refused.status == 2);
+    CHECK(refused.err == "--set components.rbm2.hidden=5: 'components.rbm2' is shared with 'components.rbm' "
+                         "through a YAML alias; override the anchor's key instead: components.rbm.hidden.\n");
+    CHECK_FALSE(fs::exists(refused.dir / "runs"));
+
+    // The anchor's own place: as if the file were edited there, so the alias follows.
+    const Outcome anchor = run_pipeline("set_anchor", aliased, { "--set", "components.rbm.hidden=5" });
+    INFO(anchor.err);
+    REQUIRE(anchor.status == 0);
+    const fs::path run = *fs::directory_iterator(anchor.dir / "runs" / "bad-input");
+    const std::string resolved = ansatz::test::read_text(run / "pipeline.yaml");
+    CHECK(resolved.find("  rbm:\n    plugin: rbm\n    hidden: 5\n") != std::string::npos);
+    CHECK(resolved.find("  rbm2:\n    plugin: rbm\n    hidden: 5\n") != std::string::npos);
+}
+
+TEST_CASE("bad input: a key set twice by --set is blamed on the last --set", "[cli][bad-input]")
+{
+    expect(run_pipeline("set_twice", valid_pipeline,
+                        { "--set", "components.rbm.hidden=many", "--set", "components.rbm.hidden=lots" }),
+           "--set components.rbm.hidden=lots: key 'hidden' of model 'rbm' expects an int, got 'lots'\n"
+           "  while validating component 'rbm' (plugin file {PLUGINS}/libansatz_rbm.so)");
+}
+
+TEST_CASE("bad input: --set with an empty part or a list index that is not a number", "[cli][bad-input]")
+{
+    expect(run_pipeline("set_trailing_dot", valid_pipeline, { "--set", "components.rbm.=5" }),
+           "--set components.rbm.=5: the key path 'components.rbm.' has an empty part.");
+    expect(run_pipeline("set_double_dot", valid_pipeline, { "--set", "components..rbm=5" }),
+           "--set components..rbm=5: the key path 'components..rbm' has an empty part.");
+    expect(run_pipeline("set_index", valid_pipeline, { "--set", "stages.0abc.train.epochs=2" }),
+           "--set stages.0abc.train.epochs=2: 'stages' is a list; index it with a number, not '0abc'.");
+}
+
+TEST_CASE("bad input: --set with a value that has a key twice", "[cli][bad-input]")
+{
+    expect(
+        run_pipeline("set_duplicate", valid_pipeline,
+                     { "--set", "components.gibbs={plugin: gibbs, steps: 1, steps: 2}" }),
+        "--set components.gibbs={plugin: gibbs, steps: 1, steps: 2}: the value has a duplicate key 'steps'.");
+}
+
+TEST_CASE("bad input: more chains than the sample stage allows", "[cli][bad-input]")
+{
+    expect(with_change("count_max", "count: 4,", "count: 99999999999,"),
+           "pipeline.yaml:11:49: key 'count' of stage 2 (sample) is 99999999999, out of range: it must be "
+           "[1, 1000000]");
+}
+
+TEST_CASE("bad input: a thread budget beyond the maximum", "[cli][bad-input]")
+{
+    expect(with_change("threads_max", "seed: 1", "seed: 1\nthreads: 2147483648"),
+           "pipeline.yaml:3:10: key 'threads' of the pipeline is 2147483648, out of range: it must be [1, "
+           "1024]");
+}
+
+TEST_CASE("bad input: a seed beyond int64", "[cli][bad-input]")
+{
+    expect(with_change("seed_huge", "seed: 1", "seed: 99999999999999999999"),
+           "pipeline.yaml:2:7: key 'seed' of the pipeline expects an int, got '99999999999999999999'");
+}
+
+TEST_CASE("bad input: --runs under a regular file is refused before anything is made", "[cli][bad-input]")
+{
+    const fs::path dir = ansatz::test::fresh_folder("bad_inputs/runs_under_file");
+    write_text(dir / "pipeline.yaml", valid_pipeline);
+    write_text(dir / "images.idx", idx_images(8, 2, 3, 48));
+    write_text(dir / "afile", "not a folder\n");
+    const auto r = run_ansatz({ "run", "pipeline.yaml", "--runs", "afile/x" }, dir);
+    expect({ r.status, r.err, dir },
+           "cannot create the run folder afile/x/bad-input: afile is not a folder.");
+    CHECK(ansatz::test::read_text(dir / "afile") == "not a folder\n");
+    CHECK_FALSE(fs::exists(dir / "runs"));
 }

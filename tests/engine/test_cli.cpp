@@ -214,33 +214,50 @@ TEST_CASE("every chain has its own stream: the first chains do not change when m
     CHECK(nine.substr(128, 36 * 4) != nine.substr(128 + 36 * 4, 36 * 4)); // and chains differ from each other
 }
 
-TEST_CASE("an interrupt stops a run with status 130 and keeps the last finished checkpoint", "[cli][run]")
+namespace
 {
-    const fs::path dir = ansatz::test::fresh_folder("cli/interrupt");
+
+// Runs the small pipeline for very many epochs, sends `signal` (INT or TERM) once the first
+// checkpoint is there (polling for up to 60 s), and checks status 130, the message with `word`, and
+// that exactly one complete checkpoint, and no half-written one, is left.
+void check_stop_by_signal(const std::string& name, const std::string& signal, const std::string& word)
+{
+    const fs::path dir = ansatz::test::fresh_folder("cli/" + name);
     write_text(dir / "pipeline.yaml", small_pipeline);
     write_text(dir / "images.idx", small_images());
-    // Many epochs; SIGINT once the first checkpoint is there (polling for up to 60 s).
     const std::string script =
         "cd '" + dir.string() +
         "' && (" ANSATZ_TEST_BINARY
         " run pipeline.yaml --runs runs --set stages.0.train.epochs=100000 >out.txt 2>err.txt & pid=$!; "
-        "for i in $(seq 600); do ls runs/small/*/checkpoints/stage1-epoch* >/dev/null 2>&1 && break; sleep "
-        "0.1; "
-        "done; kill -INT $pid; wait $pid; echo $? >status.txt)";
+        "for i in $(seq 600); do ls runs/small/*/checkpoints/stage1-epoch* >/dev/null 2>&1 && break; "
+        "sleep 0.1; done; kill -" +
+        signal + " $pid; wait $pid; echo $? >status.txt)";
     REQUIRE(std::system(script.c_str()) == 0);
     CHECK(read_text(dir / "status.txt") == "130\n");
     const std::string err = read_text(dir / "err.txt");
-    CHECK(err.find("error: interrupted during stage 1 (train), epoch ") != std::string::npos);
+    CHECK(err.find("error: " + word + " during stage 1 (train), epoch ") != std::string::npos);
     CHECK(err.find("; the checkpoint of the last finished epoch is kept\n") != std::string::npos);
-    // Exactly one complete checkpoint and no half-written one.
     const fs::path run = *fs::directory_iterator(dir / "runs" / "small");
     int complete = 0;
     for (const auto& entry : fs::directory_iterator(run / "checkpoints"))
     {
-        CHECK(entry.path().filename().string().rfind("stage1-epoch", 0) == 0);
+        CHECK(entry.path().filename().string().rfind("stage1-epoch", 0) == 0); // no ".tmp" folder
         complete += fs::exists(entry.path() / "manifest.yaml") && fs::exists(entry.path() / "weights.npy");
     }
     CHECK(complete == 1);
+}
+
+} // namespace
+
+TEST_CASE("an interrupt stops a run with status 130 and keeps the last finished checkpoint", "[cli][run]")
+{
+    check_stop_by_signal("interrupt", "INT", "interrupted");
+}
+
+TEST_CASE("SIGTERM stops a run like an interrupt, says so, and keeps the last finished checkpoint",
+          "[cli][run]")
+{
+    check_stop_by_signal("terminate", "TERM", "terminated");
 }
 
 TEST_CASE("`ansatz validate` checks without running", "[cli]")
@@ -252,4 +269,16 @@ TEST_CASE("`ansatz validate` checks without running", "[cli]")
     CHECK(r.status == 0);
     CHECK(r.out == "pipeline.yaml: valid pipeline 'small': 5 components, 2 stages\n");
     CHECK_FALSE(fs::exists(dir / "runs"));
+}
+
+TEST_CASE("`ansatz validate` accepts a sample stage of more sweeps than an int32 holds", "[cli]")
+{
+    // The stage advances its chains in slices of at most 1000 sweeps, so steps needs no maximum.
+    const fs::path dir = ansatz::test::fresh_folder("cli/validate_steps");
+    write_text(dir / "pipeline.yaml", small_pipeline);
+    write_text(dir / "images.idx", small_images());
+    const auto r =
+        run_ansatz({ "validate", "pipeline.yaml", "--set", "stages.1.sample.steps=3000000000" }, dir);
+    CHECK(r.status == 0);
+    CHECK(r.out == "pipeline.yaml: valid pipeline 'small': 5 components, 2 stages\n");
 }

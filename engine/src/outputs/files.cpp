@@ -1,15 +1,11 @@
 #include "outputs/files.hpp"
 
-#include "user_error.hpp"
-
 #include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <fstream>
-#include <sstream>
-#include <unistd.h>
+#include <stdexcept>
 
 namespace ansatz::engine
 {
@@ -30,7 +26,11 @@ void write_file_atomic(const fs::path& file, const std::string& bytes)
         if (!out)
             throw std::runtime_error("cannot write " + temporary.string());
     }
-    fs::rename(temporary, file);
+    std::error_code ec;
+    fs::rename(temporary, file, ec);
+    if (ec)
+        throw std::runtime_error("cannot rename " + temporary.string() + " to " + file.string() + ": " +
+                                 ec.message());
 }
 
 std::string npy_bytes(const float* data, const std::vector<int64_t>& shape)
@@ -54,43 +54,6 @@ std::string npy_bytes(const float* data, const std::vector<int64_t>& shape)
     out += static_cast<char>(header.size() >> 8);
     out += header;
     out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(count) * sizeof(float));
-    return out;
-}
-
-std::vector<float> read_npy(const fs::path& file, std::vector<int64_t>& shape)
-{
-    std::ifstream in(file, std::ios::binary);
-    if (!in)
-        throw UserError(file.string() + ": cannot be opened.");
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    const std::string bytes = buffer.str();
-    if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0 || bytes[6] != 1)
-        throw UserError(file.string() + ": is not a version-1 .npy file (bad magic at byte offset 0).");
-    const size_t header_size = static_cast<uint8_t>(bytes[8]) | (static_cast<uint8_t>(bytes[9]) << 8);
-    if (bytes.size() < 10 + header_size)
-        throw UserError(file.string() + ": its header is truncated at byte offset " +
-                        std::to_string(bytes.size()) + ".");
-    const std::string header = bytes.substr(10, header_size);
-    if (header.find("'<f4'") == std::string::npos ||
-        header.find("'fortran_order': False") == std::string::npos)
-        throw UserError(file.string() + ": is not a C-ordered float32 array ('<f4').");
-    const size_t open = header.find('('), close = header.find(')');
-    shape.clear();
-    int64_t count = 1;
-    std::stringstream dims(header.substr(open + 1, close - open - 1));
-    for (std::string d; std::getline(dims, d, ',');)
-        if (d.find_first_not_of(' ') != std::string::npos)
-        {
-            shape.push_back(std::stoll(d));
-            count *= shape.back();
-        }
-    const size_t expected = 10 + header_size + static_cast<size_t>(count) * sizeof(float);
-    if (bytes.size() != expected)
-        throw UserError(file.string() + ": holds " + std::to_string(bytes.size()) +
-                        " bytes, its header says " + std::to_string(expected) + ".");
-    std::vector<float> out(static_cast<size_t>(count));
-    std::memcpy(out.data(), bytes.data() + 10 + header_size, out.size() * sizeof(float));
     return out;
 }
 

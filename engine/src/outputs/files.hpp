@@ -14,8 +14,6 @@ void write_file_atomic(const std::filesystem::path& file, const std::string& byt
 
 // A float32 .npy file (format 1.0, little-endian '<f4', C order).
 std::string npy_bytes(const float* data, const std::vector<int64_t>& shape);
-// Reads a float32 .npy file written by npy_bytes; UserError naming the file on anything else.
-std::vector<float> read_npy(const std::filesystem::path& file, std::vector<int64_t>& shape);
 
 // An 8-bit greyscale PNG.
 std::string png_bytes(const std::vector<uint8_t>& pixels, int width, int height);

@@ -10,8 +10,7 @@ namespace ansatz::engine
 
 bool MetricsCsv::is_timing(const std::string& column)
 {
-    const auto ends_with = [&](const std::string& suffix)
-    {
+    const auto ends_with = [&](const std::string& suffix) {
         return column.size() >= suffix.size() &&
                column.compare(column.size() - suffix.size(), suffix.size(), suffix) == 0;
     };

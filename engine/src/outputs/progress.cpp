@@ -46,7 +46,7 @@ void Progress::update(int64_t done, const std::string& note)
     if (since < (terminal_ ? 0.1 : 10.0))
         return;
     last_draw_ = now;
-    draw(done, note, false);
+    draw(done, note);
 }
 
 void Progress::finish()
@@ -59,7 +59,7 @@ void Progress::finish()
     finished_ = true;
 }
 
-void Progress::draw(int64_t done, const std::string& note, bool)
+void Progress::draw(int64_t done, const std::string& note)
 {
     const double elapsed = seconds();
     const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;

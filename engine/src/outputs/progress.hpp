@@ -20,7 +20,7 @@ public:
     double seconds() const;
 
 private:
-    void draw(int64_t done, const std::string& note, bool final);
+    void draw(int64_t done, const std::string& note);
 
     std::string label_;
     int64_t total_;

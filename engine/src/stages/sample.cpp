@@ -5,12 +5,43 @@
 #include "outputs/progress.hpp"
 #include "run.hpp"
 #include "stages/stages.hpp"
+#include "user_error.hpp"
 
 #include <algorithm>
 #include <cstdio>
 
 namespace ansatz::engine
 {
+
+namespace
+{
+
+// The rows of `data` the chains start from, drawn at random.
+void start_from_data(Run& run, const StageDecl& stage, Rng& rng, ansatz_tensor& chains)
+{
+    Instance& data = run.instance(stage.text("data"));
+    const int64_t available = dataset_info(data).count;
+    if (available == 0)
+        throw UserError(run.pipeline().source.where(stage.node) + ": " + stage.label() + ": dataset '" +
+                        stage.text("data") + "' is empty, so init: data has no sample to start from.");
+    const int64_t count = chains.shape[0];
+    std::vector<int64_t> rows(static_cast<size_t>(count));
+    for (int64_t& r : rows)
+        r = static_cast<int64_t>(rng.below(static_cast<uint64_t>(available)));
+    ansatz_status st{};
+    data.check(data.dataset().read(data.self(), rows.data(), count, &chains, nullptr, &rng.state(), &st), st);
+}
+
+} // namespace
+
+int64_t sample_slice(int64_t steps)
+{
+    // At most 1% of the steps, so the progress bar moves; at most max_slice, so a stop request is
+    // seen soon and the count fits advance()'s int32 (a plain cast of steps / 100 wrapped around, and
+    // 0 means "the sampler's configured steps"). The chains do not care how their sweeps are sliced.
+    constexpr int64_t max_slice = 1000;
+    return std::clamp<int64_t>(steps / 100, 1, max_slice);
+}
 
 void run_sample_stage(Run& run, const StageDecl& stage)
 {
@@ -38,27 +69,18 @@ void run_sample_stage(Run& run, const StageDecl& stage)
     std::vector<float> chains(static_cast<size_t>(count * dim));
     ansatz_tensor view = make_view(chains.data(), { count, dim });
     if (stage.text("init") == "data")
-    {
-        Instance& data = run.instance(stage.text("data"));
-        const int64_t available = dataset_info(data).count;
-        std::vector<int64_t> rows(static_cast<size_t>(count));
-        for (int64_t& r : rows)
-            r = static_cast<int64_t>(init_rng.below(static_cast<uint64_t>(available)));
-        data.check(
-            data.dataset().read(data.self(), rows.data(), count, &view, nullptr, &init_rng.state(), &st), st);
-    }
+        start_from_data(run, stage, init_rng, view);
     else
         model.check(model.model().table->random_state(model.self(), &view, c_states(streams), &st), st);
 
     char label[96];
     std::snprintf(label, sizeof label, "sample [stage %zu]", stage.index);
     Progress progress(label, steps, "sweeps");
-    // Advance in slices so the progress bar moves and an interrupt is seen; the chains do not care.
-    const int64_t slice = std::max<int64_t>(1, steps / 100);
+    const int64_t slice = sample_slice(steps);
     for (int64_t done = 0; done < steps;)
     {
-        if (run.host().cancelled())
-            throw Error("interrupted during " + stage.label(), ANSATZ_STATUS_CANCELLED);
+        if (run.stop_requested())
+            throw Error(run.stop_word() + " during " + stage.label(), ANSATZ_STATUS_CANCELLED);
         const int64_t now = std::min(slice, steps - done);
         sampler.check(sampler.sampler().table->advance(sampler.self(), &view, static_cast<int32_t>(now),
                                                        c_states(streams), &st),
@@ -82,10 +104,12 @@ void run_sample_stage(Run& run, const StageDecl& stage)
     }
     ansatz_metrics sm{};
     sampler.check(sampler.sampler().table->metrics(sampler.self(), &sm, &st), st);
-    for (int32_t i = 0; i < sm.count; ++i)
-        row.emplace_back(sm.items[i].name, sm.items[i].value);
+    for (const auto& metric : checked_metrics(sampler, sm))
+        row.push_back(metric);
     row.emplace_back("seconds", seconds);
-    row.emplace_back("sweeps_per_second", seconds > 0 ? static_cast<double>(steps * count) / seconds : 0.0);
+    // In double: steps x count may not fit in int64.
+    row.emplace_back("sweeps_per_second",
+                     seconds > 0 ? static_cast<double>(steps) * static_cast<double>(count) / seconds : 0.0);
     run.metrics().add(stage.index, stage.type, 0, row);
 
     const std::string base = "stage" + std::to_string(stage.index) + "_samples";

@@ -5,6 +5,7 @@
 #include "outputs/progress.hpp"
 #include "run.hpp"
 #include "stages/stages.hpp"
+#include "user_error.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -42,15 +43,14 @@ struct GradientBuffers
 class MetricMeans
 {
 public:
-    void add(const ansatz_metrics& m, int64_t weight)
+    void add(const std::vector<std::pair<std::string, double>>& metrics, int64_t weight)
     {
-        for (int32_t i = 0; i < m.count; ++i)
+        for (const auto& [name, value] : metrics)
         {
-            auto found =
-                std::find_if(sums_.begin(), sums_.end(), [&](auto& s) { return s.first == m.items[i].name; });
+            auto found = std::find_if(sums_.begin(), sums_.end(), [&](auto& s) { return s.first == name; });
             if (found == sums_.end())
-                found = sums_.insert(sums_.end(), { m.items[i].name, 0.0 });
-            found->second += m.items[i].value * static_cast<double>(weight);
+                found = sums_.insert(sums_.end(), { name, 0.0 });
+            found->second += value * static_cast<double>(weight);
         }
         total_ += weight;
     }
@@ -86,6 +86,27 @@ std::string summary(const std::vector<std::pair<std::string, double>>& values)
     return out;
 }
 
+// The optimizer's state (momentum buffers, ...) for a checkpoint. A failure is an Error: a checkpoint
+// without it would resume differently, and the previous checkpoint is kept.
+std::vector<ansatz_named_tensor> optimizer_state(const Instance& optimizer, int64_t epoch)
+{
+    const auto fail = [&](const std::string& what) {
+        throw Error(optimizer.describe() + ": " + what + ", so the checkpoint of epoch " +
+                    std::to_string(epoch) + " is not written.");
+    };
+    const int32_t n = optimizer.optimizer().state(optimizer.self(), nullptr, 0);
+    if (n < 0)
+        fail("state() failed (returned " + std::to_string(n) + ")");
+    std::vector<ansatz_named_tensor> state(static_cast<size_t>(n));
+    if (optimizer.optimizer().state(optimizer.self(), state.data(), n) != n)
+        fail("state() gave another count of tensors the second time");
+    for (const ansatz_named_tensor& t : state)
+        if (t.name == nullptr || t.name[0] == '\0' || t.tensor.rank < 0 || t.tensor.rank > ANSATZ_MAX_RANK ||
+            (t.tensor.data == nullptr && element_count(t.tensor) > 0))
+            fail("state() gave a tensor without a name, data or valid rank");
+    return state;
+}
+
 } // namespace
 
 void run_train_stage(Run& run, const StageDecl& stage)
@@ -119,6 +140,9 @@ void run_train_stage(Run& run, const StageDecl& stage)
 
     const ansatz_dataset_info info = dataset_info(data);
     const int64_t count = info.count;
+    if (count == 0)
+        throw UserError(run.pipeline().source.where(stage.node) + ": " + stage.label() + ": dataset '" +
+                        stage.text("data") + "' is empty.");
     const int64_t dim = flat_size(run.model_state(model_name).sample_shape);
     const int64_t batch_size = std::min<int64_t>(stage.integer("batch_size"), std::max<int64_t>(count, 1));
     const int64_t epochs = stage.integer("epochs");
@@ -146,9 +170,9 @@ void run_train_stage(Run& run, const StageDecl& stage)
         MetricMeans means;
         for (int64_t b = 0; b < batches; ++b)
         {
-            if (run.host().cancelled())
-                throw Error("interrupted during " + stage.label() + ", epoch " + std::to_string(epoch) +
-                                "; the checkpoint of the last finished epoch is kept",
+            if (run.stop_requested())
+                throw Error(run.stop_word() + " during " + stage.label() + ", epoch " +
+                                std::to_string(epoch) + "; the checkpoint of the last finished epoch is kept",
                             ANSATZ_STATUS_CANCELLED);
             const int64_t start = b * batch_size;
             const int64_t n = std::min(batch_size, count - start);
@@ -165,7 +189,7 @@ void run_train_stage(Run& run, const StageDecl& stage)
             optimizer.check(optimizer.optimizer().step(optimizer.self(), params.data(), grads.views.data(),
                                                        static_cast<int32_t>(params.size()), &st),
                             st);
-            means.add(metrics, n);
+            means.add(checked_metrics(loss, metrics), n);
             char note[64];
             std::snprintf(note, sizeof note, "loss %.4g", means.mean("loss"));
             progress.update(start + n, note);
@@ -178,8 +202,8 @@ void run_train_stage(Run& run, const StageDecl& stage)
         {
             ansatz_metrics sm{};
             sampler->check(sampler_handle.table->metrics(sampler->self(), &sm, &st), st);
-            for (int32_t i = 0; i < sm.count; ++i)
-                row.emplace_back(sm.items[i].name, sm.items[i].value);
+            for (const auto& metric : checked_metrics(*sampler, sm))
+                row.push_back(metric);
         }
         row.emplace_back("seconds", seconds);
         row.emplace_back("samples_per_second", seconds > 0 ? static_cast<double>(count) / seconds : 0.0);
@@ -188,11 +212,13 @@ void run_train_stage(Run& run, const StageDecl& stage)
 
         if (stage.values.at("checkpoint").integer)
         {
-            CheckpointContent content{ run.pipeline().name,     stage.index, epoch, model_name, params,
-                                       stage.text("optimizer"), {} };
-            const int32_t n_state = optimizer.optimizer().state(optimizer.self(), nullptr, 0);
-            content.optimizer_state.resize(static_cast<size_t>(std::max(n_state, 0)));
-            optimizer.optimizer().state(optimizer.self(), content.optimizer_state.data(), n_state);
+            CheckpointContent content{ run.pipeline().name,
+                                       stage.index,
+                                       epoch,
+                                       model_name,
+                                       params,
+                                       stage.text("optimizer"),
+                                       optimizer_state(optimizer, epoch) };
             last_checkpoint = write_checkpoint(run.folder(), content, last_checkpoint);
         }
     }

@@ -63,7 +63,9 @@ inline void require_vector(const ansatz_tensor& t, int64_t size, const char* wha
 }
 
 // A work buffer that grows to the largest size asked for and never shrinks: views of any smaller
-// shape reuse it, so alternating batch sizes (a data batch, then the chains) never reallocate.
+// shape reuse it, so alternating batch sizes (a data batch, then the chains) never reallocate. A view
+// is valid until the next view() or vector() of the same workspace asks for more: one live view per
+// workspace.
 class Workspace
 {
 public:

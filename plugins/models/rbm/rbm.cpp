@@ -15,6 +15,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -31,10 +32,22 @@ auto softplus(E&& x)
     return xt::maximum(x, 0.0f) + xt::log1p(xt::exp(-xt::abs(x)));
 }
 
-template <class E>
-auto sigmoid(E&& x)
+// Plain loops over contiguous memory: xtensor's broadcasting of a bias row over a matrix takes its
+// slow stepper path, which cost more than the products' share in a profile of a CD epoch.
+void sigmoid_in_place(ansatz_tensor& t)
 {
-    return 1.0f / (1.0f + xt::exp(-x));
+    float* x = t.data;
+    const int64_t count = ansatz::element_count(t);
+    for (int64_t i = 0; i < count; ++i)
+        x[i] = 1.0f / (1.0f + std::exp(-x[i]));
+}
+
+// Every row of out {N, K} = bias {K}: a product with beta = 1 then adds onto the bias.
+void fill_rows(ansatz_tensor& out, const float* bias)
+{
+    const int64_t cols = out.shape[1];
+    for (int64_t r = 0; r < out.shape[0]; ++r)
+        std::copy_n(bias, cols, out.data + r * cols);
 }
 
 using ansatz::Workspace;
@@ -135,8 +148,8 @@ public:
             ansatz::require_vector(*out, v.shape[0], "rbm free_energy_grad: out");
             free_energy_from(v, pre, *out); // from the same pre-activations: no second gemm
         }
+        sigmoid_in_place(pre); // now E[h | v]
         auto s = ansatz::adapt<2>(pre);
-        xt::noalias(s) = sigmoid(s); // s = E[h | v]
         // dF/dW = -v^T s, dF/da = -sum_n v, dF/db = -sum_n s (summed over the batch).
         gemm(Op::transpose, Op::none, -scale, v, pre, 1.0f, grads[0]);
         auto x = ansatz::adapt<2>(v);
@@ -207,17 +220,17 @@ public:
         if (sample)
             ansatz::require_matrix(*sample, n, size, "rbm conditional: sample");
 
-        auto m = ansatz::adapt<2>(mean);
         if (hidden)
         {
-            gemm(Op::none, Op::none, 1.0f, given, weights_view(), 0.0f, mean);
-            xt::noalias(m) = sigmoid(m + hidden_bias_);
+            fill_rows(mean, hidden_bias_.data());
+            gemm(Op::none, Op::none, 1.0f, given, weights_view(), 1.0f, mean);
         }
         else
         {
-            gemm(Op::none, Op::transpose, 1.0f, given, weights_view(), 0.0f, mean);
-            xt::noalias(m) = sigmoid(m + visible_bias_);
+            fill_rows(mean, visible_bias_.data());
+            gemm(Op::none, Op::transpose, 1.0f, given, weights_view(), 1.0f, mean);
         }
+        sigmoid_in_place(mean);
         if (!sample)
             return;
         // Row r from its own stream: a chain's draws do not depend on the other rows.
@@ -265,9 +278,8 @@ private:
     ansatz_tensor pre_activations(const ansatz_tensor& v)
     {
         ansatz_tensor pre = pre_.view(v.shape[0], hidden_);
-        gemm(Op::none, Op::none, 1.0f, v, weights_view(), 0.0f, pre);
-        auto p = ansatz::adapt<2>(pre);
-        xt::noalias(p) += hidden_bias_;
+        fill_rows(pre, hidden_bias_.data());
+        gemm(Op::none, Op::none, 1.0f, v, weights_view(), 1.0f, pre);
         return pre;
     }
 

@@ -9,8 +9,12 @@
 #include "stage_types.hpp"
 #include "user_error.hpp"
 
+#include "ansatz/refs.hpp"
+#include "outputs/checkpoint.hpp"
+
 #include <cstdio>
 #include <ctime>
+#include <optional>
 #include <iostream>
 #include <unistd.h>
 
@@ -34,12 +38,12 @@ struct Loaded
     Pipeline pipeline;
 };
 
-Loaded load(const Options& o)
+Loaded load(const Options& o, std::optional<fs::path> file = std::nullopt)
 {
-    if (o.arguments.size() != 1)
+    if (!file && o.arguments.size() != 1)
         throw UserError("ansatz " + o.command + ": expects one pipeline file, e.g. ansatz " + o.command +
                         " pipelines/quickstart.yaml");
-    Source source = Source::load(o.arguments[0]);
+    Source source = Source::load(file ? *file : fs::path(o.arguments[0]));
     for (const std::string& assignment : o.overrides)
         source.apply_override(assignment);
     Registry registry;
@@ -94,16 +98,85 @@ fs::path make_run_folder(const fs::path& base)
     return folder;
 }
 
-std::string capability_list(uint32_t caps)
+std::string emitted(const YAML::Node& node)
 {
-    std::string out;
-    if (caps & ANSATZ_CAP_ENERGY)
-        out += " energy";
-    if (caps & ANSATZ_CAP_CONDITIONALS)
-        out += " conditionals";
-    if (caps & ANSATZ_CAP_LATENT)
-        out += " latent";
-    return out.empty() ? " none" : out;
+    YAML::Emitter emitter;
+    emitter << node;
+    return std::string(emitter.c_str()) + "\n";
+}
+
+// Hidden leftovers of a checkpoint write that a kill interrupted (never read; see checkpoint.hpp).
+void remove_checkpoint_leftovers(const fs::path& folder)
+{
+    std::error_code ec;
+    std::vector<fs::path> hidden;
+    for (const auto& entry : fs::directory_iterator(folder / "checkpoints", ec))
+        if (entry.path().filename().string().rfind('.', 0) == 0)
+            hidden.push_back(entry.path());
+    for (const fs::path& p : hidden)
+        fs::remove_all(p, ec);
+}
+
+// Runs the pipeline into `folder`, from the start or from `resume`; marks the folder finished.
+int execute(const Pipeline& p, const fs::path& folder, const Checkpoint* resume, HostServices& host,
+            Run& run)
+{
+    std::fprintf(stderr, "run folder: %s\n", folder.string().c_str());
+    run.execute(folder, resume);
+    write_file_atomic(folder / "finished", "");
+    std::printf("%s\n", folder.string().c_str());
+    (void)p;
+    (void)host;
+    return 0;
+}
+
+// ansatz run [FILE] --resume DIR: goes on from DIR's last checkpoint.
+int resume_run(const Options& o)
+{
+    const fs::path folder = o.resume;
+    std::error_code ec;
+    if (!fs::is_directory(folder, ec))
+        throw UserError("--resume: " + folder.string() + " is not a folder (no such run).");
+    if (!fs::is_regular_file(folder / "pipeline.yaml", ec))
+        throw UserError("--resume: " + folder.string() + " is not a run folder: it has no pipeline.yaml.");
+    if (fs::exists(folder / "finished", ec))
+        throw UserError("--resume: the run in " + folder.string() + " has finished; there is nothing to resume.");
+    if (o.arguments.size() > 1)
+        throw UserError("ansatz run --resume: expects at most one pipeline file.");
+    Loaded l = load(o, folder / "pipeline.yaml");
+    const Pipeline& p = l.pipeline;
+    if (!o.arguments.empty())
+    {
+        // The pipeline given must be the one the run was started with (its resolved form).
+        const Loaded given = load(o);
+        if (given.pipeline.name != p.name)
+            throw UserError("--resume: " + folder.string() + " is a run of pipeline '" + p.name + "', not of '" +
+                            given.pipeline.name + "' (" + o.arguments[0] + ").");
+        if (emitted(given.pipeline.resolved()) != emitted(p.resolved()))
+            throw UserError("--resume: " + folder.string() + " was run with another configuration of pipeline '" +
+                            p.name + "' than " + o.arguments[0] + " gives; resume it without the file, or start a new run.");
+    }
+    std::optional<Checkpoint> checkpoint;
+    if (const std::optional<fs::path> last = last_checkpoint(folder))
+    {
+        checkpoint = read_checkpoint(*last);
+        if (checkpoint->pipeline != p.name)
+            throw UserError("--resume: checkpoint " + last->string() + " is of pipeline '" + checkpoint->pipeline +
+                            "', but " + folder.string() + " runs pipeline '" + p.name + "'.");
+    }
+    remove_checkpoint_leftovers(folder);
+    fs::remove(folder / "report.html", ec);
+    set_blas_threads(p.threads);
+    HostServices host(p.seed, p.threads);
+    const StopSignals signals;
+    host.watch(&StopSignals::flag());
+    Run run(p, host);
+    run.preflight(false);
+    std::fprintf(stderr, "resuming %s from %s\n", folder.string().c_str(),
+                 checkpoint ? ("stage " + std::to_string(checkpoint->stage) + ", epoch " +
+                               std::to_string(checkpoint->epoch)).c_str()
+                            : "the start (it has no checkpoint yet)");
+    return execute(p, folder, checkpoint ? &*checkpoint : nullptr, host, run);
 }
 
 void print_keys(const std::vector<KeySpec>& keys)
@@ -141,6 +214,10 @@ Options parse_options(int argc, char** argv)
             o.overrides.push_back(a.substr(6));
         else if (a == "--runs")
             o.runs = value("--runs");
+        else if (a == "--resume")
+            o.resume = value("--resume");
+        else if (a.rfind("--resume=", 0) == 0)
+            o.resume = a.substr(9);
         else if (a == "--verbose" || a == "-v")
             o.verbose = true;
         else if (a == "--help" || a == "-h")
@@ -164,6 +241,7 @@ void print_usage()
         "\n"
         "commands:\n"
         "  run FILE         validate and run a pipeline; writes runs/<pipeline>/<time>/\n"
+        "  run --resume DIR go on with an interrupted run from its last checkpoint\n"
         "  validate FILE    check a pipeline against the plugins found, without running it\n"
         "  plugins          list every plugin found: kind, name, version, file\n"
         "  describe NAME    print the keys of a plugin component or a stage type\n"
@@ -188,6 +266,8 @@ int command_validate(const Options& o)
 
 int command_run(const Options& o)
 {
+    if (!o.resume.empty())
+        return resume_run(o);
     Loaded l = load(o);
     const Pipeline& p = l.pipeline;
     const fs::path base = o.runs / p.name;
@@ -198,18 +278,13 @@ int command_run(const Options& o)
     host.watch(&StopSignals::flag());
 
     Run run(p, host);
-    run.create_components();
+    run.preflight(true);
     if (run.stop_requested())
         throw Error(run.stop_word() + " before the first stage; no run folder was made",
                     ANSATZ_STATUS_CANCELLED);
     const fs::path folder = make_run_folder(base);
-    YAML::Emitter emitter;
-    emitter << p.resolved();
-    write_file_atomic(folder / "pipeline.yaml", std::string(emitter.c_str()) + "\n");
-    std::fprintf(stderr, "run folder: %s\n", folder.string().c_str());
-    run.execute(folder);
-    std::printf("%s\n", folder.string().c_str());
-    return 0;
+    write_file_atomic(folder / "pipeline.yaml", emitted(p.resolved()));
+    return execute(p, folder, nullptr, host, run);
 }
 
 int command_plugins(const Options& o)
@@ -266,9 +341,9 @@ int command_describe(const Options& o)
                 c->plugin->version, c->plugin->license ? c->plugin->license : "", c->file.string().c_str(),
                 c->plugin->abi_major, c->plugin->abi_minor, c->plugin->build ? c->plugin->build : "");
     if (d.kind == ANSATZ_KIND_MODEL)
-        std::printf("provides:%s\n", capability_list(d.capabilities).c_str());
-    else if (d.capabilities)
-        std::printf("needs of the model:%s\n", capability_list(d.capabilities).c_str());
+        std::printf("provides: %s\n", model_function_names(model_functions_of(d)).c_str());
+    else if (d.needs)
+        std::printf("needs of the model: %s\n", model_function_names(d.needs).c_str());
     if (d.flags & ANSATZ_LOSS_NEEDS_SAMPLER)
         std::printf("needs a sampler in its train stage\n");
     std::printf("\nkeys:\n");

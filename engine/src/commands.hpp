@@ -15,6 +15,7 @@ struct Options
     std::vector<std::filesystem::path> plugin_paths; // --plugin-path, in order
     std::vector<std::string> overrides;              // --set key.path=value
     std::filesystem::path runs = "runs";             // --runs: the folder of run folders
+    std::filesystem::path resume;                    // --resume: a run folder to go on with
     bool verbose = false;
 };
 

@@ -24,6 +24,10 @@ public:
     {
         add(name, type).text = keep(v);
     }
+    void set_integers(const std::string& name, const std::vector<int64_t>& v);
+    void set_reals(const std::string& name, const std::vector<double>& v);
+    void set_texts(const std::string& name, const std::vector<std::string>& v);
+    void set_component(const std::string& name, const std::string& component, const ansatz_handle& handle);
     void set_absent(const std::string& name, int32_t type) { add(name, type).present = 0; }
 
     // Valid while this object lives and is not changed.
@@ -37,7 +41,11 @@ private:
         return strings_.back().c_str();
     }
 
+    // Deques: what the values point to never moves while more is added.
     std::deque<std::string> strings_;
+    std::deque<std::vector<int64_t>> integer_lists_;
+    std::deque<std::vector<double>> real_lists_;
+    std::deque<std::vector<const char*>> text_lists_;
     std::vector<ansatz_value> values_;
     ansatz_config config_{};
     std::string instance_name_;

@@ -44,51 +44,67 @@ const Table* table_of(const void* table)
 #name, reinterpret_cast < const void*>((table)->name)                                                \
     }
 
-// Why a component's table is unfit, or "".
+// True when every byte of the reserved room is zero (abi.h: reserved room is zero).
+template <size_t N>
+bool zeroed(void* const (&reserved)[N])
+{
+    for (void* p : reserved)
+        if (p != nullptr)
+            return false;
+    return true;
+}
+
+// state and set_state come together or not at all.
+template <class Table>
+const char* state_refusal(const Table* t)
+{
+    return (t->state == nullptr) != (t->set_state == nullptr) ? "it has one of state and set_state without the other"
+                                                              : nullptr;
+}
+
+// Why a component's table is unfit, or "". A NULL slot is an absent function (abi.h): only the
+// functions every component of its kind must have are required here; what a sampler or loss needs
+// of its model is checked when a pipeline pairs them.
 std::string table_refusal(const ansatz_component& c)
 {
     const char* missing = nullptr;
+    const char* wrong = nullptr;
+    bool clean = true;
     switch (c.kind)
     {
     case ANSATZ_KIND_MODEL:
     {
         const auto* t = table_of<ansatz_model_table>(c.table);
         if (!t)
-            return "its table is smaller than this ABI's";
+            return "its table is smaller than ABI 2.0's";
+        clean = zeroed(t->reserved);
         missing =
             first_missing({ ANSATZ_FN(t, setup), ANSATZ_FN(t, parameters), ANSATZ_FN(t, random_state) });
-        if (missing)
-            break;
-        const std::pair<uint32_t, const void*> sub[] = { { ANSATZ_CAP_ENERGY, t->energy },
-                                                         { ANSATZ_CAP_CONDITIONALS, t->conditionals },
-                                                         { ANSATZ_CAP_LATENT, t->latent } };
-        for (const auto& [bit, pointer] : sub)
-            if (((c.capabilities & bit) != 0) != (pointer != nullptr))
-                return "its capabilities and its tables disagree (a capability without its table, or a table "
-                       "without its capability)";
         if (t->energy)
         {
-            const auto* e = table_of<ansatz_energy_table>(t->energy);
-            if (!e)
-                return "its energy table is smaller than this ABI's";
-            missing = first_missing(
-                { ANSATZ_FN(e, free_energy), ANSATZ_FN(e, free_energy_grad), ANSATZ_FN(e, energy_delta) });
+            if (!table_of<ansatz_energy_table>(t->energy))
+                return "its energy table is smaller than ABI 2.0's";
+            clean = clean && zeroed(t->energy->reserved);
         }
-        if (!missing && t->conditionals)
+        if (t->conditionals)
         {
             const auto* k = table_of<ansatz_conditionals_table>(t->conditionals);
             if (!k)
-                return "its conditionals table is smaller than this ABI's";
-            missing = first_missing({ ANSATZ_FN(k, block_size), ANSATZ_FN(k, conditional) });
+                return "its conditionals table is smaller than ABI 2.0's";
+            clean = clean && zeroed(k->reserved);
+            if ((k->block_size == nullptr) != (k->conditional == nullptr))
+                wrong = "its conditionals table has one of block_size and conditional without the other";
         }
-        if (!missing && t->latent)
+        if (t->latent)
         {
             const auto* l = table_of<ansatz_latent_table>(t->latent);
             if (!l)
-                return "its latent table is smaller than this ABI's";
-            missing = first_missing({ ANSATZ_FN(l, latent_size), ANSATZ_FN(l, encode),
-                                      ANSATZ_FN(l, encode_backward), ANSATZ_FN(l, decode_log_likelihood),
-                                      ANSATZ_FN(l, decode_backward), ANSATZ_FN(l, decode_mean) });
+                return "its latent table is smaller than ABI 2.0's";
+            clean = clean && zeroed(l->reserved);
+            if (!missing)
+                missing = first_missing({ ANSATZ_FN(l, latent_size), ANSATZ_FN(l, encode),
+                                          ANSATZ_FN(l, encode_backward), ANSATZ_FN(l, decode_log_likelihood),
+                                          ANSATZ_FN(l, decode_backward), ANSATZ_FN(l, decode_mean) });
         }
         break;
     }
@@ -96,36 +112,55 @@ std::string table_refusal(const ansatz_component& c)
     {
         const auto* t = table_of<ansatz_sampler_table>(c.table);
         if (!t)
-            return "its table is smaller than this ABI's";
-        missing = first_missing({ ANSATZ_FN(t, bind), ANSATZ_FN(t, advance), ANSATZ_FN(t, metrics) });
+            return "its table is smaller than ABI 2.0's";
+        clean = zeroed(t->reserved);
+        missing = first_missing({ ANSATZ_FN(t, bind), ANSATZ_FN(t, advance) });
+        wrong = state_refusal(t);
         break;
     }
     case ANSATZ_KIND_LOSS:
     {
         const auto* t = table_of<ansatz_loss_table>(c.table);
         if (!t)
-            return "its table is smaller than this ABI's";
+            return "its table is smaller than ABI 2.0's";
+        clean = zeroed(t->reserved);
         missing = first_missing({ ANSATZ_FN(t, bind), ANSATZ_FN(t, compute) });
+        wrong = state_refusal(t);
         break;
     }
     case ANSATZ_KIND_OPTIMIZER:
     {
         const auto* t = table_of<ansatz_optimizer_table>(c.table);
         if (!t)
-            return "its table is smaller than this ABI's";
-        missing = first_missing({ ANSATZ_FN(t, bind), ANSATZ_FN(t, step), ANSATZ_FN(t, state) });
+            return "its table is smaller than ABI 2.0's";
+        clean = zeroed(t->reserved);
+        missing = first_missing({ ANSATZ_FN(t, bind), ANSATZ_FN(t, step) });
+        wrong = state_refusal(t);
         break;
     }
     case ANSATZ_KIND_DATASET:
     {
         const auto* t = table_of<ansatz_dataset_table>(c.table);
         if (!t)
-            return "its table is smaller than this ABI's";
+            return "its table is smaller than ABI 2.0's";
+        clean = zeroed(t->reserved);
         missing = first_missing({ ANSATZ_FN(t, info), ANSATZ_FN(t, read) });
         break;
     }
     }
-    return missing ? std::string("its table has no '") + missing + "' function" : "";
+    if (missing)
+        return std::string("its table has no '") + missing + "' function";
+    if (wrong)
+        return wrong;
+    if (!clean)
+        return "its table's reserved room is not zero";
+    if (c.kind != ANSATZ_KIND_SAMPLER && c.kind != ANSATZ_KIND_LOSS && c.needs != 0)
+        return "it declares model functions it needs, but only a sampler or a loss may";
+    const uint64_t known = ANSATZ_FN_FREE_ENERGY | ANSATZ_FN_FREE_ENERGY_GRAD | ANSATZ_FN_ENERGY_DELTA |
+                           ANSATZ_FN_CONDITIONAL | ANSATZ_FN_LATENT;
+    if (c.needs & ~known)
+        return "it needs model functions this engine does not know (bits " + std::to_string(c.needs & ~known) + ")";
+    return "";
 }
 
 #undef ANSATZ_FN
@@ -148,8 +183,16 @@ std::string params_refusal(const ansatz_component& c)
             return key + " is declared twice";
         if (std::strcmp(p.name, "plugin") == 0)
             return key + " is reserved for the plugin's name in a pipeline";
-        if (p.type < ANSATZ_PARAM_BOOL || p.type > ANSATZ_PARAM_CHOICE)
+        if (p.type < ANSATZ_PARAM_BOOL || p.type > ANSATZ_PARAM_COMPONENT)
             return key + " has unknown type " + std::to_string(p.type);
+        if (p.type == ANSATZ_PARAM_COMPONENT && (p.component_kind < ANSATZ_KIND_MODEL || p.component_kind > ANSATZ_KIND_DATASET))
+            return key + " names a component of unknown kind " + std::to_string(p.component_kind);
+        if (p.component_needs && (p.type != ANSATZ_PARAM_COMPONENT || p.component_kind != ANSATZ_KIND_MODEL))
+            return key + " needs model functions but does not name a model";
+        if (p.min_length < 0 || p.max_length < 0 || (p.max_length > 0 && p.max_length < p.min_length))
+            return key + " has an invalid length range";
+        if (!zeroed(p.reserved))
+            return key + "'s reserved room is not zero";
         if (p.doc == nullptr)
             return key + " has no documentation";
         if (p.type == ANSATZ_PARAM_CHOICE && (p.choices == nullptr || p.choices[0] == '\0'))
@@ -192,6 +235,8 @@ std::string descriptor_refusal(const ansatz_plugin_desc* d)
         return "its descriptor is incomplete (no name, version or component array)";
     if (d->n_components > 0 && d->components[0].struct_size < sizeof(ansatz_component))
         return "its components are smaller than ABI " + engine + " expects";
+    if (!zeroed(d->reserved))
+        return "its descriptor's reserved room is not zero";
     for (int32_t i = 0; i < d->n_components; ++i)
     {
         const ansatz_component& c = component_at(*d, i);
@@ -202,6 +247,8 @@ std::string descriptor_refusal(const ansatz_plugin_desc* d)
         if (c.kind < ANSATZ_KIND_MODEL || c.kind > ANSATZ_KIND_DATASET)
             return "its component '" + std::string(c.name) + "' has unknown kind " + std::to_string(c.kind);
         const std::string which = std::string(kind_name(c.kind)) + " '" + c.name + "'";
+        if (!zeroed(c.reserved))
+            return "its " + which + " has reserved room that is not zero";
         if (find_stage_type(c.name))
             return "its " + which + " has the name of the engine's stage type '" + c.name + "'";
         if (const std::string why = table_refusal(c); !why.empty())

@@ -4,6 +4,8 @@
 #include "registry.hpp"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace ansatz::engine
 {
@@ -23,11 +25,18 @@ public:
     const PluginComponent& component() const { return component_; }
     void* self() const { return self_; }
 
+    ansatz_handle handle() const { return { component_.desc->kind, 0, component_.desc->table, self_ }; }
     ansatz_model_handle model() const;
     ansatz_sampler_handle sampler() const;
     const ansatz_loss_table& loss() const;
     const ansatz_optimizer_table& optimizer() const;
     const ansatz_dataset_table& dataset() const;
+
+    // Samplers, losses and optimizers may have state (abi.h); models and datasets have none.
+    bool has_state() const;
+    // Views of its state, checked (names, ranks, dtypes, data); a bug in the plugin is an Error.
+    std::vector<ansatz_named_tensor> state() const;
+    void set_state(const std::vector<ansatz_named_tensor>& pieces) const;
 
     // "component 'rbm' (model 'rbm' from FILE)": the prefix of this instance's failures.
     std::string describe() const;

@@ -7,7 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <sstream>
+
+#include "ansatz/refs.hpp"
 
 namespace ansatz::engine
 {
@@ -125,6 +128,17 @@ bool in_range(const KeySpec& spec, double v)
     return true;
 }
 
+std::string length_text(const KeySpec& spec)
+{
+    if (spec.min_length > 0 && spec.max_length > 0)
+        return spec.min_length == spec.max_length
+                   ? std::to_string(spec.min_length) + " items"
+                   : std::to_string(spec.min_length) + " to " + std::to_string(spec.max_length) + " items";
+    if (spec.min_length > 0)
+        return "at least " + std::to_string(spec.min_length) + " item" + (spec.min_length == 1 ? "" : "s");
+    return "at most " + std::to_string(spec.max_length) + " item" + (spec.max_length == 1 ? "" : "s");
+}
+
 std::string range_text(const KeySpec& spec)
 {
     std::string out;
@@ -152,6 +166,10 @@ KeySpec KeySpec::from(const ansatz_param_spec& spec)
     k.min = spec.min;
     k.max = spec.max;
     k.doc = spec.doc ? spec.doc : "";
+    k.component_kind = spec.component_kind;
+    k.component_needs = spec.component_needs;
+    k.min_length = spec.min_length;
+    k.max_length = spec.max_length;
     return k;
 }
 
@@ -179,7 +197,13 @@ std::string KeySpec::type_name() const
         return "path";
     case ANSATZ_PARAM_CHOICE:
         return "choice";
-    case KEY_COMPONENT:
+    case ANSATZ_PARAM_INT_LIST:
+        return "list of ints";
+    case ANSATZ_PARAM_FLOAT_LIST:
+        return "list of floats";
+    case ANSATZ_PARAM_STRING_LIST:
+        return "list of strings";
+    case ANSATZ_PARAM_COMPONENT:
         return std::string(kind_name(component_kind));
     default:
         return "unknown type";
@@ -196,7 +220,11 @@ std::string KeySpec::summary() const
         s += " of {" + list + "}";
     }
     if (const std::string r = range_text(*this); !r.empty())
-        s += " " + r;
+        s += (is_list() ? " with items " : " ") + r;
+    if (is_list() && (min_length > 0 || max_length > 0))
+        s += ", " + length_text(*this);
+    if (type == ANSATZ_PARAM_COMPONENT && component_needs)
+        s += " with " + model_function_names(component_needs);
     if (flags & ANSATZ_PARAM_MUST_EXIST)
         s += " (must exist)";
     if (required())
@@ -224,12 +252,67 @@ std::string closest(const std::string& word, const std::vector<std::string>& can
 namespace
 {
 
-// Converts one scalar node to the key's type; returns an empty string or the complaint.
-std::string convert(const KeySpec& spec, const YAML::Node& node, const Source& source, Value& out)
+std::string convert_scalar(const KeySpec& spec, const YAML::Node& node, const Source& source, Value& out);
+
+// The type of a list's items, as a scalar key.
+KeySpec item_spec(const KeySpec& list)
+{
+    KeySpec item = list;
+    item.type = list.type == ANSATZ_PARAM_INT_LIST     ? ANSATZ_PARAM_INT
+                : list.type == ANSATZ_PARAM_FLOAT_LIST ? ANSATZ_PARAM_FLOAT
+                                                       : ANSATZ_PARAM_STRING;
+    return item;
+}
+
+// Converts a YAML list (or one scalar, as a list of one? no: lists must be lists) item by item.
+// Returns the complaint and sets `at` to the node it is about.
+std::string convert_list(const KeySpec& spec, const YAML::Node& node, const Source& source, Value& out,
+                         YAML::Node& at)
+{
+    if (!node.IsSequence())
+        return "expects a " + spec.type_name() + " such as [" +
+               (spec.type == ANSATZ_PARAM_STRING_LIST ? "a, b" : "1, 2") + "], got " + describe_node(node);
+    const KeySpec item = item_spec(spec);
+    const int64_t count = static_cast<int64_t>(node.size());
+    if ((spec.min_length > 0 && count < spec.min_length) || (spec.max_length > 0 && count > spec.max_length))
+        return "has " + std::to_string(count) + " item" + (count == 1 ? "" : "s") + ", but it must have " +
+               length_text(spec);
+    int64_t index = 0;
+    for (const YAML::Node& element : node)
+    {
+        Value v;
+        if (std::string complaint = convert_scalar(item, element, source, v); !complaint.empty())
+        {
+            at = element;
+            return "item " + std::to_string(index) + " " + complaint;
+        }
+        if (spec.type == ANSATZ_PARAM_INT_LIST)
+            out.integers.push_back(v.integer);
+        else if (spec.type == ANSATZ_PARAM_FLOAT_LIST)
+            out.reals.push_back(v.real);
+        else
+            out.texts.push_back(v.text);
+        ++index;
+    }
+    return "";
+}
+
+// Converts one node to the key's type; returns an empty string or the complaint (about `at`).
+std::string convert(const KeySpec& spec, const YAML::Node& node, const Source& source, Value& out,
+                    YAML::Node& at)
 {
     out.present = true;
     out.type = spec.type;
     out.node = node;
+    at = node;
+    if (spec.is_list())
+        return convert_list(spec, node, source, out, at);
+    return convert_scalar(spec, node, source, out);
+}
+
+std::string convert_scalar(const KeySpec& spec, const YAML::Node& node, const Source& source, Value& out)
+{
+    out.present = true;
     if (!node.IsScalar())
         return "expects " + std::string(spec.type == ANSATZ_PARAM_INT ? "an " : "a ") + spec.type_name() +
                ", got " + describe_node(node);
@@ -253,6 +336,9 @@ std::string convert(const KeySpec& spec, const YAML::Node& node, const Source& s
     case ANSATZ_PARAM_FLOAT:
         if (!parse_real(text, out.real))
             return "expects a float, got '" + text + "'";
+        // The plugin keeps it as a float32 unless it said otherwise: 1e300 would become inf there.
+        if (!(spec.flags & ANSATZ_PARAM_DOUBLE) && std::abs(out.real) > std::numeric_limits<float>::max())
+            return "is " + text + ", which does not fit the float32 the component keeps (at most 3.4e38 in magnitude)";
         if (!in_range(spec, out.real))
             return "is " + text + ", out of range: it must be " + range_text(spec);
         return "";
@@ -331,8 +417,9 @@ Values validate_keys(const Source& source, const YAML::Node& map, const std::vec
                      true);
             }
             Value v;
-            if (const std::string complaint = convert(*spec, item.second, source, v); !complaint.empty())
-                fail(item.second, "key '" + key + "' of " + what + " " + complaint, false);
+            YAML::Node at;
+            if (const std::string complaint = convert(*spec, item.second, source, v, at); !complaint.empty())
+                fail(at, "key '" + key + "' of " + what + " " + complaint, false);
             values[key] = v;
         }
 
@@ -348,7 +435,8 @@ Values validate_keys(const Source& source, const YAML::Node& map, const std::vec
         {
             // Defaults go through the same conversion, so a plugin's bad default is caught here too.
             YAML::Node node = YAML::Load(spec.default_value.empty() ? "''" : spec.default_value);
-            if (const std::string complaint = convert(spec, node, source, v); !complaint.empty())
+            YAML::Node at;
+            if (const std::string complaint = convert(spec, node, source, v, at); !complaint.empty())
                 throw UserError("the default of key '" + spec.name + "' of " + what + " " + complaint +
                                 " (a bug in the plugin's describe())");
             v.node = YAML::Node();
@@ -358,7 +446,8 @@ Values validate_keys(const Source& source, const YAML::Node& map, const std::vec
     return values;
 }
 
-ConfigValues to_config(const std::vector<KeySpec>& specs, const Values& values)
+ConfigValues to_config(const std::vector<KeySpec>& specs, const Values& values,
+                       const std::function<ansatz_handle(const std::string&)>& handle)
 {
     ConfigValues config;
     for (const KeySpec& spec : specs)
@@ -380,6 +469,18 @@ ConfigValues to_config(const std::vector<KeySpec>& specs, const Values& values)
         case ANSATZ_PARAM_FLOAT:
             config.set_real(spec.name, v.real);
             break;
+        case ANSATZ_PARAM_INT_LIST:
+            config.set_integers(spec.name, v.integers);
+            break;
+        case ANSATZ_PARAM_FLOAT_LIST:
+            config.set_reals(spec.name, v.reals);
+            break;
+        case ANSATZ_PARAM_STRING_LIST:
+            config.set_texts(spec.name, v.texts);
+            break;
+        case ANSATZ_PARAM_COMPONENT:
+            config.set_component(spec.name, v.text, handle ? handle(v.text) : ansatz_handle{});
+            break;
         default:
             config.set_text(spec.name, spec.type, v.text);
             break;
@@ -398,6 +499,20 @@ YAML::Node to_yaml(const Value& value)
         return YAML::Node(value.integer);
     case ANSATZ_PARAM_FLOAT:
         return YAML::Node(value.real);
+    case ANSATZ_PARAM_INT_LIST:
+    case ANSATZ_PARAM_FLOAT_LIST:
+    case ANSATZ_PARAM_STRING_LIST:
+    {
+        YAML::Node list(YAML::NodeType::Sequence);
+        for (int64_t i : value.integers)
+            list.push_back(i);
+        for (double r : value.reals)
+            list.push_back(r);
+        for (const std::string& t : value.texts)
+            list.push_back(t);
+        list.SetStyle(YAML::EmitterStyle::Flow);
+        return list;
+    }
     default:
         return YAML::Node(value.text);
     }

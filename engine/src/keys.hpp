@@ -7,18 +7,13 @@
 #include "config_values.hpp"
 #include "source.hpp"
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 namespace ansatz::engine
 {
-
-// Types beyond ansatz_param_type that only the engine's own keys use.
-enum EngineKeyType : int32_t
-{
-    KEY_COMPONENT = 100, // the name of a component of kind `component_kind`
-};
 
 struct KeySpec
 {
@@ -29,7 +24,9 @@ struct KeySpec
     std::string choices;       // '|' separated
     double min = 0, max = 0;
     std::string doc;
-    int32_t component_kind = 0;
+    int32_t component_kind = 0;     // COMPONENT: the kind it names
+    uint64_t component_needs = 0;   // COMPONENT naming a model: the functions it must have
+    int64_t min_length = 0, max_length = 0; // lists; 0: no bound
 
     static KeySpec from(const ansatz_param_spec& spec);
     bool required() const { return flags & ANSATZ_PARAM_REQUIRED; }
@@ -37,6 +34,10 @@ struct KeySpec
     // "int >= 1, default 64", for messages and `ansatz describe`.
     std::string summary() const;
     std::string type_name() const;
+    bool is_list() const
+    {
+        return type == ANSATZ_PARAM_INT_LIST || type == ANSATZ_PARAM_FLOAT_LIST || type == ANSATZ_PARAM_STRING_LIST;
+    }
 };
 
 std::vector<KeySpec> key_specs(const ansatz_component& component);
@@ -47,7 +48,10 @@ struct Value
     int32_t type = 0;
     int64_t integer = 0;
     double real = 0;
-    std::string text;
+    std::string text;                 // also a COMPONENT's name
+    std::vector<int64_t> integers;    // INT_LIST
+    std::vector<double> reals;        // FLOAT_LIST
+    std::vector<std::string> texts;   // STRING_LIST
     YAML::Node node; // where it came from (null for a default)
 };
 
@@ -59,8 +63,10 @@ Values validate_keys(const Source& source, const YAML::Node& map, const std::vec
                      const std::string& what, const std::string& context,
                      const std::vector<std::string>& ignored = {});
 
-// The C configuration of the values (paths already resolved).
-ConfigValues to_config(const std::vector<KeySpec>& specs, const Values& values);
+// The C configuration of the values (paths already resolved); `handle` gives the created component a
+// COMPONENT key names.
+ConfigValues to_config(const std::vector<KeySpec>& specs, const Values& values,
+                       const std::function<ansatz_handle(const std::string&)>& handle = {});
 
 // The value as YAML text (for the resolved pipeline).
 YAML::Node to_yaml(const Value& value);

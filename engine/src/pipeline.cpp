@@ -4,6 +4,8 @@
 #include "stage_types.hpp"
 #include "user_error.hpp"
 
+#include "ansatz/refs.hpp"
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -33,18 +35,6 @@ bool is_name(const std::string& s, bool allow_dot)
 // Thread budgets above this are surely typos (and would overflow OpenBLAS's int).
 constexpr int64_t max_threads = 1024;
 
-std::string capability_names(uint32_t caps)
-{
-    std::string out;
-    const std::pair<uint32_t, const char*> names[] = { { ANSATZ_CAP_ENERGY, "energy" },
-                                                       { ANSATZ_CAP_CONDITIONALS, "conditionals" },
-                                                       { ANSATZ_CAP_LATENT, "latent" } };
-    for (const auto& [bit, name] : names)
-        if (caps & bit)
-            out += (out.empty() ? "" : ", ") + std::string(name);
-    return out.empty() ? "none" : out;
-}
-
 class Validator
 {
 public:
@@ -67,6 +57,7 @@ public:
         }
         top_level();
         components();
+        component_references();
         stages();
     }
 
@@ -149,6 +140,82 @@ private:
         }
     }
 
+    // Keys of a plugin that name another component: it exists, has the kind and the functions the key
+    // asks for, and no chain of references comes back to where it started.
+    void component_references() const
+    {
+        for (const ComponentDecl& c : p_.components)
+            for (const KeySpec& key : c.specs)
+                if (key.type == ANSATZ_PARAM_COMPONENT && c.values.at(key.name).present)
+                {
+                    const std::string owner = "component '" + c.name + "'";
+                    const ComponentDecl& target = referenced(c.values.at(key.name), key, owner);
+                    if (target.name == c.name)
+                        fail(c.values.at(key.name).node,
+                             owner + ": key '" + key.name + "' names the component itself");
+                }
+        for (const ComponentDecl& c : p_.components)
+        {
+            std::vector<std::string> path{ c.name };
+            follow(c, path);
+        }
+    }
+
+    void follow(const ComponentDecl& c, std::vector<std::string>& path) const
+    {
+        for (const KeySpec& key : c.specs)
+        {
+            if (key.type != ANSATZ_PARAM_COMPONENT || !c.values.at(key.name).present)
+                continue;
+            const std::string& next = c.values.at(key.name).text;
+            if (next == path.front())
+            {
+                std::string cycle;
+                for (const std::string& n : path)
+                    cycle += n + " -> ";
+                fail(c.values.at(key.name).node,
+                     "components name each other in a circle: " + cycle + next + "; none could be created first");
+            }
+            if (std::find(path.begin(), path.end(), next) != path.end())
+                continue; // a circle that does not pass through the start is reported from its own start
+            path.push_back(next);
+            follow(p_.component(next), path);
+            path.pop_back();
+        }
+    }
+
+    // The component a COMPONENT key names, checked against the key's kind and needs.
+    const ComponentDecl& referenced(const Value& v, const KeySpec& key, const std::string& owner) const
+    {
+        const auto found = std::find_if(p_.components.begin(), p_.components.end(),
+                                        [&](const ComponentDecl& c) { return c.name == v.text; });
+        if (found == p_.components.end())
+        {
+            std::vector<std::string> names;
+            std::string list;
+            for (const ComponentDecl& c : p_.components)
+                names.push_back(c.name), list += (list.empty() ? "" : ", ") + c.name;
+            const std::string guess = closest(v.text, names);
+            fail(v.node, owner + ": key '" + key.name + "' names '" + v.text +
+                             "', which is not a component of this pipeline" +
+                             (guess.empty() ? "" : " (did you mean '" + guess + "'?)") + "; components: " + list);
+        }
+        if (found->plugin->desc->kind != key.component_kind)
+            fail(v.node, owner + ": key '" + key.name + "' needs " + with_article(kind_name(key.component_kind)) +
+                             ", but '" + v.text + "' is " + with_article(kind_name(found->plugin->desc->kind)) +
+                             " (plugin '" + found->plugin->desc->name + "')");
+        if (key.component_needs)
+        {
+            const uint64_t offered = model_functions_of(*found->plugin->desc);
+            if ((key.component_needs & offered) != key.component_needs)
+                fail(v.node, owner + ": key '" + key.name + "' needs a model with " +
+                                 model_function_names(key.component_needs & ~offered) + ", but model '" +
+                                 found->name + "' (plugin '" + found->plugin->desc->name + "') has only: " +
+                                 model_function_names(offered));
+        }
+        return *found;
+    }
+
     std::string known_plugins() const
     {
         std::vector<std::string> items;
@@ -163,7 +230,6 @@ private:
 
     void stages()
     {
-        std::set<std::string> shaped_models; // models whose sample shape an earlier stage fixes
         size_t index = 0;
         for (const YAML::Node& node : p_.source.root()["stages"])
         {
@@ -190,81 +256,15 @@ private:
                                       "; stage types: " + list);
             }
             s.values = validate_keys(p_.source, s.node, type->keys, s.label(), "");
-            references(s, *type);
-            capabilities(s, shaped_models);
+            for (const KeySpec& key : type->keys)
+                if (key.type == ANSATZ_PARAM_COMPONENT && s.values.at(key.name).present)
+                    referenced(s.values.at(key.name), key, s.label());
+            if (s.values.count("sampler") && s.has("sampler") && s.values.count("model"))
+                require_model_functions(p_, s, "sampler", s.text("model"));
+            if (type->check)
+                type->check(p_, s);
             p_.stages.push_back(std::move(s));
         }
-    }
-
-    void references(const StageDecl& s, const StageType& type) const
-    {
-        for (const KeySpec& key : type.keys)
-        {
-            if (key.type != KEY_COMPONENT || !s.values.at(key.name).present)
-                continue;
-            const Value& v = s.values.at(key.name);
-            const auto found = std::find_if(p_.components.begin(), p_.components.end(),
-                                            [&](const ComponentDecl& c) { return c.name == v.text; });
-            if (found == p_.components.end())
-            {
-                std::vector<std::string> names;
-                std::string list;
-                for (const ComponentDecl& c : p_.components)
-                    names.push_back(c.name), list += (list.empty() ? "" : ", ") + c.name;
-                const std::string guess = closest(v.text, names);
-                fail(v.node, s.label() + ": key '" + key.name + "' names '" + v.text +
-                                 "', which is not a component of this pipeline" +
-                                 (guess.empty() ? "" : " (did you mean '" + guess + "'?)") +
-                                 "; components: " + list);
-            }
-            if (found->plugin->desc->kind != key.component_kind)
-                fail(v.node, s.label() + ": key '" + key.name + "' needs " +
-                                 with_article(kind_name(key.component_kind)) + ", but '" + v.text + "' is " +
-                                 with_article(kind_name(found->plugin->desc->kind)) + " (plugin '" +
-                                 found->plugin->desc->name + "')");
-        }
-    }
-
-    // A sampler or loss that needs a capability the model lacks is refused here, before any work.
-    void require(const StageDecl& s, const std::string& key, const std::string& model_name) const
-    {
-        const ComponentDecl& user = p_.component(s.text(key));
-        const ComponentDecl& model = p_.component(model_name);
-        const uint32_t needed = user.plugin->desc->capabilities;
-        const uint32_t offered = model.plugin->desc->capabilities;
-        if ((needed & offered) != needed)
-            fail(s.values.at(key).node, s.label() + ": " + kind_name(user.plugin->desc->kind) + " '" +
-                                            user.name + "' needs the model's " +
-                                            capability_names(needed & ~offered) + " capability, but model '" +
-                                            model.name + "' (plugin '" + model.plugin->desc->name +
-                                            "' from " + model.plugin->file.string() +
-                                            ") provides only: " + capability_names(offered));
-    }
-
-    void capabilities(const StageDecl& s, std::set<std::string>& shaped_models) const
-    {
-        const std::string model = s.values.count("model") ? s.text("model") : "";
-        if (s.values.count("sampler") && s.has("sampler"))
-            require(s, "sampler", model);
-        if (s.type == "train")
-        {
-            require(s, "loss", model);
-            const ComponentDecl& loss = p_.component(s.text("loss"));
-            if ((loss.plugin->desc->flags & ANSATZ_LOSS_NEEDS_SAMPLER) && !s.has("sampler"))
-                fail(s.node, s.label() + ": loss '" + loss.name +
-                                 "' estimates its negative phase by sampling and needs a 'sampler' key");
-        }
-        if (s.values.count("data") && s.has("data"))
-            shaped_models.insert(model);
-        if (s.type == "sample" && s.text("init") == "data" && !s.has("data"))
-            fail(s.values.at("init").node.IsDefined() && !s.values.at("init").node.IsNull()
-                     ? s.values.at("init").node
-                     : s.node,
-                 s.label() + ": init: data needs a 'data' key naming a dataset to start the chains from");
-        if (!model.empty() && !shaped_models.count(model))
-            fail(s.node, s.label() + ": model '" + model +
-                             "' has no sample shape yet; run a train stage with data before it, or give this "
-                             "stage a 'data' key");
     }
 
     Pipeline& p_;
@@ -273,10 +273,36 @@ private:
 
 } // namespace
 
+uint64_t model_functions_of(const ansatz_component& model)
+{
+    return model.kind == ANSATZ_KIND_MODEL ? model_functions(static_cast<const ansatz_model_table*>(model.table))
+                                           : 0;
+}
+
+void require_model_functions(const Pipeline& p, const StageDecl& s, const std::string& key,
+                             const std::string& model_name)
+{
+    const ComponentDecl& user = p.component(s.text(key));
+    const ComponentDecl& model = p.component(model_name);
+    const uint64_t needed = user.plugin->desc->needs;
+    const uint64_t offered = model_functions_of(*model.plugin->desc);
+    if ((needed & offered) != needed)
+        throw UserError(p.source.where(s.values.at(key).node) + ": " + s.label() + ": " +
+                        kind_name(user.plugin->desc->kind) + " '" + user.name + "' needs the model's " +
+                        model_function_names(needed & ~offered) + ", but model '" + model.name + "' (plugin '" +
+                        model.plugin->desc->name + "' from " + model.plugin->file.string() + ") has only: " +
+                        model_function_names(offered));
+}
+
 std::string with_article(const std::string& word)
 {
     const bool vowel = !word.empty() && std::string("aeiou").find(word[0]) != std::string::npos;
     return (vowel ? "an " : "a ") + word;
+}
+
+bool Pipeline::has_component(const std::string& name) const
+{
+    return std::any_of(components.begin(), components.end(), [&](const ComponentDecl& c) { return c.name == name; });
 }
 
 const ComponentDecl& Pipeline::component(const std::string& name) const
@@ -293,8 +319,9 @@ YAML::Node Pipeline::resolved() const
     out["pipeline"] = name;
     out["seed"] = seed;
     out["threads"] = threads;
-    if (source.root()["plugin_paths"])
-        out["plugin_paths"] = source.root()["plugin_paths"];
+    // Absolute, so the resolved file works from the run folder (ansatz run --resume).
+    for (const fs::path& folder : pipeline_plugin_paths(source))
+        out["plugin_paths"].push_back(folder.string());
     for (const ComponentDecl& c : components)
     {
         YAML::Node node;

@@ -2,7 +2,7 @@
 //
 // Everything is checked before any component exists: top-level keys, each component's keys against
 // its plugin's schema (defaults filled in), each stage's keys, the references between stages and
-// components, their kinds and the capabilities a sampler or loss needs of its model. The first
+// components, their kinds and the model functions a sampler or loss needs. The first
 // problem is thrown as a UserError with file:line:column.
 #pragma once
 
@@ -50,6 +50,7 @@ struct Pipeline
     std::vector<StageDecl> stages;
 
     const ComponentDecl& component(const std::string& name) const;
+    bool has_component(const std::string& name) const;
     // The pipeline as it will run: every default filled in, paths resolved.
     YAML::Node resolved() const;
 };
@@ -58,6 +59,12 @@ struct Pipeline
 std::vector<std::filesystem::path> pipeline_plugin_paths(const Source& source);
 
 Pipeline validate_pipeline(Source source, const Registry& registry);
+
+// The ansatz_model_function bits a model component's static table fills (0 for other kinds).
+uint64_t model_functions_of(const ansatz_component& model);
+// Refuses (UserError at the key) a stage whose component under `key` needs functions `model_name` lacks.
+void require_model_functions(const Pipeline& p, const StageDecl& s, const std::string& key,
+                             const std::string& model_name);
 
 // "a sampler", "an optimizer": for messages that name a kind.
 std::string with_article(const std::string& word);

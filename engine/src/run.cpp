@@ -4,8 +4,11 @@
 #include "stage_types.hpp"
 #include "user_error.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <cstring>
+#include <set>
 
 namespace ansatz::engine
 {
@@ -69,14 +72,62 @@ Run::~Run()
         instances_.pop_back();
 }
 
-void Run::create_components()
+Instance& Run::instance(const std::string& name)
 {
-    configs_.reserve(pipeline_.components.size());
-    for (const ComponentDecl& c : pipeline_.components)
+    if (const auto found = instance_index_.find(name); found != instance_index_.end())
+        return *instances_[found->second];
+    const ComponentDecl& c = pipeline_.component(name);
+    if (std::find(creating_.begin(), creating_.end(), name) != creating_.end())
+        throw UserError("component '" + name + "' names itself through other components; none could be created first.");
+    creating_.push_back(name);
+    // What it names first: its configuration carries their handles.
+    for (const KeySpec& key : c.specs)
+        if (key.type == ANSATZ_PARAM_COMPONENT && c.values.at(key.name).present)
+            instance(c.values.at(key.name).text);
+    configs_.push_back(
+        to_config(c.specs, c.values, [&](const std::string& other) { return instance(other).handle(); }));
+    instances_.push_back(std::make_unique<Instance>(*c.plugin, configs_.back().c(c.name), host_.table()));
+    creating_.pop_back();
+    instance_index_[c.name] = instances_.size() - 1;
+    return *instances_.back();
+}
+
+namespace
+{
+
+// The components a stage's keys name.
+std::vector<std::string> stage_components(const StageDecl& stage)
+{
+    std::vector<std::string> out;
+    for (const KeySpec& key : find_stage_type(stage.type)->keys)
+        if (key.type == ANSATZ_PARAM_COMPONENT && stage.values.at(key.name).present)
+            out.push_back(stage.values.at(key.name).text);
+    return out;
+}
+
+} // namespace
+
+void Run::preflight(bool create_first_stage)
+{
+    if (create_first_stage && !pipeline_.stages.empty())
+        for (const std::string& name : stage_components(pipeline_.stages.front()))
+            instance(name);
+    std::set<std::string> shaped;
+    for (const StageDecl& s : pipeline_.stages)
     {
-        configs_.push_back(to_config(c.specs, c.values));
-        instances_.push_back(std::make_unique<Instance>(*c.plugin, configs_.back().c(c.name), host_.table()));
-        instance_index_[c.name] = instances_.size() - 1;
+        if (!s.values.count("model"))
+            continue;
+        const std::string& model = s.text("model");
+        if ((s.values.count("data") && s.has("data")) || shaped.count(model))
+        {
+            shaped.insert(model);
+            continue;
+        }
+        if (ModelRef(instance(model).model()).sample_info().rank < 0)
+            throw UserError(pipeline_.source.where(s.node) + ": " + s.label() + ": model '" + model +
+                            "' has no sample shape: give it one in its configuration (e.g. an rbm's visible:), "
+                            "run a train stage with data before this one, or give this stage a 'data' key");
+        shaped.insert(model);
     }
 }
 
@@ -92,21 +143,114 @@ std::string Run::stop_word() const
     return StopSignals::received() == SIGTERM ? "terminated" : "interrupted";
 }
 
-void Run::execute(const std::filesystem::path& folder)
+void Run::execute(const std::filesystem::path& folder, const Checkpoint* resume)
 {
     folder_ = folder;
     metrics_ = std::make_unique<MetricsCsv>(folder_ / "metrics.csv");
+    if (resume)
+        restore(*resume);
     for (const StageDecl& stage : pipeline_.stages)
     {
+        if (resume && stage.index < resume->stage)
+            continue; // finished before the checkpoint: its outputs are in the folder
         if (stop_requested())
             throw Error(stop_word() + " before " + stage.label(), ANSATZ_STATUS_CANCELLED);
+        host_.progress() = ansatz_progress{};
+        host_.progress().struct_size = sizeof(ansatz_progress);
+        host_.progress().stage = static_cast<int32_t>(stage.index);
         find_stage_type(stage.type)->run(*this, stage);
+        resume_ = nullptr;
     }
 }
 
-Instance& Run::instance(const std::string& name)
+void Run::restore(const Checkpoint& c)
 {
-    return *instances_.at(instance_index_.at(name));
+    resume_ = &c;
+    metrics_->restore(c.metrics_csv);
+    for (const ModelShape& m : c.models)
+    {
+        if (!pipeline_.has_component(m.model))
+            throw UserError("the checkpoint holds model '" + m.model + "', which the pipeline does not have.");
+        setup_model(m.model, ModelState{ true, m.sample_shape, m.is_image, m.shaped_by, m.domain, m.categories });
+        Instance& model = instance(m.model);
+        const std::vector<ansatz_named_tensor> saved = c.named(m.model, "parameters");
+        const std::vector<ansatz_named_tensor> live = model_parameters(model);
+        if (saved.size() != live.size())
+            throw UserError("the checkpoint holds " + std::to_string(saved.size()) + " parameters of model '" +
+                            m.model + "', but it has " + std::to_string(live.size()) + ".");
+        for (size_t k = 0; k < live.size(); ++k)
+        {
+            const ansatz_tensor& from = saved[k].tensor;
+            const ansatz_tensor& to = live[k].tensor;
+            bool same = std::strcmp(saved[k].name, live[k].name) == 0 && from.dtype == to.dtype &&
+                        from.rank == to.rank;
+            for (int32_t i = 0; same && i < to.rank; ++i)
+                same = from.shape[i] == to.shape[i];
+            if (!same)
+                throw UserError("the checkpoint's parameter '" + std::string(saved[k].name) + "' " +
+                                shape_string(from) + " does not fit parameter '" + live[k].name + "' " +
+                                shape_string(to) + " of model '" + m.model + "'.");
+            std::memcpy(to.data, from.data, static_cast<size_t>(element_count(to)) * dtype_size(to.dtype));
+        }
+    }
+    // State of the components the resumed stage binds is applied after that bind (restore_state);
+    // the others' now, before any bind (abi.h lifecycle).
+    const StageDecl* stage = nullptr;
+    for (const StageDecl& s : pipeline_.stages)
+        if (s.index == c.stage)
+            stage = &s;
+    if (!stage)
+        throw UserError("the checkpoint is of stage " + std::to_string(c.stage) + ", which the pipeline does not have.");
+    const std::vector<std::string> bound = stage_components(*stage);
+    std::set<std::string> owners;
+    for (const CheckpointPiece& p : c.pieces)
+        if (p.part == "state")
+            owners.insert(p.owner);
+    for (const std::string& owner : owners)
+    {
+        if (!pipeline_.has_component(owner))
+            throw UserError("the checkpoint holds the state of component '" + owner +
+                            "', which the pipeline does not have.");
+        pending_state_[owner] = c.named(owner, "state");
+        if (std::find(bound.begin(), bound.end(), owner) == bound.end())
+            restore_state(owner);
+    }
+}
+
+const Checkpoint* Run::resuming(size_t stage) const
+{
+    return resume_ && resume_->stage == stage ? resume_ : nullptr;
+}
+
+void Run::restore_state(const std::string& component)
+{
+    const auto found = pending_state_.find(component);
+    if (found == pending_state_.end())
+        return;
+    instance(component).set_state(found->second);
+    pending_state_.erase(found);
+}
+
+Checkpoint Run::snapshot(size_t stage, int64_t epoch, const std::vector<ansatz_named_tensor>& engine)
+{
+    Checkpoint c;
+    c.pipeline = pipeline_.name;
+    c.stage = stage;
+    c.epoch = epoch;
+    for (const std::string& name : model_order_)
+    {
+        const ModelState& m = models_.at(name);
+        c.models.push_back(ModelShape{ name, m.sample_shape, m.shaped_by, m.is_image, m.domain, m.categories });
+        for (const ansatz_named_tensor& p : model_parameters(instance(name)))
+            c.pieces.push_back(CheckpointPiece{ name, "parameters", p.name, p.tensor, {} });
+    }
+    for (const auto& owned : instances_)
+        for (const ansatz_named_tensor& p : owned->state())
+            c.pieces.push_back(CheckpointPiece{ owned->name(), "state", p.name, p.tensor, {} });
+    for (const ansatz_named_tensor& p : engine)
+        c.pieces.push_back(CheckpointPiece{ "engine", "state", p.name, p.tensor, {} });
+    c.metrics_csv = metrics_->text();
+    return c;
 }
 
 const ModelState& Run::model_state(const std::string& model) const
@@ -114,27 +258,60 @@ const ModelState& Run::model_state(const std::string& model) const
     return models_.at(model);
 }
 
+void Run::setup_model(const std::string& model, const ModelState& state)
+{
+    Rng rng = host_.stream("components." + model + ".init");
+    ModelRef(instance(model).model()).setup(state.sample_shape, rng);
+    models_[model] = state;
+    model_order_.push_back(model);
+}
+
 void Run::prepare_model(const std::string& model, const std::string& dataset, const StageDecl& stage)
 {
-    const ansatz_dataset_info info = dataset_info(instance(dataset));
-    std::vector<int64_t> shape(info.sample_shape, info.sample_shape + info.sample_rank);
-    ModelState& state = models_[model];
-    if (state.set_up)
+    std::vector<int64_t> data_shape;
+    bool data_is_image = false;
+    if (!dataset.empty())
     {
-        if (flat_size(state.sample_shape) != flat_size(shape))
-            throw UserError(pipeline_.source.where(stage.node) + ": " + stage.label() + ": dataset '" +
-                            dataset + "' has samples of " + std::to_string(flat_size(shape)) +
-                            " values, but model '" + model + "' was set up for dataset '" + state.shaped_by +
-                            "' with " + std::to_string(flat_size(state.sample_shape)) + ".");
+        const ansatz_dataset_info info = dataset_info(instance(dataset));
+        data_shape.assign(info.sample_shape, info.sample_shape + info.sample_rank);
+        data_is_image = info.is_image != 0;
+    }
+    const auto mismatch = [&](const std::vector<int64_t>& expected, const std::string& by) {
+        return UserError(pipeline_.source.where(stage.node) + ": " + stage.label() + ": dataset '" + dataset +
+                         "' has samples of " + std::to_string(flat_size(data_shape)) + " values, but model '" +
+                         model + "' " + by + " " + std::to_string(flat_size(expected)) + ".");
+    };
+    if (const auto found = models_.find(model); found != models_.end())
+    {
+        const ModelState& state = found->second;
+        if (!dataset.empty() && flat_size(state.sample_shape) != flat_size(data_shape))
+            throw mismatch(state.sample_shape, state.shaped_by.empty()
+                                                   ? std::string("has samples of")
+                                                   : "was set up for dataset '" + state.shaped_by + "' with");
         return;
     }
-    Rng rng = host_.stream("components." + model + ".init");
-    const Instance& m = instance(model);
-    ansatz_status st{};
-    m.check(
-        m.model().table->setup(m.self(), shape.data(), static_cast<int32_t>(shape.size()), &rng.state(), &st),
-        st);
-    state = ModelState{ true, shape, info.is_image != 0, dataset };
+    const ansatz_sample_info own = ModelRef(instance(model).model()).sample_info();
+    ModelState state;
+    state.set_up = true;
+    state.domain = own.domain;
+    state.categories = own.categories;
+    if (own.rank >= 0)
+    {
+        state.sample_shape.assign(own.shape, own.shape + own.rank);
+        if (!dataset.empty() && flat_size(state.sample_shape) != flat_size(data_shape))
+            throw mismatch(state.sample_shape, "declares samples of");
+        state.is_image = own.rank == 2 || (data_is_image && data_shape == state.sample_shape);
+    }
+    else if (!dataset.empty())
+    {
+        state.sample_shape = data_shape;
+        state.is_image = data_is_image;
+        state.shaped_by = dataset;
+    }
+    else
+        throw UserError(pipeline_.source.where(stage.node) + ": " + stage.label() + ": model '" + model +
+                        "' has no sample shape.");
+    setup_model(model, state);
 }
 
 namespace
@@ -175,22 +352,6 @@ ansatz_dataset_info dataset_info(const Instance& dataset)
     dataset.check(dataset.dataset().info(dataset.self(), &info, &st), st);
     check_dataset_info(dataset, info);
     return info;
-}
-
-std::vector<std::pair<std::string, double>> checked_metrics(const Instance& from, const ansatz_metrics& m)
-{
-    if (m.count < 0 || m.count > ANSATZ_MAX_METRICS)
-        throw Error(from.describe() + ": reported " + std::to_string(m.count) + " metrics, outside [0, " +
-                    std::to_string(ANSATZ_MAX_METRICS) + "] (a bug in the plugin).");
-    std::vector<std::pair<std::string, double>> out;
-    for (int32_t i = 0; i < m.count; ++i)
-    {
-        if (m.items[i].name == nullptr || m.items[i].name[0] == '\0')
-            throw Error(from.describe() + ": reported metric " + std::to_string(i) +
-                        " without a name (a bug in the plugin).");
-        out.emplace_back(m.items[i].name, m.items[i].value);
-    }
-    return out;
 }
 
 std::vector<ansatz_named_tensor> model_parameters(const Instance& model)

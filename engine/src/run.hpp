@@ -1,17 +1,20 @@
 // run.hpp -- one run of a validated pipeline: its components, its folder and its metrics.
 //
-// Components are created in the order the pipeline declares them, after validation, and destroyed
-// in the reverse order (a sampler holds its model); a model's parameters are set up by the first
-// stage that gives it data (the sample shape comes from there).
+// Components are created when first used (what a component names first), so a later stage can read
+// what an earlier one wrote, and destroyed in the reverse order (a sampler holds its model). A
+// model's parameters are set up by the first stage that uses it, for the shape the model declares
+// or, failing that, the shape of the stage's data.
 #pragma once
 
 #include "config_values.hpp"
 #include "host_services.hpp"
 #include "instance.hpp"
+#include "outputs/checkpoint.hpp"
 #include "outputs/metrics_csv.hpp"
 #include "pipeline.hpp"
 
 #include <atomic>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -27,7 +30,9 @@ struct ModelState
     bool set_up = false;
     std::vector<int64_t> sample_shape;
     bool is_image = false;
-    std::string shaped_by; // the dataset component that fixed the shape
+    std::string shaped_by; // the dataset component that fixed the shape ("" for the model itself)
+    int32_t domain = ANSATZ_DOMAIN_BINARY;
+    int32_t categories = 0;
 };
 
 // SIGINT and SIGTERM ask a run to stop while they are installed: the handler only records the
@@ -62,20 +67,32 @@ public:
     Run(const Run&) = delete;
     Run& operator=(const Run&) = delete;
 
-    // Creates every component (bad data files are found here, before any output exists).
-    void create_components();
-    // Runs every stage in order, writing into `folder`.
-    void execute(const std::filesystem::path& folder);
+    // Before the run folder exists: creates what the first stage uses (so bad data files are found
+    // before any output exists, when `create_first_stage`), and checks that every stage's model has a
+    // sample shape (its own, from a stage's data, or from an earlier stage's).
+    void preflight(bool create_first_stage);
+    // Runs every stage in order, writing into `folder`; with `resume`, goes on from that checkpoint.
+    void execute(const std::filesystem::path& folder, const Checkpoint* resume = nullptr);
 
     const Pipeline& pipeline() const { return pipeline_; }
     HostServices& host() { return host_; }
     const std::filesystem::path& folder() const { return folder_; }
     MetricsCsv& metrics() { return *metrics_; }
+    // The component `name`, created the first time it is asked for (after what it names).
     Instance& instance(const std::string& name);
 
-    // Sets up `model` for the samples of `dataset` (the first time) or checks that they agree.
+    // Sets up `model` (the first time) for the shape it declares or, failing that, for the samples of
+    // `dataset` ("" for none); later calls check that the dataset agrees.
     void prepare_model(const std::string& model, const std::string& dataset, const StageDecl& stage);
     const ModelState& model_state(const std::string& model) const;
+
+    // A checkpoint of everything: every set-up model's parameters, every created component's state,
+    // the metrics so far, and `engine` (the running stage's own state).
+    Checkpoint snapshot(size_t stage, int64_t epoch, const std::vector<ansatz_named_tensor>& engine);
+    // While a resumed stage starts: the checkpoint it goes on from (nullptr otherwise).
+    const Checkpoint* resuming(size_t stage) const;
+    // Applies the saved state of `component` (after the resumed stage has bound it).
+    void restore_state(const std::string& component);
 
     // True once the run should stop: a signal arrived (see StopSignals) or a cancel was requested.
     // A signal is passed on to the host, so that components see it too.
@@ -84,14 +101,21 @@ public:
     std::string stop_word() const;
 
 private:
+    void restore(const Checkpoint& checkpoint);
+    void setup_model(const std::string& model, const ModelState& state);
+
     const Pipeline& pipeline_;
     HostServices& host_;
     std::filesystem::path folder_;
     std::unique_ptr<MetricsCsv> metrics_;
-    std::vector<ConfigValues> configs_;
+    std::deque<ConfigValues> configs_;
     std::vector<std::unique_ptr<Instance>> instances_; // in creation order
     std::map<std::string, size_t> instance_index_;
+    std::vector<std::string> creating_;               // guards against a circle of references
     std::map<std::string, ModelState> models_;
+    std::vector<std::string> model_order_;            // models in the order they were set up
+    const Checkpoint* resume_ = nullptr;
+    std::map<std::string, std::vector<ansatz_named_tensor>> pending_state_;
 };
 
 // Shared by the stages.
@@ -99,9 +123,6 @@ private:
 // The dataset's info, checked: a rank outside [0, ANSATZ_MAX_RANK], an extent <= 0, a sample of
 // more than 2^31 - 1 values or a negative count is a bug in the plugin (an Error naming it).
 ansatz_dataset_info dataset_info(const Instance& dataset);
-// The metrics a component reported, checked: a count outside [0, ANSATZ_MAX_METRICS] or an item
-// without a name is a bug in the plugin (an Error naming it).
-std::vector<std::pair<std::string, double>> checked_metrics(const Instance& from, const ansatz_metrics& m);
 std::vector<ansatz_named_tensor> model_parameters(const Instance& model);
 int64_t flat_size(const std::vector<int64_t>& shape);
 

@@ -9,7 +9,7 @@ KeySpec component_key(const std::string& name, int32_t kind, bool required, cons
 {
     KeySpec k;
     k.name = name;
-    k.type = KEY_COMPONENT;
+    k.type = ANSATZ_PARAM_COMPONENT;
     k.component_kind = kind;
     k.flags = required ? ANSATZ_PARAM_REQUIRED : ANSATZ_PARAM_OPTIONAL;
     k.doc = doc;
@@ -81,7 +81,10 @@ const std::vector<StageType>& stage_types()
             int_key("epochs", 1, 1, "passes over the data", max_epochs),
             int_key("batch_size", 64, 1, "samples per gradient step", max_batch_size),
             bool_key("shuffle", true, "visit the data in a new random order every epoch"),
-            bool_key("checkpoint", true, "save the parameters after every epoch (the last one is kept)") },
+            int_key("checkpoint_every", 1, 0,
+                    "save a checkpoint every N epochs and after the last one (0: never); the last one is kept",
+                    max_epochs) },
+          check_train_stage,
           run_train_stage },
         { "sample",
           "draws samples from a model with a sampler; writes them as .npy and, for images, a PNG grid",
@@ -94,6 +97,7 @@ const std::vector<StageType>& stage_types()
             choice_key("init", "random|data", "random",
                        "start the chains from the model's random states or from random rows of 'data'"),
             bool_key("image", true, "also write a PNG grid when the samples are images") },
+          check_sample_stage,
           run_sample_stage },
     };
     return types;

@@ -11,6 +11,7 @@ namespace ansatz::engine
 {
 
 class Run;
+struct Pipeline;
 struct StageDecl;
 
 struct StageType
@@ -18,6 +19,9 @@ struct StageType
     std::string name;
     std::string summary;
     std::vector<KeySpec> keys;
+    // The stage's own rules, beyond its keys' types and references (UserError at the stage's node);
+    // called while validating, before any component exists.
+    void (*check)(const Pipeline& pipeline, const StageDecl& stage);
     void (*run)(Run& run, const StageDecl& stage);
 };
 

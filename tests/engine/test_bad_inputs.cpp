@@ -172,7 +172,7 @@ TEST_CASE("bad input: a component of the wrong kind in a stage slot", "[cli][bad
            "(plugin 'sgd')");
 }
 
-TEST_CASE("bad input: a sampler that needs a capability the model lacks", "[cli][bad-input]")
+TEST_CASE("bad input: a sampler that needs a function the model lacks", "[cli][bad-input]")
 {
     const std::string pipeline =
         replace_all(valid_pipeline, "{plugin: rbm, hidden: 4}", "{plugin: energy_only}");
@@ -181,10 +181,9 @@ TEST_CASE("bad input: a sampler that needs a capability the model lacks", "[cli]
     fs::copy_file(fs::path(ANSATZ_TEST_FIXTURE_DIR) / "libansatz_fixture_energy_only.so",
                   extra / "libansatz_fixture_energy_only.so");
     const Outcome o = run_pipeline("missing_capability", pipeline, { "--plugin-path", extra.string() });
-    expect(o, "pipeline.yaml:10:57: stage 1 (train): sampler 'gibbs' needs the model's conditionals "
-              "capability, but "
+    expect(o, "pipeline.yaml:10:57: stage 1 (train): sampler 'gibbs' needs the model's conditional, but "
               "model 'rbm' (plugin 'energy_only' from " +
-                  (extra / "libansatz_fixture_energy_only.so").string() + ") provides only: energy");
+                  (extra / "libansatz_fixture_energy_only.so").string() + ") has only: free_energy");
 }
 
 TEST_CASE("bad input: a loss that needs a sampler gets none", "[cli][bad-input]")

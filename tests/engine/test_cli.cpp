@@ -123,11 +123,11 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
 
     const auto rbm = run_ansatz({ "describe", "rbm" }, ANSATZ_TEST_WORK_DIR);
     CHECK(rbm.status == 0);
-    CHECK(rbm.out.find("provides: energy conditionals\n") != std::string::npos);
+    CHECK(rbm.out.find("provides: free_energy, free_energy_grad, energy_delta, conditional\n") != std::string::npos);
     CHECK(rbm.out.find("  hidden    int >= 1, default 64\n") != std::string::npos);
 
     const auto gibbs = run_ansatz({ "describe", "gibbs" }, ANSATZ_TEST_WORK_DIR);
-    CHECK(gibbs.out.find("needs of the model: conditionals\n") != std::string::npos);
+    CHECK(gibbs.out.find("needs of the model: conditional\n") != std::string::npos);
 
     const auto stage = run_ansatz({ "describe", "sample" }, ANSATZ_TEST_WORK_DIR);
     CHECK(stage.out.find("  init     choice of {random data}, default random\n") != std::string::npos);
@@ -168,8 +168,8 @@ TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples an
 
     const fs::path checkpoint = run / "checkpoints" / "stage1-epoch3";
     CHECK(fs::exists(checkpoint / "manifest.yaml"));
-    CHECK(fs::file_size(checkpoint / "weights.npy") == 128 + 36 * 8 * 4);
-    CHECK(fs::exists(checkpoint / "optimizer.momentum.weights.npy"));
+    CHECK(fs::file_size(checkpoint / "rbm.weights.npy") == 128 + 36 * 8 * 4);
+    CHECK(fs::exists(checkpoint / "sgd.state.momentum.weights.npy"));
     CHECK_FALSE(fs::exists(run / "checkpoints" / "stage1-epoch2")); // only the last one is kept
 
     CHECK(fs::file_size(run / "stage2_samples.npy") == 128 + 9 * 36 * 4);
@@ -205,7 +205,7 @@ TEST_CASE("an override (--set) changes a component's key and shows in the resolv
         run_small("override", { "--set", "components.rbm.hidden=5", "--set", "stages.0.train.epochs=1" });
     const std::string resolved = read_text(run / "pipeline.yaml");
     CHECK(resolved.find("hidden: 5") != std::string::npos);
-    CHECK(fs::file_size(run / "checkpoints" / "stage1-epoch1" / "weights.npy") == 128 + 36 * 5 * 4);
+    CHECK(fs::file_size(run / "checkpoints" / "stage1-epoch1" / "rbm.weights.npy") == 128 + 36 * 5 * 4);
 }
 
 TEST_CASE("every chain has its own stream: the first chains do not change when more run beside them",
@@ -249,7 +249,7 @@ void check_stop_by_signal(const std::string& name, const std::string& signal, co
     for (const auto& entry : fs::directory_iterator(run / "checkpoints"))
     {
         CHECK(entry.path().filename().string().rfind("stage1-epoch", 0) == 0); // no ".tmp" folder
-        complete += fs::exists(entry.path() / "manifest.yaml") && fs::exists(entry.path() / "weights.npy");
+        complete += fs::exists(entry.path() / "manifest.yaml") && fs::exists(entry.path() / "rbm.weights.npy");
     }
     CHECK(complete == 1);
 }

@@ -56,7 +56,7 @@ TEST_CASE("a plugin whose descriptor is smaller than this ABI's is refused", "[r
     CHECK(has_refusal(r, "plugin " + fixtures +
                              "/libansatz_fixture_small.so refused: its descriptor is 16 bytes, "
                              "smaller than the " +
-                             std::to_string(sizeof(ansatz_plugin_desc)) + " bytes of ABI 1.0."));
+                             std::to_string(sizeof(ansatz_plugin_desc)) + " bytes of ABI 2.0."));
     CHECK(r.find("small_opt") == nullptr);
 }
 

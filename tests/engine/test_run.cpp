@@ -66,9 +66,15 @@ int32_t fake_step(void*, ansatz_named_tensor*, const ansatz_tensor*, int32_t, an
     return ANSATZ_STATUS_OK;
 }
 
-int32_t fake_state(void*, ansatz_named_tensor*, int32_t)
+int32_t fake_state(void*, ansatz_named_tensor*, int32_t, ansatz_status* st)
 {
+    ansatz::set_status(st, ANSATZ_STATUS_FAILURE, "its buffers are gone");
     return -1;
+}
+
+int32_t fake_set_state(void*, const ansatz_named_tensor*, int32_t, ansatz_status*)
+{
+    return ANSATZ_STATUS_OK;
 }
 
 ansatz_dataset_table make_dataset_table()
@@ -87,6 +93,7 @@ ansatz_optimizer_table make_optimizer_table()
     t.bind = fake_bind;
     t.step = fake_step;
     t.state = fake_state;
+    t.set_state = fake_set_state;
     return t;
 }
 
@@ -222,7 +229,7 @@ TEST_CASE("a train stage on an empty dataset is a user error naming the stage an
     reported_info = info_of({ 2, 3 }, 0);
     HostServices host(1, 1);
     Run run(t.pipeline, host);
-    run.create_components();
+    run.preflight(true);
     CHECK(error_of([&] { run.execute(t.dir); }) ==
           "UserError: p.yaml:9:12: stage 1 (train): dataset 'data' is empty.");
 }
@@ -245,32 +252,38 @@ TEST_CASE("a run destroys its components in reverse creation order", "[run]")
     {
         HostServices host(1, 1);
         Run run(p, host);
-        run.create_components();
+        // Created when first asked for, in this order; never-used components are never created.
+        run.instance("b");
+        run.instance("a");
+        run.instance("c");
     }
     CHECK(destroyed == std::vector<std::string>{ "c", "a", "b" });
 }
 
-TEST_CASE("metrics a component reports are checked: their count and their names", "[run]")
+TEST_CASE("the metrics sink copies each name and refuses bad names and more than 64 per call", "[run]")
 {
-    ConfigValues config;
-    const Instance loss(fake_dataset, config.c("cd"), ansatz::test::test_host().table());
-    const std::string who = "component 'cd' (dataset 'fake_dataset' from /fake/libfake.so): ";
-    ansatz_metrics m{};
-    m.count = 2;
-    m.items[0] = { "loss", 0.5 };
-    m.items[1] = { "error", 0.25 };
-    CHECK(checked_metrics(loss, m) ==
-          std::vector<std::pair<std::string, double>>{ { "loss", 0.5 }, { "error", 0.25 } });
-    m.count = ANSATZ_MAX_METRICS + 1;
-    CHECK(error_of([&] { checked_metrics(loss, m); }) ==
-          who + "reported 17 metrics, outside [0, 16] (a bug in the plugin).");
-    m.count = -3;
-    CHECK(error_of([&] { checked_metrics(loss, m); }) ==
-          who + "reported -3 metrics, outside [0, 16] (a bug in the plugin).");
-    m.count = 2;
-    m.items[1].name = nullptr;
-    CHECK(error_of([&] { checked_metrics(loss, m); }) ==
-          who + "reported metric 1 without a name (a bug in the plugin).");
+    MetricsSink sink;
+    const ansatz_metrics& m = *sink.c();
+    {
+        std::string temporary = "loss";
+        CHECK(m.add(m.context, temporary.c_str(), 0.5) == 0);
+        temporary = "overwritten"; // the host copied the name during the call
+    }
+    CHECK(m.add(m.context, "reconstruction_error.mean", 0.25) == 0);
+    CHECK(sink.take() == std::vector<std::pair<std::string, double>>{ { "loss", 0.5 },
+                                                                      { "reconstruction_error.mean", 0.25 } });
+    CHECK(sink.take().empty());
+    CHECK(m.add(m.context, "", 1) == -1);
+    CHECK(m.add(m.context, nullptr, 1) == -1);
+    CHECK(m.add(m.context, "has space", 1) == -1);
+    CHECK(m.add(m.context, "comma,breaks,csv", 1) == -1);
+    CHECK(m.add(m.context, std::string(63, 'x').c_str(), 1) == 0);
+    CHECK(m.add(m.context, std::string(64, 'x').c_str(), 1) == -1);
+    sink.take();
+    for (int i = 0; i < ANSATZ_MAX_METRICS; ++i)
+        CHECK(m.add(m.context, ("m" + std::to_string(i)).c_str(), i) == 0);
+    CHECK(m.add(m.context, "one_too_many", 1) == -1);
+    CHECK(sink.take().size() == 64);
 }
 
 TEST_CASE("an optimizer that cannot give its state fails the checkpoint, naming the optimizer", "[run]")
@@ -279,10 +292,9 @@ TEST_CASE("an optimizer that cannot give its state fails the checkpoint, naming 
     use_plugin(t.pipeline, "sgd", fake_optimizer);
     HostServices host(1, 1);
     Run run(t.pipeline, host);
-    run.create_components();
+    run.preflight(true);
     CHECK(error_of([&] { run.execute(t.dir); }) == "component 'sgd' (optimizer 'fake_optimizer' from "
-                                                   "/fake/libfake.so): state() failed (returned -1), so "
-                                                   "the checkpoint of epoch 1 is not written.");
+                                                   "/fake/libfake.so): its buffers are gone");
     CHECK_FALSE(fs::exists(t.dir / "checkpoints" / "stage1-epoch1"));
 }
 

@@ -56,7 +56,7 @@ public:
                 throw ansatz::Error("bars_and_stripes: index " + std::to_string(indices[i]) +
                                     " out of range");
             const std::vector<float>& p = patterns_[static_cast<size_t>(indices[i]) % patterns_.size()];
-            std::copy(p.begin(), p.end(), out.data + i * n_ * n_);
+            std::copy(p.begin(), p.end(), ansatz::f32(out) + i * n_ * n_);
             if (labels)
                 labels[i] = static_cast<float>(static_cast<size_t>(indices[i]) % patterns_.size());
         }

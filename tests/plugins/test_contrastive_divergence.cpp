@@ -69,24 +69,26 @@ Setup make_setup(int visible, int hidden, double init_std, const std::string& gi
 }
 
 // Calls the loss through its C table; returns the metrics.
-ansatz_metrics compute(const Setup& s, std::vector<float>& batch, int64_t n, Grads& g, Rng& rng)
+using Reported = std::vector<std::pair<std::string, double>>;
+
+Reported compute(const Setup& s, std::vector<float>& batch, int64_t n, Grads& g, Rng& rng)
 {
     const int64_t d = static_cast<int64_t>(batch.size()) / n;
     ansatz_tensor bt = ansatz::make_view(batch.data(), { n, d });
-    ansatz_metrics out{};
+    ansatz::engine::MetricsSink out;
     ansatz_status st{};
     const int32_t code = s.cd->loss().compute(s.cd->self(), &bt, g.views.data(),
-                                              static_cast<int32_t>(g.views.size()), &rng.state(), &out, &st);
+                                              static_cast<int32_t>(g.views.size()), &rng.state(), out.c(), &st);
     INFO(st.message);
     REQUIRE(code == ANSATZ_STATUS_OK);
-    return out;
+    return out.take();
 }
 
-double metric(const ansatz_metrics& m, const std::string& name)
+double metric(const Reported& m, const std::string& name)
 {
-    for (int32_t k = 0; k < m.count; ++k)
-        if (name == m.items[k].name)
-            return m.items[k].value;
+    for (const auto& [n, value] : m)
+        if (name == n)
+            return value;
     FAIL("metric " << name << " was not reported");
     return 0;
 }
@@ -184,8 +186,8 @@ TEST_CASE(
     Grads g(s.model, 0.5f); // grads start at 0.5: the loss adds to them
     Rng rng(103);
     const Rng before = rng;
-    const ansatz_metrics m = compute(s, batch, n, g, rng);
-    REQUIRE(m.count == 3);
+    const Reported m = compute(s, batch, n, g, rng);
+    REQUIRE(m.size() == 3);
 
     // Replay: chains = the batch, advanced by the sampler's configured step, one stream per row split
     // from the same stream.
@@ -223,9 +225,9 @@ TEST_CASE(
     Grads g(s.model, 0.0f);
     Rng rng(112);
     const Rng before = rng;
-    const ansatz_metrics m1 = compute(s, batch1, n, g, rng);
+    const Reported m1 = compute(s, batch1, n, g, rng);
     const Rng between = rng;
-    const ansatz_metrics m2 = compute(s, batch2, n, g, rng);
+    const Reported m2 = compute(s, batch2, n, g, rng);
 
     // Replay PCD: 5 chains from random_state, advanced 2 sweeps per call, kept between calls.
     Rng replay = before;
@@ -283,7 +285,7 @@ TEST_CASE("contrastive_divergence: 800 full-batch CD-1 updates with sgd (lr 0.3)
     for (int update = 0; update < 800; ++update)
     {
         g.fill(0.0f);
-        const ansatz_metrics m = compute(s, data, n, g, rng);
+        const Reported m = compute(s, data, n, g, rng);
         last_error = metric(m, "reconstruction_error");
         REQUIRE(sgd->optimizer().step(sgd->self(), params.data(), g.views.data(), 3, &st) ==
                 ANSATZ_STATUS_OK);

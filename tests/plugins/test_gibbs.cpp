@@ -27,9 +27,9 @@ struct Params
 Params read_params(const ModelRef& m)
 {
     const std::vector<ansatz_named_tensor> p = m.parameters();
-    return { std::vector<double>(p[0].tensor.data, p[0].tensor.data + kVisible * kHidden),
-             std::vector<double>(p[1].tensor.data, p[1].tensor.data + kVisible),
-             std::vector<double>(p[2].tensor.data, p[2].tensor.data + kHidden) };
+    return { std::vector<double>(ansatz::f32(p[0].tensor), ansatz::f32(p[0].tensor) + kVisible * kHidden),
+             std::vector<double>(ansatz::f32(p[1].tensor), ansatz::f32(p[1].tensor) + kVisible),
+             std::vector<double>(ansatz::f32(p[2].tensor), ansatz::f32(p[2].tensor) + kHidden) };
 }
 
 // p(v, h) ∝ exp(a.v + b.h + v W h); state index = v bits (low 6) | h bits << 6.
@@ -109,8 +109,8 @@ Fixture make_fixture()
     const std::vector<ansatz_named_tensor> p = f.model.parameters();
     const float a[kVisible] = { 0.5f, -0.8f, 0.3f, -0.2f, 1.0f, -0.6f };
     const float b[kHidden] = { -0.4f, 0.7f, -1.0f, 0.2f };
-    std::copy(a, a + kVisible, p[1].tensor.data);
-    std::copy(b, b + kHidden, p[2].tensor.data);
+    std::copy(a, a + kVisible, ansatz::f32(p[1].tensor));
+    std::copy(b, b + kHidden, ansatz::f32(p[2].tensor));
     f.gibbs = ansatz::test::make("gibbs", "{steps: 1}");
     f.sampler = ansatz::test::sampler_ref(*f.gibbs);
     f.sampler.bind(f.model);
@@ -206,7 +206,7 @@ TEST_CASE(
     for (ansatz_named_tensor& t : f.model.parameters())
         if (std::string(t.name) == "weights")
             for (int k = 0; k < kVisible * kHidden; ++k)
-                t.tensor.data[k] *= 0.85f;
+                ansatz::f32(t.tensor)[k] *= 0.85f;
     Rng rng1(84);
     const ChiSquare other = chi_square(p, joint_counts(f, n, sweeps, rng1), n);
     WARN("W x 0.85: chi-square " << other.statistic << ", threshold " << other.threshold);
@@ -232,11 +232,14 @@ TEST_CASE("gibbs: advance with steps 0 runs the configured sweeps and reports gi
     REQUIRE(v == w);
     for (float x : v)
         REQUIRE((x == 0.0f || x == 1.0f));
-    const ansatz_metrics m = s3.metrics();
-    REQUIRE(m.count == 1);
-    REQUIRE(std::string(m.items[0].name) == "gibbs_sweeps");
-    REQUIRE(m.items[0].value == 3.0);
-    REQUIRE(s3.metrics().items[0].value == 0.0); // since the last call
+    ansatz::engine::MetricsSink sink;
+    s3.metrics(*sink.c());
+    const auto m = sink.take();
+    REQUIRE(m.size() == 1);
+    REQUIRE(m[0].first == "gibbs_sweeps");
+    REQUIRE(m[0].second == 3.0);
+    s3.metrics(*sink.c());
+    REQUIRE(sink.take()[0].second == 0.0); // since the last call
 
     // Chains of the wrong width are refused.
     std::vector<float> bad(8 * 5);

@@ -27,9 +27,9 @@ Params read_params(const ModelRef& m)
     Params out;
     out.d = p[0].tensor.shape[0];
     out.h = p[0].tensor.shape[1];
-    out.w.assign(p[0].tensor.data, p[0].tensor.data + out.d * out.h);
-    out.a.assign(p[1].tensor.data, p[1].tensor.data + out.d);
-    out.b.assign(p[2].tensor.data, p[2].tensor.data + out.h);
+    out.w.assign(ansatz::f32(p[0].tensor), ansatz::f32(p[0].tensor) + out.d * out.h);
+    out.a.assign(ansatz::f32(p[1].tensor), ansatz::f32(p[1].tensor) + out.d);
+    out.b.assign(ansatz::f32(p[2].tensor), ansatz::f32(p[2].tensor) + out.h);
     return out;
 }
 
@@ -91,7 +91,7 @@ void randomise(const ModelRef& m, Rng& rng, double scale)
 {
     for (ansatz_named_tensor& t : m.parameters())
         for (int64_t k = 0; k < ansatz::element_count(t.tensor); ++k)
-            t.tensor.data[k] = static_cast<float>(scale * rng.normal());
+            ansatz::f32(t.tensor)[k] = static_cast<float>(scale * rng.normal());
 }
 
 struct Rbm
@@ -360,17 +360,17 @@ TEST_CASE("rbm: setup draws W ~ N(0, init_std^2) with zero biases; random_state 
     double s1 = 0, s2 = 0;
     for (int k = 0; k < 5000; ++k)
     {
-        s1 += p[0].tensor.data[k];
-        s2 += double(p[0].tensor.data[k]) * p[0].tensor.data[k];
+        s1 += ansatz::f32(p[0].tensor)[k];
+        s2 += double(ansatz::f32(p[0].tensor)[k]) * ansatz::f32(p[0].tensor)[k];
     }
     // 5000 normal draws: the sample std is within 5% of 0.3 (its standard error is 1%), the mean
     // within 5 standard errors 5 * 0.3 / sqrt(5000) = 0.021.
     CHECK(std::abs(s1 / 5000) < 0.021);
     CHECK(std::sqrt(s2 / 5000) == Approx(0.3).epsilon(0.05));
     for (int k = 0; k < 100; ++k)
-        CHECK(p[1].tensor.data[k] == 0.0f);
+        CHECK(ansatz::f32(p[1].tensor)[k] == 0.0f);
     for (int k = 0; k < 50; ++k)
-        CHECK(p[2].tensor.data[k] == 0.0f);
+        CHECK(ansatz::f32(p[2].tensor)[k] == 0.0f);
 
     // random_state: 400 x 100 values, each 0 or 1, mean 0.5 within 5 sigma = 5 * 0.5 / 200 = 0.0125.
     std::vector<float> state(400 * 100, -1.0f);

@@ -1,10 +1,16 @@
 #include "outputs/checkpoint.hpp"
 
+#include "ansatz/tensor.hpp"
+#include "fault.hpp"
 #include "outputs/files.hpp"
+#include "outputs/npy.hpp"
+#include "user_error.hpp"
 
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
+#include <iterator>
+#include <regex>
 
 namespace ansatz::engine
 {
@@ -14,33 +20,62 @@ namespace fs = std::filesystem;
 namespace
 {
 
-std::vector<int64_t> shape_of(const ansatz_tensor& t)
+std::string file_name(const CheckpointPiece& p)
 {
-    return std::vector<int64_t>(t.shape, t.shape + t.rank);
+    return p.owner + (p.part == "state" ? ".state." : ".") + p.name + ".npy";
 }
 
-void write_tensors(const fs::path& folder, const std::string& prefix,
-                   const std::vector<ansatz_named_tensor>& tensors, YAML::Node& manifest_list)
+void write_bytes(const fs::path& file, const std::string& bytes)
 {
-    for (const ansatz_named_tensor& t : tensors)
-    {
-        const std::string file = prefix + t.name + ".npy";
-        const std::string bytes = npy_bytes(t.tensor.data, shape_of(t.tensor));
-        std::ofstream out(folder / file, std::ios::binary);
-        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-        if (!out)
-            throw std::runtime_error("cannot write " + (folder / file).string());
-        YAML::Node entry;
-        entry["name"] = t.name;
-        entry["file"] = file;
-        entry["shape"] = shape_of(t.tensor);
-        manifest_list.push_back(entry);
-    }
+    std::ofstream out(file, std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out)
+        throw std::runtime_error("cannot write " + file.string());
+}
+
+// Removes a folder so that no kill leaves part of it under its own name: rename, then delete.
+void remove_folder(const fs::path& folder)
+{
+    if (!fs::exists(folder))
+        return;
+    const fs::path trash = folder.parent_path() / ("." + folder.filename().string() + ".old");
+    fs::remove_all(trash);
+    fs::rename(folder, trash);
+    fault_point("checkpoint-remove");
+    fs::remove_all(trash);
+}
+
+// "stage3-epoch12" -> (3, 12)
+std::optional<std::pair<size_t, int64_t>> parse_name(const std::string& name)
+{
+    static const std::regex pattern("stage([0-9]{1,9})-epoch([0-9]{1,18})");
+    std::smatch m;
+    if (!std::regex_match(name, m, pattern))
+        return std::nullopt;
+    return std::make_pair(static_cast<size_t>(std::stoull(m[1])), static_cast<int64_t>(std::stoll(m[2])));
 }
 
 } // namespace
 
-fs::path write_checkpoint(const fs::path& run_folder, const CheckpointContent& c, const fs::path& previous)
+std::vector<ansatz_named_tensor> Checkpoint::named(const std::string& owner, const std::string& part) const
+{
+    std::vector<ansatz_named_tensor> out;
+    for (const CheckpointPiece& p : pieces)
+        if (p.owner == owner && p.part == part)
+            out.push_back({ p.name.c_str(), p.view });
+    return out;
+}
+
+bool Checkpoint::has_owner(const std::string& owner) const
+{
+    for (const CheckpointPiece& p : pieces)
+        if (p.owner == owner)
+            return true;
+    return false;
+}
+
+fs::path write_checkpoint(const fs::path& run_folder, const Checkpoint& c, const fs::path& previous)
 {
     const fs::path root = run_folder / "checkpoints";
     fs::create_directories(root);
@@ -51,28 +86,137 @@ fs::path write_checkpoint(const fs::path& run_folder, const CheckpointContent& c
     fs::create_directories(temporary);
 
     YAML::Node manifest;
+    manifest["format"] = "ansatz checkpoint 2";
     manifest["pipeline"] = c.pipeline;
     manifest["stage"] = c.stage;
     manifest["epoch"] = c.epoch;
-    manifest["model"] = c.model;
-    YAML::Node params(YAML::NodeType::Sequence), state(YAML::NodeType::Sequence);
-    write_tensors(temporary, "", c.parameters, params);
-    manifest["parameters"] = params;
-    if (!c.optimizer.empty())
+    YAML::Node models(YAML::NodeType::Sequence);
+    for (const ModelShape& m : c.models)
     {
-        manifest["optimizer"] = c.optimizer;
-        write_tensors(temporary, "optimizer.", c.optimizer_state, state);
-        manifest["optimizer_state"] = state;
+        YAML::Node entry;
+        entry["model"] = m.model;
+        entry["sample_shape"] = m.sample_shape;
+        entry["sample_shape"].SetStyle(YAML::EmitterStyle::Flow);
+        entry["shaped_by"] = m.shaped_by;
+        entry["is_image"] = m.is_image;
+        entry["domain"] = m.domain;
+        entry["categories"] = m.categories;
+        models.push_back(entry);
     }
+    manifest["models"] = models;
+    YAML::Node list(YAML::NodeType::Sequence);
+    bool first = true;
+    for (const CheckpointPiece& p : c.pieces)
+    {
+        write_bytes(temporary / file_name(p), npy_bytes(p.view));
+        if (first)
+            fault_point("checkpoint-write"); // a kill with the checkpoint half written
+        first = false;
+        YAML::Node entry;
+        entry["owner"] = p.owner;
+        entry["part"] = p.part;
+        entry["name"] = p.name;
+        entry["file"] = file_name(p);
+        entry["dtype"] = dtype_name(p.view.dtype);
+        entry["shape"] = std::vector<int64_t>(p.view.shape, p.view.shape + p.view.rank);
+        entry["shape"].SetStyle(YAML::EmitterStyle::Flow);
+        list.push_back(entry);
+    }
+    manifest["tensors"] = list;
+    write_bytes(temporary / "metrics.csv", c.metrics_csv);
     YAML::Emitter emitter;
     emitter << manifest;
-    write_file_atomic(temporary / "manifest.yaml", std::string(emitter.c_str()) + "\n");
+    // The manifest last: a folder with a manifest has every file it names.
+    write_bytes(temporary / "manifest.yaml", std::string(emitter.c_str()) + "\n");
 
-    fs::remove_all(final_folder);
+    remove_folder(final_folder);
     fs::rename(temporary, final_folder);
+    fault_point("checkpoint-swap"); // a kill with the new and the old checkpoint both complete
     if (!previous.empty() && previous != final_folder)
-        fs::remove_all(previous);
+        remove_folder(previous);
     return final_folder;
+}
+
+std::optional<fs::path> last_checkpoint(const fs::path& run_folder)
+{
+    std::optional<fs::path> best;
+    std::pair<size_t, int64_t> best_key{ 0, -1 };
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(run_folder / "checkpoints", ec))
+    {
+        const auto key = parse_name(entry.path().filename().string());
+        if (key && entry.is_directory(ec) && *key > best_key)
+            best = entry.path(), best_key = *key;
+    }
+    return best;
+}
+
+Checkpoint read_checkpoint(const fs::path& folder)
+{
+    const auto damaged = [&](const std::string& why) {
+        return UserError("checkpoint " + folder.string() + " is damaged: " + why + ".");
+    };
+    Checkpoint c;
+    YAML::Node manifest;
+    try
+    {
+        manifest = YAML::LoadFile((folder / "manifest.yaml").string());
+        if (manifest["format"].as<std::string>() != "ansatz checkpoint 2")
+            throw damaged("it is not a checkpoint of this engine's format (" +
+                          manifest["format"].as<std::string>() + ")");
+        c.pipeline = manifest["pipeline"].as<std::string>();
+        c.stage = manifest["stage"].as<size_t>();
+        c.epoch = manifest["epoch"].as<int64_t>();
+        for (const YAML::Node& m : manifest["models"])
+            c.models.push_back(ModelShape{ m["model"].as<std::string>(), m["sample_shape"].as<std::vector<int64_t>>(),
+                                           m["shaped_by"].as<std::string>(), m["is_image"].as<bool>(),
+                                           m["domain"].as<int32_t>(), m["categories"].as<int32_t>() });
+        for (const YAML::Node& t : manifest["tensors"])
+        {
+            CheckpointPiece p;
+            p.owner = t["owner"].as<std::string>();
+            p.part = t["part"].as<std::string>();
+            p.name = t["name"].as<std::string>();
+            const std::string file = t["file"].as<std::string>();
+            if (file.find('/') != std::string::npos || file != file_name(p))
+                throw damaged("its manifest names the file '" + file + "' for " + p.owner + "." + p.name);
+            NpyArray array;
+            try
+            {
+                array = read_npy(folder / file);
+            }
+            catch (const std::runtime_error& e)
+            {
+                throw damaged(file + ": " + e.what());
+            }
+            if (dtype_name(array.dtype) != t["dtype"].as<std::string>() ||
+                array.shape != t["shape"].as<std::vector<int64_t>>())
+                throw damaged(file + " holds another dtype or shape than its manifest says");
+            p.bytes = std::move(array.bytes);
+            array.bytes.clear();
+            c.pieces.push_back(std::move(p));
+            CheckpointPiece& back = c.pieces.back();
+            back.view = NpyArray{ array.dtype, array.shape, {} }.view();
+            back.view.data = back.bytes.data();
+        }
+    }
+    catch (const UserError&)
+    {
+        throw;
+    }
+    catch (const YAML::BadFile&)
+    {
+        throw damaged("it has no manifest.yaml");
+    }
+    catch (const YAML::Exception& e)
+    {
+        throw damaged("its manifest.yaml cannot be read (" + e.msg + ")");
+    }
+    std::ifstream metrics(folder / "metrics.csv", std::ios::binary);
+    if (!metrics)
+        throw damaged("it has no metrics.csv");
+    c.metrics_csv.assign(std::istreambuf_iterator<char>(metrics), std::istreambuf_iterator<char>());
+    return c;
 }
 
 } // namespace ansatz::engine

@@ -1,5 +1,7 @@
 #include "outputs/files.hpp"
 
+#include "outputs/npy.hpp"
+
 #include <zlib.h>
 
 #include <algorithm>
@@ -35,26 +37,12 @@ void write_file_atomic(const fs::path& file, const std::string& bytes)
 
 std::string npy_bytes(const float* data, const std::vector<int64_t>& shape)
 {
-    std::string dims;
-    int64_t count = 1;
-    for (int64_t d : shape)
-    {
-        dims += std::to_string(d) + ",";
-        count *= d;
-    }
-    if (shape.size() > 1)
-        dims.pop_back(); // (3,) for rank 1, (3, 4) otherwise
-    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
-    // magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64.
-    const size_t total = 10 + header.size() + 1;
-    header.append((64 - total % 64) % 64, ' ');
-    header += '\n';
-    std::string out = std::string("\x93NUMPY\x01\x00", 8);
-    out += static_cast<char>(header.size() & 0xff);
-    out += static_cast<char>(header.size() >> 8);
-    out += header;
-    out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(count) * sizeof(float));
-    return out;
+    ansatz_tensor view{};
+    view.data = const_cast<float*>(data);
+    view.dtype = ANSATZ_DTYPE_FLOAT32;
+    for (int64_t extent : shape)
+        view.shape[view.rank++] = extent;
+    return npy_bytes(view);
 }
 
 namespace

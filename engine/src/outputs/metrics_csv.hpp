@@ -22,6 +22,11 @@ public:
 
     static bool is_timing(const std::string& column);
 
+    // The file's text as it stands (what a checkpoint saves).
+    std::string text() const;
+    // Goes back to the rows of `text` (a checkpoint's copy) and rewrites the file.
+    void restore(const std::string& text);
+
 private:
     void write() const;
 

@@ -32,6 +32,25 @@ void start_from_data(Run& run, const StageDecl& stage, Rng& rng, ansatz_tensor& 
     data.check(data.dataset().read(data.self(), rows.data(), count, &chains, nullptr, &rng.state(), &st), st);
 }
 
+// Values of the domain mapped to [0, 1] for a picture.
+void to_grey(std::vector<float>& values, int32_t domain, int32_t categories)
+{
+    if (values.empty())
+        return;
+    float lo = 0, hi = 1;
+    if (domain == ANSATZ_DOMAIN_SPIN)
+        lo = -1;
+    else if (domain == ANSATZ_DOMAIN_CATEGORICAL)
+        hi = static_cast<float>(std::max(1, categories - 1));
+    else if (domain == ANSATZ_DOMAIN_REAL)
+    {
+        const auto [min, max] = std::minmax_element(values.begin(), values.end());
+        lo = *min, hi = *max > *min ? *max : *min + 1;
+    }
+    for (float& v : values)
+        v = std::clamp((v - lo) / (hi - lo), 0.0f, 1.0f);
+}
+
 } // namespace
 
 int64_t sample_slice(int64_t steps)
@@ -43,18 +62,28 @@ int64_t sample_slice(int64_t steps)
     return std::clamp<int64_t>(steps / 100, 1, max_slice);
 }
 
+void check_sample_stage(const Pipeline& p, const StageDecl& s)
+{
+    if (s.text("init") == "data" && !s.has("data"))
+    {
+        const Value& init = s.values.at("init");
+        throw UserError(p.source.where(init.node.IsDefined() && !init.node.IsNull() ? init.node : s.node) + ": " +
+                        s.label() + ": init: data needs a 'data' key naming a dataset to start the chains from");
+    }
+}
+
 void run_sample_stage(Run& run, const StageDecl& stage)
 {
     const std::string model_name = stage.text("model");
-    if (stage.has("data"))
-        run.prepare_model(model_name, stage.text("data"), stage);
+    run.prepare_model(model_name, stage.has("data") ? stage.text("data") : "", stage);
     const ModelState& state = run.model_state(model_name);
     Instance& model = run.instance(model_name);
     Instance& sampler = run.instance(stage.text("sampler"));
     const ModelRef model_ref(model.model());
     const SamplerRef sampler_ref(sampler.sampler());
-    ansatz_status st{};
-    sampler.check(sampler.sampler().table->bind(sampler.self(), &model_ref.handle(), &st), st);
+    sampler_ref.bind(model_ref);
+    if (run.resuming(stage.index))
+        run.restore_state(sampler.name());
 
     const int64_t count = stage.integer("count");
     const int64_t steps = stage.integer("steps");
@@ -71,7 +100,7 @@ void run_sample_stage(Run& run, const StageDecl& stage)
     if (stage.text("init") == "data")
         start_from_data(run, stage, init_rng, view);
     else
-        model.check(model.model().table->random_state(model.self(), &view, c_states(streams), &st), st);
+        model_ref.random_state(view, streams);
 
     char label[96];
     std::snprintf(label, sizeof label, "sample [stage %zu]", stage.index);
@@ -82,9 +111,7 @@ void run_sample_stage(Run& run, const StageDecl& stage)
         if (run.stop_requested())
             throw Error(run.stop_word() + " during " + stage.label(), ANSATZ_STATUS_CANCELLED);
         const int64_t now = std::min(slice, steps - done);
-        sampler.check(sampler.sampler().table->advance(sampler.self(), &view, static_cast<int32_t>(now),
-                                                       c_states(streams), &st),
-                      st);
+        sampler_ref.advance(view, static_cast<int32_t>(now), streams);
         done += now;
         progress.update(done);
     }
@@ -92,7 +119,7 @@ void run_sample_stage(Run& run, const StageDecl& stage)
     progress.finish();
 
     std::vector<std::pair<std::string, double>> row;
-    if (model_ref.has_energy())
+    if (model_ref.has(ANSATZ_FN_FREE_ENERGY))
     {
         std::vector<float> energies(static_cast<size_t>(count));
         ansatz_tensor out = make_view(energies.data(), { count });
@@ -102,9 +129,9 @@ void run_sample_stage(Run& run, const StageDecl& stage)
             sum += e;
         row.emplace_back("mean_free_energy", sum / static_cast<double>(count));
     }
-    ansatz_metrics sm{};
-    sampler.check(sampler.sampler().table->metrics(sampler.self(), &sm, &st), st);
-    for (const auto& metric : checked_metrics(sampler, sm))
+    MetricsSink sink;
+    sampler_ref.metrics(*sink.c());
+    for (const auto& metric : sink.take())
         row.push_back(metric);
     row.emplace_back("seconds", seconds);
     // In double: steps x count may not fit in int64.
@@ -120,8 +147,11 @@ void run_sample_stage(Run& run, const StageDecl& stage)
     if (stage.values.at("image").integer && state.is_image && state.sample_shape.size() == 2)
     {
         int width = 0, height = 0;
+        // Grey levels from the model's domain: {0,1} and {-1,+1} to black and white, K categories evenly.
+        std::vector<float> grey(chains);
+        to_grey(grey, state.domain, state.categories);
         const std::vector<uint8_t> pixels =
-            image_grid(chains.data(), count, state.sample_shape[0], state.sample_shape[1], width, height);
+            image_grid(grey.data(), count, state.sample_shape[0], state.sample_shape[1], width, height);
         // Nearest-neighbour upscaling to about 512 pixels: a grid of 28 x 28 images is otherwise tiny.
         const int scale = std::max(1, 512 / std::max(width, height));
         write_file_atomic(run.folder() / (base + ".png"),

@@ -1,4 +1,4 @@
-// stages.hpp -- the runners of the engine's stages (declared in stage_types.cpp).
+// stages.hpp -- the checks and runners of the engine's stages (listed in stage_types.cpp).
 #pragma once
 
 #include <cstdint>
@@ -7,9 +7,13 @@ namespace ansatz::engine
 {
 
 class Run;
+struct Pipeline;
 struct StageDecl;
 
+// Each stage type's own validation rules and its runner.
+void check_train_stage(const Pipeline& pipeline, const StageDecl& stage);
 void run_train_stage(Run& run, const StageDecl& stage);
+void check_sample_stage(const Pipeline& pipeline, const StageDecl& stage);
 void run_sample_stage(Run& run, const StageDecl& stage);
 
 // The sweeps the sample stage asks of one advance() call, for `steps` in all (at least 1, at most

@@ -1,14 +1,19 @@
 // The train stage: for every epoch, batches of the data in a seeded random order; per batch the loss
-// adds its gradient into buffers the engine owns and the optimizer steps the model's parameters.
+// adds its gradient into the engine's gradient arena and the optimizer steps the model's parameters.
+// The loop itself is stages/train_loop.hpp; this file is its body and its standard hooks.
 #include "ansatz/refs.hpp"
+#include "fault.hpp"
 #include "outputs/checkpoint.hpp"
 #include "outputs/progress.hpp"
 #include "run.hpp"
 #include "stages/stages.hpp"
+#include "stages/train_loop.hpp"
 #include "user_error.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <numeric>
 
 namespace ansatz::engine
@@ -16,28 +21,6 @@ namespace ansatz::engine
 
 namespace
 {
-
-struct GradientBuffers
-{
-    std::vector<std::vector<float>> storage;
-    std::vector<ansatz_tensor> views;
-
-    explicit GradientBuffers(const std::vector<ansatz_named_tensor>& params)
-    {
-        for (const ansatz_named_tensor& p : params)
-        {
-            storage.emplace_back(static_cast<size_t>(element_count(p.tensor)), 0.0f);
-            ansatz_tensor view = p.tensor;
-            view.data = storage.back().data();
-            views.push_back(view);
-        }
-    }
-    void zero()
-    {
-        for (auto& s : storage)
-            std::fill(s.begin(), s.end(), 0.0f);
-    }
-};
 
 // Running means of the metrics a loss reports, weighted by batch size.
 class MetricMeans
@@ -86,142 +69,321 @@ std::string summary(const std::vector<std::pair<std::string, double>>& values)
     return out;
 }
 
-// The optimizer's state (momentum buffers, ...) for a checkpoint. A failure is an Error: a checkpoint
-// without it would resume differently, and the previous checkpoint is kept.
-std::vector<ansatz_named_tensor> optimizer_state(const Instance& optimizer, int64_t epoch)
+std::vector<ansatz_named_tensor> prepared_parameters(Run& run, const StageDecl& stage)
 {
-    const auto fail = [&](const std::string& what) {
-        throw Error(optimizer.describe() + ": " + what + ", so the checkpoint of epoch " +
-                    std::to_string(epoch) + " is not written.");
-    };
-    const int32_t n = optimizer.optimizer().state(optimizer.self(), nullptr, 0);
-    if (n < 0)
-        fail("state() failed (returned " + std::to_string(n) + ")");
-    std::vector<ansatz_named_tensor> state(static_cast<size_t>(n));
-    if (optimizer.optimizer().state(optimizer.self(), state.data(), n) != n)
-        fail("state() gave another count of tensors the second time");
-    for (const ansatz_named_tensor& t : state)
-        if (t.name == nullptr || t.name[0] == '\0' || t.tensor.rank < 0 || t.tensor.rank > ANSATZ_MAX_RANK ||
-            (t.tensor.data == nullptr && element_count(t.tensor) > 0))
-            fail("state() gave a tensor without a name, data or valid rank");
-    return state;
+    run.prepare_model(stage.text("model"), stage.text("data"), stage);
+    return model_parameters(run.instance(stage.text("model")));
 }
+
+// ---- the non-finite guard: a NaN or Inf in the loss, a gradient or a parameter stops the run
+// (exit 1), naming the stage, epoch, batch and parameter; the last good checkpoint is kept.
+class NonFiniteGuard final : public TrainHook
+{
+public:
+    void after_loss(TrainLoop& loop, const BatchInfo& at) override
+    {
+        for (const auto& [name, value] : *at.metrics)
+            if (!std::isfinite(value))
+                stop(loop, at, "the loss '" + loop.loss().name() + "' reported " + name + " = " + text(value));
+        const std::vector<ansatz_tensor>& grads = loop.gradients().views();
+        for (size_t k = 0; k < grads.size(); ++k)
+            check(loop, at, grads[k], "the gradient of parameter '" + name_of(loop, k) + "'");
+    }
+    void after_step(TrainLoop& loop, const BatchInfo& at) override
+    {
+        for (size_t k = 0; k < loop.parameters().size(); ++k)
+            check(loop, at, loop.parameters()[k].tensor,
+                  "parameter '" + name_of(loop, k) + "', after the optimizer's step,");
+    }
+
+private:
+    static std::string name_of(TrainLoop& loop, size_t k)
+    {
+        return std::string(loop.parameters()[k].name) + "' of model '" + loop.model_name();
+    }
+    static std::string text(double v)
+    {
+        return std::isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf";
+    }
+    static void check(TrainLoop& loop, const BatchInfo& at, const ansatz_tensor& t, const std::string& what)
+    {
+        const float* x = f32(t);
+        const int64_t n = element_count(t);
+        // A float is NaN or Inf when its exponent bits are all ones; adding one to the exponent then
+        // carries into the sign bit. Integer ops only, so the pass vectorises with plain SSE2.
+        uint32_t carried = 0;
+        for (int64_t i = 0; i < n; ++i)
+        {
+            uint32_t bits;
+            std::memcpy(&bits, x + i, sizeof bits);
+            carried |= (bits & 0x7f800000u) + 0x00800000u;
+        }
+        if (!(carried & 0x80000000u))
+            return;
+        for (int64_t i = 0; i < n; ++i)
+            if (!std::isfinite(x[i]))
+                stop(loop, at, what + " is " + text(x[i]) + " at index " + std::to_string(i));
+    }
+    [[noreturn]] static void stop(TrainLoop& loop, const BatchInfo& at, const std::string& what)
+    {
+        const std::filesystem::path& kept = loop.last_checkpoint();
+        throw Error(loop.stage().label() + ", epoch " + std::to_string(at.epoch) + ", batch " +
+                    std::to_string(at.batch) + ": " + what + "; the run stops" +
+                    (kept.empty() ? " (no checkpoint of this stage was written yet)"
+                                  : ", keeping the last good checkpoint " + kept.filename().string()) +
+                    ". Lower the learning rate or check the data.");
+    }
+};
+
+// ---- checkpoints every N epochs and after the last one
+class CheckpointEvery final : public TrainHook
+{
+public:
+    explicit CheckpointEvery(int64_t every) : every_(every) {}
+    void epoch_written(TrainLoop& loop, int64_t epoch) override
+    {
+        if (every_ == 0 || (epoch % every_ != 0 && epoch != loop.epochs()))
+            return;
+        Run& run = loop.run_context();
+        const Checkpoint content = run.snapshot(loop.stage().index, epoch, loop.state().pieces());
+        loop.last_checkpoint() = write_checkpoint(run.folder(), content, loop.last_checkpoint());
+    }
+
+private:
+    int64_t every_;
+};
 
 } // namespace
 
-void run_train_stage(Run& run, const StageDecl& stage)
+std::unique_ptr<TrainHook> non_finite_guard()
 {
-    const std::string model_name = stage.text("model");
-    run.prepare_model(model_name, stage.text("data"), stage);
-    Instance& model = run.instance(model_name);
-    Instance& data = run.instance(stage.text("data"));
-    Instance& loss = run.instance(stage.text("loss"));
-    Instance& optimizer = run.instance(stage.text("optimizer"));
-    Instance* sampler = stage.has("sampler") ? &run.instance(stage.text("sampler")) : nullptr;
+    return std::make_unique<NonFiniteGuard>();
+}
+std::unique_ptr<TrainHook> checkpoint_every(int64_t every)
+{
+    return std::make_unique<CheckpointEvery>(every);
+}
 
-    const ModelRef model_ref(model.model());
-    std::vector<ansatz_named_tensor> params = model_parameters(model);
-    GradientBuffers grads(params);
-    ansatz_status st{};
+// ---- TrainState
 
-    ansatz_sampler_handle sampler_handle{};
-    if (sampler)
+std::vector<ansatz_named_tensor> TrainState::pieces()
+{
+    const auto words = [](Rng& rng) { return make_view(rng.state().state, { 4 }); };
+    return { { "epochs_done", make_view(&epochs_done, { 1 }) },
+             { "steps_done", make_view(&steps_done, { 1 }) },
+             { "order", make_view(order.data(), { static_cast<int64_t>(order.size()) }) },
+             { "order_rng", words(order_rng) },
+             { "data_rng", words(data_rng) },
+             { "loss_rng", words(loss_rng) } };
+}
+
+void TrainState::restore(const Checkpoint& c)
+{
+    const std::vector<ansatz_named_tensor> saved = c.named("engine", "state");
+    for (ansatz_named_tensor& live : pieces())
     {
-        sampler_handle = sampler->sampler();
-        sampler->check(sampler_handle.table->bind(sampler->self(), &model_ref.handle(), &st), st);
+        const auto found = std::find_if(saved.begin(), saved.end(), [&](const ansatz_named_tensor& s) {
+            return std::string(s.name) == live.name;
+        });
+        if (found == saved.end() || found->tensor.dtype != live.tensor.dtype ||
+            element_count(found->tensor) != element_count(live.tensor))
+            throw UserError("the checkpoint's engine state has no fitting piece '" + std::string(live.name) +
+                            "' (saved by another pipeline or engine?).");
+        std::copy_n(static_cast<const char*>(found->tensor.data),
+                    static_cast<size_t>(element_count(live.tensor)) * dtype_size(live.tensor.dtype),
+                    static_cast<char*>(live.tensor.data));
     }
-    const bool needs_sampler = loss.desc().flags & ANSATZ_LOSS_NEEDS_SAMPLER;
-    loss.check(
-        loss.loss().bind(loss.self(), &model_ref.handle(), needs_sampler ? &sampler_handle : nullptr, &st),
-        st);
-    optimizer.check(
-        optimizer.optimizer().bind(optimizer.self(), params.data(), static_cast<int32_t>(params.size()), &st),
-        st);
+}
 
-    const ansatz_dataset_info info = dataset_info(data);
-    const int64_t count = info.count;
-    if (count == 0)
+// ---- GradientArena
+
+GradientArena::GradientArena(const std::vector<ansatz_named_tensor>& params)
+{
+    size_t total = 0;
+    for (const ansatz_named_tensor& p : params)
+        total += static_cast<size_t>(element_count(p.tensor));
+    storage_.assign(total, 0.0f);
+    size_t at = 0;
+    for (const ansatz_named_tensor& p : params)
+    {
+        ansatz_tensor view = p.tensor;
+        view.data = storage_.data() + at;
+        view.dtype = ANSATZ_DTYPE_FLOAT32;
+        views_.push_back(view);
+        at += static_cast<size_t>(element_count(p.tensor));
+    }
+}
+
+void GradientArena::zero()
+{
+    std::fill(storage_.begin(), storage_.end(), 0.0f);
+}
+
+// ---- TrainLoop
+
+TrainLoop::TrainLoop(Run& run, const StageDecl& stage)
+    : run_(run), stage_(stage), model_name_(stage.text("model")), params_(prepared_parameters(run, stage)),
+      grads_(params_)
+{
+    model_ = &run.instance(model_name_);
+    data_ = &run.instance(stage.text("data"));
+    loss_ = &run.instance(stage.text("loss"));
+    optimizer_ = &run.instance(stage.text("optimizer"));
+    sampler_ = stage.has("sampler") ? &run.instance(stage.text("sampler")) : nullptr;
+
+    count_ = dataset_info(*data_).count;
+    if (count_ == 0)
         throw UserError(run.pipeline().source.where(stage.node) + ": " + stage.label() + ": dataset '" +
                         stage.text("data") + "' is empty.");
-    const int64_t dim = flat_size(run.model_state(model_name).sample_shape);
-    const int64_t batch_size = std::min<int64_t>(stage.integer("batch_size"), std::max<int64_t>(count, 1));
-    const int64_t epochs = stage.integer("epochs");
-    const int64_t batches = (count + batch_size - 1) / batch_size;
-    std::vector<float> batch_storage(static_cast<size_t>(batch_size * dim));
-    std::vector<int64_t> order(static_cast<size_t>(count));
-    std::iota(order.begin(), order.end(), 0);
+    dim_ = flat_size(run.model_state(model_name_).sample_shape);
+    batch_size_ = std::min<int64_t>(stage.integer("batch_size"), count_);
+    epochs_ = stage.integer("epochs");
+    batches_ = (count_ + batch_size_ - 1) / batch_size_;
+    batch_storage_.resize(static_cast<size_t>(batch_size_ * dim_));
 
     const std::string prefix = "stages." + std::to_string(stage.index) + ".train";
-    Rng order_rng = run.host().stream(prefix + ".order");
-    Rng data_rng = run.host().stream(prefix + ".data");
-    Rng loss_rng = run.host().stream(prefix + ".loss");
-    std::filesystem::path last_checkpoint;
+    state_.order.resize(static_cast<size_t>(count_));
+    std::iota(state_.order.begin(), state_.order.end(), 0);
+    state_.order_rng = run.host().stream(prefix + ".order");
+    state_.data_rng = run.host().stream(prefix + ".data");
+    state_.loss_rng = run.host().stream(prefix + ".loss");
+}
 
-    for (int64_t epoch = 1; epoch <= epochs; ++epoch)
+void TrainLoop::bind()
+{
+    const ModelRef model_ref(model_->model());
+    ansatz_status st{};
+    ansatz_sampler_handle sampler_handle{};
+    if (sampler_)
     {
-        if (stage.values.at("shuffle").integer)
-            for (int64_t i = count - 1; i > 0; --i) // Fisher-Yates
-                std::swap(order[static_cast<size_t>(i)],
-                          order[static_cast<size_t>(order_rng.below(static_cast<uint64_t>(i + 1)))]);
-        char label[128];
-        std::snprintf(label, sizeof label, "train [stage %zu] epoch %lld/%lld", stage.index,
-                      static_cast<long long>(epoch), static_cast<long long>(epochs));
-        Progress progress(label, count, "samples");
-        MetricMeans means;
-        for (int64_t b = 0; b < batches; ++b)
-        {
-            if (run.stop_requested())
-                throw Error(run.stop_word() + " during " + stage.label() + ", epoch " +
-                                std::to_string(epoch) + "; the checkpoint of the last finished epoch is kept",
-                            ANSATZ_STATUS_CANCELLED);
-            const int64_t start = b * batch_size;
-            const int64_t n = std::min(batch_size, count - start);
-            ansatz_tensor batch = make_view(batch_storage.data(), { n, dim });
-            data.check(data.dataset().read(data.self(), order.data() + start, n, &batch, nullptr,
-                                           &data_rng.state(), &st),
-                       st);
-            grads.zero();
-            ansatz_metrics metrics{};
-            loss.check(loss.loss().compute(loss.self(), &batch, grads.views.data(),
-                                           static_cast<int32_t>(grads.views.size()), &loss_rng.state(),
-                                           &metrics, &st),
-                       st);
-            optimizer.check(optimizer.optimizer().step(optimizer.self(), params.data(), grads.views.data(),
-                                                       static_cast<int32_t>(params.size()), &st),
-                            st);
-            means.add(checked_metrics(loss, metrics), n);
-            char note[64];
-            std::snprintf(note, sizeof note, "loss %.4g", means.mean("loss"));
-            progress.update(start + n, note);
-        }
-        const double seconds = progress.seconds();
-        progress.finish();
-
-        std::vector<std::pair<std::string, double>> row = means.means();
-        if (sampler)
-        {
-            ansatz_metrics sm{};
-            sampler->check(sampler_handle.table->metrics(sampler->self(), &sm, &st), st);
-            for (const auto& metric : checked_metrics(*sampler, sm))
-                row.push_back(metric);
-        }
-        row.emplace_back("seconds", seconds);
-        row.emplace_back("samples_per_second", seconds > 0 ? static_cast<double>(count) / seconds : 0.0);
-        run.metrics().add(stage.index, stage.type, epoch, row);
-        std::fprintf(stderr, "%s: %s\n", label, summary(row).c_str());
-
-        if (stage.values.at("checkpoint").integer)
-        {
-            CheckpointContent content{ run.pipeline().name,
-                                       stage.index,
-                                       epoch,
-                                       model_name,
-                                       params,
-                                       stage.text("optimizer"),
-                                       optimizer_state(optimizer, epoch) };
-            last_checkpoint = write_checkpoint(run.folder(), content, last_checkpoint);
-        }
+        sampler_handle = sampler_->sampler();
+        sampler_->check(sampler_handle.table->bind(sampler_->self(), &model_ref.handle(), &st), st);
     }
+    const bool needs_sampler = loss_->desc().flags & ANSATZ_LOSS_NEEDS_SAMPLER;
+    loss_->check(
+        loss_->loss().bind(loss_->self(), &model_ref.handle(), needs_sampler ? &sampler_handle : nullptr, &st),
+        st);
+    optimizer_->check(optimizer_->optimizer().bind(optimizer_->self(), params_.data(),
+                                                   static_cast<int32_t>(params_.size()), &st),
+                      st);
+    if (const Checkpoint* resumed = run_.resuming(stage_.index))
+    {
+        for (const Instance* bound : { sampler_, loss_, optimizer_ })
+            if (bound)
+                run_.restore_state(bound->name());
+        state_.restore(*resumed);
+        if (static_cast<int64_t>(state_.order.size()) != count_)
+            throw UserError("the checkpoint's data order has " + std::to_string(state_.order.size()) +
+                            " samples, but dataset '" + stage_.text("data") + "' has " + std::to_string(count_) + ".");
+        last_checkpoint_ = run_.folder() / "checkpoints" /
+                           ("stage" + std::to_string(resumed->stage) + "-epoch" + std::to_string(resumed->epoch));
+    }
+}
+
+void TrainLoop::shuffle()
+{
+    if (!stage_.values.at("shuffle").integer)
+        return;
+    std::vector<int64_t>& order = state_.order;
+    for (int64_t i = count_ - 1; i > 0; --i) // Fisher-Yates
+        std::swap(order[static_cast<size_t>(i)],
+                  order[static_cast<size_t>(state_.order_rng.below(static_cast<uint64_t>(i + 1)))]);
+}
+
+void TrainLoop::run()
+{
+    bind();
+    ansatz_progress& progress = run_.host().progress();
+    progress.epochs = epochs_;
+    progress.steps_per_epoch = batches_;
+    for (int64_t e = state_.epochs_done + 1; e <= epochs_; ++e)
+        epoch(e);
+}
+
+void TrainLoop::epoch(int64_t epoch)
+{
+    shuffle();
+    char label[128];
+    std::snprintf(label, sizeof label, "train [stage %zu] epoch %lld/%lld", stage_.index,
+                  static_cast<long long>(epoch), static_cast<long long>(epochs_));
+    Progress bar(label, count_, "samples");
+    MetricMeans means;
+    MetricsSink sink;
+    ansatz_status st{};
+    ansatz_progress& progress = run_.host().progress();
+    progress.epoch = epoch;
+    for (int64_t b = 0; b < batches_; ++b)
+    {
+        if (run_.stop_requested())
+            throw Error(run_.stop_word() + " during " + stage_.label() + ", epoch " + std::to_string(epoch) +
+                            "; the checkpoint of the last finished epoch is kept",
+                        ANSATZ_STATUS_CANCELLED);
+        const int64_t start = b * batch_size_;
+        const int64_t n = std::min(batch_size_, count_ - start);
+        ansatz_tensor batch = make_view(batch_storage_.data(), { n, dim_ });
+        data_->check(data_->dataset().read(data_->self(), state_.order.data() + start, n, &batch, nullptr,
+                                           &state_.data_rng.state(), &st),
+                     st);
+        grads_.zero();
+        loss_->check(loss_->loss().compute(loss_->self(), &batch, grads_.views().data(),
+                                           static_cast<int32_t>(grads_.views().size()), &state_.loss_rng.state(),
+                                           sink.c(), &st),
+                     st);
+        const std::vector<std::pair<std::string, double>> reported = sink.take();
+        const BatchInfo at{ epoch, b + 1, n, &reported };
+        for (auto& hook : hooks_)
+            hook->after_loss(*this, at);
+        for (auto& hook : hooks_)
+            hook->before_step(*this, at);
+        optimizer_->check(optimizer_->optimizer().step(optimizer_->self(), params_.data(), grads_.views().data(),
+                                                       static_cast<int32_t>(params_.size()), &st),
+                          st);
+        for (auto& hook : hooks_)
+            hook->after_step(*this, at);
+        means.add(reported, n);
+        ++state_.steps_done;
+        progress.step = state_.steps_done;
+        char note[64];
+        std::snprintf(note, sizeof note, "loss %.4g", means.mean("loss"));
+        bar.update(start + n, note);
+        fault_point("batch");
+    }
+    const double seconds = bar.seconds();
+    bar.finish();
+
+    std::vector<std::pair<std::string, double>> row = means.means();
+    if (sampler_)
+    {
+        SamplerRef(sampler_->sampler()).metrics(*sink.c());
+        for (const auto& metric : sink.take())
+            row.push_back(metric);
+    }
+    for (auto& hook : hooks_)
+        hook->end_of_epoch(*this, epoch, row);
+    row.emplace_back("seconds", seconds);
+    row.emplace_back("samples_per_second", seconds > 0 ? static_cast<double>(count_) / seconds : 0.0);
+    state_.epochs_done = epoch;
+    run_.metrics().add(stage_.index, stage_.type, epoch, row);
+    std::fprintf(stderr, "%s: %s\n", label, summary(row).c_str());
+    for (auto& hook : hooks_)
+        hook->epoch_written(*this, epoch);
+}
+
+void check_train_stage(const Pipeline& p, const StageDecl& s)
+{
+    require_model_functions(p, s, "loss", s.text("model"));
+    const ComponentDecl& loss = p.component(s.text("loss"));
+    if ((loss.plugin->desc->flags & ANSATZ_LOSS_NEEDS_SAMPLER) && !s.has("sampler"))
+        throw UserError(p.source.where(s.node) + ": " + s.label() + ": loss '" + loss.name +
+                        "' estimates its negative phase by sampling and needs a 'sampler' key");
+}
+
+void run_train_stage(Run& run, const StageDecl& stage)
+{
+    TrainLoop loop(run, stage);
+    loop.add(non_finite_guard());
+    loop.add(checkpoint_every(stage.integer("checkpoint_every")));
+    loop.run();
 }
 
 } // namespace ansatz::engine

@@ -99,7 +99,7 @@ public:
         for (int64_t i = 0; i < n; ++i)
         {
             const uint8_t* from = pixels + indices[i] * sample_size_;
-            float* to = out.data + i * sample_size_;
+            float* to = ansatz::f32(out) + i * sample_size_;
             if (sampling_)
                 for (int64_t j = 0; j < sample_size_; ++j)
                     to[j] = rng.uniform() < table_[from[j]] ? 1.0f : 0.0f;

@@ -13,6 +13,9 @@
 //        draws its random_state and every sweep from it;
 //   CD:  on every call, one stream per row of the batch, for the sampler's advance;
 //   then, when the model has conditionals, one stream per row for h ~ p(h | v) of the reconstruction.
+// State (PCD): the chains "chains" {M, D} and their streams "chain_streams" {M, 4}, saved in
+// checkpoints so that a resumed run goes on with the same chains. Value-only calls (grads == NULL,
+// an evaluation) advance a copy of the chains and streams, so training is not disturbed.
 #include <ansatz/plugin.hpp>
 #include <ansatz/xtensor.hpp>
 
@@ -30,7 +33,7 @@ using ansatz::Workspace;
 class ContrastiveDivergence final : public ansatz::Loss
 {
 public:
-    static constexpr uint32_t capabilities = ANSATZ_CAP_ENERGY;
+    static constexpr uint64_t needs = ANSATZ_FN_FREE_ENERGY_GRAD;
     static constexpr bool needs_sampler = true;
 
     static void describe(ansatz::Schema& s)
@@ -45,8 +48,9 @@ public:
             .min(0);
     }
 
-    ContrastiveDivergence(const ansatz::Config& c, const ansatz::Host&)
-        : name_(c.instance_name()), persistent_(c.boolean("persistent")), chains_key_(c.integer("chains"))
+    ContrastiveDivergence(const ansatz::Config& c, const ansatz::Host& host)
+        : name_(c.instance_name()), persistent_(c.boolean("persistent")), chains_key_(c.integer("chains")),
+          host_(host)
     {
         if (chains_key_ != 0 && !persistent_)
             throw ansatz::InputError(
@@ -58,9 +62,9 @@ public:
 
     void bind(const ansatz::ModelRef& model, const ansatz::SamplerRef& sampler) override
     {
-        if (!model.has_energy())
+        if (!model.has(ANSATZ_FN_FREE_ENERGY_GRAD))
             throw ansatz::InputError("loss '" + name_ +
-                                     "' needs a model with a free energy (capability 'energy')");
+                                     "' needs a model with a free energy gradient (function 'free_energy_grad')");
         if (!sampler.valid())
             throw ansatz::InputError("loss '" + name_ + "' needs a sampler for its negative phase");
         model_ = model;
@@ -87,6 +91,9 @@ public:
             {
                 chains_rows_ = chains_key_ != 0 ? chains_key_ : n;
                 chains_cols_ = d;
+                host_.require_memory(4.0 * static_cast<double>(chains_rows_) * (static_cast<double>(d) + 8),
+                                     "loss '" + name_ + "': chains: " + std::to_string(chains_rows_) +
+                                         " persistent chains of " + std::to_string(d) + " values");
                 chains_.assign(static_cast<size_t>(chains_rows_ * d), 0.0f);
                 chains = ansatz::make_view(chains_.data(), { chains_rows_, d });
                 model_.random_state(chains, chain_streams_.split_from(rng, chains_rows_));
@@ -97,6 +104,14 @@ public:
                                     " values per sample, but the persistent chains have " +
                                     std::to_string(chains_cols_));
             chains = ansatz::make_view(chains_.data(), { chains_rows_, chains_cols_ });
+            if (!grads)
+            {
+                // An evaluation: advance copies, so the persistent chains are not disturbed.
+                chain_copy_streams_.assign(chain_streams_.streams().begin(), chain_streams_.streams().end());
+                ansatz_tensor copy = chain_copy_.view(chains_rows_, chains_cols_);
+                std::copy_n(chains_.data(), chains_.size(), ansatz::f32(copy));
+                chains = copy;
+            }
         }
         else
         {
@@ -105,15 +120,25 @@ public:
             xt::noalias(c) = ansatz::adapt<2>(batch);
         }
         const int64_t m = chains.shape[0];
-        sampler_.advance(chains, 0,
-                         persistent_ ? chain_streams_.streams() : chain_streams_.split_from(rng, n));
+        ansatz::Streams streams = !persistent_ ? negative_streams_.split_from(rng, n)
+                                  : grads      ? chain_streams_.streams()
+                                               : ansatz::Streams(chain_copy_streams_);
+        sampler_.advance(chains, 0, streams);
 
         // ---- the loss, the free-energy gap (averaged in double), and its gradient <dF>_data - <dF>_chains,
         // each free energy computed in the same pass as its gradient
         ansatz_tensor f_data = f_data_.vector(n);
         ansatz_tensor f_model = f_model_.vector(m);
-        model_.free_energy_grad(batch, 1.0f / static_cast<float>(n), grads, n_grads, &f_data);
-        model_.free_energy_grad(chains, -1.0f / static_cast<float>(m), grads, n_grads, &f_model);
+        if (grads)
+        {
+            model_.free_energy_grad(batch, 1.0f / static_cast<float>(n), grads, n_grads, &f_data);
+            model_.free_energy_grad(chains, -1.0f / static_cast<float>(m), grads, n_grads, &f_model);
+        }
+        else
+        {
+            model_.free_energy(batch, f_data);
+            model_.free_energy(chains, f_model);
+        }
         const double gap =
             xt::mean<double>(ansatz::adapt<1>(f_data))() - xt::mean<double>(ansatz::adapt<1>(f_model))();
 
@@ -135,18 +160,54 @@ public:
         }
     }
 
+    std::vector<ansatz_named_tensor> state()
+    {
+        if (!persistent_ || !chains_ready_)
+            return {};
+        ansatz::Streams s = chain_streams_.streams();
+        return { { "chains", ansatz::make_view(chains_.data(), { chains_rows_, chains_cols_ }) },
+                 { "chain_streams",
+                   ansatz::make_view(reinterpret_cast<uint64_t*>(s.data()), { chains_rows_, 4 }) } };
+    }
+
+    void set_state(const ansatz::StateIn& in)
+    {
+        in.require_only({ "chains", "chain_streams" });
+        const ansatz_tensor* saved = in.find("chains");
+        if (!persistent_ || !saved)
+        {
+            chains_ready_ = false; // saved before the first batch: the chains start with the next one
+            return;
+        }
+        if (saved->rank != 2)
+            throw ansatz::InputError("loss '" + name_ + "': the saved chains have shape " +
+                                     ansatz::shape_string(*saved) + ", expected {chains, values}");
+        chains_rows_ = saved->shape[0];
+        chains_cols_ = saved->shape[1];
+        const float* values = in.get<float>("chains", { chains_rows_, chains_cols_ });
+        const uint64_t* words = in.get<uint64_t>("chain_streams", { chains_rows_, 4 });
+        chains_.assign(values, values + chains_rows_ * chains_cols_);
+        ansatz::Rng parent;
+        ansatz::Streams s = chain_streams_.split_from(parent, chains_rows_);
+        std::copy_n(words, 4 * chains_rows_, reinterpret_cast<uint64_t*>(s.data()));
+        chains_ready_ = true;
+    }
+
 private:
     std::string name_;
     bool persistent_;
     int64_t chains_key_;
+    ansatz::Host host_;
 
     bool chains_ready_ = false;
     int64_t chains_rows_ = 0;
     int64_t chains_cols_ = 0;
     std::vector<float> chains_; // the persistent chains {chains_rows_, chains_cols_}
 
-    ansatz::StreamArray chain_streams_; // PCD: one per persistent chain; CD: one per row of the batch
-    ansatz::StreamArray row_streams_;   // the reconstruction's h ~ p(h | v)
+    ansatz::StreamArray chain_streams_;          // PCD: one per persistent chain
+    ansatz::StreamArray negative_streams_;       // CD: one per row of the batch
+    std::vector<ansatz::Rng> chain_copy_streams_; // an evaluation's copy of chain_streams_
+    ansatz::StreamArray row_streams_;            // the reconstruction's h ~ p(h | v)
     Workspace chain_copy_, f_data_, f_model_, h_mean_, h_sample_, v_mean_;
 };
 

@@ -36,7 +36,7 @@ auto softplus(E&& x)
 // slow stepper path, which cost more than the products' share in a profile of a CD epoch.
 void sigmoid_in_place(ansatz_tensor& t)
 {
-    float* x = t.data;
+    float* x = ansatz::f32(t);
     const int64_t count = ansatz::element_count(t);
     for (int64_t i = 0; i < count; ++i)
         x[i] = 1.0f / (1.0f + std::exp(-x[i]));
@@ -46,8 +46,9 @@ void sigmoid_in_place(ansatz_tensor& t)
 void fill_rows(ansatz_tensor& out, const float* bias)
 {
     const int64_t cols = out.shape[1];
+    float* o = ansatz::f32(out);
     for (int64_t r = 0; r < out.shape[0]; ++r)
-        std::copy_n(bias, cols, out.data + r * cols);
+        std::copy_n(bias, cols, o + r * cols);
 }
 
 using ansatz::Workspace;
@@ -55,8 +56,6 @@ using ansatz::Workspace;
 class Rbm final : public ansatz::Model
 {
 public:
-    static constexpr uint32_t capabilities = ANSATZ_CAP_ENERGY | ANSATZ_CAP_CONDITIONALS;
-
     static void describe(ansatz::Schema& s)
     {
         s.integer("hidden", "number of hidden units H").default_value(64).min(1);
@@ -66,14 +65,29 @@ public:
             .min(0);
         s.integer("visible", "number of visible units D; 0 takes D from the data's sample shape")
             .default_value(0)
-            .min(0);
+            .min(0)
+            .max(INT32_MAX);
     }
 
-    Rbm(const ansatz::Config& c, const ansatz::Host&)
+    Rbm(const ansatz::Config& c, const ansatz::Host& host)
         : name_(c.instance_name()), hidden_(c.integer("hidden")), visible_key_(c.integer("visible")),
-          init_std_(c.real("init_std"))
+          init_std_(c.real("init_std")), host_(host)
     {
+        if (visible_key_ != 0)
+            require_memory(visible_key_, "visible: " + std::to_string(visible_key_));
         allocate(visible_key_);
+    }
+
+    // With `visible:` set, the model knows its shape and can be sampled without data.
+    ansatz_sample_info sample_info() const override
+    {
+        ansatz_sample_info info = Model::sample_info();
+        if (visible_key_ != 0)
+        {
+            info.rank = 1;
+            info.shape[0] = visible_key_;
+        }
+        return info;
     }
 
     void setup(const std::vector<int64_t>& sample_shape, ansatz::Rng& rng) override
@@ -92,6 +106,7 @@ public:
             throw ansatz::InputError("model '" + name_ + "': key visible is " + std::to_string(visible_key_) +
                                      ", but the data's samples have " + std::to_string(d) +
                                      " values (sample shape " + shape + ")");
+        require_memory(d, "the data's " + std::to_string(d) + " values per sample");
         allocate(d);
         for (float& w : weights_)
             w = static_cast<float>(init_std_ * rng.normal());
@@ -114,7 +129,7 @@ public:
         for (int64_t r = 0; r < out.shape[0]; ++r)
         {
             ansatz::Rng& rng = rngs[static_cast<size_t>(r)];
-            float* o = out.data + r * d_;
+            float* o = ansatz::f32(out) + r * d_;
             for (int64_t i = 0; i < d_; ++i)
                 o[i] = rng.uniform() < 0.5f ? 1.0f : 0.0f;
         }
@@ -122,7 +137,7 @@ public:
 
     // ---- ENERGY
 
-    void free_energy(const ansatz_tensor& v, ansatz_tensor& out) override
+    void free_energy(const ansatz_tensor& v, ansatz_tensor& out)
     {
         require_ready();
         ansatz::require_matrix(v, -1, d_, "rbm free_energy: v");
@@ -131,7 +146,7 @@ public:
     }
 
     void free_energy_grad(const ansatz_tensor& v, float scale, ansatz_tensor* grads, int32_t n_grads,
-                          ansatz_tensor* out) override
+                          ansatz_tensor* out)
     {
         require_ready();
         ansatz::require_matrix(v, -1, d_, "rbm free_energy_grad: v");
@@ -161,7 +176,7 @@ public:
     }
 
     void energy_delta(const ansatz_tensor& v, const int64_t* sites, const float* new_values,
-                      ansatz_tensor& out) override
+                      ansatz_tensor& out)
     {
         require_ready();
         ansatz::require_matrix(v, -1, d_, "rbm energy_delta: v");
@@ -172,6 +187,10 @@ public:
         ansatz_tensor rows = flip_rows_.view(n, hidden_); // W_{sites[n]}
         ansatz_tensor change = flip_change_.view(n, 1);   // d
         ansatz_tensor bias = flip_bias_.view(n, 1);       // a_{sites[n]}
+        const float* values = ansatz::f32(v);
+        float* row_data = ansatz::f32(rows);
+        float* change_data = ansatz::f32(change);
+        float* bias_data = ansatz::f32(bias);
         for (int64_t k = 0; k < n; ++k)
         {
             const int64_t i = sites[k];
@@ -182,16 +201,16 @@ public:
             if (!(u >= 0.0f && u <= 1.0f))
                 throw ansatz::Error("rbm energy_delta: new value " + std::to_string(u) + " of chain " +
                                     std::to_string(k) + " is outside the units' support [0, 1]");
-            std::copy_n(weights_.data() + i * hidden_, hidden_, rows.data + k * hidden_);
-            change.data[k] = u - v.data[k * d_ + i];
-            bias.data[k] = visible_bias_.data()[i];
+            std::copy_n(weights_.data() + i * hidden_, hidden_, row_data + k * hidden_);
+            change_data[k] = u - values[k * d_ + i];
+            bias_data[k] = visible_bias_.data()[i];
         }
         ansatz_tensor pre = pre_activations(v);
         auto p = ansatz::adapt<2>(pre);
         auto w = ansatz::adapt<2>(rows);
         auto d_column = ansatz::adapt<2>(change);
-        auto d = ansatz::adapt<1>(ansatz::make_view(change.data, { n }));
-        auto a = ansatz::adapt<1>(ansatz::make_view(bias.data, { n }));
+        auto d = ansatz::adapt<1>(ansatz::make_view(change_data, { n }));
+        auto a = ansatz::adapt<1>(ansatz::make_view(bias_data, { n }));
         auto o = ansatz::adapt<1>(out);
         xt::noalias(o) =
             -a * d - xt::cast<float>(xt::sum<double>(softplus(p + d_column * w) - softplus(p), { 1 }));
@@ -199,13 +218,13 @@ public:
 
     // ---- CONDITIONALS
 
-    int64_t block_size(ansatz_block block) const override
+    int64_t block_size(ansatz_block block) const
     {
         return block == ANSATZ_BLOCK_VISIBLE ? d_ : hidden_;
     }
 
     void conditional(ansatz_block block, const ansatz_tensor& given, ansatz_tensor& mean,
-                     ansatz_tensor* sample, ansatz::Streams rngs) override
+                     ansatz_tensor* sample, ansatz::Streams rngs)
     {
         require_ready();
         const bool hidden = block == ANSATZ_BLOCK_HIDDEN;
@@ -237,8 +256,8 @@ public:
         for (int64_t r = 0; r < n; ++r)
         {
             ansatz::Rng& rng = rngs[static_cast<size_t>(r)];
-            const float* p = mean.data + r * size;
-            float* out = sample->data + r * size;
+            const float* p = ansatz::f32(mean) + r * size;
+            float* out = ansatz::f32(*sample) + r * size;
             for (int64_t i = 0; i < size; ++i)
                 out[i] = rng.uniform() < p[i] ? 1.0f : 0.0f;
         }
@@ -251,6 +270,14 @@ private:
         weights_ = xt::zeros<float>({ static_cast<size_t>(d), static_cast<size_t>(hidden_) });
         visible_bias_ = xt::zeros<float>({ static_cast<size_t>(d) });
         hidden_bias_ = xt::zeros<float>({ static_cast<size_t>(hidden_) });
+    }
+
+    // The weights are D x H floats: refuse (exit 2) a size the machine cannot hold, naming the keys.
+    void require_memory(int64_t d, const std::string& visible) const
+    {
+        const double bytes = 4.0 * (static_cast<double>(d) + 1) * (static_cast<double>(hidden_) + 1);
+        host_.require_memory(bytes, "model '" + name_ + "': hidden: " + std::to_string(hidden_) + " with " +
+                                        visible);
     }
 
     void require_ready() const
@@ -266,7 +293,7 @@ private:
     {
         const int64_t n = v.shape[0];
         // out = -v.a as a {N, 1} product, then minus the hidden units' softplus terms.
-        ansatz_tensor out_column = ansatz::make_view(out.data, { n, 1 });
+        ansatz_tensor out_column = ansatz::make_view(ansatz::f32(out), { n, 1 });
         gemm(Op::none, Op::none, -1.0f, v, ansatz::make_view(visible_bias_.data(), { d_, 1 }), 0.0f,
              out_column);
         auto p = ansatz::adapt<2>(pre);
@@ -287,6 +314,7 @@ private:
     int64_t hidden_;
     int64_t visible_key_;
     double init_std_;
+    ansatz::Host host_;
     int64_t d_ = 0;
     bool ready_ = false;
 

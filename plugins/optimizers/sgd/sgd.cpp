@@ -2,8 +2,10 @@
 //     g = grad + weight_decay * theta
 //     buf = momentum * buf + (1 - dampening) * g      (buf = g on the first step)
 //     theta -= lr * (nesterov ? g + momentum * buf : buf)
+// State: the momentum buffers ("momentum.<parameter>") and the first-step flag ("first_step").
 #include <ansatz/plugin.hpp>
 
+#include <algorithm>
 #include <vector>
 
 namespace
@@ -56,8 +58,8 @@ public:
                                 std::to_string(buffers_.size()));
         for (int32_t k = 0; k < n; ++k)
         {
-            float* theta = params[k].tensor.data;
-            const float* g = grads[k].data;
+            float* theta = ansatz::f32(params[k].tensor);
+            const float* g = ansatz::f32(grads[k]);
             float* buf = buffers_[static_cast<size_t>(k)].data();
             const int64_t size = ansatz::element_count(params[k].tensor);
             if (ansatz::element_count(grads[k]) != size)
@@ -77,9 +79,10 @@ public:
         first_ = false;
     }
 
-    std::vector<ansatz_named_tensor> state() override
+    std::vector<ansatz_named_tensor> state()
     {
-        std::vector<ansatz_named_tensor> out;
+        first_flag_ = first_ ? 1 : 0;
+        std::vector<ansatz_named_tensor> out{ { "first_step", ansatz::make_view(&first_flag_, { 1 }) } };
         if (momentum_ == 0)
             return out;
         for (size_t k = 0; k < buffers_.size(); ++k)
@@ -89,10 +92,24 @@ public:
         return out;
     }
 
+    void set_state(const ansatz::StateIn& in)
+    {
+        first_ = *in.get<int64_t>("first_step", { 1 }) != 0;
+        if (momentum_ == 0)
+            return;
+        for (size_t k = 0; k < buffers_.size(); ++k)
+        {
+            const float* saved =
+                in.get<float>(names_[k].c_str(), { static_cast<int64_t>(buffers_[k].size()) });
+            std::copy_n(saved, buffers_[k].size(), buffers_[k].data());
+        }
+    }
+
 private:
     float lr_, momentum_, dampening_, weight_decay_;
     bool nesterov_;
     bool first_ = true;
+    int64_t first_flag_ = 1; // first_ as state() shows it
     std::vector<std::vector<float>> buffers_;
     std::vector<std::string> names_;
 };

@@ -14,7 +14,7 @@ using ansatz::Workspace;
 class Gibbs final : public ansatz::Sampler
 {
 public:
-    static constexpr uint32_t capabilities = ANSATZ_CAP_CONDITIONALS;
+    static constexpr uint64_t needs = ANSATZ_FN_CONDITIONAL;
 
     static void describe(ansatz::Schema& s)
     {
@@ -33,7 +33,7 @@ public:
     {
         if (!model.has_conditionals())
             throw ansatz::InputError("sampler '" + name_ +
-                                     "' needs a model with block conditionals (capability 'conditionals')");
+                                     "' needs a model with block conditionals (function 'conditional')");
         model_ = model;
     }
 
@@ -65,10 +65,18 @@ public:
     }
 
     // "gibbs_sweeps": sweeps done since the last call (summed over calls, not over chains).
-    void metrics(ansatz::Metrics& out) override
+    void metrics(ansatz::Metrics& out)
     {
         out.add("gibbs_sweeps", static_cast<double>(sweeps_));
         sweeps_ = 0;
+    }
+
+    // The sweep counter of metrics(): a resumed run reports the same numbers.
+    std::vector<ansatz_named_tensor> state() { return { { "sweeps", ansatz::make_view(&sweeps_, { 1 }) } }; }
+    void set_state(const ansatz::StateIn& in)
+    {
+        in.require_only({ "sweeps" });
+        sweeps_ = *in.get<int64_t>("sweeps", { 1 });
     }
 
 private:

@@ -1,5 +1,5 @@
 /*
- * ansatz/abi.h -- the binary contract between the `ansatz` host and its plugins.
+ * ansatz/abi.h -- the binary contract between the `ansatz` host and its plugins, ABI 2.x.
  *
  * Everything that crosses a library boundary is declared here, in plain C: sized integers,
  * `const char*`, tensor views, status structs and tables of function pointers. No C++ type ever
@@ -7,19 +7,67 @@
  * layout, and the standard library's with the compiler: two modules built differently would agree
  * on a name and disagree on a layout, silently.
  *
- * Versioning (as GStreamer's GstPluginDesc): a plugin is loaded when its ABI major equals the
- * host's and its minor is not newer. The descriptor, the components, the tables, the parameter specs
- * and the configuration start with `struct_size` (or carry their element size) and end with reserved
- * room, so a minor version may append fields or fill a reserved slot: a reader checks `struct_size`
- * before it touches a field a newer minor added, and steps through arrays by their element size, never
- * by its own sizeof. Small value structs (status, tensor, metric) are fixed for the whole major.
+ * ---- Versions (as GStreamer's GstPluginDesc) ----
+ * A plugin is loaded when its ABI major equals the host's and its minor is not newer. 2.0 broke 1.x
+ * once, on purpose; within 2.x the contract only grows:
+ *   - Structs that start with `struct_size` (descriptor, component, tables, parameter specs, config,
+ *     host, sample and dataset info, progress) may gain fields at their end or in their reserved
+ *     room in a later minor. A reader touches a field only when `struct_size` says the writer had it;
+ *     the host accepts the struct size of every 2.x minor back to 2.0 and treats a field the writer
+ *     did not have as absent (NULL, 0). Arrays are stepped by their element's `struct_size` (or the
+ *     config's `value_size`), never by the reader's own sizeof.
+ *   - Value structs without `struct_size` (status, tensor, named tensor, rng, handle, metrics sink)
+ *     are fixed for the whole major: their reserved room is for 3.0.
+ *   - Reserved room is zero, and a NULL function pointer or table means "absent": a writer leaves
+ *     what it does not fill zeroed, and a reader never calls a NULL slot. The host checks both for
+ *     what it reads of a plugin's descriptor.
+ *   - Functions that few components have are found by name through `ansatz_component.extension`
+ *     (as ggml's get_proc_address), not in a slot of their own.
  *
- * Ownership: whatever a plugin allocates, its own `destroy` frees. Tensor views never own memory.
- * Errors: every call that can fail takes an `ansatz_status*` and returns its `code`; calls that return
- * a count or a size return -1 on failure.
- * Threads: the host calls a component from one thread at a time; a component may use threads of its
- * own inside a call (within the host's `threads` budget) and may call the host's `log`, `cancelled`
- * and `stream` from any of them.
+ * ---- Lifecycle (as GStreamer's element states, written down once) ----
+ *   1. load: the host calls the entry symbol once and checks the descriptor (never calls it again).
+ *   2. create(config, host): one instance per pipeline component. The config lives only during
+ *      create: copy what you keep. The host pointer lives as long as the instance. A model's
+ *      `sample_info` may be asked from here on.
+ *   3. setup (models): once, before any other call of the model's table but sample_info; allocates
+ *      and initialises the parameters from the stream "components.<name>.init".
+ *   4. bind (samplers, losses, optimizers): at the start of every stage that uses the component, with
+ *      the handles it works on for that stage. Handles stay valid until the next bind or destroy (the
+ *      host keeps every model and sampler alive while anything bound to it lives); a component may
+ *      keep them, not the structs they were passed in (copy the handle, not its address).
+ *   5. set_state: only when a run is resumed, after bind, with the names, dtypes and shapes the same
+ *      component's state() gave when the checkpoint was written. The component copies the values.
+ *   6. calls: advance, compute, step, read, metrics, state, ... as often as the stage needs.
+ *   7. destroy: once, in the reverse order of creation. Whatever a plugin allocated, it frees here.
+ * No component is ever called concurrently, by anyone: the host calls one instance from one thread
+ * at a time (components call each other only from inside a call the host made). A component may run
+ * threads of its own inside a call, within the host's `threads` budget, and may call the host's
+ * functions from any of them.
+ *
+ * ---- Calls ----
+ *   - Value-only: a call reads its inputs and writes its outputs during the call; it keeps no pointer
+ *     into a caller's tensor after it returns (state() and parameters() return views into the
+ *     component's own memory, valid until the component's next call other than state/parameters).
+ *   - Inputs are never written. Outputs are preallocated by the caller with the shapes documented.
+ *   - Errors: every call that can fail takes an `ansatz_status*` and returns its `code`; calls that
+ *     return a count return -1 on failure and fill the status too.
+ *   - Batches: every call works on a whole batch or all chains at once (one row per sample), so one
+ *     indirect call is amortised over BLAS-sized work.
+ *   - Cancellation: a call that may run long (advance with many steps, a dataset's first read) asks
+ *     host->cancelled() between units of work and, when it is set, returns ANSATZ_STATUS_CANCELLED
+ *     promptly, leaving its state consistent (the host then keeps the last checkpoint). The host
+ *     slices long work itself (the sample stage calls advance with at most 1000 steps per call), so a
+ *     sampler need not check more often than once per sweep.
+ *
+ * ---- Randomness ----
+ * Every stream is xoshiro256** (ansatz/random.hpp), derived from the pipeline's seed and a name by
+ * host->stream(). The host passes: "components.<name>.init" to a model's setup; for stage i,
+ * "stages.<i>.train.order" (the data order), ".data" (dataset reads), ".loss" (the loss's compute),
+ * "stages.<i>.sample.init" and ".chains" (split into one stream per chain). Calls on chains
+ * (random_state, conditional, advance) take one stream per row: `rngs` points to N states for N rows
+ * and row n draws only from rngs[n], so a chain's trajectory never depends on how many chains run
+ * beside it. A component that needs streams of its own splits them from the stream it was passed
+ * (ansatz::split) and saves them in its state.
  */
 #ifndef ANSATZ_ABI_H
 #define ANSATZ_ABI_H
@@ -31,10 +79,12 @@
 extern "C" {
 #endif
 
-#define ANSATZ_ABI_MAJOR 1
+#define ANSATZ_ABI_MAJOR 2
 #define ANSATZ_ABI_MINOR 0
 
-/* The one symbol a plugin exports. Its type is `ansatz_plugin_entry_fn`. */
+/* The one symbol a plugin exports; its type is ansatz_plugin_entry_fn. The name never changes: every
+ * major's descriptor starts with abi_major and abi_minor, so a host can name the version of a plugin
+ * it refuses. */
 #define ANSATZ_PLUGIN_ENTRY_SYMBOL "ansatz_plugin_v1"
 
 #if defined(_WIN32)
@@ -66,61 +116,87 @@ typedef struct ansatz_status
 
 #define ANSATZ_MAX_RANK 6
 
-/* Element types of a tensor view. ABI 1.0 computes in float32 only; the field lets a later minor pass
- * other element types (e.g. exact integer state in checkpoints) through the same struct. */
+/* Element types of a tensor view. Models compute in FLOAT32; the others carry exact state (step
+ * counts, random streams as UINT64 {N, 4}, flags) and data that is not float. */
 typedef enum ansatz_dtype
 {
     ANSATZ_DTYPE_FLOAT32 = 0,
+    ANSATZ_DTYPE_FLOAT64 = 1,
+    ANSATZ_DTYPE_INT64 = 2,
+    ANSATZ_DTYPE_UINT64 = 3,
+    ANSATZ_DTYPE_UINT8 = 4,
 } ansatz_dtype;
 
+/* Where the elements live. 2.x passes host memory only; the field is the room for a device path. */
+typedef enum ansatz_device
+{
+    ANSATZ_DEVICE_HOST = 0,
+} ansatz_device;
+
 /* A view of contiguous, row-major memory owned by someone else. One row per sample: a batch of N
- * vectors of length D has rank 2 and shape {N, D}. Inputs are never written. `data` points to elements
- * of `dtype` (always FLOAT32 in ABI 1.0). */
+ * vectors of length D has rank 2 and shape {N, D}. `data` points to elements of `dtype`. */
 typedef struct ansatz_tensor
 {
-    float* data;
-    int32_t rank;
-    int32_t dtype; /* ansatz_dtype */
+    void* data;
+    int32_t dtype;  /* ansatz_dtype */
+    int32_t rank;   /* 0 ... ANSATZ_MAX_RANK */
+    int32_t device; /* ansatz_device */
+    int32_t device_index;
     int64_t shape[ANSATZ_MAX_RANK];
+    void* reserved[2];
 } ansatz_tensor;
 
-/* A parameter (or gradient, or optimizer state) with the name it is saved under. */
+/* A parameter, gradient or piece of state with the name it is saved under (letters, digits, '_', '.',
+ * '-'; unique within its component). The name points to storage of the component that gave it. */
 typedef struct ansatz_named_tensor
 {
     const char* name;
     ansatz_tensor tensor;
 } ansatz_named_tensor;
 
-/* A scalar a component reports (metrics.csv column `name`); the name points to static storage. */
-typedef struct ansatz_metric
-{
-    const char* name;
-    double value;
-} ansatz_metric;
+/* ---------------------------------------------------------------- metrics --------------------- */
 
-#define ANSATZ_MAX_METRICS 16
+/* How a component reports named scalars (metrics.csv columns): it calls add() once per scalar. The
+ * host copies the name (1 to 63 characters: letters, digits, '_', '.') during the call, so it may
+ * point to a temporary. The host accepts at least ANSATZ_MAX_METRICS per call; add returns 0, or -1
+ * for a bad name or one too many (the C++ layer turns that into an error). */
+#define ANSATZ_MAX_METRICS 64
+#define ANSATZ_METRIC_NAME_SIZE 64
 
 typedef struct ansatz_metrics
 {
-    int32_t count;
-    int32_t reserved_;
-    ansatz_metric items[ANSATZ_MAX_METRICS];
+    void* context;
+    int32_t (*add)(void* context, const char* name, double value);
+    void* reserved[2];
 } ansatz_metrics;
 
 /* ---------------------------------------------------------------- randomness ------------------ */
 
-/* The state of one random stream: xoshiro256** (Blackman & Vigna). The algorithm is part of the
- * contract, so the host and every plugin draw the same numbers from the same state; ansatz/random.hpp
- * implements it. A stream is derived from the pipeline's seed and a name, never from a global.
- *
- * Calls on chains (random_state, conditional, advance) take one stream per row: `rngs` points to N
- * states for a batch of N rows, and row n draws only from rngs[n]. A chain's trajectory then depends
- * on its own stream alone, not on how many chains run beside it or how rows are split across threads.
- * Other calls (setup, a loss's compute, a dataset's read) take one stream. */
+/* The state of one random stream: xoshiro256** (Blackman & Vigna); see the Randomness paragraph. */
 typedef struct ansatz_rng
 {
     uint64_t state[4];
 } ansatz_rng;
+
+/* ---------------------------------------------------------------- components ------------------ */
+
+typedef enum ansatz_kind
+{
+    ANSATZ_KIND_MODEL = 1,
+    ANSATZ_KIND_SAMPLER = 2,
+    ANSATZ_KIND_LOSS = 3,
+    ANSATZ_KIND_OPTIMIZER = 4,
+    ANSATZ_KIND_DATASET = 5,
+} ansatz_kind;
+
+/* Any created component: what a configuration key of type COMPONENT carries (cast `table` by kind). */
+typedef struct ansatz_handle
+{
+    int32_t kind; /* ansatz_kind */
+    int32_t reserved_;
+    const void* table;
+    void* self;
+} ansatz_handle;
 
 /* ---------------------------------------------------------------- configuration --------------- */
 
@@ -130,8 +206,12 @@ typedef enum ansatz_param_type
     ANSATZ_PARAM_INT = 2,
     ANSATZ_PARAM_FLOAT = 3,
     ANSATZ_PARAM_STRING = 4,
-    ANSATZ_PARAM_PATH = 5,   /* a string; the host resolves it relative to the pipeline file */
-    ANSATZ_PARAM_CHOICE = 6, /* a string from `choices` */
+    ANSATZ_PARAM_PATH = 5,        /* a string; the host resolves it relative to the pipeline file */
+    ANSATZ_PARAM_CHOICE = 6,      /* a string from `choices` */
+    ANSATZ_PARAM_INT_LIST = 7,    /* a YAML list of ints; min/max bound every item */
+    ANSATZ_PARAM_FLOAT_LIST = 8,  /* a YAML list of floats; min/max bound every item */
+    ANSATZ_PARAM_STRING_LIST = 9, /* a YAML list of strings */
+    ANSATZ_PARAM_COMPONENT = 10,  /* the name of another component of the pipeline, of component_kind */
 } ansatz_param_type;
 
 typedef enum ansatz_param_flag
@@ -143,6 +223,7 @@ typedef enum ansatz_param_flag
     ANSATZ_PARAM_MAX_EXCLUSIVE = 1u << 4,
     ANSATZ_PARAM_MUST_EXIST = 1u << 5, /* PATH: the file must exist when the pipeline is validated */
     ANSATZ_PARAM_OPTIONAL = 1u << 6,   /* no default, may be absent */
+    ANSATZ_PARAM_DOUBLE = 1u << 7,     /* FLOAT: kept as a double (else it must fit a float32) */
 } ansatz_param_flag;
 
 /* One key of a component's configuration: validated, documented and defaulted by one declaration. */
@@ -151,18 +232,21 @@ typedef struct ansatz_param_spec
     uint32_t struct_size;
     int32_t type;   /* ansatz_param_type */
     uint32_t flags; /* ansatz_param_flag bits */
-    int32_t reserved_;
+    int32_t component_kind; /* COMPONENT: the ansatz_kind the named component must have */
     const char* name;
     const char* doc;           /* one line */
-    const char* default_value; /* as YAML text; NULL when REQUIRED or OPTIONAL */
+    const char* default_value; /* as YAML text (a list as "[1, 2]"); NULL when REQUIRED or OPTIONAL */
     const char* choices;       /* CHOICE: the values separated by '|' */
-    double min;
+    double min;                /* numbers and the items of number lists */
     double max;
+    int64_t min_length; /* lists: fewest items (0: no minimum) */
+    int64_t max_length; /* lists: most items (0: no maximum) */
+    uint64_t component_needs; /* COMPONENT naming a model: the ansatz_model_function bits it must have */
     void* reserved[4];
 } ansatz_param_spec;
 
-/* One validated value. `text` holds STRING, PATH and CHOICE values (paths already resolved). The
- * reserved room is for list values (e.g. a lattice shape) that a later minor adds as new types. */
+/* One validated value. Lists point to `count` items owned by the host; a COMPONENT value carries the
+ * named component's handle (created before this one, destroyed after it) and its name in `text`. */
 typedef struct ansatz_value
 {
     const char* name;
@@ -170,7 +254,12 @@ typedef struct ansatz_value
     int32_t present;
     int64_t integer; /* BOOL (0/1) and INT */
     double real;     /* FLOAT */
-    const char* text;
+    const char* text; /* STRING, PATH (resolved), CHOICE, COMPONENT (its name) */
+    int64_t count;    /* lists: the number of items */
+    const int64_t* integers;  /* INT_LIST */
+    const double* reals;      /* FLOAT_LIST */
+    const char* const* texts; /* STRING_LIST */
+    ansatz_handle component;  /* COMPONENT */
     void* reserved[4];
 } ansatz_value;
 
@@ -198,45 +287,70 @@ typedef enum ansatz_log_level
     ANSATZ_LOG_ERROR = 3,
 } ansatz_log_level;
 
+/* Where the run is, for schedules (a learning rate that decays per epoch, an annealed temperature).
+ * Counters are 0 before the first stage; `step` counts the batches of the current stage. */
+typedef struct ansatz_progress
+{
+    uint32_t struct_size;
+    int32_t stage;       /* 1-based index of the running stage in `stages:` */
+    int64_t epoch;       /* 1-based epoch of a train stage (0 in other stages) */
+    int64_t epochs;      /* epochs the stage will run */
+    int64_t step;        /* batches done in this stage so far, over all epochs */
+    int64_t steps_per_epoch;
+    void* reserved[4];
+} ansatz_progress;
+
 /* What the host lends a component for its whole life. Plugins link nothing from the executable. */
 typedef struct ansatz_host
 {
     uint32_t struct_size;
-    int32_t threads; /* the pipeline's thread budget; BLAS is already set to it */
+    int32_t threads; /* the run's thread budget; BLAS is already set to it */
     void* context;
     void (*log)(void* context, int32_t level, const char* message);
     int32_t (*cancelled)(void* context); /* non-zero when the run should stop */
     /* The stream `name` of this run: derived from the pipeline's seed and the name, independent of
-     * every other name. A component takes its initialisation stream from here. */
+     * every other name (see Randomness). */
     void (*stream)(void* context, const char* name, ansatz_rng* out);
+    /* Fills out (struct_size set by the caller) with where the run is. */
+    void (*progress)(void* context, ansatz_progress* out);
+    /* Bytes of memory this machine has: a component refuses a configuration that cannot fit. */
+    int64_t memory_bytes;
     void* reserved[8];
 } ansatz_host;
 
-/* ---------------------------------------------------------------- components ------------------ */
+/* ---------------------------------------------------------------- models ---------------------- */
 
-typedef enum ansatz_kind
+/* The functions of a model's tables, as bits: a sampler or loss declares the ones it calls
+ * (ansatz_component.needs), the host derives the ones a model has from its non-NULL slots, and a
+ * pipeline that pairs them wrongly is refused when it is validated. */
+typedef enum ansatz_model_function
 {
-    ANSATZ_KIND_MODEL = 1,
-    ANSATZ_KIND_SAMPLER = 2,
-    ANSATZ_KIND_LOSS = 3,
-    ANSATZ_KIND_OPTIMIZER = 4,
-    ANSATZ_KIND_DATASET = 5,
-} ansatz_kind;
+    ANSATZ_FN_FREE_ENERGY = 1u << 0,
+    ANSATZ_FN_FREE_ENERGY_GRAD = 1u << 1,
+    ANSATZ_FN_ENERGY_DELTA = 1u << 2,
+    ANSATZ_FN_CONDITIONAL = 1u << 3, /* block_size and conditional */
+    ANSATZ_FN_LATENT = 1u << 4,      /* the whole latent table */
+} ansatz_model_function;
 
-/* Which tables a model fills (ansatz_component.capabilities for a model), or which it must fill
- * (for a sampler or a loss): a missing capability is refused when the pipeline is validated. */
-typedef enum ansatz_capability
+/* The values a model's variables take. A model that declares none is BINARY. */
+typedef enum ansatz_domain
 {
-    ANSATZ_CAP_ENERGY = 1u << 0,       /* unnormalised density and local energy differences */
-    ANSATZ_CAP_CONDITIONALS = 1u << 1, /* block conditionals, for Gibbs */
-    ANSATZ_CAP_LATENT = 1u << 2,       /* encoder/decoder with backward passes, for the ELBO */
-} ansatz_capability;
+    ANSATZ_DOMAIN_BINARY = 0,      /* {0, 1} */
+    ANSATZ_DOMAIN_SPIN = 1,        /* {-1, +1} */
+    ANSATZ_DOMAIN_REAL = 2,        /* the reals */
+    ANSATZ_DOMAIN_CATEGORICAL = 3, /* {0, ..., categories - 1} */
+} ansatz_domain;
 
-/* ansatz_component.flags */
-typedef enum ansatz_component_flag
+/* What a model says about its samples, before setup. */
+typedef struct ansatz_sample_info
 {
-    ANSATZ_LOSS_NEEDS_SAMPLER = 1u << 0, /* a loss that estimates a negative phase with MCMC */
-} ansatz_component_flag;
+    uint32_t struct_size;
+    int32_t rank; /* -1: the shape comes from the data; else shape[0..rank) is fixed by the config */
+    int64_t shape[ANSATZ_MAX_RANK];
+    int32_t domain;     /* ansatz_domain */
+    int32_t categories; /* CATEGORICAL: K */
+    void* reserved[4];
+} ansatz_sample_info;
 
 /* Blocks of a model with conditionals: the visible units and the hidden units. */
 typedef enum ansatz_block
@@ -245,10 +359,7 @@ typedef enum ansatz_block
     ANSATZ_BLOCK_HIDDEN = 1,
 } ansatz_block;
 
-/* ---- model ---- */
-
-/* capability ENERGY. F is the free energy: p(v) = exp(-F(v)) / Z. For a model without latent
- * variables F is the energy itself. */
+/* F is the free energy: p(v) = exp(-F(v)) / Z. For a model without latent variables F is the energy. */
 typedef struct ansatz_energy_table
 {
     uint32_t struct_size;
@@ -260,17 +371,17 @@ typedef struct ansatz_energy_table
                                 int32_t n_grads, ansatz_tensor* out, ansatz_status* st);
     /* out[n] = F(v[n] with unit sites[n] set to new_values[n]) - F(v[n]): one proposed local change in
      * every chain (a flip of a {0,1} unit or a +-1 spin, a Gaussian unit's move, a Potts colour). The
-     * model checks that the new value is in its support. v {N, D}; sites, new_values and out {N}. */
+     * model checks that the new value is in its domain. v {N, D}; sites, new_values and out {N}. */
     int32_t (*energy_delta)(void* self, const ansatz_tensor* v, const int64_t* sites, const float* new_values,
                             ansatz_tensor* out, ansatz_status* st);
     void* reserved[8];
 } ansatz_energy_table;
 
-/* capability CONDITIONALS: p(block | the other block) factorises over the block's units. */
+/* p(block | the other block) factorises over the block's units. */
 typedef struct ansatz_conditionals_table
 {
     uint32_t struct_size;
-    /* Units in a block (the visible count is the sample size). */
+    /* Units in a block (the visible count is the sample size); -1 on failure. */
     int64_t (*block_size)(void* self, int32_t block);
     /* mean[n] = E[block | given[n]]; when sample is not NULL, also draw sample[n] ~ p(block | given[n])
      * from rngs[n] (N streams; may be NULL when sample is). given {N, size of the other block}; mean and
@@ -280,16 +391,14 @@ typedef struct ansatz_conditionals_table
     void* reserved[8];
 } ansatz_conditionals_table;
 
-/* capability LATENT: an encoder Q(h|x) = N(mu(x), diag(exp(log_var(x)))) and a decoder p(x|h), each
- * with its backward pass, for the ELBO. Rows pair up: row n of h goes with row n of x (several latent
- * samples of one x are several rows repeating x). No call keeps state for a later one: a backward pass
- * recomputes what it needs from its inputs (a model may cache the last forward pass of the same x).
- * grads are all the model's parameters in parameters() order; each backward adds only to its half. */
+/* An encoder Q(h|x) = N(mu(x), diag(exp(log_var(x)))) and a decoder p(x|h), each with its backward
+ * pass, for the ELBO. Rows pair up: row n of h goes with row n of x. No call keeps state for a later
+ * one: a backward pass recomputes what it needs from its inputs. grads are all the model's parameters
+ * in parameters() order; each backward adds only to its half. */
 typedef struct ansatz_latent_table
 {
     uint32_t struct_size;
-    /* L, the latent dimension; -1 on failure. */
-    int64_t (*latent_size)(void* self);
+    int64_t (*latent_size)(void* self); /* L; -1 on failure */
     /* mu[n], log_var[n] of Q(h | x[n]); x {N, D}, mu and log_var {N, L}. */
     int32_t (*encode)(void* self, const ansatz_tensor* x, ansatz_tensor* mu, ansatz_tensor* log_var,
                       ansatz_status* st);
@@ -301,7 +410,7 @@ typedef struct ansatz_latent_table
     int32_t (*decode_log_likelihood)(void* self, const ansatz_tensor* h, const ansatz_tensor* x,
                                      ansatz_tensor* out, ansatz_status* st);
     /* grads += scale * sum_n dlog p(x[n] | h[n])/dtheta; when d_h is not NULL, also
-     * d_h[n] = scale * dlog p(x[n] | h[n])/dh[n] (for the reparameterisation h = mu + exp(log_var/2) eps). */
+     * d_h[n] = scale * dlog p(x[n] | h[n])/dh[n]. */
     int32_t (*decode_backward)(void* self, const ansatz_tensor* h, const ansatz_tensor* x, float scale,
                                ansatz_tensor* d_h, ansatz_tensor* grads, int32_t n_grads, ansatz_status* st);
     /* x_mean[n] = E[x | h[n]], for pictures of samples and reconstructions. */
@@ -312,20 +421,23 @@ typedef struct ansatz_latent_table
 typedef struct ansatz_model_table
 {
     uint32_t struct_size;
-    /* Called once, before any other call of the table: allocates and initialises the parameters for
-     * samples of this shape (one sample, without the batch axis). A restored model is set up first,
+    /* Its samples' shape (when its configuration fixes it) and domain; may be called any time after
+     * create. NULL: the shape comes from the data and the domain is binary. */
+    int32_t (*sample_info)(void* self, ansatz_sample_info* out, ansatz_status* st);
+    /* Allocates and initialises the parameters for samples of this shape (one sample, without the
+     * batch axis); a model whose sample_info fixes a shape gets that shape. A resumed model is set up,
      * then its parameters are overwritten through the views of parameters(). */
     int32_t (*setup)(void* self, const int64_t* sample_shape, int32_t rank, ansatz_rng* rng,
                      ansatz_status* st);
-    /* Views of the model's own parameters, valid until the next setup or destroy; returns the count
-     * (-1 on failure). With out == NULL it only counts. */
-    int32_t (*parameters)(void* self, ansatz_named_tensor* out, int32_t capacity);
-    /* Draws states from a simple distribution over the model's support (chains' starting points):
-     * out[n] from rngs[n], out {N, D}, N streams. */
+    /* Views of the model's own parameters (FLOAT32), valid until the next setup or destroy; returns
+     * the count, -1 on failure. With out == NULL it only counts. */
+    int32_t (*parameters)(void* self, ansatz_named_tensor* out, int32_t capacity, ansatz_status* st);
+    /* Draws states from a simple distribution over the domain (chains' starting points): out[n] from
+     * rngs[n], out {N, D}, N streams. */
     int32_t (*random_state)(void* self, ansatz_tensor* out, ansatz_rng* rngs, ansatz_status* st);
-    const ansatz_energy_table* energy;             /* NULL unless ANSATZ_CAP_ENERGY */
-    const ansatz_conditionals_table* conditionals; /* NULL unless ANSATZ_CAP_CONDITIONALS */
-    const ansatz_latent_table* latent;             /* NULL unless ANSATZ_CAP_LATENT */
+    const ansatz_energy_table* energy;             /* NULL: no energy functions */
+    const ansatz_conditionals_table* conditionals; /* NULL: no conditionals */
+    const ansatz_latent_table* latent;             /* NULL: not a latent-variable model */
     void* reserved[8];
 } ansatz_model_table;
 
@@ -336,18 +448,35 @@ typedef struct ansatz_model_handle
     void* self;
 } ansatz_model_handle;
 
-/* ---- sampler ---- */
+/* ---------------------------------------------------------------- state ----------------------- */
+
+/* Samplers, losses and optimizers that change as they run (PCD chains and their streams, Adam's step
+ * count, a momentum buffer and its first-step flag) expose it, so a checkpoint holds everything a
+ * bit-exact resume needs. Both slots may be NULL together (a stateless component).
+ *   state:     views of every piece of state (any dtype), valid until the next call other than state;
+ *              returns the count (-1 on failure); with out == NULL it only counts. Before the first
+ *              call that creates state it may return fewer pieces (0 for "nothing yet").
+ *   set_state: copies `n` pieces into the component, after bind; they are what state() gave when the
+ *              checkpoint was written (same names, dtypes and shapes). A piece it does not know, or of
+ *              another dtype or shape, is INVALID_INPUT with a sentence naming it. */
+typedef int32_t (*ansatz_state_fn)(void* self, ansatz_named_tensor* out, int32_t capacity, ansatz_status* st);
+typedef int32_t (*ansatz_set_state_fn)(void* self, const ansatz_named_tensor* in, int32_t n,
+                                       ansatz_status* st);
+
+/* ---------------------------------------------------------------- samplers -------------------- */
 
 typedef struct ansatz_sampler_table
 {
     uint32_t struct_size;
-    /* The model the sampler draws from; it outlives the sampler. */
+    /* The model the sampler draws from, for the stage that binds it. */
     int32_t (*bind)(void* self, const ansatz_model_handle* model, ansatz_status* st);
     /* Advances every chain (a row of `chains`, {N, D}) in place by `steps` sweeps (0 = the sampler's
      * configured number), chain n drawing from rngs[n] (N streams). */
     int32_t (*advance)(void* self, ansatz_tensor* chains, int32_t steps, ansatz_rng* rngs, ansatz_status* st);
-    /* Diagnostics since the last call (acceptance rate, ...). */
-    int32_t (*metrics)(void* self, ansatz_metrics* out, ansatz_status* st);
+    /* Diagnostics since the last call (acceptance rate, ...); may be NULL. */
+    int32_t (*metrics)(void* self, const ansatz_metrics* out, ansatz_status* st);
+    ansatz_state_fn state;
+    ansatz_set_state_fn set_state;
     void* reserved[8];
 } ansatz_sampler_table;
 
@@ -357,7 +486,7 @@ typedef struct ansatz_sampler_handle
     void* self;
 } ansatz_sampler_handle;
 
-/* ---- loss ---- */
+/* ---------------------------------------------------------------- losses ---------------------- */
 
 typedef struct ansatz_loss_table
 {
@@ -365,14 +494,17 @@ typedef struct ansatz_loss_table
     /* sampler is NULL unless the component has ANSATZ_LOSS_NEEDS_SAMPLER. */
     int32_t (*bind)(void* self, const ansatz_model_handle* model, const ansatz_sampler_handle* sampler,
                     ansatz_status* st);
-    /* Adds the gradient of the loss (to be minimised) on this batch to grads, in parameters() order,
-     * and reports the loss and other scalars. batch {N, D}. */
+    /* Reports the loss (to be minimised) on this batch as the metric "loss", and other scalars; adds
+     * its gradient to grads in parameters() order. grads == NULL (n_grads 0) asks for the value only
+     * (an evaluation): then no state that training depends on may change. batch {N, D}. */
     int32_t (*compute)(void* self, const ansatz_tensor* batch, ansatz_tensor* grads, int32_t n_grads,
-                       ansatz_rng* rng, ansatz_metrics* out, ansatz_status* st);
+                       ansatz_rng* rng, const ansatz_metrics* out, ansatz_status* st);
+    ansatz_state_fn state;
+    ansatz_set_state_fn set_state;
     void* reserved[8];
 } ansatz_loss_table;
 
-/* ---- optimizer ---- */
+/* ---------------------------------------------------------------- optimizers ------------------ */
 
 typedef struct ansatz_optimizer_table
 {
@@ -382,12 +514,12 @@ typedef struct ansatz_optimizer_table
     /* params[k] -= update(grads[k]); called once per batch. */
     int32_t (*step)(void* self, ansatz_named_tensor* params, const ansatz_tensor* grads, int32_t n_params,
                     ansatz_status* st);
-    /* Views of its state (momentum buffers, ...) for checkpoints; returns the count. */
-    int32_t (*state)(void* self, ansatz_named_tensor* out, int32_t capacity);
+    ansatz_state_fn state;
+    ansatz_set_state_fn set_state;
     void* reserved[8];
 } ansatz_optimizer_table;
 
-/* ---- dataset ---- */
+/* ---------------------------------------------------------------- datasets -------------------- */
 
 typedef struct ansatz_dataset_info
 {
@@ -397,6 +529,8 @@ typedef struct ansatz_dataset_info
     int64_t count;
     int32_t has_labels;
     int32_t is_image; /* sample_shape is {H, W} or {H, W, C} with values in [0, 1] */
+    int32_t domain;   /* ansatz_domain of the values */
+    int32_t reserved_;
     void* reserved[4];
 } ansatz_dataset_info;
 
@@ -404,14 +538,23 @@ typedef struct ansatz_dataset_table
 {
     uint32_t struct_size;
     int32_t (*info)(void* self, ansatz_dataset_info* out, ansatz_status* st);
-    /* out[i] = sample indices[i], flattened: out {n, prod(sample_shape)}; labels (n floats) may be NULL.
-     */
+    /* out[i] = sample indices[i], flattened: out {n, prod(sample_shape)} FLOAT32; labels (n floats)
+     * may be NULL. Reads are value-only: the same indices give the same rows. */
     int32_t (*read)(void* self, const int64_t* indices, int64_t n, ansatz_tensor* out, float* labels,
                     ansatz_rng* rng, ansatz_status* st);
     void* reserved[8];
 } ansatz_dataset_table;
 
 /* ---------------------------------------------------------------- descriptor ------------------ */
+
+/* ansatz_component.flags */
+typedef enum ansatz_component_flag
+{
+    ANSATZ_LOSS_NEEDS_SAMPLER = 1u << 0, /* a loss that estimates a negative phase with MCMC */
+} ansatz_component_flag;
+
+/* An optional function found by name: NULL when the component has none of that name. */
+typedef void (*ansatz_function)(void);
 
 typedef struct ansatz_component
 {
@@ -421,20 +564,21 @@ typedef struct ansatz_component
     const char* summary; /* one line */
     const ansatz_param_spec* params;
     int32_t n_params;
-    uint32_t capabilities; /* model: the tables it fills; sampler, loss: what it needs of the model */
-    uint32_t flags;        /* ansatz_component_flag */
-    int32_t reserved_;
+    uint32_t flags; /* ansatz_component_flag */
+    uint64_t needs; /* sampler, loss: the ansatz_model_function bits it calls on its model */
     /* Returns NULL and fills st on failure. */
     void* (*create)(const ansatz_config* config, const ansatz_host* host, ansatz_status* st);
     void (*destroy)(void* self);
     /* ansatz_model_table, ansatz_sampler_table, ... as `kind` says. */
     const void* table;
+    /* Optional functions by name (may be NULL): e.g. "ansatz.tempered_free_energy". */
+    ansatz_function (*extension)(const char* name);
     void* reserved[8];
 } ansatz_component;
 
 typedef struct ansatz_plugin_desc
 {
-    uint32_t abi_major;
+    uint32_t abi_major; /* first in every major: see ANSATZ_PLUGIN_ENTRY_SYMBOL */
     uint32_t abi_minor;
     uint32_t struct_size; /* sizeof(ansatz_plugin_desc) as the plugin was built */
     int32_t n_components;

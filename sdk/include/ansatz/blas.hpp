@@ -42,8 +42,8 @@ inline void gemm(Op op_a, Op op_b, float alpha, const ansatz_tensor& a, const an
         if (extent > INT_MAX)
             throw Error("gemm: a dimension of " + std::to_string(extent) + " exceeds BLAS's int range");
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a.data,
-                static_cast<int>(a.shape[1]), b.data, static_cast<int>(b.shape[1]), beta, c.data,
+                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, f32(a),
+                static_cast<int>(a.shape[1]), f32(b), static_cast<int>(b.shape[1]), beta, f32(c),
                 static_cast<int>(c.shape[1]));
 }
 

@@ -2,11 +2,28 @@
 //
 // A component is constructed from its validated Config and the Host, and does its work in the
 // methods below on whole batches. Preconditions are checked by the caller's wrapper where it can
-// (shapes), and by the component where only it knows (support, ranges); either throws.
+// (shapes), and by the component where only it knows (domain, ranges); either throws.
 //
-// A class declares what it offers or needs as static constants, read by ANSATZ_PLUGIN:
+// The base classes declare what every component of a kind must have. What is optional is found on
+// the class itself by ANSATZ_PLUGIN (a C++20 `requires`): a class that does not define a function
+// leaves its table slot NULL, and the host refuses, when it validates a pipeline, a sampler or loss
+// that needs a function its model lacks. The optional members, with these exact signatures:
+//   model, energy:       void free_energy(const ansatz_tensor& v, ansatz_tensor& out);
+//                        void free_energy_grad(const ansatz_tensor& v, float scale, ansatz_tensor* grads,
+//                                              int32_t n_grads, ansatz_tensor* out);
+//                        void energy_delta(const ansatz_tensor& v, const int64_t* sites,
+//                                          const float* new_values, ansatz_tensor& out);
+//   model, conditionals: int64_t block_size(ansatz_block block) const;
+//                        void conditional(ansatz_block block, const ansatz_tensor& given,
+//                                         ansatz_tensor& mean, ansatz_tensor* sample, Streams rngs);
+//   sampler:             void metrics(Metrics& out);
+//   sampler, loss, optimizer (both or neither):
+//                        std::vector<ansatz_named_tensor> state();
+//                        void set_state(const StateIn& in);
+//   any component:       static ansatz_function extension(const char* name);
+// A class declares what it needs of its model and its flags as static constants:
 //     static void describe(ansatz::Schema&);              every kind: its configuration keys
-//     static constexpr uint32_t capabilities = ...;       model: tables it fills; sampler, loss: needs
+//     static constexpr uint64_t needs = ANSATZ_FN_...;    sampler, loss: model functions it calls
 //     static constexpr bool needs_sampler = true;         loss: estimates a negative phase with MCMC
 #pragma once
 
@@ -17,7 +34,11 @@
 #include "ansatz/schema.hpp"
 #include "ansatz/tensor.hpp"
 
+#include <cstdio>
+#include <cstring>
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ansatz
@@ -45,43 +66,123 @@ public:
         h_->stream(h_->context, name.c_str(), &state);
         return Rng(state);
     }
+    // Where the run is (stage, epoch, step), for schedules; zeros when the host does not say.
+    ansatz_progress progress() const
+    {
+        ansatz_progress p{};
+        p.struct_size = sizeof(ansatz_progress);
+        if (h_->progress)
+            h_->progress(h_->context, &p);
+        return p;
+    }
+    // Bytes of memory the machine has (0: unknown).
+    int64_t memory_bytes() const { return h_->memory_bytes; }
+    // Refuses (InputError) a configuration whose buffers would need more than the machine's memory:
+    // `what` says which keys ask for it, e.g. "hidden: 2000000000 with 784 visible units".
+    void require_memory(double bytes, const std::string& what) const
+    {
+        const double have = static_cast<double>(memory_bytes());
+        if (have > 0 && bytes > have)
+            throw InputError(what + " needs " + format_bytes(bytes) + " of memory, more than the " +
+                             format_bytes(have) + " this machine has");
+    }
+    static std::string format_bytes(double bytes)
+    {
+        const char* units[] = { "bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+        int u = 0;
+        while (bytes >= 1024 && u < 6)
+            bytes /= 1024, ++u;
+        char buffer[48];
+        std::snprintf(buffer, sizeof buffer, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+        return buffer;
+    }
 
 private:
     const ansatz_host* h_;
 };
 
+// The pieces of state passed to set_state, found by name with their dtype and shape checked.
+class StateIn
+{
+public:
+    StateIn(const ansatz_named_tensor* pieces, int32_t n, std::string owner)
+        : pieces_(pieces), n_(n), owner_(std::move(owner))
+    {
+    }
+    int32_t size() const { return n_; }
+    bool has(const char* name) const { return find(name) != nullptr; }
+    // The piece `name`, which must hold T with this shape; InputError naming it otherwise.
+    template <class T>
+    const T* get(const char* name, std::initializer_list<int64_t> shape) const
+    {
+        const ansatz_tensor* t = find(name);
+        if (!t)
+            throw InputError(owner_ + ": the saved state has no piece '" + name + "'");
+        ansatz_tensor expected = make_view(static_cast<T*>(nullptr), shape);
+        bool same = t->dtype == expected.dtype && t->rank == expected.rank;
+        for (int32_t i = 0; same && i < t->rank; ++i)
+            same = t->shape[i] == expected.shape[i];
+        if (!same)
+            throw InputError(owner_ + ": the saved state's piece '" + name + "' holds " + dtype_name(t->dtype) +
+                             " " + shape_string(*t) + ", expected " + dtype_name(expected.dtype) + " " +
+                             shape_string(expected));
+        return static_cast<const T*>(t->data);
+    }
+    // The piece `name` as it is (nullptr if absent), for state whose shape the saver chose.
+    const ansatz_tensor* find(const char* name) const
+    {
+        for (int32_t i = 0; i < n_; ++i)
+            if (pieces_[i].name && std::strcmp(pieces_[i].name, name) == 0)
+                return &pieces_[i].tensor;
+        return nullptr;
+    }
+    // Refuses a piece whose name is not among `known` (state of another component or version).
+    void require_only(std::initializer_list<const char*> known) const
+    {
+        for (int32_t i = 0; i < n_; ++i)
+        {
+            bool found = false;
+            for (const char* k : known)
+                found = found || (pieces_[i].name && std::strcmp(pieces_[i].name, k) == 0);
+            if (!found)
+                throw InputError(owner_ + ": the saved state has a piece '" +
+                                 std::string(pieces_[i].name ? pieces_[i].name : "") + "' it does not know");
+        }
+    }
+    const std::string& owner() const { return owner_; }
+
+private:
+    const ansatz_named_tensor* pieces_;
+    int32_t n_;
+    std::string owner_;
+};
+
 /* WHAT THIS OBJECT REPRESENTS
  *   An unnormalised distribution p(v) = exp(-F(v)) / Z over samples v (rows of a batch), with
  *   parameters theta that a loss differentiates and an optimizer updates in place.
- * Every method works on a batch {N, D} where D is the flattened sample size given to setup(). */
+ * Every method works on a batch {N, D} where D is the flattened sample size given to setup(). The
+ * energy and conditionals functions are optional members (see the top of this file). */
 class Model
 {
 public:
     virtual ~Model() = default;
 
+    // Its samples' shape when the configuration fixes it (rank -1: from the data) and their domain.
+    virtual ansatz_sample_info sample_info() const
+    {
+        ansatz_sample_info info{};
+        info.struct_size = sizeof(ansatz_sample_info);
+        info.rank = -1;
+        info.domain = ANSATZ_DOMAIN_BINARY;
+        return info;
+    }
     // ensures: parameters exist and are initialised for samples of this shape (batch axis excluded).
     virtual void setup(const std::vector<int64_t>& sample_shape, Rng& rng) = 0;
     // Views of the parameters, in a fixed order; the names are the checkpoint file names.
     virtual std::vector<ansatz_named_tensor> parameters() = 0;
-    // out {N, D}: draws from a simple distribution over the support (chains' starting points),
+    // out {N, D}: draws from a simple distribution over the domain (chains' starting points),
     // row n from rngs[n].
     virtual void random_state(ansatz_tensor& out, Streams rngs) = 0;
-
-    // ---- capability ENERGY
-    // out {N}: F(v[n]).
-    virtual void free_energy(const ansatz_tensor& v, ansatz_tensor& out);
-    // grads[k] += scale * sum_n dF(v[n])/dtheta_k; when out is not null, also out[n] = F(v[n]).
-    virtual void free_energy_grad(const ansatz_tensor& v, float scale, ansatz_tensor* grads, int32_t n_grads,
-                                  ansatz_tensor* out);
-    // out[n] = F(v[n] with unit sites[n] set to new_values[n]) - F(v[n]).
-    virtual void energy_delta(const ansatz_tensor& v, const int64_t* sites, const float* new_values,
-                              ansatz_tensor& out);
-
-    // ---- capability CONDITIONALS
-    virtual int64_t block_size(ansatz_block block) const;
-    // mean[n] = E[block | given[n]]; if sample, also sample[n] ~ p(block | given[n]).
-    virtual void conditional(ansatz_block block, const ansatz_tensor& given, ansatz_tensor& mean,
-                             ansatz_tensor* sample, Streams rngs);
 };
 
 /* WHAT THIS OBJECT REPRESENTS
@@ -94,8 +195,6 @@ public:
     virtual void bind(const ModelRef& model) { model_ = model; }
     // chains {N, D}: every row is advanced in place by `steps` sweeps (0: the configured count).
     virtual void advance(ansatz_tensor& chains, int32_t steps, Streams rngs) = 0;
-    // Diagnostics since the last call.
-    virtual void metrics(Metrics&) {}
 
 protected:
     ModelRef model_;
@@ -112,7 +211,8 @@ public:
         model_ = model;
         sampler_ = sampler;
     }
-    // grads[k] += d(loss)/dtheta_k on this batch; reports "loss" and any other scalar.
+    // Reports "loss" and any other scalar; when grads is not null, grads[k] += d(loss)/dtheta_k on
+    // this batch. grads == nullptr asks for the value only: change no state training depends on.
     virtual void compute(const ansatz_tensor& batch, ansatz_tensor* grads, int32_t n_grads, Rng& rng,
                          Metrics& out) = 0;
 
@@ -129,7 +229,6 @@ public:
     virtual ~Optimizer() = default;
     virtual void bind(const ansatz_named_tensor* params, int32_t n_params) = 0;
     virtual void step(ansatz_named_tensor* params, const ansatz_tensor* grads, int32_t n_params) = 0;
-    virtual std::vector<ansatz_named_tensor> state() { return {}; }
 };
 
 /* WHAT THIS OBJECT REPRESENTS
@@ -142,36 +241,5 @@ public:
     // out {n, D}: the samples `indices`, flattened; labels may be nullptr.
     virtual void read(const int64_t* indices, int64_t n, ansatz_tensor& out, float* labels, Rng& rng) = 0;
 };
-
-// ---- defaults of the optional tables: reached only if a class claims a capability it lacks.
-
-namespace detail
-{
-[[noreturn]] inline void missing(const char* what)
-{
-    throw Error(std::string("the component claims a capability but does not implement ") + what);
-}
-} // namespace detail
-
-inline void Model::free_energy(const ansatz_tensor&, ansatz_tensor&)
-{
-    detail::missing("free_energy");
-}
-inline void Model::free_energy_grad(const ansatz_tensor&, float, ansatz_tensor*, int32_t, ansatz_tensor*)
-{
-    detail::missing("free_energy_grad");
-}
-inline void Model::energy_delta(const ansatz_tensor&, const int64_t*, const float*, ansatz_tensor&)
-{
-    detail::missing("energy_delta");
-}
-inline int64_t Model::block_size(ansatz_block) const
-{
-    detail::missing("block_size");
-}
-inline void Model::conditional(ansatz_block, const ansatz_tensor&, ansatz_tensor&, ansatz_tensor*, Streams)
-{
-    detail::missing("conditional");
-}
 
 } // namespace ansatz

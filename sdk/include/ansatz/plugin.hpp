@@ -12,6 +12,7 @@
 #include "ansatz/abi.h"
 #include "ansatz/component.hpp"
 
+#include <concepts>
 #include <deque>
 #include <initializer_list>
 #include <vector>
@@ -77,26 +78,106 @@ void destroy(void* p)
     delete static_cast<T*>(p);
 }
 
+// Counting calls (parameters, state) return -1 and fill the status on failure (abi.h).
+template <class Body>
+int32_t count_guard(ansatz_status* st, Body&& body) noexcept
+{
+    int32_t n = -1;
+    if (guard(st, [&] { n = body(); }) != ANSATZ_STATUS_OK)
+        return -1;
+    return n;
+}
+
+// ---- optional members, found on the class itself (component.hpp)
+
+template <class T>
+concept HasFreeEnergy = requires(T& t, const ansatz_tensor& v, ansatz_tensor& out) { t.free_energy(v, out); };
+template <class T>
+concept HasFreeEnergyGrad = requires(T& t, const ansatz_tensor& v, ansatz_tensor* g, ansatz_tensor* out) {
+    t.free_energy_grad(v, 1.0f, g, int32_t{}, out);
+};
+template <class T>
+concept HasEnergyDelta = requires(T& t, const ansatz_tensor& v, const int64_t* s, const float* u,
+                                  ansatz_tensor& out) { t.energy_delta(v, s, u, out); };
+template <class T>
+concept HasConditionals = requires(T& t, const ansatz_tensor& g, ansatz_tensor& m, ansatz_tensor* s, Streams r) {
+    {
+        t.block_size(ANSATZ_BLOCK_VISIBLE)
+    } -> std::convertible_to<int64_t>;
+    t.conditional(ANSATZ_BLOCK_VISIBLE, g, m, s, r);
+};
+template <class T>
+concept HasMetrics = requires(T& t, Metrics& m) { t.metrics(m); };
+template <class T>
+concept HasState = requires(T& t, const StateIn& in) {
+    {
+        t.state()
+    } -> std::convertible_to<std::vector<ansatz_named_tensor>>;
+    t.set_state(in);
+};
+template <class T>
+concept HasExtension = requires(const char* name) {
+    {
+        T::extension(name)
+    } -> std::convertible_to<ansatz_function>;
+};
+
+// state / set_state for any kind: the slots stay NULL for a class without them.
+template <class T>
+struct StateSlots
+{
+    static int32_t state(void* p, ansatz_named_tensor* out, int32_t capacity, ansatz_status* st)
+    {
+        return count_guard(st, [&] { return copy_views(self<T>(p).state(), out, capacity); });
+    }
+    static int32_t set_state(void* p, const ansatz_named_tensor* in, int32_t n, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            if (n < 0 || (n > 0 && !in))
+                throw Error("set_state got no pieces of state");
+            self<T>(p).set_state(StateIn(in, n, "state"));
+        });
+    }
+    // `if constexpr`, not ?:, so a class without state() never instantiates the bodies above.
+    static constexpr ansatz_state_fn state_fn()
+    {
+        if constexpr (HasState<T>)
+            return state;
+        else
+            return nullptr;
+    }
+    static constexpr ansatz_set_state_fn set_state_fn()
+    {
+        if constexpr (HasState<T>)
+            return set_state;
+        else
+            return nullptr;
+    }
+};
+
 // ---- model
 
 template <class T>
 struct ModelTables
 {
+    static int32_t sample_info(void* p, ansatz_sample_info* out, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            *out = self<T>(p).sample_info();
+            out->struct_size = sizeof(ansatz_sample_info);
+        });
+    }
     static int32_t setup(void* p, const int64_t* shape, int32_t rank, ansatz_rng* rng, ansatz_status* st)
     {
-        return guard(st,
-                     [&] { self<T>(p).setup(std::vector<int64_t>(shape, shape + rank), one_stream(rng)); });
+        return guard(st, [&] {
+            if (rank < 0 || rank > ANSATZ_MAX_RANK || (rank > 0 && !shape))
+                throw Error("setup got a sample shape of rank " + std::to_string(rank));
+            self<T>(p).setup(std::vector<int64_t>(shape, shape + rank), one_stream(rng));
+        });
     }
-    static int32_t parameters(void* p, ansatz_named_tensor* out, int32_t capacity)
+    static int32_t parameters(void* p, ansatz_named_tensor* out, int32_t capacity, ansatz_status* st)
     {
-        try
-        {
-            return copy_views(self<T>(p).parameters(), out, capacity);
-        }
-        catch (...)
-        {
-            return -1;
-        }
+        return count_guard(st, [&] { return copy_views(self<T>(p).parameters(), out, capacity); });
     }
     static int32_t random_state(void* p, ansatz_tensor* out, ansatz_rng* rngs, ansatz_status* st)
     {
@@ -142,26 +223,59 @@ struct ModelTables
         });
     }
 
-    static constexpr ansatz_energy_table energy_table = { sizeof(ansatz_energy_table),
-                                                          free_energy,
-                                                          free_energy_grad,
-                                                          energy_delta,
-                                                          {} };
+    // Each slot through `if constexpr`, so a class without the member never instantiates its body.
+    static constexpr auto free_energy_slot()
+    {
+        if constexpr (HasFreeEnergy<T>)
+            return free_energy;
+        else
+            return static_cast<decltype(&free_energy)>(nullptr);
+    }
+    static constexpr auto free_energy_grad_slot()
+    {
+        if constexpr (HasFreeEnergyGrad<T>)
+            return free_energy_grad;
+        else
+            return static_cast<decltype(&free_energy_grad)>(nullptr);
+    }
+    static constexpr auto energy_delta_slot()
+    {
+        if constexpr (HasEnergyDelta<T>)
+            return energy_delta;
+        else
+            return static_cast<decltype(&energy_delta)>(nullptr);
+    }
+    static constexpr const ansatz_conditionals_table* conditionals_slot();
+
+    static constexpr bool has_energy = HasFreeEnergy<T> || HasFreeEnergyGrad<T> || HasEnergyDelta<T>;
+    static constexpr ansatz_energy_table energy_table = {
+        sizeof(ansatz_energy_table), free_energy_slot(), free_energy_grad_slot(), energy_delta_slot(), {}
+    };
     static constexpr ansatz_conditionals_table conditionals_table = { sizeof(ansatz_conditionals_table),
                                                                       block_size,
                                                                       conditional,
                                                                       {} };
     static constexpr ansatz_model_table table = {
         sizeof(ansatz_model_table),
+        sample_info,
         setup,
         parameters,
         random_state,
-        (T::capabilities & ANSATZ_CAP_ENERGY) ? &energy_table : nullptr,
-        (T::capabilities & ANSATZ_CAP_CONDITIONALS) ? &conditionals_table : nullptr,
-        nullptr, // LATENT: the VAE issue adds the C++ side of ansatz_latent_table
+        has_energy ? &energy_table : nullptr,
+        conditionals_slot(),
+        nullptr, // latent: the VAE issue adds the C++ side of ansatz_latent_table
         {}
     };
 };
+
+template <class T>
+constexpr const ansatz_conditionals_table* ModelTables<T>::conditionals_slot()
+{
+    if constexpr (HasConditionals<T>)
+        return &conditionals_table;
+    else
+        return nullptr;
+}
 
 // ---- sampler
 
@@ -179,18 +293,26 @@ struct SamplerTables
             self<T>(p).advance(*chains, steps, row_streams(rngs, chains->shape[0]));
         });
     }
-    static int32_t metrics(void* p, ansatz_metrics* out, ansatz_status* st)
+    static int32_t metrics(void* p, const ansatz_metrics* out, ansatz_status* st)
     {
         return guard(st, [&] {
-            out->count = 0;
             Metrics m(*out);
             self<T>(p).metrics(m);
         });
     }
+    static constexpr auto metrics_slot()
+    {
+        if constexpr (HasMetrics<T>)
+            return metrics;
+        else
+            return static_cast<decltype(&metrics)>(nullptr);
+    }
     static constexpr ansatz_sampler_table table = { sizeof(ansatz_sampler_table),
                                                     bind,
                                                     advance,
-                                                    metrics,
+                                                    metrics_slot(),
+                                                    StateSlots<T>::state_fn(),
+                                                    StateSlots<T>::set_state_fn(),
                                                     {} };
 };
 
@@ -206,15 +328,16 @@ struct LossTables
             st, [&] { self<T>(p).bind(ModelRef(*model), sampler ? SamplerRef(*sampler) : SamplerRef()); });
     }
     static int32_t compute(void* p, const ansatz_tensor* batch, ansatz_tensor* grads, int32_t n,
-                           ansatz_rng* rng, ansatz_metrics* out, ansatz_status* st)
+                           ansatz_rng* rng, const ansatz_metrics* out, ansatz_status* st)
     {
         return guard(st, [&] {
-            out->count = 0;
             Metrics m(*out);
-            self<T>(p).compute(*batch, grads, n, one_stream(rng), m);
+            self<T>(p).compute(*batch, grads, grads ? n : 0, one_stream(rng), m);
         });
     }
-    static constexpr ansatz_loss_table table = { sizeof(ansatz_loss_table), bind, compute, {} };
+    static constexpr ansatz_loss_table table = {
+        sizeof(ansatz_loss_table), bind, compute, StateSlots<T>::state_fn(), StateSlots<T>::set_state_fn(), {}
+    };
 };
 
 // ---- optimizer
@@ -231,18 +354,9 @@ struct OptimizerTables
     {
         return guard(st, [&] { self<T>(p).step(params, grads, n); });
     }
-    static int32_t state(void* p, ansatz_named_tensor* out, int32_t capacity)
-    {
-        try
-        {
-            return copy_views(self<T>(p).state(), out, capacity);
-        }
-        catch (...)
-        {
-            return -1;
-        }
-    }
-    static constexpr ansatz_optimizer_table table = { sizeof(ansatz_optimizer_table), bind, step, state, {} };
+    static constexpr ansatz_optimizer_table table = {
+        sizeof(ansatz_optimizer_table), bind, step, StateSlots<T>::state_fn(), StateSlots<T>::set_state_fn(), {}
+    };
 };
 
 // ---- dataset
@@ -272,20 +386,39 @@ struct ComponentDef
     const char* name;
     const char* summary;
     void (*describe)(Schema&);
-    uint32_t capabilities;
+    uint64_t needs;
     uint32_t flags;
     void* (*create)(const ansatz_config*, const ansatz_host*, ansatz_status*);
     void (*destroy)(void*);
     const void* table;
+    ansatz_function (*extension)(const char*);
 };
 
 template <class T>
-constexpr uint32_t capabilities_of()
+constexpr uint64_t needs_of()
 {
-    if constexpr (requires { T::capabilities; })
-        return T::capabilities;
+    if constexpr (requires { T::needs; })
+        return T::needs;
     else
         return 0;
+}
+
+template <class T>
+constexpr ansatz_function (*extension_of())(const char*)
+{
+    if constexpr (HasExtension<T>)
+        return [](const char* name) noexcept -> ansatz_function {
+            try
+            {
+                return name ? T::extension(name) : nullptr;
+            }
+            catch (...)
+            {
+                return nullptr;
+            }
+        };
+    else
+        return nullptr;
 }
 
 template <class T>
@@ -300,8 +433,8 @@ constexpr uint32_t flags_of()
 template <class T>
 ComponentDef define(ansatz_kind kind, const char* name, const char* summary, const void* table)
 {
-    return ComponentDef{ kind,          name,       summary,     &T::describe, capabilities_of<T>(),
-                         flags_of<T>(), &create<T>, &destroy<T>, table };
+    return ComponentDef{ kind,       name,        summary, &T::describe,     needs_of<T>(), flags_of<T>(),
+                         &create<T>, &destroy<T>, table,   extension_of<T>() };
 }
 
 // Owns the descriptor of a plugin and everything it points to; one static instance per plugin.
@@ -322,8 +455,9 @@ public:
             c.summary = def.summary;
             c.params = schema.finish();
             c.n_params = schema.size();
-            c.capabilities = def.capabilities;
+            c.needs = def.needs;
             c.flags = def.flags;
+            c.extension = def.extension;
             c.create = def.create;
             c.destroy = def.destroy;
             c.table = def.table;

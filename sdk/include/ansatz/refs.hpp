@@ -11,10 +11,46 @@
 #include "ansatz/tensor.hpp"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ansatz
 {
+
+// The ansatz_model_function bits of a model table: a function is there when its slot is not NULL.
+inline uint64_t model_functions(const ansatz_model_table* t)
+{
+    uint64_t f = 0;
+    if (!t)
+        return f;
+    if (const ansatz_energy_table* e = t->energy)
+    {
+        f |= e->free_energy ? ANSATZ_FN_FREE_ENERGY : 0u;
+        f |= e->free_energy_grad ? ANSATZ_FN_FREE_ENERGY_GRAD : 0u;
+        f |= e->energy_delta ? ANSATZ_FN_ENERGY_DELTA : 0u;
+    }
+    if (const ansatz_conditionals_table* c = t->conditionals; c && c->block_size && c->conditional)
+        f |= ANSATZ_FN_CONDITIONAL;
+    if (const ansatz_latent_table* l = t->latent; l && l->latent_size && l->encode && l->encode_backward &&
+                                                  l->decode_log_likelihood && l->decode_backward && l->decode_mean)
+        f |= ANSATZ_FN_LATENT;
+    return f;
+}
+
+// "energy_delta, conditional": the names of model functions, for messages.
+inline std::string model_function_names(uint64_t functions)
+{
+    static const std::pair<uint64_t, const char*> names[] = { { ANSATZ_FN_FREE_ENERGY, "free_energy" },
+                                                              { ANSATZ_FN_FREE_ENERGY_GRAD, "free_energy_grad" },
+                                                              { ANSATZ_FN_ENERGY_DELTA, "energy_delta" },
+                                                              { ANSATZ_FN_CONDITIONAL, "conditional" },
+                                                              { ANSATZ_FN_LATENT, "latent" } };
+    std::string out;
+    for (const auto& [bit, name] : names)
+        if (functions & bit)
+            out += (out.empty() ? "" : ", ") + std::string(name);
+    return out.empty() ? "none" : out;
+}
 
 // A call on chains needs one stream per row (abi.h).
 inline void require_streams(Streams rngs, const ansatz_tensor& rows)
@@ -32,9 +68,26 @@ public:
 
     bool valid() const { return h_.table != nullptr; }
     const ansatz_model_handle& handle() const { return h_; }
-    bool has_energy() const { return h_.table && h_.table->energy; }
-    bool has_conditionals() const { return h_.table && h_.table->conditionals; }
-    bool has_latent() const { return h_.table && h_.table->latent; }
+    // The ansatz_model_function bits whose slots the model fills (a NULL slot is absent).
+    uint64_t functions() const { return model_functions(h_.table); }
+    bool has(ansatz_model_function f) const { return (functions() & f) != 0; }
+    bool has_energy() const { return has(ANSATZ_FN_FREE_ENERGY); }
+    bool has_conditionals() const { return has(ANSATZ_FN_CONDITIONAL); }
+    bool has_latent() const { return has(ANSATZ_FN_LATENT); }
+
+    // The shape (rank -1: from the data) and domain of its samples.
+    ansatz_sample_info sample_info() const
+    {
+        ansatz_sample_info info{};
+        info.struct_size = sizeof(ansatz_sample_info);
+        info.rank = -1;
+        if (h_.table->sample_info)
+        {
+            ansatz_status st{};
+            check(h_.table->sample_info(h_.self, &info, &st), st);
+        }
+        return info;
+    }
 
     void setup(const std::vector<int64_t>& sample_shape, Rng& rng) const
     {
@@ -46,11 +99,13 @@ public:
 
     std::vector<ansatz_named_tensor> parameters() const
     {
-        const int32_t n = h_.table->parameters(h_.self, nullptr, 0);
+        ansatz_status st{};
+        const int32_t n = h_.table->parameters(h_.self, nullptr, 0, &st);
         if (n < 0)
-            throw Error("the model could not list its parameters");
+            check(st.code ? st.code : ANSATZ_STATUS_FAILURE, st);
         std::vector<ansatz_named_tensor> out(static_cast<size_t>(n));
-        h_.table->parameters(h_.self, out.data(), n);
+        if (h_.table->parameters(h_.self, out.data(), n, &st) != n)
+            throw Error("the model gave another count of parameters the second time");
         return out;
     }
 
@@ -66,21 +121,22 @@ public:
     void free_energy(const ansatz_tensor& v, ansatz_tensor& out) const
     {
         ansatz_status st{};
-        check(energy().free_energy(h_.self, &v, &out, &st), st);
+        check(slot(energy().free_energy, "free_energy")(h_.self, &v, &out, &st), st);
     }
     // grads[k] += scale * sum_n dF(v[n])/dtheta_k; with out, also out[n] = F(v[n]).
     void free_energy_grad(const ansatz_tensor& v, float scale, ansatz_tensor* grads, int32_t n_grads,
                           ansatz_tensor* out = nullptr) const
     {
         ansatz_status st{};
-        check(energy().free_energy_grad(h_.self, &v, scale, grads, n_grads, out, &st), st);
+        check(slot(energy().free_energy_grad, "free_energy_grad")(h_.self, &v, scale, grads, n_grads, out, &st),
+              st);
     }
     // out[n] = F(v[n] with unit sites[n] set to new_values[n]) - F(v[n]).
     void energy_delta(const ansatz_tensor& v, const int64_t* sites, const float* new_values,
                       ansatz_tensor& out) const
     {
         ansatz_status st{};
-        check(energy().energy_delta(h_.self, &v, sites, new_values, &out, &st), st);
+        check(slot(energy().energy_delta, "energy_delta")(h_.self, &v, sites, new_values, &out, &st), st);
     }
 
     // ---- CONDITIONALS
@@ -99,15 +155,23 @@ public:
 private:
     const ansatz_energy_table& energy() const
     {
-        if (!has_energy())
-            throw Error("the model has no energy table (capability 'energy')");
+        if (!h_.table->energy)
+            throw Error("the model has no energy functions");
         return *h_.table->energy;
     }
     const ansatz_conditionals_table& conditionals() const
     {
         if (!has_conditionals())
-            throw Error("the model has no conditionals table (capability 'conditionals')");
+            throw Error("the model has no conditionals");
         return *h_.table->conditionals;
+    }
+
+    template <class F>
+    static F slot(F f, const char* name)
+    {
+        if (!f)
+            throw Error(std::string("the model has no ") + name + " function");
+        return f;
     }
 
     ansatz_model_handle h_{};
@@ -134,32 +198,47 @@ public:
         ansatz_status st{};
         check(h_.table->advance(h_.self, &chains, steps, c_states(rngs), &st), st);
     }
-    ansatz_metrics metrics() const
+    // Its diagnostics since the last call, into a host's sink.
+    void metrics(const ansatz_metrics& sink) const
     {
-        ansatz_metrics out{};
+        if (!h_.table->metrics)
+            return;
         ansatz_status st{};
-        check(h_.table->metrics(h_.self, &out, &st), st);
-        return out;
+        check(h_.table->metrics(h_.self, &sink, &st), st);
     }
 
 private:
     ansatz_sampler_handle h_{};
 };
 
-// Appends named scalars to an ansatz_metrics; names must point to static storage.
+// The model or sampler a COMPONENT configuration key names (Config::component).
+inline ModelRef as_model(const ansatz_handle& h)
+{
+    if (h.kind != ANSATZ_KIND_MODEL || !h.table)
+        throw Error("a configuration key names a component that is not a model");
+    return ModelRef(ansatz_model_handle{ static_cast<const ansatz_model_table*>(h.table), h.self });
+}
+inline SamplerRef as_sampler(const ansatz_handle& h)
+{
+    if (h.kind != ANSATZ_KIND_SAMPLER || !h.table)
+        throw Error("a configuration key names a component that is not a sampler");
+    return SamplerRef(ansatz_sampler_handle{ static_cast<const ansatz_sampler_table*>(h.table), h.self });
+}
+
+// Reports named scalars to the host's sink, which copies each name (abi.h: metrics).
 class Metrics
 {
 public:
-    explicit Metrics(ansatz_metrics& out) : out_(out) {}
-    void add(const char* name, double value)
+    explicit Metrics(const ansatz_metrics& sink) : sink_(sink) {}
+    void add(const std::string& name, double value)
     {
-        if (out_.count >= ANSATZ_MAX_METRICS)
-            throw Error("more than ANSATZ_MAX_METRICS metrics reported");
-        out_.items[out_.count++] = ansatz_metric{ name, value };
+        if (!sink_.add || sink_.add(sink_.context, name.c_str(), value) != 0)
+            throw Error("metric '" + name + "' was refused (a name is 1 to 63 letters, digits, '_' or '.', and at most " +
+                        std::to_string(ANSATZ_MAX_METRICS) + " are reported per call)");
     }
 
 private:
-    ansatz_metrics& out_;
+    const ansatz_metrics& sink_;
 };
 
 } // namespace ansatz

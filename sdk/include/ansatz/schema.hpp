@@ -9,7 +9,13 @@
 //     {
 //         s.integer("hidden", "number of hidden units").default_value(64).min(1);
 //         s.real("init_std", "standard deviation of the initial weights").default_value(0.01).min(0);
+//         s.integers("shape", "lattice extents").default_value("[8, 8]").min(1).length(1, 3);
+//         s.component("inner", ANSATZ_KIND_SAMPLER, "the sampler run at every temperature");
 //     }
+//
+// A FLOAT must fit a float32 unless it is declared .double_precision(); list bounds (min, max) apply
+// to every item, length() to the count. A COMPONENT key names another component of the pipeline of
+// the given kind; the host creates that one first and passes its handle (Config::model, ::sampler).
 #pragma once
 
 #include "ansatz/abi.h"
@@ -67,6 +73,25 @@ public:
             spec_->flags |= ANSATZ_PARAM_MUST_EXIST;
             return *this;
         }
+        // FLOAT: the component keeps the value as a double (any finite double is accepted).
+        Key& double_precision()
+        {
+            spec_->flags |= ANSATZ_PARAM_DOUBLE;
+            return *this;
+        }
+        // Lists: the number of items, from min_items to max_items (0: no maximum).
+        Key& length(int64_t min_items, int64_t max_items = 0)
+        {
+            spec_->min_length = min_items;
+            spec_->max_length = max_items;
+            return *this;
+        }
+        // COMPONENT naming a model: the ansatz_model_function bits it must have.
+        Key& needs(uint64_t model_functions)
+        {
+            spec_->component_needs = model_functions;
+            return *this;
+        }
 
     private:
         friend class Schema;
@@ -100,6 +125,16 @@ public:
     Key real(const char* name, const char* doc) { return add(name, doc, ANSATZ_PARAM_FLOAT); }
     Key string(const char* name, const char* doc) { return add(name, doc, ANSATZ_PARAM_STRING); }
     Key path(const char* name, const char* doc) { return add(name, doc, ANSATZ_PARAM_PATH); }
+    Key integers(const char* name, const char* doc) { return add(name, doc, ANSATZ_PARAM_INT_LIST); }
+    Key reals(const char* name, const char* doc) { return add(name, doc, ANSATZ_PARAM_FLOAT_LIST); }
+    Key strings(const char* name, const char* doc) { return add(name, doc, ANSATZ_PARAM_STRING_LIST); }
+    // The name of another component of the pipeline, of `kind`.
+    Key component(const char* name, ansatz_kind kind, const char* doc)
+    {
+        Key key = add(name, doc, ANSATZ_PARAM_COMPONENT);
+        key.spec_->component_kind = kind;
+        return key;
+    }
     // choices: the allowed values separated by '|', e.g. "random|data".
     Key choice(const char* name, const char* choices, const char* doc)
     {
@@ -152,6 +187,24 @@ public:
 
     const char* instance_name() const { return c_.instance_name ? c_.instance_name : "?"; }
     bool has(const char* name) const { return find(name).present != 0; }
+
+    std::vector<int64_t> integers(const char* name) const
+    {
+        const ansatz_value& v = get(name, ANSATZ_PARAM_INT_LIST);
+        return std::vector<int64_t>(v.integers, v.integers + v.count);
+    }
+    std::vector<double> reals(const char* name) const
+    {
+        const ansatz_value& v = get(name, ANSATZ_PARAM_FLOAT_LIST);
+        return std::vector<double>(v.reals, v.reals + v.count);
+    }
+    std::vector<std::string> strings(const char* name) const
+    {
+        const ansatz_value& v = get(name, ANSATZ_PARAM_STRING_LIST);
+        return std::vector<std::string>(v.texts, v.texts + v.count);
+    }
+    // The handle of the component a COMPONENT key names; it outlives this component.
+    ansatz_handle component(const char* name) const { return get(name, ANSATZ_PARAM_COMPONENT).component; }
 
     bool boolean(const char* name) const { return get(name, ANSATZ_PARAM_BOOL).integer != 0; }
     int64_t integer(const char* name) const { return get(name, ANSATZ_PARAM_INT).integer; }

@@ -14,7 +14,7 @@
 namespace ansatz
 {
 
-// A rank-N xtensor adaptor over a view; throws if the view's rank differs.
+// A rank-N xtensor adaptor over a float32 view; throws if the view's rank or type differs.
 template <std::size_t N>
 auto adapt(const ansatz_tensor& t)
 {
@@ -23,7 +23,7 @@ auto adapt(const ansatz_tensor& t)
     std::array<std::size_t, N> shape{};
     for (std::size_t i = 0; i < N; ++i)
         shape[i] = static_cast<std::size_t>(t.shape[i]);
-    return xt::adapt(t.data, static_cast<std::size_t>(element_count(t)), xt::no_ownership(), shape);
+    return xt::adapt(f32(t), static_cast<std::size_t>(element_count(t)), xt::no_ownership(), shape);
 }
 
 } // namespace ansatz

@@ -83,8 +83,8 @@ void expect(const Outcome& o, const std::string& expected)
 }
 
 const std::string rbm_keys =
-    "  valid keys: hidden (int >= 1, default 64), init_std (float >= 0, default 0.01), visible (int >= 0, "
-    "default 0)\n";
+    "  valid keys: hidden (int >= 1, default 64), init_std (float >= 0, default 0.01), visible (int [0, "
+    "2147483647], default 0)\n";
 
 } // namespace
 

@@ -143,7 +143,11 @@ int resume_run(const Options& o)
         throw UserError("--resume: the run in " + folder.string() + " has finished; there is nothing to resume.");
     if (o.arguments.size() > 1)
         throw UserError("ansatz run --resume: expects at most one pipeline file.");
-    Loaded l = load(o, folder / "pipeline.yaml");
+    if (o.arguments.empty() && !o.overrides.empty())
+        throw UserError("--resume: --set cannot change a run that is resumed; start a new run to change it.");
+    Options as_saved = o;
+    as_saved.overrides.clear(); // the saved pipeline.yaml is the run's, overrides already applied
+    Loaded l = load(as_saved, folder / "pipeline.yaml");
     const Pipeline& p = l.pipeline;
     if (!o.arguments.empty())
     {

@@ -204,7 +204,7 @@ void Run::restore(const Checkpoint& c)
     const std::vector<std::string> bound = stage_components(*stage);
     std::set<std::string> owners;
     for (const CheckpointPiece& p : c.pieces)
-        if (p.part == "state")
+        if (p.part == "state" && p.owner != "engine") // the engine's own: the resumed stage takes it
             owners.insert(p.owner);
     for (const std::string& owner : owners)
     {
@@ -237,16 +237,21 @@ Checkpoint Run::snapshot(size_t stage, int64_t epoch, const std::vector<ansatz_n
     c.pipeline = pipeline_.name;
     c.stage = stage;
     c.epoch = epoch;
-    for (const std::string& name : model_order_)
+    for (const ComponentDecl& declared : pipeline_.components)
     {
+        const std::string& name = declared.name;
+        if (!models_.count(name))
+            continue;
         const ModelState& m = models_.at(name);
         c.models.push_back(ModelShape{ name, m.sample_shape, m.shaped_by, m.is_image, m.domain, m.categories });
         for (const ansatz_named_tensor& p : model_parameters(instance(name)))
             c.pieces.push_back(CheckpointPiece{ name, "parameters", p.name, p.tensor, {} });
     }
-    for (const auto& owned : instances_)
-        for (const ansatz_named_tensor& p : owned->state())
-            c.pieces.push_back(CheckpointPiece{ owned->name(), "state", p.name, p.tensor, {} });
+    // In the pipeline's order, not creation order: a resumed run creates components in another order.
+    for (const ComponentDecl& declared : pipeline_.components)
+        if (instance_index_.count(declared.name))
+            for (const ansatz_named_tensor& p : instance(declared.name).state())
+                c.pieces.push_back(CheckpointPiece{ declared.name, "state", p.name, p.tensor, {} });
     for (const ansatz_named_tensor& p : engine)
         c.pieces.push_back(CheckpointPiece{ "engine", "state", p.name, p.tensor, {} });
     c.metrics_csv = metrics_->text();
@@ -263,7 +268,6 @@ void Run::setup_model(const std::string& model, const ModelState& state)
     Rng rng = host_.stream("components." + model + ".init");
     ModelRef(instance(model).model()).setup(state.sample_shape, rng);
     models_[model] = state;
-    model_order_.push_back(model);
 }
 
 void Run::prepare_model(const std::string& model, const std::string& dataset, const StageDecl& stage)

@@ -113,7 +113,6 @@ private:
     std::map<std::string, size_t> instance_index_;
     std::vector<std::string> creating_;               // guards against a circle of references
     std::map<std::string, ModelState> models_;
-    std::vector<std::string> model_order_;            // models in the order they were set up
     const Checkpoint* resume_ = nullptr;
     std::map<std::string, std::vector<ansatz_named_tensor>> pending_state_;
 };

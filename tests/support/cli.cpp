@@ -23,7 +23,7 @@ std::string quote(const std::string& s)
 }
 } // namespace
 
-CliResult run_ansatz(const std::vector<std::string>& args, const fs::path& cwd)
+CliResult run_ansatz(const std::vector<std::string>& args, const fs::path& cwd, const std::vector<std::string>& env)
 {
     static int counter = 0;
     const fs::path capture = fs::path(ANSATZ_TEST_WORK_DIR) / "capture";
@@ -31,7 +31,10 @@ CliResult run_ansatz(const std::vector<std::string>& args, const fs::path& cwd)
     const std::string tag = std::to_string(::getpid()) + "-" + std::to_string(counter++);
     const fs::path out = capture / (tag + ".out"), err = capture / (tag + ".err");
     std::string command =
-        "cd " + quote(cwd.string()) + " && env -u ANSATZ_PLUGIN_PATH " + quote(ANSATZ_TEST_BINARY);
+        "cd " + quote(cwd.string()) + " && env -u ANSATZ_PLUGIN_PATH";
+    for (const std::string& e : env)
+        command += " " + quote(e);
+    command += " " + quote(ANSATZ_TEST_BINARY);
     for (const std::string& a : args)
         command += " " + quote(a);
     command += " </dev/null >" + quote(out.string()) + " 2>" + quote(err.string());

@@ -16,8 +16,10 @@ struct CliResult
     std::string err;
 };
 
-// Runs ANSATZ_TEST_BINARY with these arguments in `cwd`; ANSATZ_PLUGIN_PATH is cleared.
-CliResult run_ansatz(const std::vector<std::string>& args, const std::filesystem::path& cwd);
+// Runs ANSATZ_TEST_BINARY with these arguments in `cwd`; ANSATZ_PLUGIN_PATH is cleared and `env`
+// ("NAME=value") is set. A run killed by a signal has status 128 + the signal.
+CliResult run_ansatz(const std::vector<std::string>& args, const std::filesystem::path& cwd,
+                     const std::vector<std::string>& env = {});
 
 // A fresh, empty folder under ANSATZ_TEST_WORK_DIR for one test.
 std::filesystem::path fresh_folder(const std::string& name);

@@ -8,6 +8,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <regex>
@@ -132,8 +133,16 @@ fs::path write_checkpoint(const fs::path& run_folder, const Checkpoint& c, const
     remove_folder(final_folder);
     fs::rename(temporary, final_folder);
     fault_point("checkpoint-swap"); // a kill with the new and the old checkpoint both complete
-    if (!previous.empty() && previous != final_folder)
-        remove_folder(previous);
+    // Only the last is kept: the previous one, and any that a kill at this point left before.
+    std::vector<fs::path> older;
+    for (const auto& entry : fs::directory_iterator(root))
+        if (entry.path() != final_folder && parse_name(entry.path().filename().string()))
+            older.push_back(entry.path());
+    if (!previous.empty() && previous != final_folder && fs::exists(previous) &&
+        std::find(older.begin(), older.end(), previous) == older.end())
+        older.push_back(previous);
+    for (const fs::path& folder : older)
+        remove_folder(folder);
     return final_folder;
 }
 
@@ -192,13 +201,13 @@ Checkpoint read_checkpoint(const fs::path& folder)
             if (dtype_name(array.dtype) != t["dtype"].as<std::string>() ||
                 array.shape != t["shape"].as<std::vector<int64_t>>())
                 throw damaged(file + " holds another dtype or shape than its manifest says");
+            p.view = array.view();
             p.bytes = std::move(array.bytes);
-            array.bytes.clear();
             c.pieces.push_back(std::move(p));
-            CheckpointPiece& back = c.pieces.back();
-            back.view = NpyArray{ array.dtype, array.shape, {} }.view();
-            back.view.data = back.bytes.data();
         }
+        // Only now: moving a short std::string (8 bytes) moves its characters too.
+        for (CheckpointPiece& p : c.pieces)
+            p.view.data = p.bytes.data();
     }
     catch (const UserError&)
     {

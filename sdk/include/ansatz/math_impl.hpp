@@ -3,7 +3,8 @@
 // Vector kernels are templates on the xsimd architecture A, instantiated for xsimd::default_arch,
 // the best instruction set the including file is compiled for. The kernels' symbols therefore differ
 // between instruction sets, and a plugin exports only its entry point (ansatz_plugin.map), so
-// libraries built with different flags never share a kernel.
+// libraries built with different flags never share a kernel. Within one library, compile every file
+// with the same -m flags, as for any inline code: the public functions' names do not carry the arch.
 //
 // exp is written out here rather than taken from xsimd: xsimd 8.1's float exp returns +inf from
 // x = 88.38 on although e^x stays finite up to x = 88.72, and flushes subnormal results to 0. This

@@ -1,0 +1,375 @@
+// ansatz/math_impl.hpp -- the bodies of ansatz/math.hpp (include that header, not this one).
+//
+// Vector kernels are templates on the xsimd architecture A, instantiated for xsimd::default_arch,
+// the best instruction set the including file is compiled for. The kernels' symbols therefore differ
+// between instruction sets, and a plugin exports only its entry point (ansatz_plugin.map), so
+// libraries built with different flags never share a kernel. Within one library, compile every file
+// with the same -m flags, as for any inline code: the public functions' names do not carry the arch.
+//
+// exp is written out here rather than taken from xsimd: xsimd 8.1's float exp returns +inf from
+// x = 88.38 on although e^x stays finite up to x = 88.72, and flushes subnormal results to 0. This
+// one scales by 2^k in two steps (2^k1 * 2^k2, both normal floats), which covers the whole range.
+// NaN tests use xsimd::isnan, never x != x: xsimd 8.1 compiles != with _CMP_NEQ_OQ for AVX and
+// AVX-512, which is false for NaN (SSE2's cmpneq is true), so x != x finds no NaN with -march=native.
+#pragma once
+
+#include "ansatz/error.hpp"
+#include "ansatz/math.hpp"
+#include "ansatz/random.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <xsimd/xsimd.hpp>
+
+namespace ansatz
+{
+namespace detail::math
+{
+
+using arch = xsimd::default_arch;
+static_assert(arch::supported(), "ansatz/math.hpp needs an instruction set that xsimd supports (x86-64: "
+                                 "SSE2 or later; ARM: NEON)");
+
+template <class A>
+using floats = xsimd::batch<float, A>;
+
+// e^x, within 2 ulp over the whole float range (Cephes' expf polynomial on r = x - k ln 2).
+template <class A>
+inline floats<A> exp(const floats<A>& x) noexcept
+{
+    using B = floats<A>;
+    using I = xsimd::batch<int32_t, A>;
+    // Below -104, e^x < 2^-150 rounds to 0; above 88.75, e^x > FLT_MAX. Clamping keeps k in
+    // [-150, 128], so k1, k2 are in [-75, 64] and 2^k1, 2^k2 are normal floats.
+    const B xc = xsimd::min(xsimd::max(x, B(-104.0f)), B(88.75f));
+    // k = round(x / ln 2): adding 1.5 * 2^23 rounds to an integer held in the low mantissa bits.
+    const B shifter(12582912.0f);
+    const B t = xc * B(1.44269504088896341f) + shifter;
+    const B k = t - shifter;
+    const I ki = xsimd::bitwise_cast<I>(t) - xsimd::bitwise_cast<I>(shifter);
+    // r = x - k ln 2 in two parts (0.693359375 has 9 bits: k * it is exact), |r| <= ln 2 / 2.
+    B r = xsimd::fnma(k, B(0.693359375f), xc);
+    r = xsimd::fnma(k, B(-2.12194440e-4f), r);
+    B p(1.9875691500e-4f);
+    p = xsimd::fma(p, r, B(1.3981999507e-3f));
+    p = xsimd::fma(p, r, B(8.3334519073e-3f));
+    p = xsimd::fma(p, r, B(4.1665795894e-2f));
+    p = xsimd::fma(p, r, B(1.6666665459e-1f));
+    p = xsimd::fma(p, r, B(5.0000001201e-1f));
+    p = xsimd::fma(p, r * r, r) + B(1.0f); // e^r
+    const I k1 = ki >> 1;
+    const I k2 = ki - k1;
+    const B scale1 = xsimd::bitwise_cast<B>((k1 + I(127)) << 23);
+    const B scale2 = xsimd::bitwise_cast<B>((k2 + I(127)) << 23);
+    const B y = (p * scale1) * scale2; // p * scale1 is exact; one rounding, also to a subnormal
+    return xsimd::select(xsimd::isnan(x), x, y);
+}
+
+template <class A>
+inline floats<A> log1p(const floats<A>& x) noexcept
+{
+    return xsimd::log1p(x);
+}
+
+// 1 / (1 + e^-x) as 1 / (1 + z) for x >= 0 and z / (1 + z) for x < 0, z = e^-|x| in [0, 1].
+template <class A>
+inline floats<A> sigmoid(const floats<A>& x) noexcept
+{
+    using B = floats<A>;
+    const B z = detail::math::exp(-xsimd::abs(x));
+    return xsimd::select(x >= B(0.0f), B(1.0f), z) / (B(1.0f) + z);
+}
+
+template <class A>
+inline floats<A> softplus(const floats<A>& x) noexcept
+{
+    using B = floats<A>;
+    const B z = detail::math::exp(-xsimd::abs(x));
+    return xsimd::max(x, B(0.0f)) + xsimd::log1p(z);
+}
+
+// out[i] = f(x[i]): whole batches, then the last n % size elements in a batch padded with zeros, so
+// that every element goes through the same code.
+template <class A, class F>
+inline void map(const float* x, float* out, int64_t n, F f) noexcept
+{
+    using B = floats<A>;
+    constexpr int64_t size = static_cast<int64_t>(B::size);
+    int64_t i = 0;
+    for (; i + size <= n; i += size)
+        f(B::load_unaligned(x + i)).store_unaligned(out + i);
+    if (i < n)
+    {
+        float buffer[size] = {};
+        std::copy(x + i, x + n, buffer);
+        f(B::load_unaligned(buffer)).store_unaligned(buffer);
+        std::copy(buffer, buffer + (n - i), out + i);
+    }
+}
+
+// sum_j softplus(x[j]) in double: element j goes to partial sum j % 16 whatever the batch size, and
+// the partial sums are added in a fixed order, so the sum is the same for every instruction set
+// that computes the same terms.
+template <class A>
+inline double sum_softplus(const float* x, int64_t n) noexcept
+{
+    using B = floats<A>;
+    constexpr int64_t size = static_cast<int64_t>(B::size);
+    constexpr int64_t lanes = 16;
+    static_assert(lanes % size == 0, "the batch size must divide the number of partial sums");
+    double partial[lanes] = {};
+    float terms[size];
+    int64_t i = 0;
+    for (; i + size <= n; i += size)
+    {
+        detail::math::softplus(B::load_unaligned(x + i)).store_unaligned(terms);
+        const int64_t base = i % lanes;
+        for (int64_t l = 0; l < size; ++l)
+            partial[base + l] += terms[l];
+    }
+    if (i < n)
+    {
+        std::fill(terms, terms + size, 0.0f);
+        std::copy(x + i, x + n, terms);
+        detail::math::softplus(B::load_unaligned(terms)).store_unaligned(terms);
+        const int64_t base = i % lanes;
+        for (int64_t l = 0; l < n - i; ++l)
+            partial[base + l] += terms[l];
+    }
+    for (int64_t width = lanes / 2; width > 0; width /= 2) // pairwise: 8 + 4 + 2 + 1 additions
+        for (int64_t l = 0; l < width; ++l)
+            partial[l] += partial[l + width];
+    return partial[0];
+}
+
+// log sum_i e^x[i] in double, for float or double x: the maximum, then the sum of e^(x - max).
+template <class A, class T>
+inline double logsumexp(const T* x, int64_t n) noexcept
+{
+    using D = xsimd::batch<double, A>;
+    constexpr int64_t size = static_cast<int64_t>(D::size);
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    // A padded copy of the last n % size values: -inf adds nothing to either pass.
+    const int64_t whole = n - n % size;
+    double tail[size];
+    std::fill(tail, tail + size, -inf);
+    std::copy(x + whole, x + n, tail);
+
+    D top(-inf);
+    bool nan = false;
+    for (int64_t i = 0; i < whole; i += size)
+    {
+        const D v = D::load_unaligned(x + i);
+        nan = nan || xsimd::any(xsimd::isnan(v));
+        top = xsimd::max(top, v);
+    }
+    const D last = D::load_unaligned(tail);
+    nan = nan || xsimd::any(xsimd::isnan(last));
+    top = xsimd::max(top, last);
+    if (nan)
+        return std::numeric_limits<double>::quiet_NaN();
+    double m = -inf;
+    for (int64_t l = 0; l < size; ++l)
+        m = std::max(m, top.get(static_cast<std::size_t>(l)));
+    if (m == -inf || m == inf) // empty, all -inf, or some +inf
+        return m;
+
+    const D shift(m);
+    D sum(0.0);
+    for (int64_t i = 0; i < whole; i += size)
+        sum += xsimd::exp(D::load_unaligned(x + i) - shift);
+    sum += xsimd::exp(last - shift);
+    double total = 0.0;
+    for (int64_t l = 0; l < size; ++l)
+        total += sum.get(static_cast<std::size_t>(l));
+    return m + std::log(total);
+}
+
+inline void require_streams(Streams rngs, int64_t rows, const char* what)
+{
+    if (static_cast<int64_t>(rngs.size()) < rows)
+        throw Error(std::string(what) + ": " + std::to_string(rngs.size()) + " random streams for " +
+                    std::to_string(rows) + " rows (one stream per row)");
+}
+
+// out[i] = u < p[i] ? one : zero, one uniform per element in row order. A stream's next number
+// depends on the previous one (a chain of about 4 cycles), so rows are drawn 4 at a time, element i
+// of each in turn: 4 independent chains keep the core busy (2.2x faster than one row at a time), and
+// each row still draws from its own stream in its own order. The streams are copied into locals so
+// that their states stay in registers across the stores to out.
+inline void draw_rows(const float* p, int64_t rows, int64_t cols, float* out, Streams rngs, float zero,
+                      float one)
+{
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4)
+    {
+        Rng a = rngs[static_cast<size_t>(r)], b = rngs[static_cast<size_t>(r + 1)];
+        Rng c = rngs[static_cast<size_t>(r + 2)], d = rngs[static_cast<size_t>(r + 3)];
+        const float* pa = p + r * cols;
+        float* oa = out + r * cols;
+        for (int64_t i = 0; i < cols; ++i)
+        {
+            oa[i] = a.uniform() < pa[i] ? one : zero;
+            oa[cols + i] = b.uniform() < pa[cols + i] ? one : zero;
+            oa[2 * cols + i] = c.uniform() < pa[2 * cols + i] ? one : zero;
+            oa[3 * cols + i] = d.uniform() < pa[3 * cols + i] ? one : zero;
+        }
+        rngs[static_cast<size_t>(r)] = a;
+        rngs[static_cast<size_t>(r + 1)] = b;
+        rngs[static_cast<size_t>(r + 2)] = c;
+        rngs[static_cast<size_t>(r + 3)] = d;
+    }
+    for (; r < rows; ++r)
+    {
+        Rng rng = rngs[static_cast<size_t>(r)];
+        const float* pr = p + r * cols;
+        float* o = out + r * cols;
+        for (int64_t i = 0; i < cols; ++i)
+            o[i] = rng.uniform() < pr[i] ? one : zero;
+        rngs[static_cast<size_t>(r)] = rng;
+    }
+}
+
+inline void require_state_rows(int64_t units, int64_t first, int64_t count, const char* what)
+{
+    const int64_t states = state_count(units);
+    if (first < 0 || count < 0 || first > states - count)
+        throw Error(std::string(what) + ": " + std::to_string(count) + " rows from state " +
+                    std::to_string(first) + " are not among the " + std::to_string(states) + " states of " +
+                    std::to_string(units) + " units");
+}
+
+inline void fill_states(int64_t units, int64_t first, int64_t count, float* out, float off, float on)
+{
+    for (int64_t j = 0; j < count; ++j)
+    {
+        const uint64_t k = static_cast<uint64_t>(first + j);
+        float* row = out + j * units;
+        for (int64_t i = 0; i < units; ++i)
+            row[i] = ((k >> i) & 1u) ? on : off;
+    }
+}
+
+} // namespace detail::math
+
+// ---- Elementwise functions
+
+inline void exp(const float* x, float* out, int64_t n)
+{
+    detail::math::map<detail::math::arch>(x, out, n, [](const auto& b) { return detail::math::exp(b); });
+}
+inline void exp(float* x, int64_t n)
+{
+    ansatz::exp(x, x, n);
+}
+
+inline void log1p(const float* x, float* out, int64_t n)
+{
+    detail::math::map<detail::math::arch>(x, out, n, [](const auto& b) { return detail::math::log1p(b); });
+}
+inline void log1p(float* x, int64_t n)
+{
+    ansatz::log1p(x, x, n);
+}
+
+inline void sigmoid(const float* x, float* out, int64_t n)
+{
+    detail::math::map<detail::math::arch>(x, out, n, [](const auto& b) { return detail::math::sigmoid(b); });
+}
+inline void sigmoid(float* x, int64_t n)
+{
+    ansatz::sigmoid(x, x, n);
+}
+
+inline void softplus(const float* x, float* out, int64_t n)
+{
+    detail::math::map<detail::math::arch>(x, out, n, [](const auto& b) { return detail::math::softplus(b); });
+}
+inline void softplus(float* x, int64_t n)
+{
+    ansatz::softplus(x, x, n);
+}
+
+// ---- Row reductions
+
+inline void sum_softplus_rows(const float* x, int64_t rows, int64_t cols, double* out)
+{
+    for (int64_t r = 0; r < rows; ++r)
+        out[r] = detail::math::sum_softplus<detail::math::arch>(x + r * cols, cols);
+}
+inline void sum_softplus_rows(const float* x, int64_t rows, int64_t cols, float* out)
+{
+    for (int64_t r = 0; r < rows; ++r)
+        out[r] = static_cast<float>(detail::math::sum_softplus<detail::math::arch>(x + r * cols, cols));
+}
+
+inline double logsumexp(const double* x, int64_t n)
+{
+    return detail::math::logsumexp<detail::math::arch>(x, n);
+}
+inline double logsumexp(const float* x, int64_t n)
+{
+    return detail::math::logsumexp<detail::math::arch>(x, n);
+}
+
+inline void logsumexp_rows(const double* x, int64_t rows, int64_t cols, double* out)
+{
+    for (int64_t r = 0; r < rows; ++r)
+        out[r] = detail::math::logsumexp<detail::math::arch>(x + r * cols, cols);
+}
+inline void logsumexp_rows(const float* x, int64_t rows, int64_t cols, double* out)
+{
+    for (int64_t r = 0; r < rows; ++r)
+        out[r] = detail::math::logsumexp<detail::math::arch>(x + r * cols, cols);
+}
+
+// ---- Per-row random draws
+
+inline void bernoulli_rows(const float* p, int64_t rows, int64_t cols, float* out, Streams rngs)
+{
+    detail::math::require_streams(rngs, rows, "bernoulli_rows");
+    detail::math::draw_rows(p, rows, cols, out, rngs, 0.0f, 1.0f);
+}
+
+inline void bernoulli_spin_rows(const float* p, int64_t rows, int64_t cols, float* out, Streams rngs)
+{
+    detail::math::require_streams(rngs, rows, "bernoulli_spin_rows");
+    detail::math::draw_rows(p, rows, cols, out, rngs, -1.0f, 1.0f);
+}
+
+// ---- Enumeration of states
+
+inline int64_t state_count(int64_t units)
+{
+    if (units < 0 || units > max_enumerated_units)
+        throw Error("cannot enumerate the states of " + std::to_string(units) +
+                    " units: the number of units " + "must be in [0, " +
+                    std::to_string(max_enumerated_units) + "] (2^" + std::to_string(max_enumerated_units) +
+                    " = " + std::to_string(int64_t{ 1 } << max_enumerated_units) + " states at most)");
+    return int64_t{ 1 } << units;
+}
+
+inline void binary_states(int64_t units, int64_t first, int64_t count, float* out)
+{
+    detail::math::require_state_rows(units, first, count, "binary_states");
+    detail::math::fill_states(units, first, count, out, 0.0f, 1.0f);
+}
+inline void binary_states(int64_t units, float* out)
+{
+    ansatz::binary_states(units, 0, state_count(units), out);
+}
+
+inline void spin_states(int64_t units, int64_t first, int64_t count, float* out)
+{
+    detail::math::require_state_rows(units, first, count, "spin_states");
+    detail::math::fill_states(units, first, count, out, -1.0f, 1.0f);
+}
+inline void spin_states(int64_t units, float* out)
+{
+    ansatz::spin_states(units, 0, state_count(units), out);
+}
+
+} // namespace ansatz

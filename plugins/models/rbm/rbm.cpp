@@ -7,6 +7,7 @@
 // Parameters, in this order: "weights" W {D, H}, "visible_bias" a {D}, "hidden_bias" b {H}.
 // Every call works on a whole batch: one gemm for the pre-activations, then whole-array expressions.
 #include <ansatz/blas.hpp>
+#include <ansatz/math.hpp>
 #include <ansatz/plugin.hpp>
 #include <ansatz/xtensor.hpp>
 
@@ -32,14 +33,12 @@ auto softplus(E&& x)
     return xt::maximum(x, 0.0f) + xt::log1p(xt::exp(-xt::abs(x)));
 }
 
-// Plain loops over contiguous memory: xtensor's broadcasting of a bias row over a matrix takes its
-// slow stepper path, which cost more than the products' share in a profile of a CD epoch.
+// The SDK's vectorised kernels on contiguous memory (ansatz/math.hpp): xtensor's broadcasting of a
+// bias row over a matrix takes its slow stepper path, which cost more than the products' share in a
+// profile of a CD epoch.
 void sigmoid_in_place(ansatz_tensor& t)
 {
-    float* x = ansatz::f32(t);
-    const int64_t count = ansatz::element_count(t);
-    for (int64_t i = 0; i < count; ++i)
-        x[i] = 1.0f / (1.0f + std::exp(-x[i]));
+    ansatz::sigmoid(ansatz::f32(t), ansatz::element_count(t));
 }
 
 // Every row of out {N, K} = bias {K}: a product with beta = 1 then adds onto the bias.
@@ -253,14 +252,7 @@ public:
         if (!sample)
             return;
         // Row r from its own stream: a chain's draws do not depend on the other rows.
-        for (int64_t r = 0; r < n; ++r)
-        {
-            ansatz::Rng& rng = rngs[static_cast<size_t>(r)];
-            const float* p = ansatz::f32(mean) + r * size;
-            float* out = ansatz::f32(*sample) + r * size;
-            for (int64_t i = 0; i < size; ++i)
-                out[i] = rng.uniform() < p[i] ? 1.0f : 0.0f;
-        }
+        ansatz::bernoulli_rows(ansatz::f32(mean), n, size, ansatz::f32(*sample), rngs);
     }
 
 private:
@@ -296,9 +288,12 @@ private:
         ansatz_tensor out_column = ansatz::make_view(ansatz::f32(out), { n, 1 });
         gemm(Op::none, Op::none, -1.0f, v, ansatz::make_view(visible_bias_.data(), { d_, 1 }), 0.0f,
              out_column);
-        auto p = ansatz::adapt<2>(pre);
-        auto o = ansatz::adapt<1>(out);
-        xt::noalias(o) -= xt::cast<float>(xt::sum<double>(softplus(p), { 1 }));
+        ansatz_tensor sums = softplus_sums_.vector(n);
+        ansatz::sum_softplus_rows(ansatz::f32(pre), n, hidden_, ansatz::f32(sums));
+        float* o = ansatz::f32(out);
+        const float* s = ansatz::f32(sums);
+        for (int64_t r = 0; r < n; ++r)
+            o[r] -= s[r];
     }
 
     // b + v W into the work buffer: {N, H}.
@@ -322,7 +317,7 @@ private:
     xt::xtensor<float, 1> visible_bias_;
     xt::xtensor<float, 1> hidden_bias_;
 
-    Workspace pre_, flip_rows_, flip_change_, flip_bias_;
+    Workspace pre_, flip_rows_, flip_change_, flip_bias_, softplus_sums_;
 };
 
 } // namespace

@@ -266,7 +266,11 @@ const ModelState& Run::model_state(const std::string& model) const
 void Run::setup_model(const std::string& model, const ModelState& state)
 {
     Rng rng = host_.stream("components." + model + ".init");
-    ModelRef(instance(model).model()).setup(state.sample_shape, rng);
+    const Instance& m = instance(model);
+    ansatz_status st{};
+    m.check(m.model().table->setup(m.self(), state.sample_shape.data(), static_cast<int32_t>(state.sample_shape.size()),
+                                   &rng.state(), &st),
+            st);
     models_[model] = state;
 }
 
@@ -294,7 +298,17 @@ void Run::prepare_model(const std::string& model, const std::string& dataset, co
                                                    : "was set up for dataset '" + state.shaped_by + "' with");
         return;
     }
-    const ansatz_sample_info own = ModelRef(instance(model).model()).sample_info();
+    ansatz_sample_info own{};
+    try
+    {
+        own = ModelRef(instance(model).model()).sample_info();
+    }
+    catch (const Error& e)
+    {
+        ansatz_status st{};
+        set_status(&st, e.code(), e.what());
+        instance(model).check(e.code(), st);
+    }
     ModelState state;
     state.set_up = true;
     state.domain = own.domain;

@@ -82,12 +82,13 @@ class NonFiniteGuard final : public TrainHook
 public:
     void after_loss(TrainLoop& loop, const BatchInfo& at) override
     {
-        for (const auto& [name, value] : *at.metrics)
-            if (!std::isfinite(value))
-                stop(loop, at, "the loss '" + loop.loss().name() + "' reported " + name + " = " + text(value));
+        // Gradients first: a NaN loss comes with NaN gradients, and the parameter is the better clue.
         const std::vector<ansatz_tensor>& grads = loop.gradients().views();
         for (size_t k = 0; k < grads.size(); ++k)
             check(loop, at, grads[k], "the gradient of parameter '" + name_of(loop, k) + "'");
+        for (const auto& [name, value] : *at.metrics)
+            if (!std::isfinite(value))
+                stop(loop, at, "the loss '" + loop.loss().name() + "' reported " + name + " = " + text(value));
     }
     void after_step(TrainLoop& loop, const BatchInfo& at) override
     {
@@ -126,11 +127,11 @@ private:
     }
     [[noreturn]] static void stop(TrainLoop& loop, const BatchInfo& at, const std::string& what)
     {
-        const std::filesystem::path& kept = loop.last_checkpoint();
+        const std::optional<std::filesystem::path> kept = last_checkpoint(loop.run_context().folder());
         throw Error(loop.stage().label() + ", epoch " + std::to_string(at.epoch) + ", batch " +
                     std::to_string(at.batch) + ": " + what + "; the run stops" +
-                    (kept.empty() ? " (no checkpoint of this stage was written yet)"
-                                  : ", keeping the last good checkpoint " + kept.filename().string()) +
+                    (kept ? ", keeping the last good checkpoint " + kept->filename().string()
+                          : " (no checkpoint was written yet)") +
                     ". Lower the learning rate or check the data.");
     }
 };

@@ -92,7 +92,7 @@ public:
                 chains_rows_ = chains_key_ != 0 ? chains_key_ : n;
                 chains_cols_ = d;
                 host_.require_memory(4.0 * static_cast<double>(chains_rows_) * (static_cast<double>(d) + 8),
-                                     "loss '" + name_ + "': chains: " + std::to_string(chains_rows_) +
+                                     "chains: " + std::to_string(chains_rows_) +
                                          " persistent chains of " + std::to_string(d) + " values");
                 chains_.assign(static_cast<size_t>(chains_rows_ * d), 0.0f);
                 chains = ansatz::make_view(chains_.data(), { chains_rows_, d });

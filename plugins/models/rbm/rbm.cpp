@@ -72,9 +72,10 @@ public:
         : name_(c.instance_name()), hidden_(c.integer("hidden")), visible_key_(c.integer("visible")),
           init_std_(c.real("init_std")), host_(host)
     {
+        // Nothing is allocated before setup(): a size the machine cannot hold is refused there, or here
+        // when `visible:` fixes it, before any memory is asked for.
         if (visible_key_ != 0)
             require_memory(visible_key_, "visible: " + std::to_string(visible_key_));
-        allocate(visible_key_);
     }
 
     // With `visible:` set, the model knows its shape and can be sampled without data.
@@ -268,8 +269,7 @@ private:
     void require_memory(int64_t d, const std::string& visible) const
     {
         const double bytes = 4.0 * (static_cast<double>(d) + 1) * (static_cast<double>(hidden_) + 1);
-        host_.require_memory(bytes, "model '" + name_ + "': hidden: " + std::to_string(hidden_) + " with " +
-                                        visible);
+        host_.require_memory(bytes, "hidden: " + std::to_string(hidden_) + " with " + visible);
     }
 
     void require_ready() const

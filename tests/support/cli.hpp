@@ -16,8 +16,11 @@ struct CliResult
     std::string err;
 };
 
-// Runs ANSATZ_TEST_BINARY with these arguments in `cwd`; ANSATZ_PLUGIN_PATH is cleared.
-CliResult run_ansatz(const std::vector<std::string>& args, const std::filesystem::path& cwd);
+// Runs ANSATZ_TEST_BINARY with these arguments in `cwd`; ANSATZ_PLUGIN_PATH is cleared. With a timeout,
+// a binary still running after that many seconds is killed (status 124), and one that maps more than
+// 4 GiB fails to allocate: a hang or a runaway read fails the test instead of stalling the machine.
+CliResult run_ansatz(const std::vector<std::string>& args, const std::filesystem::path& cwd,
+                     int timeout_seconds = 0);
 
 // A fresh, empty folder under ANSATZ_TEST_WORK_DIR for one test.
 std::filesystem::path fresh_folder(const std::string& name);

@@ -131,16 +131,23 @@ Options parse_options(int argc, char** argv)
                 throw UserError(std::string("option ") + flag + " needs a value.");
             return argv[++i];
         };
+        // fs::absolute("") throws a filesystem_error, and an empty --runs would write runs into the
+        // current folder: an empty folder name is refused as the option's.
+        const auto folder = [](const char* flag, const std::string& text) {
+            if (text.empty())
+                throw UserError(std::string("option ") + flag + " needs a folder, not an empty string.");
+            return fs::path(text);
+        };
         if (a == "--plugin-path")
-            o.plugin_paths.push_back(fs::absolute(value("--plugin-path")));
+            o.plugin_paths.push_back(fs::absolute(folder("--plugin-path", value("--plugin-path"))));
         else if (a.rfind("--plugin-path=", 0) == 0)
-            o.plugin_paths.push_back(fs::absolute(a.substr(14)));
+            o.plugin_paths.push_back(fs::absolute(folder("--plugin-path", a.substr(14))));
         else if (a == "--set")
             o.overrides.push_back(value("--set"));
         else if (a.rfind("--set=", 0) == 0)
             o.overrides.push_back(a.substr(6));
         else if (a == "--runs")
-            o.runs = value("--runs");
+            o.runs = folder("--runs", value("--runs"));
         else if (a == "--verbose" || a == "-v")
             o.verbose = true;
         else if (a == "--help" || a == "-h")

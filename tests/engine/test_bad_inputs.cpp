@@ -498,3 +498,17 @@ TEST_CASE("bad input: an IDX images or labels file that is a FIFO or a device is
         expect(o, prefix + "/dev/zero: is a character device" + not_regular);
     }
 }
+
+TEST_CASE("bad input: an empty --plugin-path or --runs is refused, naming the option", "[cli][bad-input]")
+{
+    for (const std::vector<std::string> args :
+         { std::vector<std::string>{ "plugins", "--plugin-path", "" }, { "plugins", "--plugin-path=" } })
+    {
+        const auto r = run_ansatz(args, ANSATZ_TEST_WORK_DIR);
+        CHECK(r.status == 2);
+        CHECK(r.err == "option --plugin-path needs a folder, not an empty string.\n");
+    }
+    const Outcome o = run_pipeline("runs_empty", valid_pipeline, { "--runs", "" });
+    expect(o, "option --runs needs a folder, not an empty string.");
+    CHECK_FALSE(fs::exists(o.dir / "bad-input"));
+}

@@ -460,10 +460,19 @@ void Source::apply_override(const std::string& assignment)
     if (!node.IsMap())
         throw UserError(label + ": '" + walked + "' is " + (node.IsSequence() ? "a list" : "a value") +
                         ", not a mapping.");
-    if (const YAML::Node old = std::as_const(node)[keys.back()])
+    const YAML::Node old = std::as_const(node)[keys.back()];
+    if (old)
         refuse_alias(places, old, keys, keys.size() - 1, label);
     node[keys.back()] = value;
     overrides_.emplace_back(node[keys.back()], label);
+    // A key the file does not have is the override's too: an unknown key is blamed on its key node.
+    if (!old)
+        for (const auto& item : node)
+            if (item.first.IsScalar() && item.first.Scalar() == keys.back())
+            {
+                overrides_.emplace_back(item.first, label);
+                break;
+            }
 }
 
 std::string Source::where(const YAML::Node& node) const

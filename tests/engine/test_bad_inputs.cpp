@@ -512,3 +512,13 @@ TEST_CASE("bad input: an empty --plugin-path or --runs is refused, naming the op
     expect(o, "option --runs needs a folder, not an empty string.");
     CHECK_FALSE(fs::exists(o.dir / "bad-input"));
 }
+
+TEST_CASE("bad input: an unknown key given by --set is blamed on that --set", "[cli][bad-input]")
+{
+    expect(run_pipeline("set_unknown_key", valid_pipeline, { "--set", "components.rbm.hiden=3" }),
+           "--set components.rbm.hiden=3: unknown key 'hiden' for model 'rbm' (did you mean 'hidden'?)\n" +
+               rbm_keys + "  while validating component 'rbm' (plugin file {PLUGINS}/libansatz_rbm.so)");
+    expect(run_pipeline("set_unknown_top_level", valid_pipeline, { "--set", "sead=3" }),
+           "--set sead=3: unknown top-level key 'sead' (did you mean 'seed'?)\n"
+           "  valid keys: pipeline, seed, threads, plugin_paths, components, stages");
+}

@@ -46,6 +46,14 @@ Loaded load(const Options& o)
     registry.scan(plugin_search_path(o.plugin_paths, pipeline_plugin_paths(source)));
     print_refusals(registry);
     Pipeline pipeline = validate_pipeline(std::move(source), registry);
+    // More threads than cores only thrash (OpenBLAS with 1024 threads on 2 cores takes minutes for
+    // milliseconds of work): the budget used, and recorded in the resolved pipeline, is at most the cores.
+    if (const int cores = available_cores(); pipeline.threads > cores)
+    {
+        std::fprintf(stderr, "warning: threads: %d is more than the %d core%s of this machine; using %d.\n",
+                     pipeline.threads, cores, cores == 1 ? "" : "s", cores);
+        pipeline.threads = cores;
+    }
     return Loaded{ std::move(registry), std::move(pipeline) };
 }
 

@@ -1,6 +1,7 @@
 #include "host_services.hpp"
 
 #include <cstdio>
+#include <sched.h>
 #include <thread>
 
 extern "C" void openblas_set_num_threads(int);
@@ -52,6 +53,11 @@ void set_blas_threads(int threads)
 
 int available_cores()
 {
+    // The cores this process may run on (taskset, cgroup cpusets), else the machine's.
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
     const unsigned n = std::thread::hardware_concurrency();
     return n == 0 ? 1 : static_cast<int>(n);
 }

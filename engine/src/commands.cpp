@@ -50,6 +50,14 @@ Loaded load(const Options& o, std::optional<fs::path> file = std::nullopt)
     registry.scan(plugin_search_path(o.plugin_paths, pipeline_plugin_paths(source)));
     print_refusals(registry);
     Pipeline pipeline = validate_pipeline(std::move(source), registry);
+    // More threads than cores only thrash (OpenBLAS with 1024 threads on 2 cores takes minutes for
+    // milliseconds of work): the budget used, and recorded in the resolved pipeline, is at most the cores.
+    if (const int cores = available_cores(); pipeline.threads > cores)
+    {
+        std::fprintf(stderr, "warning: threads: %d is more than the %d core%s of this machine; using %d.\n",
+                     pipeline.threads, cores, cores == 1 ? "" : "s", cores);
+        pipeline.threads = cores;
+    }
     return Loaded{ std::move(registry), std::move(pipeline) };
 }
 
@@ -208,20 +216,27 @@ Options parse_options(int argc, char** argv)
                 throw UserError(std::string("option ") + flag + " needs a value.");
             return argv[++i];
         };
+        // fs::absolute("") throws a filesystem_error, and an empty --runs would write runs into the
+        // current folder: an empty folder name is refused as the option's.
+        const auto folder = [](const char* flag, const std::string& text) {
+            if (text.empty())
+                throw UserError(std::string("option ") + flag + " needs a folder, not an empty string.");
+            return fs::path(text);
+        };
         if (a == "--plugin-path")
-            o.plugin_paths.push_back(fs::absolute(value("--plugin-path")));
+            o.plugin_paths.push_back(fs::absolute(folder("--plugin-path", value("--plugin-path"))));
         else if (a.rfind("--plugin-path=", 0) == 0)
-            o.plugin_paths.push_back(fs::absolute(a.substr(14)));
+            o.plugin_paths.push_back(fs::absolute(folder("--plugin-path", a.substr(14))));
         else if (a == "--set")
             o.overrides.push_back(value("--set"));
         else if (a.rfind("--set=", 0) == 0)
             o.overrides.push_back(a.substr(6));
         else if (a == "--runs")
-            o.runs = value("--runs");
+            o.runs = folder("--runs", value("--runs"));
         else if (a == "--resume")
-            o.resume = value("--resume");
+            o.resume = folder("--resume", value("--resume"));
         else if (a.rfind("--resume=", 0) == 0)
-            o.resume = a.substr(9);
+            o.resume = folder("--resume", a.substr(9));
         else if (a == "--verbose" || a == "-v")
             o.verbose = true;
         else if (a == "--help" || a == "-h")

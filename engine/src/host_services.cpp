@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include <cstdio>
+#include <sched.h>
 #include <thread>
 #include <unistd.h>
 
@@ -113,6 +114,11 @@ void set_blas_threads(int threads)
 
 int available_cores()
 {
+    // The cores this process may run on (taskset, cgroup cpusets), else the machine's.
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
     const unsigned n = std::thread::hardware_concurrency();
     return n == 0 ? 1 : static_cast<int>(n);
 }

@@ -1,6 +1,7 @@
 #include "registry.hpp"
 
 #include "descriptor_check.hpp"
+#include "loading/elf_check.hpp"
 
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
@@ -66,6 +67,11 @@ bool Registry::load(const fs::path& file_in)
     const fs::path file = fs::absolute(file_in).lexically_normal();
     if (std::find(loaded_files_.begin(), loaded_files_.end(), file) != loaded_files_.end())
         return true; // the same file reached twice through the search path
+    if (std::string why = elf_refusal(file); !why.empty()) // before dlopen: a truncated file is a SIGBUS
+    {
+        refusals_.push_back("plugin " + file.string() + " refused: " + why + ".");
+        return false;
+    }
     auto library = std::make_shared<Library>();
     const ansatz_plugin_desc* desc = nullptr;
     try

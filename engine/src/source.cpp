@@ -2,10 +2,15 @@
 
 #include "user_error.hpp"
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdint>
-#include <fstream>
+#include <cstring>
+#include <fcntl.h>
 #include <optional>
 #include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <unordered_map>
 #include <utility>
 
@@ -242,6 +247,76 @@ bool parse_index(const std::string& text, size_t& index)
     return true;
 }
 
+// strerror(), in the lower case of the middle of a sentence: "permission denied".
+std::string reason(int error)
+{
+    std::string text = std::strerror(error);
+    if (!text.empty())
+        text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+    return text;
+}
+
+// "a named pipe (FIFO)", "a character device", ...: what a path that is not a regular file is.
+std::string file_kind(mode_t mode)
+{
+    if (S_ISFIFO(mode))
+        return "a named pipe (FIFO)";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    return "not a regular file";
+}
+
+// The whole of a pipeline file, which must be a regular file of at most max_pipeline_bytes. Opened
+// without blocking (a FIFO would block open() until a writer came) and read no further than the limit
+// (the file may grow while it is read).
+std::string read_pipeline_file(const fs::path& file)
+{
+    const int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        throw UserError(file.string() + ": cannot be read (" + reason(errno) + ").");
+    struct Closer
+    {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } const closer{ fd };
+    struct stat st
+    {
+    };
+    if (::fstat(fd, &st) != 0)
+        throw UserError(file.string() + ": cannot be read (" + reason(errno) + ").");
+    if (!S_ISREG(st.st_mode))
+        throw UserError(file.string() + ": is " + file_kind(st.st_mode) + ", not a pipeline file.");
+    const auto too_large = [&](uint64_t size) {
+        return UserError(file.string() + ": is " + std::to_string(size) + " bytes, more than the " +
+                         std::to_string(max_pipeline_bytes) + " bytes (16 MiB) a pipeline file may have.");
+    };
+    if (static_cast<uint64_t>(st.st_size) > max_pipeline_bytes)
+        throw too_large(static_cast<uint64_t>(st.st_size));
+    std::string text(static_cast<size_t>(st.st_size) + 1, '\0');
+    size_t got = 0;
+    while (got <= max_pipeline_bytes)
+    {
+        if (got == text.size())
+            text.resize(std::min<size_t>(2 * text.size(), max_pipeline_bytes + 1));
+        const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            throw UserError(file.string() + ": cannot be read (" + reason(errno) + ").");
+        if (n == 0)
+            break;
+        got += static_cast<size_t>(n);
+    }
+    if (got > max_pipeline_bytes) // it grew while it was read
+        throw too_large(got);
+    text.resize(got);
+    return text;
+}
+
 } // namespace
 
 void check_utf8(const std::string& text, const std::string& name)
@@ -273,12 +348,7 @@ Source Source::load(const fs::path& file)
         throw UserError(file.string() + ": no such pipeline file.");
     if (fs::is_directory(file, ec))
         throw UserError(file.string() + ": is a folder, not a pipeline file.");
-    std::ifstream in(file, std::ios::binary);
-    if (!in)
-        throw UserError(file.string() + ": cannot be read (permission denied?).");
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    Source s = parse(buffer.str(), file.string());
+    Source s = parse(read_pipeline_file(file), file.string());
     s.folder_ = fs::absolute(file).parent_path();
     return s;
 }
@@ -390,10 +460,19 @@ void Source::apply_override(const std::string& assignment)
     if (!node.IsMap())
         throw UserError(label + ": '" + walked + "' is " + (node.IsSequence() ? "a list" : "a value") +
                         ", not a mapping.");
-    if (const YAML::Node old = std::as_const(node)[keys.back()])
+    const YAML::Node old = std::as_const(node)[keys.back()];
+    if (old)
         refuse_alias(places, old, keys, keys.size() - 1, label);
     node[keys.back()] = value;
     overrides_.emplace_back(node[keys.back()], label);
+    // A key the file does not have is the override's too: an unknown key is blamed on its key node.
+    if (!old)
+        for (const auto& item : node)
+            if (item.first.IsScalar() && item.first.Scalar() == keys.back())
+            {
+                overrides_.emplace_back(item.first, label);
+                break;
+            }
 }
 
 std::string Source::where(const YAML::Node& node) const

@@ -6,6 +6,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -13,10 +14,14 @@
 namespace ansatz::engine
 {
 
+// The largest pipeline file read (16 MiB): a pipeline is a page of YAML, not a data set.
+constexpr uint64_t max_pipeline_bytes = uint64_t(16) << 20;
+
 class Source
 {
 public:
-    // Reads and parses the file; a missing, empty, non-UTF-8 or malformed file is a UserError.
+    // Reads and parses the file; a missing, empty, non-UTF-8 or malformed file is a UserError, and so
+    // is one that is not a regular file (a FIFO, /dev/zero) or is larger than max_pipeline_bytes.
     static Source load(const std::filesystem::path& file);
     // Parses text as if it were the file `name` (tests, --set values).
     static Source parse(const std::string& text, const std::string& name);

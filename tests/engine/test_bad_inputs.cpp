@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <fstream>
+#include <sys/stat.h>
 
 namespace fs = std::filesystem;
 using ansatz::test::run_ansatz;
@@ -435,4 +436,88 @@ TEST_CASE("bad input: --runs under a regular file is refused before anything is 
            "cannot create the run folder afile/x/bad-input: afile is not a folder.");
     CHECK(ansatz::test::read_text(dir / "afile") == "not a folder\n");
     CHECK_FALSE(fs::exists(dir / "runs"));
+}
+
+TEST_CASE("bad input: a pipeline file that is a FIFO is refused without waiting for a writer",
+          "[cli][bad-input]")
+{
+    const fs::path dir = ansatz::test::fresh_folder("bad_inputs/pipeline_fifo");
+    REQUIRE(::mkfifo((dir / "pipeline.yaml").c_str(), 0600) == 0);
+    for (const std::string command : { "validate", "run" })
+    {
+        const auto r = run_ansatz({ command, "pipeline.yaml" }, dir, 60);
+        CHECK(r.status == 2);
+        CHECK(r.err == "pipeline.yaml: is a named pipe (FIFO), not a pipeline file.\n");
+    }
+}
+
+TEST_CASE("bad input: /dev/zero as the pipeline file is refused, not read", "[cli][bad-input]")
+{
+    const auto r = run_ansatz({ "validate", "/dev/zero" }, ANSATZ_TEST_WORK_DIR, 60);
+    CHECK(r.status == 2);
+    CHECK(r.err == "/dev/zero: is a character device, not a pipeline file.\n");
+}
+
+TEST_CASE("bad input: a pipeline file larger than 16 MiB is refused, naming its size", "[cli][bad-input]")
+{
+    // Valid YAML all through (comments), so only its size is wrong.
+    std::string big = valid_pipeline;
+    while (big.size() <= (16u << 20))
+        big += "# " + std::string(1000, 'x') + "\n";
+    const Outcome o = run_pipeline("pipeline_big", big);
+    expect(o, "pipeline.yaml: is " + std::to_string(big.size()) +
+                  " bytes, more than the 16777216 bytes (16 MiB) a pipeline file may have.");
+}
+
+TEST_CASE("bad input: an IDX images or labels file that is a FIFO or a device is refused without blocking",
+          "[cli][bad-input]")
+{
+    const std::string prefix = "component 'data' (dataset 'idx' from {PLUGINS}/libansatz_idx.so): ";
+    const std::string not_regular = ", not a regular file; IDX data is read from regular files only";
+    {
+        const fs::path dir = ansatz::test::fresh_folder("bad_inputs/idx_fifo");
+        write_text(dir / "pipeline.yaml", valid_pipeline);
+        REQUIRE(::mkfifo((dir / "images.idx").c_str(), 0600) == 0);
+        const auto r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs" }, dir, 60);
+        expect({ r.status, r.err, dir }, prefix + "{DIR}/images.idx: is a named pipe (FIFO)" + not_regular);
+        CHECK_FALSE(fs::exists(dir / "runs"));
+    }
+    {
+        const fs::path dir = ansatz::test::fresh_folder("bad_inputs/idx_labels_fifo");
+        write_text(dir / "pipeline.yaml", replace_all(valid_pipeline, "images: images.idx}",
+                                                      "images: images.idx, labels: labels.idx}"));
+        write_text(dir / "images.idx", idx_images(8, 2, 3, 48));
+        REQUIRE(::mkfifo((dir / "labels.idx").c_str(), 0600) == 0);
+        const auto r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs" }, dir, 60);
+        expect({ r.status, r.err, dir }, prefix + "{DIR}/labels.idx: is a named pipe (FIFO)" + not_regular);
+    }
+    {
+        const Outcome o =
+            run_pipeline("idx_dev_zero", replace_all(valid_pipeline, "images.idx", "/dev/zero"));
+        expect(o, prefix + "/dev/zero: is a character device" + not_regular);
+    }
+}
+
+TEST_CASE("bad input: an empty --plugin-path or --runs is refused, naming the option", "[cli][bad-input]")
+{
+    for (const std::vector<std::string> args :
+         { std::vector<std::string>{ "plugins", "--plugin-path", "" }, { "plugins", "--plugin-path=" } })
+    {
+        const auto r = run_ansatz(args, ANSATZ_TEST_WORK_DIR);
+        CHECK(r.status == 2);
+        CHECK(r.err == "option --plugin-path needs a folder, not an empty string.\n");
+    }
+    const Outcome o = run_pipeline("runs_empty", valid_pipeline, { "--runs", "" });
+    expect(o, "option --runs needs a folder, not an empty string.");
+    CHECK_FALSE(fs::exists(o.dir / "bad-input"));
+}
+
+TEST_CASE("bad input: an unknown key given by --set is blamed on that --set", "[cli][bad-input]")
+{
+    expect(run_pipeline("set_unknown_key", valid_pipeline, { "--set", "components.rbm.hiden=3" }),
+           "--set components.rbm.hiden=3: unknown key 'hiden' for model 'rbm' (did you mean 'hidden'?)\n" +
+               rbm_keys + "  while validating component 'rbm' (plugin file {PLUGINS}/libansatz_rbm.so)");
+    expect(run_pipeline("set_unknown_top_level", valid_pipeline, { "--set", "sead=3" }),
+           "--set sead=3: unknown top-level key 'sead' (did you mean 'seed'?)\n"
+           "  valid keys: pipeline, seed, threads, plugin_paths, components, stages");
 }

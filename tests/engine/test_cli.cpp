@@ -1,9 +1,11 @@
 // The `ansatz` program end to end: listing, describing, running, and the run folder it leaves.
+#include "host_services.hpp"
 #include "support/cli.hpp"
 
 #include <catch2/catch.hpp>
 #include <zlib.h>
 
+#include <chrono>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -288,4 +290,31 @@ TEST_CASE("`ansatz validate` accepts a sample stage of more sweeps than an int32
         run_ansatz({ "validate", "pipeline.yaml", "--set", "stages.1.sample.steps=3000000000" }, dir);
     CHECK(r.status == 0);
     CHECK(r.out == "pipeline.yaml: valid pipeline 'small': 5 components, 2 stages\n");
+}
+
+TEST_CASE("a thread budget above the machine's cores is cut to them, with a warning, and recorded",
+          "[cli][run]")
+{
+    const int cores = ansatz::engine::available_cores();
+    if (cores >= 1024)
+        return; // nothing to cut
+    const fs::path dir = ansatz::test::fresh_folder("cli/threads_1024");
+    write_text(dir / "pipeline.yaml", small_pipeline);
+    write_text(dir / "images.idx", small_images());
+    const auto start = std::chrono::steady_clock::now();
+    // With 1024 BLAS threads on 2 cores this ran for half an hour; it takes a second.
+    const auto r =
+        run_ansatz({ "run", "pipeline.yaml", "--runs", "runs", "--set", "threads=1024" }, dir, 300);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(seconds < 60);
+    const std::string n = std::to_string(cores);
+    CHECK(r.err.rfind("warning: threads: 1024 is more than the " + n + " core" + (cores == 1 ? "" : "s") +
+                          " of this machine; using " + n + ".\n",
+                      0) == 0);
+    std::string folder = r.out;
+    while (!folder.empty() && folder.back() == '\n')
+        folder.pop_back();
+    CHECK(read_text(dir / folder / "pipeline.yaml").find("\nthreads: " + n + "\n") != std::string::npos);
 }

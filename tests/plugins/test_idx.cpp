@@ -476,8 +476,9 @@ TEST_CASE("idx: the engine reports a refused file as a UserError prefixed with t
                         prefix + empty + ": the file is empty (0 bytes), so it is not an IDX file");
 }
 
-TEST_CASE("idx: the Fashion-MNIST training set has 60000 28x28 images; image 0 sums to 76247 / 255, label 9",
-          "[idx][fashion-mnist]")
+TEST_CASE(
+    "idx: the Fashion-MNIST training set has 60000 28x28 images, image 0 sums to 76247 / 255 and has label 9",
+    "[idx][fashion-mnist]")
 {
     const std::string dir = "/usr/share/datasets/fashion-mnist/";
     REQUIRE(fs::exists(dir + "train-images-idx3-ubyte.gz")); // installed by the dataset-fashion-mnist package

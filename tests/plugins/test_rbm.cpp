@@ -340,7 +340,7 @@ TEST_CASE("rbm: sampled hidden units are binary with frequency = mean (seed 61, 
     }
 }
 
-TEST_CASE("rbm: setup draws W ~ N(0, init_std^2) with zero biases; random_state is Bernoulli(0.5) "
+TEST_CASE("rbm: setup draws W ~ N(0, init_std^2) with zero biases, and random_state is Bernoulli(0.5) "
           "(seed 71, 5000 weights and 40000 units, 5 sigma)",
           "[rbm][statistical]")
 {

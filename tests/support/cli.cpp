@@ -23,15 +23,18 @@ std::string quote(const std::string& s)
 }
 } // namespace
 
-CliResult run_ansatz(const std::vector<std::string>& args, const fs::path& cwd, const std::vector<std::string>& env)
+CliResult run_ansatz(const std::vector<std::string>& args, const fs::path& cwd, const std::vector<std::string>& env,
+                     int timeout_seconds)
 {
     static int counter = 0;
     const fs::path capture = fs::path(ANSATZ_TEST_WORK_DIR) / "capture";
     fs::create_directories(capture);
     const std::string tag = std::to_string(::getpid()) + "-" + std::to_string(counter++);
     const fs::path out = capture / (tag + ".out"), err = capture / (tag + ".err");
-    std::string command =
-        "cd " + quote(cwd.string()) + " && env -u ANSATZ_PLUGIN_PATH";
+    const std::string timeout =
+        timeout_seconds > 0 ? "ulimit -v 4194304 && timeout -k 5 " + std::to_string(timeout_seconds) + " "
+                            : std::string();
+    std::string command = "cd " + quote(cwd.string()) + " && " + timeout + "env -u ANSATZ_PLUGIN_PATH";
     for (const std::string& e : env)
         command += " " + quote(e);
     command += " " + quote(ANSATZ_TEST_BINARY);

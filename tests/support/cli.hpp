@@ -17,9 +17,16 @@ struct CliResult
 };
 
 // Runs ANSATZ_TEST_BINARY with these arguments in `cwd`; ANSATZ_PLUGIN_PATH is cleared and `env`
-// ("NAME=value") is set. A run killed by a signal has status 128 + the signal.
+// ("NAME=value") is set. A run killed by a signal has status 128 + the signal. With a timeout, a
+// binary still running after that many seconds is killed (status 124), and one that maps more than
+// 4 GiB fails to allocate: a hang or a runaway read fails the test instead of stalling the machine.
 CliResult run_ansatz(const std::vector<std::string>& args, const std::filesystem::path& cwd,
-                     const std::vector<std::string>& env = {});
+                     const std::vector<std::string>& env = {}, int timeout_seconds = 0);
+inline CliResult run_ansatz(const std::vector<std::string>& args, const std::filesystem::path& cwd,
+                            int timeout_seconds)
+{
+    return run_ansatz(args, cwd, {}, timeout_seconds);
+}
 
 // A fresh, empty folder under ANSATZ_TEST_WORK_DIR for one test.
 std::filesystem::path fresh_folder(const std::string& name);

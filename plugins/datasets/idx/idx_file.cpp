@@ -10,7 +10,10 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <memory>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace ansatz_idx
 {
@@ -60,18 +63,60 @@ void grow(Bytes& out, size_t size)
     out.resize(size);
 }
 
+// "a named pipe (FIFO)", "a character device", ...: what a path that is not a regular file is.
+const char* file_kind(mode_t mode)
+{
+    if (S_ISFIFO(mode))
+        return "a named pipe (FIFO)";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    if (S_ISDIR(mode))
+        return "a folder";
+    return "not a regular file";
+}
+
+// Opens `path` for reading if it is a regular file. O_NONBLOCK: opening a FIFO would otherwise wait for
+// a writer forever; a FIFO or a device is refused before a byte is read.
+std::FILE* open_regular(const std::string& path)
+{
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        throw InputError(path + ": cannot be opened (" + std::strerror(errno) + ")");
+    struct stat st
+    {
+    };
+    const int error = ::fstat(fd, &st) != 0 ? errno : 0;
+    if (error != 0 || !S_ISREG(st.st_mode))
+    {
+        ::close(fd);
+        if (error != 0)
+            throw InputError(path + ": cannot be opened (" + std::strerror(error) + ")");
+        throw InputError(path + ": is " + file_kind(st.st_mode) +
+                         ", not a regular file; IDX data is read from regular files only");
+    }
+    std::FILE* file = ::fdopen(fd, "rb");
+    if (!file)
+    {
+        const int fdopen_error = errno;
+        ::close(fd);
+        throw InputError(path + ": cannot be opened (" + std::strerror(fdopen_error) + ")");
+    }
+    return file;
+}
+
 // The bytes of an IDX file in order: the file itself, or what its gzip members decompress to. Nothing
 // is read or decompressed before it is asked for, and a gzip stream is decompressed only as far as the
 // bytes asked for (its errors are those met on the way).
 class Source
 {
 public:
-    explicit Source(const std::string& path)
-        : path_(path), owner_(std::fopen(path.c_str(), "rb"), &std::fclose)
+    explicit Source(const std::string& path) : path_(path), owner_(open_regular(path), &std::fclose)
     {
         file_ = owner_.get();
-        if (!file_)
-            throw InputError(path + ": cannot be opened (" + std::strerror(errno) + ")");
         off_t size = -1;
         if (fseeko(file_, 0, SEEK_END) == 0)
             size = ftello(file_);

@@ -117,6 +117,13 @@ std::string describe_node(const YAML::Node& node)
     return "'" + node.Scalar() + "'";
 }
 
+// "a float", "an int", "an optimizer".
+std::string with_article(const std::string& word)
+{
+    const bool vowel = !word.empty() && std::string("aeiou").find(word[0]) != std::string::npos;
+    return (vowel ? "an " : "a ") + word;
+}
+
 bool in_range(const KeySpec& spec, double v)
 {
     if (spec.flags & ANSATZ_PARAM_HAS_MIN)
@@ -264,19 +271,19 @@ KeySpec item_spec(const KeySpec& list)
     return item;
 }
 
-// Converts a YAML list (or one scalar, as a list of one? no: lists must be lists) item by item.
-// Returns the complaint and sets `at` to the node it is about.
+// Converts a YAML list item by item; returns "" or the complaint (a sentence about `subject`, "key 'x'
+// of model 'm'") and sets `at` to the node it is about: the list, or the item at fault.
 std::string convert_list(const KeySpec& spec, const YAML::Node& node, const Source& source, Value& out,
-                         YAML::Node& at)
+                         YAML::Node& at, const std::string& subject)
 {
     if (!node.IsSequence())
-        return "expects a " + spec.type_name() + " such as [" +
+        return subject + " expects a " + spec.type_name() + " such as [" +
                (spec.type == ANSATZ_PARAM_STRING_LIST ? "a, b" : "1, 2") + "], got " + describe_node(node);
     const KeySpec item = item_spec(spec);
     const int64_t count = static_cast<int64_t>(node.size());
     if ((spec.min_length > 0 && count < spec.min_length) || (spec.max_length > 0 && count > spec.max_length))
-        return "has " + std::to_string(count) + " item" + (count == 1 ? "" : "s") + ", but it must have " +
-               length_text(spec);
+        return subject + " has " + std::to_string(count) + " item" + (count == 1 ? "" : "s") +
+               ", but it must have " + length_text(spec);
     int64_t index = 0;
     for (const YAML::Node& element : node)
     {
@@ -284,7 +291,7 @@ std::string convert_list(const KeySpec& spec, const YAML::Node& node, const Sour
         if (std::string complaint = convert_scalar(item, element, source, v); !complaint.empty())
         {
             at = element;
-            return "item " + std::to_string(index) + " " + complaint;
+            return "item " + std::to_string(index) + " of " + subject + " " + complaint;
         }
         if (spec.type == ANSATZ_PARAM_INT_LIST)
             out.integers.push_back(v.integer);
@@ -297,25 +304,28 @@ std::string convert_list(const KeySpec& spec, const YAML::Node& node, const Sour
     return "";
 }
 
-// Converts one node to the key's type; returns an empty string or the complaint (about `at`).
+// Converts one node to the key's type; returns "" or the complaint (a sentence about `subject`) and
+// sets `at` to the node it is about.
 std::string convert(const KeySpec& spec, const YAML::Node& node, const Source& source, Value& out,
-                    YAML::Node& at)
+                    YAML::Node& at, const std::string& subject)
 {
     out.present = true;
     out.type = spec.type;
     out.node = node;
     at = node;
     if (spec.is_list())
-        return convert_list(spec, node, source, out, at);
-    return convert_scalar(spec, node, source, out);
+        return convert_list(spec, node, source, out, at, subject);
+    const std::string complaint = convert_scalar(spec, node, source, out);
+    return complaint.empty() ? "" : subject + " " + complaint;
 }
 
 std::string convert_scalar(const KeySpec& spec, const YAML::Node& node, const Source& source, Value& out)
 {
     out.present = true;
+    if (!node.IsScalar() && spec.type == ANSATZ_PARAM_COMPONENT)
+        return "expects the name of " + with_article(spec.type_name()) + ", got " + describe_node(node);
     if (!node.IsScalar())
-        return "expects " + std::string(spec.type == ANSATZ_PARAM_INT ? "an " : "a ") + spec.type_name() +
-               ", got " + describe_node(node);
+        return "expects " + with_article(spec.type_name()) + ", got " + describe_node(node);
     const std::string& text = node.Scalar();
     switch (spec.type)
     {
@@ -336,11 +346,24 @@ std::string convert_scalar(const KeySpec& spec, const YAML::Node& node, const So
     case ANSATZ_PARAM_FLOAT:
         if (!parse_real(text, out.real))
             return "expects a float, got '" + text + "'";
-        // The plugin keeps it as a float32 unless it said otherwise: 1e300 would become inf there.
-        if (!(spec.flags & ANSATZ_PARAM_DOUBLE) && std::abs(out.real) > std::numeric_limits<float>::max())
-            return "is " + text + ", which does not fit the float32 the component keeps (at most 3.4e38 in magnitude)";
         if (!in_range(spec, out.real))
             return "is " + text + ", out of range: it must be " + range_text(spec);
+        // The plugin keeps it as a float32 unless it said otherwise: 1e300 would become inf there,
+        // 1e-50 zero, and 0.99999999 would become 1, out of a range < 1.
+        if (!(spec.flags & ANSATZ_PARAM_DOUBLE))
+        {
+            if (std::abs(out.real) > std::numeric_limits<float>::max())
+                return "is " + text +
+                       ", which does not fit the float32 the component keeps (at most 3.4e38 in magnitude)";
+            const float kept = static_cast<float>(out.real);
+            if (kept == 0 && out.real != 0)
+                return "is " + text +
+                       ", which the float32 the component keeps rounds to 0 (the smallest is 1.4e-45 in "
+                       "magnitude)";
+            if (!in_range(spec, kept))
+                return "is " + text + ", which the float32 the component keeps rounds to " +
+                       format_number(kept) + ", out of range: it must be " + range_text(spec);
+        }
         return "";
     case ANSATZ_PARAM_CHOICE:
     {
@@ -418,8 +441,10 @@ Values validate_keys(const Source& source, const YAML::Node& map, const std::vec
             }
             Value v;
             YAML::Node at;
-            if (const std::string complaint = convert(*spec, item.second, source, v, at); !complaint.empty())
-                fail(at, "key '" + key + "' of " + what + " " + complaint, false);
+            if (const std::string complaint =
+                    convert(*spec, item.second, source, v, at, "key '" + key + "' of " + what);
+                !complaint.empty())
+                fail(at, complaint, false);
             values[key] = v;
         }
 
@@ -436,9 +461,10 @@ Values validate_keys(const Source& source, const YAML::Node& map, const std::vec
             // Defaults go through the same conversion, so a plugin's bad default is caught here too.
             YAML::Node node = YAML::Load(spec.default_value.empty() ? "''" : spec.default_value);
             YAML::Node at;
-            if (const std::string complaint = convert(spec, node, source, v, at); !complaint.empty())
-                throw UserError("the default of key '" + spec.name + "' of " + what + " " + complaint +
-                                " (a bug in the plugin's describe())");
+            if (const std::string complaint =
+                    convert(spec, node, source, v, at, "the default of key '" + spec.name + "' of " + what);
+                !complaint.empty())
+                throw UserError(complaint + " (a bug in the plugin's describe())");
             v.node = YAML::Node();
         }
         values[spec.name] = v;

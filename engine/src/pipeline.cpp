@@ -282,16 +282,31 @@ uint64_t model_functions_of(const ansatz_component& model)
 void require_model_functions(const Pipeline& p, const StageDecl& s, const std::string& key,
                              const std::string& model_name)
 {
-    const ComponentDecl& user = p.component(s.text(key));
     const ComponentDecl& model = p.component(model_name);
-    const uint64_t needed = user.plugin->desc->needs;
     const uint64_t offered = model_functions_of(*model.plugin->desc);
-    if ((needed & offered) != needed)
-        throw UserError(p.source.where(s.values.at(key).node) + ": " + s.label() + ": " +
-                        kind_name(user.plugin->desc->kind) + " '" + user.name + "' needs the model's " +
-                        model_function_names(needed & ~offered) + ", but model '" + model.name + "' (plugin '" +
-                        model.plugin->desc->name + "' from " + model.plugin->file.string() + ") has only: " +
-                        model_function_names(offered));
+    // The component under `key`, then the samplers it names (a wrapper's inner sampler, which it binds
+    // to the same model), and theirs: each must find what it needs in the model.
+    std::vector<std::pair<const ComponentDecl*, std::string>> users{ { &p.component(s.text(key)), "" } };
+    for (size_t i = 0; i < users.size(); ++i)
+    {
+        const ComponentDecl& user = *users[i].first;
+        const uint64_t needed = user.plugin->desc->needs;
+        if ((needed & offered) != needed)
+            throw UserError(p.source.where(s.values.at(key).node) + ": " + s.label() + ": " +
+                            kind_name(user.plugin->desc->kind) + " '" + user.name + "'" + users[i].second +
+                            " needs the model's " + model_function_names(needed & ~offered) + ", but model '" +
+                            model.name + "' (plugin '" + model.plugin->desc->name + "' from " +
+                            model.plugin->file.string() + ") has only: " + model_function_names(offered));
+        for (const KeySpec& k : user.specs)
+            if (k.type == ANSATZ_PARAM_COMPONENT && k.component_kind == ANSATZ_KIND_SAMPLER &&
+                user.values.at(k.name).present)
+            {
+                const ComponentDecl* inner = &p.component(user.values.at(k.name).text);
+                if (std::none_of(users.begin(), users.end(), [&](const auto& u) { return u.first == inner; }))
+                    users.emplace_back(inner, ", named by key '" + k.name + "' of " +
+                                                  kind_name(user.plugin->desc->kind) + " '" + user.name + "',");
+            }
+    }
 }
 
 std::string with_article(const std::string& word)

@@ -457,9 +457,18 @@ void Source::apply_override(const std::string& assignment)
         refuse_alias(places, next, keys, i, label);
         node.reset(next);
     }
+    if (node.IsSequence())
+    {
+        // An item of a list (ladder.1=0.5) is replaced in place; a list never grows by --set.
+        refuse_alias(places, child(node, keys.back(), walked, label), keys, keys.size() - 1, label);
+        size_t index = 0;
+        parse_index(keys.back(), index);
+        node[index] = value;
+        overrides_.emplace_back(node[index], label);
+        return;
+    }
     if (!node.IsMap())
-        throw UserError(label + ": '" + walked + "' is " + (node.IsSequence() ? "a list" : "a value") +
-                        ", not a mapping.");
+        throw UserError(label + ": '" + walked + "' is a value, not a mapping.");
     const YAML::Node old = std::as_const(node)[keys.back()];
     if (old)
         refuse_alias(places, old, keys, keys.size() - 1, label);

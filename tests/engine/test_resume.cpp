@@ -9,6 +9,7 @@
 #include <map>
 #include <unistd.h>
 #include <sstream>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using ansatz::test::read_text;

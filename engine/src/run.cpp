@@ -1,6 +1,7 @@
 #include "run.hpp"
 
 #include "ansatz/refs.hpp"
+#include "outputs/report.hpp"
 #include "stage_types.hpp"
 #include "user_error.hpp"
 
@@ -101,6 +102,7 @@ void Run::execute(const std::filesystem::path& folder)
         if (stop_requested())
             throw Error(stop_word() + " before " + stage.label(), ANSATZ_STATUS_CANCELLED);
         find_stage_type(stage.type)->run(*this, stage);
+        write_report(folder_); // report.html after every stage (issue 9)
     }
 }
 

@@ -3,6 +3,7 @@
 #include "ansatz/refs.hpp"
 #include "outputs/checkpoint.hpp"
 #include "outputs/progress.hpp"
+#include "outputs/report.hpp"
 #include "run.hpp"
 #include "stages/stages.hpp"
 #include "user_error.hpp"
@@ -221,6 +222,7 @@ void run_train_stage(Run& run, const StageDecl& stage)
                                        optimizer_state(optimizer, epoch) };
             last_checkpoint = write_checkpoint(run.folder(), content, last_checkpoint);
         }
+        write_report(run.folder()); // report.html after every epoch (issue 9)
     }
 }
 

@@ -466,7 +466,7 @@ std::string line_plot(const Figure& figure, const std::vector<Series>& series)
     if (series.size() > 1)
         for (size_t i = 0; i < series.size(); ++i)
             legend.push_back({ series[i].name, palette[i % palette_size], series[i].line });
-    const Canvas c(figure, axis_ticks(figure.x, xr, 7), axis_ticks(figure.y, yr, 5), legend, skipped.notes());
+    const Canvas c(figure, axis_ticks(figure.x, xr, 8), axis_ticks(figure.y, yr, 5), legend, skipped.notes());
     std::string s = c.begin();
     if (xr.empty())
         s += c.nothing("no finite values to show");
@@ -571,7 +571,7 @@ std::string scatter_plot(const Figure& figure, const Points& points)
     if (!points.label.empty())
         for (const auto& [label, count] : counts)
             legend.push_back({ name(label) + " (" + std::to_string(count) + ")", colour(label), false });
-    const Canvas c(figure, axis_ticks(figure.x, xr, 7), axis_ticks(figure.y, yr, 5), legend, skipped.notes());
+    const Canvas c(figure, axis_ticks(figure.x, xr, 8), axis_ticks(figure.y, yr, 5), legend, skipped.notes());
     std::string s = c.begin();
     if (xr.empty())
         s += c.nothing("no finite values to show");
@@ -647,7 +647,7 @@ std::string histogram(const Figure& figure, const std::vector<double>& values, i
         xr.add(start + width * static_cast<double>(counts.size()));
         yr.add(static_cast<double>(*std::max_element(counts.begin(), counts.end())));
     }
-    const Canvas c(f, axis_ticks(f.x, xr, 7), axis_ticks(f.y, yr, 5), {}, skipped.notes());
+    const Canvas c(f, axis_ticks(f.x, xr, 8), axis_ticks(f.y, yr, 5), {}, skipped.notes());
     std::string s = c.begin();
     if (counts.empty())
         s += c.nothing("no finite values to show");

@@ -123,10 +123,20 @@ std::vector<std::string> console_lines(const std::string& err)
 
 std::string tail(const std::string& text, size_t lines)
 {
-    size_t at = text.size();
-    for (size_t n = 0; n <= lines && at != std::string::npos && at > 0; ++n)
-        at = text.rfind('\n', at - 1);
-    return at == std::string::npos ? text : text.substr(at + 1);
+    std::vector<std::string> all;
+    size_t start = 0;
+    while (start < text.size())
+    {
+        size_t end = text.find('\n', start);
+        if (end == std::string::npos)
+            end = text.size();
+        all.push_back(text.substr(start, end - start));
+        start = end + 1;
+    }
+    std::string out;
+    for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i)
+        out += "  " + all[i] + "\n";
+    return out.empty() ? "  (nothing)\n" : out;
 }
 
 size_t count_of(const std::string& text, const std::string& what)

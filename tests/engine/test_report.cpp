@@ -75,6 +75,8 @@ fs::path make_run(const std::string& name, const std::string& metrics, bool with
         for (size_t i = 0; i < pixels.size(); ++i)
             pixels[i] = static_cast<uint8_t>(i * 2);
         write_text(dir / "stage3_samples.png", png_bytes(pixels, 12, 10));
+        const std::vector<float> chains = { 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1 }; // 4 chains of 3 values
+        write_text(dir / "stage3_samples.npy", npy_bytes(chains.data(), { 4, 3 }));
     }
     return dir;
 }
@@ -120,6 +122,24 @@ TEST_CASE("metric names pair a train curve with its evaluations, and find standa
     CHECK(report::error_of("eval_loss_stderr") == "eval_loss");
     CHECK(report::error_of("loglik_se") == "loglik");
     CHECK(report::error_of("reconstruction_error").empty());
+}
+
+TEST_CASE("npy_row_means reads a float32 .npy file row by row and refuses anything else", "[report]")
+{
+    const fs::path dir = ansatz::test::fresh_folder("report/npy");
+    const std::vector<float> values = { 1, 2, 3, 4, 5, 6 };
+    write_text(dir / "a.npy", npy_bytes(values.data(), { 2, 3 }));
+    std::string problem;
+    CHECK(report::npy_row_means(dir / "a.npy", problem) == std::vector<double>{ 2, 5 });
+    CHECK(problem.empty());
+    write_text(dir / "b.npy", npy_bytes(values.data(), { 2, 3 }).substr(0, 130));
+    CHECK(report::npy_row_means(dir / "b.npy", problem).empty());
+    CHECK(problem == "b.npy holds fewer values than its shape says");
+    write_text(dir / "c.npy", "not numpy at all");
+    CHECK(report::npy_row_means(dir / "c.npy", problem).empty());
+    CHECK(problem == "c.npy is not a .npy file");
+    CHECK(report::npy_row_means(dir / "a.npy", problem, 10).empty());
+    CHECK(problem == "a.npy is larger than 0 MiB");
 }
 
 TEST_CASE("the report of a finished run: well-formed, self-contained, every part there", "[report]")
@@ -175,8 +195,14 @@ TEST_CASE("the report of a finished run: well-formed, self-contained, every part
         names.push_back(name);
         CHECK(xml_problem(svg).empty());
     }
-    CHECK(names == std::vector<std::string>{ "stage1_loss.svg", "stage1_time_seconds.svg",
+    CHECK(names == std::vector<std::string>{ "stage1_loss.svg", "stage3_chain_means.svg",
+                                             "stage1_time_seconds.svg",
                                              "stage1_time_samples_per_second.svg" });
+    // The sample stage's chains: a histogram of their means (1/3, 2/3, 0, 1/3).
+    const std::string means = svg_titled(html, "stage 3: the mean value of each chain");
+    REQUIRE_FALSE(means.empty());
+    CHECK(has(means, "data-count=\"2\""));
+    CHECK(has(html, "How the 4 chains differ"));
 }
 
 TEST_CASE("write_report writes report.html and plots/ atomically and can run again", "[report]")
@@ -193,6 +219,30 @@ TEST_CASE("write_report writes report.html and plots/ atomically and can run aga
     CHECK(has(html, "<a href=\"report.html\"><code>report.html</code></a>"));
     CHECK(has(html, "<img src=\"stage3_samples.png\""));
     CHECK_FALSE(has(html, "<img src=\"plots/")); // its own plots are inline, not repeated as pictures
+}
+
+TEST_CASE("after an epoch the report is rebuilt only while that is cheap; `always` always rebuilds",
+          "[report]")
+{
+    const fs::path dir = make_run("when_cheap", "stage,type,epoch,loss\n1,train,1,4\n", true, false);
+    write_report(dir, ReportUpdate::when_cheap); // never written by this process: written
+    CHECK(has(read_text(dir / "report.html"), "1 of 4 epochs"));
+    write_text(dir / "metrics.csv", "stage,type,epoch,loss\n1,train,1,4\n1,train,2,3\n");
+    write_report(dir); // always
+    CHECK(has(read_text(dir / "report.html"), "2 of 4 epochs"));
+    // Right after a rebuild, an epoch's call is skipped (tried a few times: the machine may stall).
+    bool skipped = false;
+    for (int attempt = 0; attempt < 5 && !skipped; ++attempt)
+    {
+        write_text(dir / "metrics.csv", "stage,type,epoch,loss\n1,train,1,4\n1,train,2,3\n");
+        write_report(dir);
+        write_text(dir / "metrics.csv", "stage,type,epoch,loss\n1,train,1,4\n1,train,2,3\n1,train,3,2\n");
+        write_report(dir, ReportUpdate::when_cheap);
+        skipped = has(read_text(dir / "report.html"), "2 of 4 epochs");
+    }
+    CHECK(skipped);
+    write_report(dir); // the end of the stage catches up
+    CHECK(has(read_text(dir / "report.html"), "3 of 4 epochs"));
 }
 
 TEST_CASE("the report of an interrupted run says how far it got", "[report]")

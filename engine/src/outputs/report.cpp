@@ -7,10 +7,14 @@
 #include "outputs/run_info.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <map>
+#include <mutex>
+#include <stdexcept>
+#include <unistd.h>
 
 namespace ansatz::engine
 {
@@ -456,6 +460,7 @@ figcaption { font-size: 13px; color: var(--muted); padding: 6px 8px 4px; }
 .pictures { display: flex; flex-wrap: wrap; gap: 18px; margin-top: 16px; }
 .pictures figure { width: fit-content; max-width: 100%; }
 .pictures figcaption { width: 0; min-width: 100%; }
+.pictures figure.chart { flex: 1 1 420px; max-width: 640px; }
 .pictures img { display: block; max-width: 100%; height: auto; border-radius: 8px; image-rendering: pixelated; }
 .pictures img.missing { min-width: 240px; min-height: 60px; border: 2px dashed #d08770; }
 .empty { color: var(--muted); font-style: italic; margin: 12px 0 0; }
@@ -614,11 +619,12 @@ private:
         return h;
     }
 
-    std::string figure_of(const Plot& p)
+    std::string figure_of(const Plot& p, const std::string& cls = "")
     {
         plots_.push_back({ p.file, plot::svg_file(p.svg) });
-        return "<figure>\n" + p.svg + "<figcaption>" + p.caption + " \xc2\xb7 <a href=\"plots/" +
-               url(p.file) + "\">plots/" + esc(p.file) + "</a></figcaption>\n</figure>\n";
+        return (cls.empty() ? "<figure>\n" : "<figure class=\"" + cls + "\">\n") + p.svg + "<figcaption>" +
+               p.caption + " \xc2\xb7 <a href=\"plots/" + url(p.file) + "\">plots/" + esc(p.file) +
+               "</a></figcaption>\n</figure>\n";
     }
 
     std::string picture_caption(const report::Picture& p) const
@@ -736,9 +742,31 @@ private:
         for (const report::Picture& p : r_.pictures)
             if (p.stage == s.index)
                 pictures += picture_figure(p);
+        pictures += samples_histogram(s);
         if (!pictures.empty())
             h += "<div class=\"pictures\">\n" + pictures + "</div>\n";
         return h + "</section>\n";
+    }
+
+    // How the chains of a sample stage differ: a histogram of each chain's mean value.
+    std::string samples_histogram(const StageInfo& s)
+    {
+        const std::string name = "stage" + std::to_string(s.index) + "_samples.npy";
+        if (!fs::exists(r_.folder / name))
+            return {};
+        std::string problem;
+        const std::vector<double> means = report::npy_row_means(r_.folder / name, problem);
+        if (means.empty())
+            return problem.empty() ? std::string() : "<p class=\"empty\">" + esc(problem) + ".</p>\n";
+        plot::Figure f;
+        f.title = "stage " + std::to_string(s.index) + ": the mean value of each chain";
+        f.x = { "mean of a chain's values", plot::Scale::linear, false };
+        f.y = { "chains", plot::Scale::linear, true };
+        const Plot p{ "stage" + std::to_string(s.index) + "_chain_means.svg", plot::histogram(f, means),
+                      "How the " + std::to_string(means.size()) +
+                          " chains differ: the mean of each one's values, from <a href=\"" + url(name) +
+                          "\">" + esc(name) + "</a>" };
+        return figure_of(p, "chart");
     }
 
     std::string other_pictures() const
@@ -953,16 +981,58 @@ ReportFiles build_report(const fs::path& run_folder)
     return Page(data).build();
 }
 
-void write_report(const fs::path& run_folder)
+namespace
 {
+
+// As write_file_atomic (a temporary file in the same folder, renamed over the final one), with a
+// temporary name of this process's own: `ansatz report` on the folder of a run that is still going
+// must not rename the run's temporary file from under it (the last rename wins, and both succeed).
+void write_own_atomic(const fs::path& file, const std::string& bytes)
+{
+    const fs::path own =
+        file.parent_path() / ("." + file.filename().string() + "." + std::to_string(::getpid()));
+    write_file_atomic(own, bytes); // "..<name>.<pid>.tmp" renamed to ".<name>.<pid>", both hidden
+    std::error_code ec;
+    fs::rename(own, file, ec);
+    if (ec)
+    {
+        fs::remove(own, ec);
+        throw std::runtime_error("cannot write " + file.string());
+    }
+}
+
+} // namespace
+
+void write_report(const fs::path& run_folder, ReportUpdate when)
+{
+    // When this process last wrote each folder's report, and how long that took.
+    struct Last
+    {
+        std::chrono::steady_clock::time_point at;
+        double seconds;
+    };
+    static std::mutex mutex;
+    static std::map<std::string, Last> last;
+    const auto start = std::chrono::steady_clock::now();
+    const std::string key = fs::absolute(run_folder).lexically_normal().string();
+    {
+        const std::lock_guard<std::mutex> lock(mutex);
+        const auto found = last.find(key);
+        if (when == ReportUpdate::when_cheap && found != last.end() &&
+            std::chrono::duration<double>(start - found->second.at).count() < 9 * found->second.seconds)
+            return;
+    }
     const ReportFiles files = build_report(run_folder);
     if (!files.plots.empty())
     {
         fs::create_directories(run_folder / "plots");
         for (const auto& [name, svg] : files.plots)
-            write_file_atomic(run_folder / "plots" / name, svg);
+            write_own_atomic(run_folder / "plots" / name, svg);
     }
-    write_file_atomic(run_folder / "report.html", files.html);
+    write_own_atomic(run_folder / "report.html", files.html);
+    const auto end = std::chrono::steady_clock::now();
+    const std::lock_guard<std::mutex> lock(mutex);
+    last[key] = Last{ end, std::chrono::duration<double>(end - start).count() };
 }
 
 } // namespace ansatz::engine

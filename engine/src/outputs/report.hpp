@@ -23,9 +23,18 @@
 namespace ansatz::engine
 {
 
+enum class ReportUpdate
+{
+    always,    // the end of a stage, `ansatz report`
+    when_cheap // the end of an epoch: skipped while the time since this process last wrote this folder's
+               // report is under 9 times what that took, so the report costs at most about 10% of a run
+               // of very short epochs (its cost grows with the epochs); epochs of a second or more
+               // always get theirs, and the next `always` catches up
+};
+
 // Rebuilds run_folder/report.html (and its plots/*.svg), each file written atomically. Missing or
 // unreadable inputs are said in the page, never thrown; only a failure to write throws.
-void write_report(const std::filesystem::path& run_folder);
+void write_report(const std::filesystem::path& run_folder, ReportUpdate when = ReportUpdate::always);
 
 // The page and its plots (file name under plots/, SVG text), without writing anything.
 struct ReportFiles

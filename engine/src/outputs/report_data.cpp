@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -309,6 +310,83 @@ RunData read_run(const fs::path& folder)
     read_files(r);
     derive_status(r);
     return r;
+}
+
+std::vector<double> npy_row_means(const fs::path& file, std::string& problem, uintmax_t max_bytes)
+{
+    problem.clear();
+    std::error_code ec;
+    const uintmax_t size = fs::file_size(file, ec);
+    if (ec)
+    {
+        problem = file.filename().string() + " cannot be read";
+        return {};
+    }
+    if (size > max_bytes)
+    {
+        problem = file.filename().string() + " is larger than " + std::to_string(max_bytes >> 20) + " MiB";
+        return {};
+    }
+    std::string bytes;
+    read_file(file, bytes);
+    const auto refuse = [&](const std::string& why) {
+        problem = file.filename().string() + " " + why;
+        return std::vector<double>();
+    };
+    if (bytes.size() < 12 || bytes.compare(0, 6, "\x93NUMPY") != 0)
+        return refuse("is not a .npy file");
+    const int major = static_cast<unsigned char>(bytes[6]);
+    size_t header_length = 0, start = 0;
+    if (major == 1)
+    {
+        header_length = static_cast<unsigned char>(bytes[8]) |
+                        (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+        start = 10;
+    }
+    else if (major == 2 || major == 3)
+    {
+        for (int i = 0; i < 4; ++i)
+            header_length |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
+        start = 12;
+    }
+    else
+        return refuse("has an unknown .npy version");
+    if (start + header_length > bytes.size())
+        return refuse("has a truncated header");
+    const std::string header = bytes.substr(start, header_length);
+    if (header.find("'descr': '<f4'") == std::string::npos ||
+        header.find("'fortran_order': False") == std::string::npos)
+        return refuse("does not hold float32 values in C order");
+    const size_t open = header.find("'shape': (");
+    const size_t close = header.find(')', open);
+    if (open == std::string::npos || close == std::string::npos)
+        return refuse("has no shape");
+    std::vector<uint64_t> shape;
+    for (const std::string& part : split(header.substr(open + 10, close - open - 10), ','))
+        if (part.find_first_not_of(' ') != std::string::npos)
+            shape.push_back(std::strtoull(part.c_str(), nullptr, 10));
+    if (shape.empty())
+        return refuse("holds a scalar");
+    uint64_t per_row = 1;
+    for (size_t i = 1; i < shape.size(); ++i)
+        per_row *= shape[i];
+    const size_t data = start + header_length;
+    if (per_row == 0 || shape[0] > (bytes.size() - data) / 4 / per_row)
+        return refuse("holds fewer values than its shape says");
+    std::vector<double> means;
+    means.reserve(shape[0]);
+    for (uint64_t row = 0; row < shape[0]; ++row)
+    {
+        double sum = 0;
+        for (uint64_t k = 0; k < per_row; ++k)
+        {
+            float v;
+            std::memcpy(&v, bytes.data() + data + 4 * (row * per_row + k), 4);
+            sum += v;
+        }
+        means.push_back(sum / static_cast<double>(per_row));
+    }
+    return means;
 }
 
 bool has_rows(const RunData& run, size_t stage)

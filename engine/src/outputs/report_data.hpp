@@ -70,6 +70,12 @@ struct RunData
 
 RunData read_run(const std::filesystem::path& folder);
 
+// The mean of each row of a float32 .npy file (format 1.0 or 2.0, '<f4', C order, rank >= 1), e.g. the
+// mean value of each chain of stage<i>_samples.npy. Empty (with `problem` set) when the file is
+// missing, not such a file, or larger than `max_bytes`.
+std::vector<double> npy_row_means(const std::filesystem::path& file, std::string& problem,
+                                  uintmax_t max_bytes = 256u << 20);
+
 // Whether the stage has any rows (and so any metrics).
 bool has_rows(const RunData& run, size_t stage);
 

@@ -222,7 +222,7 @@ void run_train_stage(Run& run, const StageDecl& stage)
                                        optimizer_state(optimizer, epoch) };
             last_checkpoint = write_checkpoint(run.folder(), content, last_checkpoint);
         }
-        write_report(run.folder()); // report.html after every epoch (issue 9)
+        write_report(run.folder(), ReportUpdate::when_cheap); // report.html after the epoch (issue 9)
     }
 }
 

@@ -3,6 +3,8 @@
 #include "ansatz/error.hpp"
 #include "host_services.hpp"
 #include "outputs/files.hpp"
+#include "outputs/report.hpp"
+#include "outputs/run_info.hpp"
 #include "pipeline.hpp"
 #include "registry.hpp"
 #include "run.hpp"
@@ -264,6 +266,7 @@ void print_usage()
         "  validate FILE    check a pipeline against the plugins found, without running it\n"
         "  plugins          list every plugin found: kind, name, version, file\n"
         "  describe NAME    print the keys of a plugin component or a stage type\n"
+        "  report RUN_DIR   rebuild RUN_DIR/report.html from the run folder's files\n"
         "\n"
         "options:\n"
         "  --plugin-path DIR    look for plugins in DIR first (repeatable)\n"
@@ -303,6 +306,8 @@ int command_run(const Options& o)
                     ANSATZ_STATUS_CANCELLED);
     const fs::path folder = make_run_folder(base);
     write_file_atomic(folder / "pipeline.yaml", emitted(p.resolved()));
+    write_run_info(folder, p); // run.yaml: command line, versions, machine
+    write_report(folder);
     return execute(p, folder, nullptr, host, run);
 }
 
@@ -367,6 +372,23 @@ int command_describe(const Options& o)
         std::printf("needs a sampler in its train stage\n");
     std::printf("\nkeys:\n");
     print_keys(key_specs(d));
+    return 0;
+}
+
+// ---- ansatz report RUN_DIR (issue 9)
+int command_report(const Options& o)
+{
+    if (o.arguments.size() != 1)
+        throw UserError(
+            "ansatz report: expects one run folder, e.g. ansatz report runs/quickstart/20261127-131502");
+    const fs::path folder = o.arguments[0];
+    if (!fs::is_regular_file(folder / "pipeline.yaml"))
+        throw UserError(
+            "ansatz report: " + folder.string() +
+            " is not a run folder (it has no pipeline.yaml); give a folder that `ansatz run` made, "
+            "e.g. runs/quickstart/20261127-131502.");
+    write_report(folder);
+    std::printf("%s\n", (folder / "report.html").string().c_str());
     return 0;
 }
 

@@ -26,6 +26,7 @@ int command_run(const Options& options);
 int command_validate(const Options& options);
 int command_plugins(const Options& options);
 int command_describe(const Options& options);
+int command_report(const Options& options);
 void print_usage();
 
 } // namespace ansatz::engine

@@ -33,8 +33,10 @@ int main(int argc, char** argv)
             return command_plugins(options);
         if (options.command == "describe")
             return command_describe(options);
+        if (options.command == "report")
+            return command_report(options);
         throw UserError("unknown command '" + options.command +
-                        "'; commands: run, validate, plugins, describe.");
+                        "'; commands: run, validate, plugins, describe, report.");
     }
     catch (const UserError& e)
     {

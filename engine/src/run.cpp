@@ -1,6 +1,7 @@
 #include "run.hpp"
 
 #include "ansatz/refs.hpp"
+#include "outputs/report.hpp"
 #include "stage_types.hpp"
 #include "user_error.hpp"
 
@@ -160,6 +161,7 @@ void Run::execute(const std::filesystem::path& folder, const Checkpoint* resume)
         host_.progress().stage = static_cast<int32_t>(stage.index);
         find_stage_type(stage.type)->run(*this, stage);
         resume_ = nullptr;
+        write_report(folder_); // report.html after every stage
     }
 }
 

@@ -5,6 +5,7 @@
 #include "fault.hpp"
 #include "outputs/checkpoint.hpp"
 #include "outputs/progress.hpp"
+#include "outputs/report.hpp"
 #include "run.hpp"
 #include "stages/stages.hpp"
 #include "stages/train_loop.hpp"
@@ -133,6 +134,16 @@ private:
                     (kept ? ", keeping the last good checkpoint " + kept->filename().string()
                           : " (no checkpoint was written yet)") +
                     ". Lower the learning rate or check the data.");
+    }
+};
+
+// ---- report.html after an epoch (skipped while rebuilding it would cost more than the epochs)
+class ReportAfterEpoch final : public TrainHook
+{
+public:
+    void epoch_written(TrainLoop& loop, int64_t) override
+    {
+        write_report(loop.run_context().folder(), ReportUpdate::when_cheap);
     }
 };
 
@@ -384,6 +395,7 @@ void run_train_stage(Run& run, const StageDecl& stage)
     TrainLoop loop(run, stage);
     loop.add(non_finite_guard());
     loop.add(checkpoint_every(stage.integer("checkpoint_every")));
+    loop.add(std::make_unique<ReportAfterEpoch>());
     loop.run();
 }
 

@@ -8,6 +8,7 @@
 
 #include <map>
 #include <sstream>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using ansatz::test::read_text;
@@ -109,7 +110,8 @@ struct Reference
 const Reference& reference()
 {
     static const Reference r = [] {
-        const fs::path dir = setup("reference");
+        // One folder per process: ctest -j runs these test cases in parallel processes.
+        const fs::path dir = setup("reference-" + std::to_string(::getpid()));
         const auto result = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs" }, dir);
         INFO(result.err);
         REQUIRE(result.status == 0);

@@ -41,6 +41,18 @@ TEST_CASE("a plugin built for another ABI major is refused", "[registry]")
     CHECK(r.find("major_opt") == nullptr);
 }
 
+TEST_CASE("a plugin built for ABI 1.0 (plain C, no SDK header) is refused, naming both versions",
+          "[registry]")
+{
+    const Registry r = scan_both();
+    const std::string engine = std::to_string(ANSATZ_ABI_MAJOR) + "." + std::to_string(ANSATZ_ABI_MINOR);
+    CHECK(has_refusal(
+        r, "plugin " + fixtures +
+               "/libansatz_fixture_abi1.so refused: it was built for plugin ABI 1.0 and this engine "
+               "speaks ABI " +
+               engine + " (the major versions differ)."));
+}
+
 TEST_CASE("a plugin built for a newer ABI minor is refused", "[registry]")
 {
     const Registry r = scan_both();
@@ -105,9 +117,9 @@ TEST_CASE("a plugin that declares one component name twice is refused", "[regist
 TEST_CASE("the engine goes on with the other plugins after refusals", "[registry]")
 {
     const Registry r = scan_both();
-    CHECK(r.refusals().size() == 7);
-    for (const char* name :
-         { "good_opt", "energy_only", "rbm", "gibbs", "contrastive_divergence", "sgd", "idx" })
+    CHECK(r.refusals().size() == 8);
+    for (const char* name : { "good_opt", "energy_only", "conformance_rbm", "rbm", "gibbs",
+                              "contrastive_divergence", "sgd", "idx" })
         CHECK(r.find(name) != nullptr);
 }
 

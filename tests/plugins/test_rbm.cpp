@@ -1,4 +1,5 @@
 // The rbm model against exact enumeration and double-precision finite differences.
+#include "ansatz/testing/conformance.hpp"
 #include "support/plugins.hpp"
 
 #include <catch2/catch.hpp>
@@ -429,4 +430,22 @@ TEST_CASE("rbm: each row draws from its own stream, so a row's sample does not d
     // A sample without streams is refused, naming what is missing.
     REQUIRE_THROWS_WITH(r.m.conditional(ANSATZ_BLOCK_HIDDEN, vt, mt, &at, {}),
                         "a call on 3 chains got 0 random streams; it needs one per chain");
+}
+
+TEST_CASE(
+    "rbm: the conformance kit passes on a 6x4 RBM (init_std 1.0, biases N(0, 0.5^2), kit seed 20251127)",
+    "[rbm][conformance]")
+{
+    Rbm r = make_rbm(6, 4, 1.0, 101);
+    Rng rng(102);
+    for (ansatz_named_tensor& t : r.m.parameters())
+        if (std::string(t.name) != "weights")
+            for (int64_t k = 0; k < ansatz::element_count(t.tensor); ++k)
+                ansatz::f32(t.tensor)[k] = static_cast<float>(0.5 * rng.normal());
+    const ansatz::testing::ConformanceReport report = ansatz::testing::check_model(r.m, {});
+    INFO(report.summary());
+    CHECK(report.passed());
+    // Every check applies to an RBM: none may be skipped.
+    CHECK(report.skipped().empty());
+    CHECK(report.checks.size() == 6);
 }

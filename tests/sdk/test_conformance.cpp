@@ -1,0 +1,211 @@
+// The conformance kit (ansatz/testing/conformance.hpp) can fail: a fixture RBM that is wrong on
+// purpose in one function (tests/fixtures/plugins/conformance_rbm.cpp, key `bug:`) is caught by the
+// check for that function, which names itself, the element and the values; the other checks pass.
+#include "ansatz/testing/conformance.hpp"
+#include "config_values.hpp"
+#include "instance.hpp"
+#include "keys.hpp"
+#include "registry.hpp"
+#include "support/plugins.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace
+{
+
+using ansatz::testing::ConformanceError;
+using ansatz::testing::ConformanceOptions;
+using ansatz::testing::ConformanceReport;
+using ansatz::testing::Outcome;
+
+const ansatz::engine::Registry& fixture_plugins()
+{
+    static const ansatz::engine::Registry registry = [] {
+        ansatz::engine::Registry r;
+        r.scan({ ANSATZ_TEST_FIXTURE_DIR });
+        return r;
+    }();
+    return registry;
+}
+
+struct Model
+{
+    std::unique_ptr<ansatz::engine::Instance> inst;
+    ansatz::ModelRef ref;
+};
+
+// A fixture model, created with `yaml` and set up for `shape` from stream seed 7.
+Model make_fixture(const std::string& name, const std::string& yaml, const std::vector<int64_t>& shape)
+{
+    const ansatz::engine::PluginComponent* c = fixture_plugins().find(name);
+    REQUIRE(c != nullptr);
+    ansatz::engine::ConfigValues config = ansatz::engine::config_from_yaml(*c->desc, yaml);
+    Model m;
+    m.inst =
+        std::make_unique<ansatz::engine::Instance>(*c, config.c(name), ansatz::test::test_host().table());
+    m.ref = ansatz::ModelRef(m.inst->model());
+    ansatz::Rng rng(7);
+    m.ref.setup(shape, rng);
+    return m;
+}
+
+ConformanceReport report_for(const std::string& bug)
+{
+    Model m =
+        make_fixture("conformance_rbm", "{visible: 6, hidden: 4, init_std: 1.0, bug: " + bug + "}", { 6 });
+    return ansatz::testing::check_model(m.ref, {});
+}
+
+std::string detail(const ConformanceReport& r, const std::string& check)
+{
+    const ansatz::testing::CheckResult* c = r.find(check);
+    REQUIRE(c != nullptr);
+    return c->detail;
+}
+
+} // namespace
+
+TEST_CASE("conformance kit: the fixture RBM without a bug passes every check, none skipped", "[conformance]")
+{
+    const ConformanceReport r = report_for("none");
+    INFO(r.summary());
+    CHECK(r.passed());
+    CHECK(r.skipped().empty());
+    for (const char* check : { "random_state", "parameters", "energy_delta", "free_energy_grad",
+                               "conditionals_exact", "conditional_sampling" })
+        CHECK(r.outcome(check) == Outcome::passed);
+    CHECK_NOTHROW(r.require());
+}
+
+TEST_CASE(
+    "conformance kit: a gradient off by a factor 2 fails free_energy_grad, naming the parameter and element",
+    "[conformance]")
+{
+    const ConformanceReport r = report_for("grad_factor");
+    INFO(r.summary());
+    CHECK(r.failed() == std::vector<std::string>{ "free_energy_grad" });
+    const std::string message = detail(r, "free_energy_grad");
+    CHECK_THAT(message, Catch::StartsWith(
+                            "conformance check 'free_energy_grad' failed: parameter 'weights' element ["));
+    CHECK_THAT(message, Catch::Contains("the central difference of free_energy gives"));
+    CHECK_THAT(message, Catch::Contains("(step 0.01, float32, summed over 4 rows)"));
+    CHECK_THAT(message, Catch::Contains("exceeds the tolerance"));
+    CHECK_THAT(message, Catch::Contains("checked elements are off"));
+    // The same failure, from the check alone, as an ansatz::Error naming its check.
+    Model m = make_fixture("conformance_rbm", "{bug: grad_factor}", { 6 });
+    try
+    {
+        ansatz::testing::check_free_energy_grad(m.ref);
+        FAIL("check_free_energy_grad did not throw");
+    }
+    catch (const ConformanceError& e)
+    {
+        CHECK(e.check() == "free_energy_grad");
+        CHECK_THAT(e.what(),
+                   Catch::StartsWith("conformance check 'free_energy_grad' failed: parameter 'weights'"));
+    }
+    // The parameters the check perturbed are restored bit for bit.
+    std::vector<float> before;
+    for (const ansatz_named_tensor& t : m.ref.parameters())
+        before.insert(before.end(), ansatz::f32(t.tensor),
+                      ansatz::f32(t.tensor) + ansatz::element_count(t.tensor));
+    CHECK_THROWS_AS(ansatz::testing::check_free_energy_grad(m.ref), ConformanceError);
+    std::vector<float> after;
+    for (const ansatz_named_tensor& t : m.ref.parameters())
+        after.insert(after.end(), ansatz::f32(t.tensor),
+                     ansatz::f32(t.tensor) + ansatz::element_count(t.tensor));
+    CHECK(after == before);
+    // report.require() throws the recorded failure, with the same message.
+    CHECK_THROWS_WITH(r.require(), message);
+}
+
+TEST_CASE(
+    "conformance kit: an energy_delta with a sign error fails energy_delta, naming the row, site and values",
+    "[conformance]")
+{
+    const ConformanceReport r = report_for("delta_sign");
+    INFO(r.summary());
+    CHECK(r.failed() == std::vector<std::string>{ "energy_delta" });
+    const std::string message = detail(r, "energy_delta");
+    CHECK_THAT(message, Catch::StartsWith("conformance check 'energy_delta' failed: row 0, site "));
+    CHECK_THAT(message, Catch::Contains(": energy_delta gives "));
+    CHECK_THAT(message, Catch::Contains(", free_energy gives F(v') - F(v) = "));
+    CHECK_THAT(message, Catch::Contains(" exceeds the tolerance "));
+    CHECK_THAT(message, Catch::Contains("(0.0001 + 16 float epsilon (|F(v)| + |F(v')|))"));
+}
+
+TEST_CASE(
+    "conformance kit: a wrong visible conditional fails conditionals_exact (stationarity by enumeration)",
+    "[conformance]")
+{
+    const ConformanceReport r = report_for("conditional_mean");
+    INFO(r.summary());
+    CHECK(r.failed() == std::vector<std::string>{ "conditionals_exact" });
+    CHECK_THAT(
+        detail(r, "conditionals_exact"),
+        Catch::StartsWith("conformance check 'conditionals_exact' failed: stationarity: one exact Gibbs step "
+                          "v -> h -> v' from p(v) = exp(-F)/Z gives "));
+}
+
+TEST_CASE("conformance kit: samples drawn with the wrong probability fail conditional_sampling "
+          "(seed 20251127, 4 x 5000 rows, 5 sigma)",
+          "[conformance][statistical]")
+{
+    const ConformanceReport r = report_for("conditional_sample");
+    INFO(r.summary());
+    CHECK(r.failed() == std::vector<std::string>{ "conditional_sampling" });
+    const std::string message = detail(r, "conditional_sampling");
+    CHECK_THAT(message,
+               Catch::StartsWith("conformance check 'conditional_sampling' failed: the hidden unit "));
+    CHECK_THAT(message, Catch::Contains(" binomial standard errors + 1/R = "));
+    CHECK_THAT(message, Catch::Contains("(seed 20251127)"));
+}
+
+TEST_CASE("conformance kit: random states outside the domain fail random_state", "[conformance]")
+{
+    const ConformanceReport r = report_for("random_state");
+    INFO(r.summary());
+    CHECK(r.failed() == std::vector<std::string>{ "random_state" });
+    CHECK(detail(r, "random_state") ==
+          "conformance check 'random_state' failed: row 0, unit 0 is 0.5, outside the "
+          "model's domain (binary {0, 1})");
+}
+
+TEST_CASE(
+    "conformance kit: parameters() that return views of a copy fail parameters (and the gradient check)",
+    "[conformance]")
+{
+    const ConformanceReport r = report_for("parameter_copy");
+    INFO(r.summary());
+    CHECK(r.failed() == std::vector<std::string>{ "parameters", "free_energy_grad" });
+    CHECK_THAT(
+        detail(r, "parameters"),
+        Catch::StartsWith("conformance check 'parameters' failed: parameter 'weights' element [0, 0] was set "
+                          "to "));
+    CHECK_THAT(detail(r, "parameters"), Catch::Contains(" through the views, but parameters() reads "));
+}
+
+TEST_CASE("conformance kit: checks whose functions the model lacks are skipped and say why", "[conformance]")
+{
+    Model m = make_fixture("energy_only", "{bias: 0.3}", { 5 });
+    ConformanceOptions options;
+    options.sample_shape = { 5 }; // the model does not declare its shape
+    const ConformanceReport r = ansatz::testing::check_model(m.ref, options);
+    INFO(r.summary());
+    CHECK(r.passed());
+    CHECK(r.outcome("random_state") == Outcome::passed);
+    CHECK(r.outcome("parameters") == Outcome::passed);
+    CHECK(r.skipped() == std::vector<std::string>{ "energy_delta", "free_energy_grad", "conditionals_exact",
+                                                   "conditional_sampling" });
+    CHECK(detail(r, "energy_delta") == "the model has no energy_delta");
+    CHECK(detail(r, "free_energy_grad") == "the model has no free_energy_grad");
+    CHECK(detail(r, "conditionals_exact") == "the model has no conditionals");
+
+    // Without the shape, a check that needs it fails and says what to set.
+    const ConformanceReport unknown = ansatz::testing::check_model(m.ref, {});
+    CHECK_THAT(detail(unknown, "random_state"), Catch::EndsWith("set ConformanceOptions::sample_shape"));
+}

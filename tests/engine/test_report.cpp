@@ -221,7 +221,7 @@ TEST_CASE("write_report writes report.html and plots/ atomically and can run aga
     CHECK_FALSE(has(html, "<img src=\"plots/")); // its own plots are inline, not repeated as pictures
 }
 
-TEST_CASE("after an epoch the report is rebuilt only while that is cheap; `always` always rebuilds",
+TEST_CASE("after an epoch the report is rebuilt only while that is cheap, and `always` always rebuilds",
           "[report]")
 {
     const fs::path dir = make_run("when_cheap", "stage,type,epoch,loss\n1,train,1,4\n", true, false);

@@ -106,6 +106,27 @@ std::vector<std::string> stage_components(const StageDecl& stage)
     return out;
 }
 
+// The components a stage uses: those its keys name and, through their component keys, those they
+// name (a wrapping sampler's inner one), each once.
+std::vector<std::string> stage_closure(const Pipeline& p, const StageDecl& stage)
+{
+    std::vector<std::string> out;
+    std::vector<std::string> todo = stage_components(stage);
+    while (!todo.empty())
+    {
+        const std::string name = todo.back();
+        todo.pop_back();
+        if (std::find(out.begin(), out.end(), name) != out.end())
+            continue;
+        out.push_back(name);
+        const ComponentDecl& c = p.component(name);
+        for (const KeySpec& key : c.specs)
+            if (key.type == ANSATZ_PARAM_COMPONENT && c.values.at(key.name).present)
+                todo.push_back(c.values.at(key.name).text);
+    }
+    return out;
+}
+
 } // namespace
 
 void Run::preflight(bool create_first_stage)
@@ -203,7 +224,7 @@ void Run::restore(const Checkpoint& c)
             stage = &s;
     if (!stage)
         throw UserError("the checkpoint is of stage " + std::to_string(c.stage) + ", which the pipeline does not have.");
-    const std::vector<std::string> bound = stage_components(*stage);
+    const std::vector<std::string> bound = stage_closure(pipeline_, *stage);
     std::set<std::string> owners;
     for (const CheckpointPiece& p : c.pieces)
         if (p.part == "state" && p.owner != "engine") // the engine's own: the resumed stage takes it
@@ -222,6 +243,14 @@ void Run::restore(const Checkpoint& c)
 const Checkpoint* Run::resuming(size_t stage) const
 {
     return resume_ && resume_->stage == stage ? resume_ : nullptr;
+}
+
+void Run::restore_bound_state(const StageDecl& stage)
+{
+    if (!resuming(stage.index))
+        return;
+    for (const std::string& name : stage_closure(pipeline_, stage))
+        restore_state(name);
 }
 
 void Run::restore_state(const std::string& component)

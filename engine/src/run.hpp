@@ -91,8 +91,9 @@ public:
     Checkpoint snapshot(size_t stage, int64_t epoch, const std::vector<ansatz_named_tensor>& engine);
     // While a resumed stage starts: the checkpoint it goes on from (nullptr otherwise).
     const Checkpoint* resuming(size_t stage) const;
-    // Applies the saved state of `component` (after the resumed stage has bound it).
-    void restore_state(const std::string& component);
+    // When `stage` is the resumed one: applies the saved state of every component it uses (those its
+    // keys name and those they name in turn), after the stage has bound them (abi.h lifecycle).
+    void restore_bound_state(const StageDecl& stage);
 
     // True once the run should stop: a signal arrived (see StopSignals) or a cancel was requested.
     // A signal is passed on to the host, so that components see it too.
@@ -102,6 +103,7 @@ public:
 
 private:
     void restore(const Checkpoint& checkpoint);
+    void restore_state(const std::string& component);
     void setup_model(const std::string& model, const ModelState& state);
 
     const Pipeline& pipeline_;

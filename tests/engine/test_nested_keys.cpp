@@ -155,11 +155,12 @@ TEST_CASE("a sampler wrapping another advances it `times` per sweep and reads th
     CHECK(rows[0].at("ladder_sum") == "1.5");
     CHECK(rows[0].at("shape_product") == "6");
     CHECK(rows[0].at("tags_count") == "2");
-    // Progress: the stage's 1-based index; a sample stage has no epoch and no batches.
+    // Progress: the stage's 1-based index; a sample stage has no epoch, and its step counts the sweeps
+    // done before the call: the last of 5 one-sweep slices sees 4.
     CHECK(rows[0].at("progress_stage") == "1");
     CHECK(rows[1].at("progress_stage") == "2");
     CHECK(rows[1].at("progress_epoch") == "0");
-    CHECK(rows[1].at("progress_step") == "0");
+    CHECK(rows[1].at("progress_step") == "4");
     // The resolved pipeline writes lists in flow style and the inner sampler by name.
     const std::string resolved = read_text(only_run(o) / "pipeline.yaml");
     CHECK(resolved.find("  rep:\n    plugin: repeat\n    inner: gibbs\n    times: 3\n    ladder: [0.5, 1]\n"

@@ -82,8 +82,7 @@ void run_sample_stage(Run& run, const StageDecl& stage)
     const ModelRef model_ref(model.model());
     const SamplerRef sampler_ref(sampler.sampler());
     sampler_ref.bind(model_ref);
-    if (run.resuming(stage.index))
-        run.restore_state(sampler.name());
+    run.restore_bound_state(stage);
 
     const int64_t count = stage.integer("count");
     const int64_t steps = stage.integer("steps");
@@ -113,6 +112,7 @@ void run_sample_stage(Run& run, const StageDecl& stage)
         const int64_t now = std::min(slice, steps - done);
         sampler_ref.advance(view, static_cast<int32_t>(now), streams);
         done += now;
+        run.host().progress().step = done;
         progress.update(done);
     }
     const double seconds = progress.seconds();

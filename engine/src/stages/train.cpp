@@ -280,9 +280,7 @@ void TrainLoop::bind()
                       st);
     if (const Checkpoint* resumed = run_.resuming(stage_.index))
     {
-        for (const Instance* bound : { sampler_, loss_, optimizer_ })
-            if (bound)
-                run_.restore_state(bound->name());
+        run_.restore_bound_state(stage_);
         state_.restore(*resumed);
         if (static_cast<int64_t>(state_.order.size()) != count_)
             throw UserError("the checkpoint's data order has " + std::to_string(state_.order.size()) +

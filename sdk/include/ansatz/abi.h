@@ -46,8 +46,10 @@
  *
  * ---- Calls ----
  *   - Value-only: a call reads its inputs and writes its outputs during the call; it keeps no pointer
- *     into a caller's tensor after it returns (state() and parameters() return views into the
- *     component's own memory, valid until the component's next call other than state/parameters).
+ *     into a caller's tensor after it returns. Views a component returns point into its own memory:
+ *     a model's parameters() views stay valid until its next setup or destroy (an optimizer updates
+ *     the parameters through them in place); state() views only until the component's next call
+ *     other than state().
  *   - Inputs are never written. Outputs are preallocated by the caller with the shapes documented.
  *   - Errors: every call that can fail takes an `ansatz_status*` and returns its `code`; calls that
  *     return a count return -1 on failure and fill the status too.
@@ -295,8 +297,8 @@ typedef struct ansatz_progress
     int32_t stage;       /* 1-based index of the running stage in `stages:` */
     int64_t epoch;       /* 1-based epoch of a train stage (0 in other stages) */
     int64_t epochs;      /* epochs the stage will run */
-    int64_t step;        /* batches done in this stage so far, over all epochs */
-    int64_t steps_per_epoch;
+    int64_t step;        /* train: batches done in this stage, over all epochs; sample: sweeps done */
+    int64_t steps_per_epoch; /* train: batches per epoch (0 in other stages) */
     void* reserved[4];
 } ansatz_progress;
 
@@ -332,7 +334,8 @@ typedef enum ansatz_model_function
     ANSATZ_FN_LATENT = 1u << 4,      /* the whole latent table */
 } ansatz_model_function;
 
-/* The values a model's variables take. A model that declares none is BINARY. */
+/* The values a model's variables take (visible and, for a model with conditionals, hidden units
+ * alike). A model that declares none is BINARY. */
 typedef enum ansatz_domain
 {
     ANSATZ_DOMAIN_BINARY = 0,      /* {0, 1} */

@@ -25,9 +25,9 @@ inline uint64_t model_functions(const ansatz_model_table* t)
         return f;
     if (const ansatz_energy_table* e = t->energy)
     {
-        f |= e->free_energy ? ANSATZ_FN_FREE_ENERGY : 0u;
-        f |= e->free_energy_grad ? ANSATZ_FN_FREE_ENERGY_GRAD : 0u;
-        f |= e->energy_delta ? ANSATZ_FN_ENERGY_DELTA : 0u;
+        f |= e->free_energy ? uint64_t{ ANSATZ_FN_FREE_ENERGY } : 0u;
+        f |= e->free_energy_grad ? uint64_t{ ANSATZ_FN_FREE_ENERGY_GRAD } : 0u;
+        f |= e->energy_delta ? uint64_t{ ANSATZ_FN_ENERGY_DELTA } : 0u;
     }
     if (const ansatz_conditionals_table* c = t->conditionals; c && c->block_size && c->conditional)
         f |= ANSATZ_FN_CONDITIONAL;

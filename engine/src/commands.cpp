@@ -1,23 +1,22 @@
 #include "commands.hpp"
 
 #include "ansatz/error.hpp"
-#include "host_services.hpp"
+#include "ansatz/refs.hpp"
+#include "loading/registry.hpp"
+#include "outputs/checkpoint.hpp"
 #include "outputs/files.hpp"
 #include "outputs/report.hpp"
 #include "outputs/run_info.hpp"
-#include "pipeline.hpp"
-#include "registry.hpp"
-#include "run.hpp"
-#include "stage_types.hpp"
+#include "pipeline/pipeline.hpp"
+#include "run/host_services.hpp"
+#include "run/run.hpp"
+#include "stages/stage_types.hpp"
 #include "user_error.hpp"
-
-#include "ansatz/refs.hpp"
-#include "outputs/checkpoint.hpp"
 
 #include <cstdio>
 #include <ctime>
-#include <optional>
 #include <iostream>
+#include <optional>
 #include <unistd.h>
 
 namespace ansatz::engine
@@ -128,8 +127,7 @@ void remove_checkpoint_leftovers(const fs::path& folder)
 }
 
 // Runs the pipeline into `folder`, from the start or from `resume`; marks the folder finished.
-int execute(const Pipeline& p, const fs::path& folder, const Checkpoint* resume, HostServices& host,
-            Run& run)
+int execute(const Pipeline& p, const fs::path& folder, const Checkpoint* resume, HostServices& host, Run& run)
 {
     std::fprintf(stderr, "run folder: %s\n", folder.string().c_str());
     run.execute(folder, resume);
@@ -150,7 +148,8 @@ int resume_run(const Options& o)
     if (!fs::is_regular_file(folder / "pipeline.yaml", ec))
         throw UserError("--resume: " + folder.string() + " is not a run folder: it has no pipeline.yaml.");
     if (fs::exists(folder / "finished", ec))
-        throw UserError("--resume: the run in " + folder.string() + " has finished; there is nothing to resume.");
+        throw UserError("--resume: the run in " + folder.string() +
+                        " has finished; there is nothing to resume.");
     if (o.arguments.size() > 1)
         throw UserError("ansatz run --resume: expects at most one pipeline file.");
     if (o.arguments.empty() && !o.overrides.empty())
@@ -164,19 +163,21 @@ int resume_run(const Options& o)
         // The pipeline given must be the one the run was started with (its resolved form).
         const Loaded given = load(o);
         if (given.pipeline.name != p.name)
-            throw UserError("--resume: " + folder.string() + " is a run of pipeline '" + p.name + "', not of '" +
-                            given.pipeline.name + "' (" + o.arguments[0] + ").");
+            throw UserError("--resume: " + folder.string() + " is a run of pipeline '" + p.name +
+                            "', not of '" + given.pipeline.name + "' (" + o.arguments[0] + ").");
         if (emitted(given.pipeline.resolved()) != emitted(p.resolved()))
-            throw UserError("--resume: " + folder.string() + " was run with another configuration of pipeline '" +
-                            p.name + "' than " + o.arguments[0] + " gives; resume it without the file, or start a new run.");
+            throw UserError("--resume: " + folder.string() +
+                            " was run with another configuration of pipeline '" + p.name + "' than " +
+                            o.arguments[0] + " gives; resume it without the file, or start a new run.");
     }
     std::optional<Checkpoint> checkpoint;
     if (const std::optional<fs::path> last = last_checkpoint(folder))
     {
         checkpoint = read_checkpoint(*last);
         if (checkpoint->pipeline != p.name)
-            throw UserError("--resume: checkpoint " + last->string() + " is of pipeline '" + checkpoint->pipeline +
-                            "', but " + folder.string() + " runs pipeline '" + p.name + "'.");
+            throw UserError("--resume: checkpoint " + last->string() + " is of pipeline '" +
+                            checkpoint->pipeline + "', but " + folder.string() + " runs pipeline '" + p.name +
+                            "'.");
     }
     remove_checkpoint_leftovers(folder);
     fs::remove(folder / "report.html", ec);
@@ -188,7 +189,8 @@ int resume_run(const Options& o)
     run.preflight(false);
     std::fprintf(stderr, "resuming %s from %s\n", folder.string().c_str(),
                  checkpoint ? ("stage " + std::to_string(checkpoint->stage) + ", epoch " +
-                               std::to_string(checkpoint->epoch)).c_str()
+                               std::to_string(checkpoint->epoch))
+                                  .c_str()
                             : "the start (it has no checkpoint yet)");
     return execute(p, folder, checkpoint ? &*checkpoint : nullptr, host, run);
 }

@@ -3,10 +3,10 @@
 // Metropolis sampler through the real binary and reproduces the exact Boltzmann distribution, the
 // conformance kit passes on its model, and the PNG of 2-D spin samples maps -1/+1 to black/white.
 #include "ansatz/testing/conformance.hpp"
-#include "config_values.hpp"
-#include "instance.hpp"
-#include "keys.hpp"
-#include "registry.hpp"
+#include "loading/instance.hpp"
+#include "loading/registry.hpp"
+#include "pipeline/config_values.hpp"
+#include "pipeline/keys.hpp"
 #include "support/cli.hpp"
 #include "support/plugins.hpp"
 

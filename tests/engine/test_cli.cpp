@@ -1,5 +1,5 @@
 // The `ansatz` program end to end: listing, describing, running, and the run folder it leaves.
-#include "host_services.hpp"
+#include "run/host_services.hpp"
 #include "support/cli.hpp"
 
 #include <catch2/catch.hpp>
@@ -125,7 +125,8 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
 
     const auto rbm = run_ansatz({ "describe", "rbm" }, ANSATZ_TEST_WORK_DIR);
     CHECK(rbm.status == 0);
-    CHECK(rbm.out.find("provides: free_energy, free_energy_grad, energy_delta, conditional\n") != std::string::npos);
+    CHECK(rbm.out.find("provides: free_energy, free_energy_grad, energy_delta, conditional\n") !=
+          std::string::npos);
     CHECK(rbm.out.find("  hidden    int >= 1, default 64\n") != std::string::npos);
 
     const auto gibbs = run_ansatz({ "describe", "gibbs" }, ANSATZ_TEST_WORK_DIR);
@@ -251,7 +252,8 @@ void check_stop_by_signal(const std::string& name, const std::string& signal, co
     for (const auto& entry : fs::directory_iterator(run / "checkpoints"))
     {
         CHECK(entry.path().filename().string().rfind("stage1-epoch", 0) == 0); // no ".tmp" folder
-        complete += fs::exists(entry.path() / "manifest.yaml") && fs::exists(entry.path() / "rbm.weights.npy");
+        complete +=
+            fs::exists(entry.path() / "manifest.yaml") && fs::exists(entry.path() / "rbm.weights.npy");
     }
     CHECK(complete == 1);
 }

@@ -2,8 +2,8 @@
 // checkpoint kept) and sizes the machine cannot hold (exit 2, naming the keys); and a model that
 // needs no data: a sample stage on an rbm with `visible:` and nothing else.
 #include "ansatz/component.hpp"
-#include "host_services.hpp"
 #include "outputs/npy.hpp"
+#include "run/host_services.hpp"
 #include "support/cli.hpp"
 
 #include <catch2/catch.hpp>
@@ -73,17 +73,19 @@ TEST_CASE("non-finite guard: a parameter that overflows stops the run, naming st
     const fs::path dir = setup("diverge", diverging);
     const auto r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs" }, dir);
     CHECK(r.status == 1);
-    CHECK(last_line(r.err) ==
-          "error: stage 2 (train), epoch 1, batch 1: parameter 'weights' of model 'rbm', after the optimizer's "
-          "step, is +Inf at index 1; the run stops, keeping the last good checkpoint stage1-epoch2. Lower the "
-          "learning rate or check the data.");
+    CHECK(
+        last_line(r.err) ==
+        "error: stage 2 (train), epoch 1, batch 1: parameter 'weights' of model 'rbm', after the optimizer's "
+        "step, is +Inf at index 1; the run stops, keeping the last good checkpoint stage1-epoch2. Lower the "
+        "learning rate or check the data.");
     const fs::path run = *fs::directory_iterator(dir / "runs" / "diverge");
     std::vector<std::string> kept;
     for (const auto& entry : fs::directory_iterator(run / "checkpoints"))
         kept.push_back(entry.path().filename().string());
     CHECK(kept == std::vector<std::string>{ "stage1-epoch2" });
     // The kept checkpoint is good: every weight finite.
-    ansatz::engine::NpyArray w = ansatz::engine::read_npy(run / "checkpoints" / "stage1-epoch2" / "rbm.weights.npy");
+    ansatz::engine::NpyArray w =
+        ansatz::engine::read_npy(run / "checkpoints" / "stage1-epoch2" / "rbm.weights.npy");
     const float* x = reinterpret_cast<const float*>(w.bytes.data());
     for (size_t i = 0; i < w.bytes.size() / 4; ++i)
         REQUIRE(std::isfinite(x[i]));
@@ -92,56 +94,72 @@ TEST_CASE("non-finite guard: a parameter that overflows stops the run, naming st
     CHECK_FALSE(fs::exists(run / "finished"));
 }
 
-TEST_CASE("non-finite guard: a run that diverges in its first epoch leaves no checkpoint and exits 1", "[guard]")
+TEST_CASE("non-finite guard: a run that diverges in its first epoch leaves no checkpoint and exits 1",
+          "[guard]")
 {
     std::string one_stage = diverging;
-    one_stage.erase(one_stage.find("  - train: {model: rbm, data: data, loss: cd, sampler: gibbs, optimizer: gentle"),
-                    one_stage.find("  - train: {model: rbm, data: data, loss: cd, sampler: gibbs, optimizer: wild") -
-                        one_stage.find("  - train: {model: rbm, data: data, loss: cd, sampler: gibbs, optimizer: gentle"));
+    one_stage.erase(
+        one_stage.find("  - train: {model: rbm, data: data, loss: cd, sampler: gibbs, optimizer: gentle"),
+        one_stage.find("  - train: {model: rbm, data: data, loss: cd, sampler: gibbs, optimizer: wild") -
+            one_stage.find(
+                "  - train: {model: rbm, data: data, loss: cd, sampler: gibbs, optimizer: gentle"));
     const fs::path dir = setup("diverge_first", one_stage);
     const auto r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs" }, dir);
     CHECK(r.status == 1);
-    CHECK(last_line(r.err) ==
-          "error: stage 1 (train), epoch 1, batch 1: parameter 'weights' of model 'rbm', after the optimizer's "
-          "step, is +Inf at index 0; the run stops (no checkpoint was written yet). Lower the learning rate or "
-          "check the data.");
+    CHECK(
+        last_line(r.err) ==
+        "error: stage 1 (train), epoch 1, batch 1: parameter 'weights' of model 'rbm', after the optimizer's "
+        "step, is +Inf at index 0; the run stops (no checkpoint was written yet). Lower the learning rate or "
+        "check the data.");
     const fs::path run = *fs::directory_iterator(dir / "runs" / "diverge");
     CHECK_FALSE(fs::exists(run / "checkpoints"));
 }
 
-TEST_CASE("sizes the machine cannot hold are refused with exit 2, naming the keys and the memory", "[guard][bad-input]")
+TEST_CASE("sizes the machine cannot hold are refused with exit 2, naming the keys and the memory",
+          "[guard][bad-input]")
 {
     const fs::path dir = setup("sizes", diverging);
-    const std::string have = ansatz::Host::format_bytes(static_cast<double>(ansatz::engine::physical_memory()));
+    const std::string have =
+        ansatz::Host::format_bytes(static_cast<double>(ansatz::engine::physical_memory()));
     const std::string plugins = ANSATZ_TEST_PLUGIN_DIR;
 
-    auto r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs", "--set", "components.rbm.hidden=2000000000" }, dir);
+    auto r = run_ansatz(
+        { "run", "pipeline.yaml", "--runs", "runs", "--set", "components.rbm.hidden=2000000000" }, dir);
     CHECK(r.status == 2);
     // 4 bytes x (36 + 1) x (2e9 + 1): the weights and both biases.
-    CHECK(last_line(r.err) == "component 'rbm' (model 'rbm' from " + plugins +
-                                  "/libansatz_rbm.so): hidden: 2000000000 with the data's 36 values per sample needs "
-                                  "275.7 GiB of memory, more than the " + have + " this machine has");
+    CHECK(last_line(r.err) ==
+          "component 'rbm' (model 'rbm' from " + plugins +
+              "/libansatz_rbm.so): hidden: 2000000000 with the data's 36 values per sample needs "
+              "275.7 GiB of memory, more than the " +
+              have + " this machine has");
 
-    r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs", "--set", "components.rbm.visible=1099511627776" }, dir);
+    r = run_ansatz(
+        { "run", "pipeline.yaml", "--runs", "runs", "--set", "components.rbm.visible=1099511627776" }, dir);
     CHECK(r.status == 2);
-    CHECK(r.err.find("--set components.rbm.visible=1099511627776: key 'visible' of model 'rbm' is 1099511627776, out "
-                     "of range: it must be [0, 2147483647]") == 0);
+    CHECK(
+        r.err.find(
+            "--set components.rbm.visible=1099511627776: key 'visible' of model 'rbm' is 1099511627776, out "
+            "of range: it must be [0, 2147483647]") == 0);
 
-    r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs", "--set", "components.rbm.visible=1000000000", "--set",
-                     "components.rbm.hidden=1000" },
+    r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs", "--set", "components.rbm.visible=1000000000",
+                     "--set", "components.rbm.hidden=1000" },
                    dir);
     CHECK(r.status == 2);
-    CHECK(last_line(r.err) == "component 'rbm' (model 'rbm' from " + plugins +
-                                  "/libansatz_rbm.so): hidden: 1000 with visible: 1000000000 needs 3.6 TiB of memory, "
-                                  "more than the " + have + " this machine has");
+    CHECK(last_line(r.err) ==
+          "component 'rbm' (model 'rbm' from " + plugins +
+              "/libansatz_rbm.so): hidden: 1000 with visible: 1000000000 needs 3.6 TiB of memory, "
+              "more than the " +
+              have + " this machine has");
 
-    r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs", "--set", "components.cd.persistent=true", "--set",
-                     "components.cd.chains=1099511627776" },
+    r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs", "--set", "components.cd.persistent=true",
+                     "--set", "components.cd.chains=1099511627776" },
                    dir);
     CHECK(r.status == 2);
-    CHECK(last_line(r.err) == "component 'cd' (loss 'contrastive_divergence' from " + plugins +
-                                  "/libansatz_contrastive_divergence.so): chains: 1099511627776 persistent chains of "
-                                  "36 values needs 176.0 TiB of memory, more than the " + have + " this machine has");
+    CHECK(last_line(r.err) ==
+          "component 'cd' (loss 'contrastive_divergence' from " + plugins +
+              "/libansatz_contrastive_divergence.so): chains: 1099511627776 persistent chains of "
+              "36 values needs 176.0 TiB of memory, more than the " +
+              have + " this machine has");
 }
 
 TEST_CASE("a sample stage runs an rbm with visible: 16 and no dataset and no train stage", "[guard][sample]")
@@ -174,12 +192,14 @@ stages:
     CHECK_FALSE(fs::exists(run / "stage1_samples.png")); // a vector of 16 is not a picture
 
     // Without `visible:` the model has no shape: refused before any run folder exists.
-    write_text(dir / "shapeless.yaml", "pipeline: shapeless\ncomponents:\n  rbm: {plugin: rbm}\n  gibbs: {plugin: gibbs}\n"
-                                       "stages:\n  - sample: {model: rbm, sampler: gibbs}\n");
+    write_text(dir / "shapeless.yaml",
+               "pipeline: shapeless\ncomponents:\n  rbm: {plugin: rbm}\n  gibbs: {plugin: gibbs}\n"
+               "stages:\n  - sample: {model: rbm, sampler: gibbs}\n");
     const auto s = run_ansatz({ "run", "shapeless.yaml", "--runs", "runs" }, dir);
     CHECK(s.status == 2);
-    CHECK(s.err == "shapeless.yaml:6:13: stage 1 (sample): model 'rbm' has no sample shape: give it one in its "
-                   "configuration (e.g. an rbm's visible:), run a train stage with data before this one, or give "
-                   "this stage a 'data' key\n");
+    CHECK(s.err ==
+          "shapeless.yaml:6:13: stage 1 (sample): model 'rbm' has no sample shape: give it one in its "
+          "configuration (e.g. an rbm's visible:), run a train stage with data before this one, or give "
+          "this stage a 'data' key\n");
     CHECK_FALSE(fs::exists(dir / "runs" / "shapeless"));
 }

@@ -1,5 +1,5 @@
 // The engine's key validation, directly: suggestions, conversions, defaults.
-#include "keys.hpp"
+#include "pipeline/keys.hpp"
 #include "user_error.hpp"
 
 #include <catch2/catch.hpp>

@@ -2,7 +2,7 @@
 // sampler `repeat` (tests/fixtures/plugins/nested.cpp), which wraps the sampler its `inner:` key names.
 // Bad input: the whole of stderr, checked exactly ({DIR} is the test's folder, {PLUGINS} the in-tree
 // plugin folder), and exit status 2.
-#include "registry.hpp"
+#include "loading/registry.hpp"
 #include "support/cli.hpp"
 
 #include <catch2/catch.hpp>

@@ -1,5 +1,5 @@
 // Plugin loading: refusals name the file and the versions, and the engine goes on with the others.
-#include "registry.hpp"
+#include "loading/registry.hpp"
 #include "support/cli.hpp"
 
 #include <catch2/catch.hpp>

@@ -7,7 +7,6 @@
 #include <catch2/catch.hpp>
 
 #include <map>
-#include <unistd.h>
 #include <sstream>
 #include <unistd.h>
 
@@ -97,7 +96,8 @@ std::map<std::string, std::string> outputs(const fs::path& run)
     for (const auto& entry : fs::directory_iterator(run / "checkpoints"))
         for (const auto& file : fs::directory_iterator(entry.path()))
             files[entry.path().filename().string() + "/" + file.path().filename().string()] =
-                file.path().filename() == "metrics.csv" ? untimed(read_text(file.path())) : read_text(file.path());
+                file.path().filename() == "metrics.csv" ? untimed(read_text(file.path()))
+                                                        : read_text(file.path());
     files["stage2_samples.npy"] = read_text(run / "stage2_samples.npy");
     return files;
 }
@@ -132,8 +132,9 @@ void kill_and_resume(const std::string& name, const std::vector<std::string>& fa
     const fs::path run = only_run(dir);
     for (size_t k = 1; k <= faults.size(); ++k)
     {
-        const std::vector<std::string> env =
-            k < faults.size() ? std::vector<std::string>{ "ANSATZ_FAULT=" + faults[k] } : std::vector<std::string>{};
+        const std::vector<std::string> env = k < faults.size()
+                                                 ? std::vector<std::string>{ "ANSATZ_FAULT=" + faults[k] }
+                                                 : std::vector<std::string>{};
         r = run_ansatz({ "run", "--resume", run.string() }, dir, env);
         INFO("after " << faults[k - 1] << ": " << r.err);
         REQUIRE(r.status == (k < faults.size() ? 128 + 9 : 0));
@@ -160,10 +161,11 @@ TEST_CASE("resume: the reference run keeps one checkpoint, of its last epoch, wi
 {
     const auto& files = reference().files;
     CHECK(files.count("stage1-epoch6/manifest.yaml") == 1);
-    for (const char* piece : { "rbm.weights.npy", "rbm.visible_bias.npy", "rbm.hidden_bias.npy",
-                               "pcd.state.chains.npy", "pcd.state.chain_streams.npy", "gibbs.state.sweeps.npy",
-                               "sgd.state.first_step.npy", "sgd.state.momentum.weights.npy",
-                               "engine.state.order.npy", "engine.state.order_rng.npy", "metrics.csv" })
+    for (const char* piece :
+         { "rbm.weights.npy", "rbm.visible_bias.npy", "rbm.hidden_bias.npy", "pcd.state.chains.npy",
+           "pcd.state.chain_streams.npy", "gibbs.state.sweeps.npy", "sgd.state.first_step.npy",
+           "sgd.state.momentum.weights.npy", "engine.state.order.npy", "engine.state.order_rng.npy",
+           "metrics.csv" })
         CHECK(files.count(std::string("stage1-epoch6/") + piece) == 1);
 }
 
@@ -205,14 +207,17 @@ TEST_CASE("resume: bad requests get one sentence and exit status 2", "[resume][b
 
     r = run_ansatz({ "run", "--resume", (dir / "runs").string() }, dir);
     CHECK(r.status == 2);
-    CHECK(r.err == "--resume: " + (dir / "runs").string() + " is not a run folder: it has no pipeline.yaml.\n");
+    CHECK(r.err ==
+          "--resume: " + (dir / "runs").string() + " is not a run folder: it has no pipeline.yaml.\n");
 
     write_text(dir / "other.yaml", "pipeline: other\n" + pipeline.substr(pipeline.find('\n') + 1));
     r = run_ansatz({ "run", "other.yaml", "--resume", run.string() }, dir);
     CHECK(r.status == 2);
-    CHECK(r.err == "--resume: " + run.string() + " is a run of pipeline 'resumable', not of 'other' (other.yaml).\n");
+    CHECK(r.err ==
+          "--resume: " + run.string() + " is a run of pipeline 'resumable', not of 'other' (other.yaml).\n");
 
-    r = run_ansatz({ "run", "pipeline.yaml", "--resume", run.string(), "--set", "components.rbm.hidden=7" }, dir);
+    r = run_ansatz({ "run", "pipeline.yaml", "--resume", run.string(), "--set", "components.rbm.hidden=7" },
+                   dir);
     CHECK(r.status == 2);
     CHECK(r.err.find("was run with another configuration of pipeline 'resumable' than pipeline.yaml gives") !=
           std::string::npos);
@@ -237,7 +242,8 @@ TEST_CASE("resume: bad requests get one sentence and exit status 2", "[resume][b
 TEST_CASE("resume: a finished run has nothing to resume", "[resume][bad-input]")
 {
     const fs::path dir = setup("finished");
-    auto r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs", "--set", "stages.0.train.epochs=1" }, dir);
+    auto r =
+        run_ansatz({ "run", "pipeline.yaml", "--runs", "runs", "--set", "stages.0.train.epochs=1" }, dir);
     REQUIRE(r.status == 0);
     const fs::path run = only_run(dir);
     r = run_ansatz({ "run", "--resume", run.string() }, dir);

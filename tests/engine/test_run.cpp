@@ -2,8 +2,8 @@
 // checked before the engine sizes anything by it, components are destroyed in reverse creation
 // order, and SIGINT/SIGTERM only ask a run to stop (a second one stops the program).
 #include "ansatz/error.hpp"
-#include "pipeline.hpp"
-#include "run.hpp"
+#include "pipeline/pipeline.hpp"
+#include "run/run.hpp"
 #include "stages/stages.hpp"
 #include "support/cli.hpp"
 #include "support/plugins.hpp"
@@ -270,8 +270,8 @@ TEST_CASE("the metrics sink copies each name and refuses bad names and more than
         temporary = "overwritten"; // the host copied the name during the call
     }
     CHECK(m.add(m.context, "reconstruction_error.mean", 0.25) == 0);
-    CHECK(sink.take() == std::vector<std::pair<std::string, double>>{ { "loss", 0.5 },
-                                                                      { "reconstruction_error.mean", 0.25 } });
+    CHECK(sink.take() == std::vector<std::pair<std::string, double>>{
+                             { "loss", 0.5 }, { "reconstruction_error.mean", 0.25 } });
     CHECK(sink.take().empty());
     CHECK(m.add(m.context, "", 1) == -1);
     CHECK(m.add(m.context, nullptr, 1) == -1);

@@ -77,8 +77,8 @@ Reported compute(const Setup& s, std::vector<float>& batch, int64_t n, Grads& g,
     ansatz_tensor bt = ansatz::make_view(batch.data(), { n, d });
     ansatz::engine::MetricsSink out;
     ansatz_status st{};
-    const int32_t code = s.cd->loss().compute(s.cd->self(), &bt, g.views.data(),
-                                              static_cast<int32_t>(g.views.size()), &rng.state(), out.c(), &st);
+    const int32_t code = s.cd->loss().compute(
+        s.cd->self(), &bt, g.views.data(), static_cast<int32_t>(g.views.size()), &rng.state(), out.c(), &st);
     INFO(st.message);
     REQUIRE(code == ANSATZ_STATUS_OK);
     return out.take();

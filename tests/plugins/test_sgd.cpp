@@ -74,7 +74,8 @@ TEST_CASE("sgd: state and set_state round-trip: a restored optimizer steps exact
     for (ansatz_named_tensor& p : pieces)
     {
         const char* bytes = static_cast<const char*>(p.tensor.data);
-        saved.emplace_back(bytes, bytes + ansatz::element_count(p.tensor) * ansatz::dtype_size(p.tensor.dtype));
+        saved.emplace_back(bytes,
+                           bytes + ansatz::element_count(p.tensor) * ansatz::dtype_size(p.tensor.dtype));
         p.tensor.data = saved.back().data();
     }
     Run restored(config, original.theta);
@@ -90,8 +91,9 @@ TEST_CASE("sgd: state and set_state round-trip: a restored optimizer steps exact
     // A piece of another shape is refused with a sentence naming it.
     std::vector<float> wrong(5);
     pieces[1].tensor = ansatz::make_view(wrong.data(), { 5 });
-    REQUIRE_THROWS_WITH(restored.inst->set_state(pieces),
-                        Catch::Contains("the saved state's piece 'momentum.theta' holds float32 {5}, expected float32 {3}"));
+    REQUIRE_THROWS_WITH(
+        restored.inst->set_state(pieces),
+        Catch::Contains("the saved state's piece 'momentum.theta' holds float32 {5}, expected float32 {3}"));
 }
 
 TEST_CASE("sgd: a Nesterov step and a dampened step match torch.optim.SGD by hand", "[sgd]")

@@ -2,10 +2,10 @@
 // purpose in one function (tests/fixtures/plugins/conformance_rbm.cpp, key `bug:`) is caught by the
 // check for that function, which names itself, the element and the values; the other checks pass.
 #include "ansatz/testing/conformance.hpp"
-#include "config_values.hpp"
-#include "instance.hpp"
-#include "keys.hpp"
-#include "registry.hpp"
+#include "loading/instance.hpp"
+#include "loading/registry.hpp"
+#include "pipeline/config_values.hpp"
+#include "pipeline/keys.hpp"
 #include "support/plugins.hpp"
 
 #include <catch2/catch.hpp>

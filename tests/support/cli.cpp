@@ -23,8 +23,8 @@ std::string quote(const std::string& s)
 }
 } // namespace
 
-CliResult run_ansatz(const std::vector<std::string>& args, const fs::path& cwd, const std::vector<std::string>& env,
-                     int timeout_seconds)
+CliResult run_ansatz(const std::vector<std::string>& args, const fs::path& cwd,
+                     const std::vector<std::string>& env, int timeout_seconds)
 {
     static int counter = 0;
     const fs::path capture = fs::path(ANSATZ_TEST_WORK_DIR) / "capture";

@@ -3,11 +3,11 @@
 #pragma once
 
 #include "ansatz/refs.hpp"
-#include "config_values.hpp"
-#include "host_services.hpp"
-#include "instance.hpp"
-#include "keys.hpp"
-#include "registry.hpp"
+#include "loading/instance.hpp"
+#include "loading/registry.hpp"
+#include "pipeline/config_values.hpp"
+#include "pipeline/keys.hpp"
+#include "run/host_services.hpp"
 
 #include <memory>
 #include <string>

@@ -1,9 +1,9 @@
 #include "outputs/checkpoint.hpp"
 
 #include "ansatz/tensor.hpp"
-#include "fault.hpp"
 #include "outputs/files.hpp"
 #include "outputs/npy.hpp"
+#include "run/fault.hpp"
 #include "user_error.hpp"
 
 #include <yaml-cpp/yaml.h>
@@ -177,7 +177,8 @@ Checkpoint read_checkpoint(const fs::path& folder)
         c.stage = manifest["stage"].as<size_t>();
         c.epoch = manifest["epoch"].as<int64_t>();
         for (const YAML::Node& m : manifest["models"])
-            c.models.push_back(ModelShape{ m["model"].as<std::string>(), m["sample_shape"].as<std::vector<int64_t>>(),
+            c.models.push_back(ModelShape{ m["model"].as<std::string>(),
+                                           m["sample_shape"].as<std::vector<int64_t>>(),
                                            m["shaped_by"].as<std::string>(), m["is_image"].as<bool>(),
                                            m["domain"].as<int32_t>(), m["categories"].as<int32_t>() });
         for (const YAML::Node& t : manifest["tensors"])

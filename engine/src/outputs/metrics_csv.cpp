@@ -58,8 +58,8 @@ void MetricsCsv::restore(const std::string& text)
             continue;
         }
         if (row.size() != columns_.size() + 3)
-            throw std::runtime_error("a saved metrics.csv row has " + std::to_string(row.size()) + " cells, expected " +
-                                     std::to_string(columns_.size() + 3));
+            throw std::runtime_error("a saved metrics.csv row has " + std::to_string(row.size()) +
+                                     " cells, expected " + std::to_string(columns_.size() + 3));
         Row r{ std::stoul(row[0]), row[1], std::stoll(row[2]), {} };
         for (size_t i = 0; i < columns_.size(); ++i)
             if (!row[i + 3].empty())

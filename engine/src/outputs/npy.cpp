@@ -78,15 +78,15 @@ NpyArray read_npy(const std::filesystem::path& file)
     if (content.size() < 10 || content.compare(0, 8, std::string(magic, 8)) != 0)
         throw std::runtime_error("it is not a .npy file of format 1.0 (" + std::to_string(content.size()) +
                                  " bytes)");
-    const size_t header_size =
-        static_cast<unsigned char>(content[8]) | (static_cast<size_t>(static_cast<unsigned char>(content[9])) << 8);
+    const size_t header_size = static_cast<unsigned char>(content[8]) |
+                               (static_cast<size_t>(static_cast<unsigned char>(content[9])) << 8);
     if (10 + header_size > content.size())
-        throw std::runtime_error("its header ends at byte " + std::to_string(10 + header_size) + ", past the end of the " +
-                                 std::to_string(content.size()) + "-byte file");
+        throw std::runtime_error("its header ends at byte " + std::to_string(10 + header_size) +
+                                 ", past the end of the " + std::to_string(content.size()) + "-byte file");
     const std::string header = content.substr(10, header_size);
     NpyArray array;
-    const int32_t dtypes[] = { ANSATZ_DTYPE_FLOAT32, ANSATZ_DTYPE_FLOAT64, ANSATZ_DTYPE_INT64, ANSATZ_DTYPE_UINT64,
-                               ANSATZ_DTYPE_UINT8 };
+    const int32_t dtypes[] = { ANSATZ_DTYPE_FLOAT32, ANSATZ_DTYPE_FLOAT64, ANSATZ_DTYPE_INT64,
+                               ANSATZ_DTYPE_UINT64, ANSATZ_DTYPE_UINT8 };
     bool known = false;
     for (int32_t d : dtypes)
         if (header.find(std::string("'descr': '") + descr(d) + "'") != std::string::npos)
@@ -119,8 +119,8 @@ NpyArray read_npy(const std::filesystem::path& file)
         throw std::runtime_error("its rank is above " + std::to_string(ANSATZ_MAX_RANK));
     const size_t expected = 10 + header_size + static_cast<size_t>(count) * dtype_size(array.dtype);
     if (content.size() != expected)
-        throw std::runtime_error("it has " + std::to_string(content.size()) + " bytes, but its header describes " +
-                                 std::to_string(expected));
+        throw std::runtime_error("it has " + std::to_string(content.size()) +
+                                 " bytes, but its header describes " + std::to_string(expected));
     array.bytes = content.substr(10 + header_size);
     return array;
 }

@@ -1,8 +1,8 @@
 #include "outputs/run_info.hpp"
 
+#include "loading/registry.hpp"
 #include "outputs/files.hpp"
-#include "pipeline.hpp"
-#include "registry.hpp"
+#include "pipeline/pipeline.hpp"
 
 #include <yaml-cpp/yaml.h>
 

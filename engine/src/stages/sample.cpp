@@ -3,7 +3,7 @@
 #include "ansatz/refs.hpp"
 #include "outputs/files.hpp"
 #include "outputs/progress.hpp"
-#include "run.hpp"
+#include "run/run.hpp"
 #include "stages/stages.hpp"
 #include "user_error.hpp"
 
@@ -67,8 +67,9 @@ void check_sample_stage(const Pipeline& p, const StageDecl& s)
     if (s.text("init") == "data" && !s.has("data"))
     {
         const Value& init = s.values.at("init");
-        throw UserError(p.source.where(init.node.IsDefined() && !init.node.IsNull() ? init.node : s.node) + ": " +
-                        s.label() + ": init: data needs a 'data' key naming a dataset to start the chains from");
+        throw UserError(p.source.where(init.node.IsDefined() && !init.node.IsNull() ? init.node : s.node) +
+                        ": " + s.label() +
+                        ": init: data needs a 'data' key naming a dataset to start the chains from");
     }
 }
 

@@ -2,11 +2,11 @@
 // adds its gradient into the engine's gradient arena and the optimizer steps the model's parameters.
 // The loop itself is stages/train_loop.hpp; this file is its body and its standard hooks.
 #include "ansatz/refs.hpp"
-#include "fault.hpp"
 #include "outputs/checkpoint.hpp"
 #include "outputs/progress.hpp"
 #include "outputs/report.hpp"
-#include "run.hpp"
+#include "run/fault.hpp"
+#include "run/run.hpp"
 #include "stages/stages.hpp"
 #include "stages/train_loop.hpp"
 #include "user_error.hpp"
@@ -89,7 +89,8 @@ public:
             check(loop, at, grads[k], "the gradient of parameter '" + name_of(loop, k) + "'");
         for (const auto& [name, value] : *at.metrics)
             if (!std::isfinite(value))
-                stop(loop, at, "the loss '" + loop.loss().name() + "' reported " + name + " = " + text(value));
+                stop(loop, at,
+                     "the loss '" + loop.loss().name() + "' reported " + name + " = " + text(value));
     }
     void after_step(TrainLoop& loop, const BatchInfo& at) override
     {
@@ -103,10 +104,7 @@ private:
     {
         return std::string(loop.parameters()[k].name) + "' of model '" + loop.model_name();
     }
-    static std::string text(double v)
-    {
-        return std::isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf";
-    }
+    static std::string text(double v) { return std::isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf"; }
     static void check(TrainLoop& loop, const BatchInfo& at, const ansatz_tensor& t, const std::string& what)
     {
         const float* x = f32(t);
@@ -272,9 +270,9 @@ void TrainLoop::bind()
         sampler_->check(sampler_handle.table->bind(sampler_->self(), &model_ref.handle(), &st), st);
     }
     const bool needs_sampler = loss_->desc().flags & ANSATZ_LOSS_NEEDS_SAMPLER;
-    loss_->check(
-        loss_->loss().bind(loss_->self(), &model_ref.handle(), needs_sampler ? &sampler_handle : nullptr, &st),
-        st);
+    loss_->check(loss_->loss().bind(loss_->self(), &model_ref.handle(),
+                                    needs_sampler ? &sampler_handle : nullptr, &st),
+                 st);
     optimizer_->check(optimizer_->optimizer().bind(optimizer_->self(), params_.data(),
                                                    static_cast<int32_t>(params_.size()), &st),
                       st);
@@ -284,9 +282,11 @@ void TrainLoop::bind()
         state_.restore(*resumed);
         if (static_cast<int64_t>(state_.order.size()) != count_)
             throw UserError("the checkpoint's data order has " + std::to_string(state_.order.size()) +
-                            " samples, but dataset '" + stage_.text("data") + "' has " + std::to_string(count_) + ".");
-        last_checkpoint_ = run_.folder() / "checkpoints" /
-                           ("stage" + std::to_string(resumed->stage) + "-epoch" + std::to_string(resumed->epoch));
+                            " samples, but dataset '" + stage_.text("data") + "' has " +
+                            std::to_string(count_) + ".");
+        last_checkpoint_ =
+            run_.folder() / "checkpoints" /
+            ("stage" + std::to_string(resumed->stage) + "-epoch" + std::to_string(resumed->epoch));
     }
 }
 
@@ -336,8 +336,8 @@ void TrainLoop::epoch(int64_t epoch)
                      st);
         grads_.zero();
         loss_->check(loss_->loss().compute(loss_->self(), &batch, grads_.views().data(),
-                                           static_cast<int32_t>(grads_.views().size()), &state_.loss_rng.state(),
-                                           sink.c(), &st),
+                                           static_cast<int32_t>(grads_.views().size()),
+                                           &state_.loss_rng.state(), sink.c(), &st),
                      st);
         const std::vector<std::pair<std::string, double>> reported = sink.take();
         const BatchInfo at{ epoch, b + 1, n, &reported };
@@ -345,7 +345,8 @@ void TrainLoop::epoch(int64_t epoch)
             hook->after_loss(*this, at);
         for (auto& hook : hooks_)
             hook->before_step(*this, at);
-        optimizer_->check(optimizer_->optimizer().step(optimizer_->self(), params_.data(), grads_.views().data(),
+        optimizer_->check(optimizer_->optimizer().step(optimizer_->self(), params_.data(),
+                                                       grads_.views().data(),
                                                        static_cast<int32_t>(params_.size()), &st),
                           st);
         for (auto& hook : hooks_)

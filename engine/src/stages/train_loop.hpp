@@ -4,7 +4,7 @@
 #pragma once
 
 #include "ansatz/random.hpp"
-#include "instance.hpp"
+#include "loading/instance.hpp"
 #include "outputs/checkpoint.hpp"
 
 #include <memory>
@@ -66,7 +66,10 @@ public:
     virtual void before_step(TrainLoop&, const BatchInfo&) {}
     virtual void after_step(TrainLoop&, const BatchInfo&) {}
     // `row` is the epoch's metrics row, before it is written: a hook may add columns.
-    virtual void end_of_epoch(TrainLoop&, int64_t /*epoch*/, std::vector<std::pair<std::string, double>>& /*row*/) {}
+    virtual void end_of_epoch(TrainLoop&, int64_t /*epoch*/,
+                              std::vector<std::pair<std::string, double>>& /*row*/)
+    {
+    }
     // After the row is written.
     virtual void epoch_written(TrainLoop&, int64_t /*epoch*/) {}
 };

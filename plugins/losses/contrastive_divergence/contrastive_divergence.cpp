@@ -63,8 +63,9 @@ public:
     void bind(const ansatz::ModelRef& model, const ansatz::SamplerRef& sampler) override
     {
         if (!model.has(ANSATZ_FN_FREE_ENERGY_GRAD))
-            throw ansatz::InputError("loss '" + name_ +
-                                     "' needs a model with a free energy gradient (function 'free_energy_grad')");
+            throw ansatz::InputError(
+                "loss '" + name_ +
+                "' needs a model with a free energy gradient (function 'free_energy_grad')");
         if (!sampler.valid())
             throw ansatz::InputError("loss '" + name_ + "' needs a sampler for its negative phase");
         model_ = model;
@@ -92,8 +93,8 @@ public:
                 chains_rows_ = chains_key_ != 0 ? chains_key_ : n;
                 chains_cols_ = d;
                 host_.require_memory(4.0 * static_cast<double>(chains_rows_) * (static_cast<double>(d) + 8),
-                                     "chains: " + std::to_string(chains_rows_) +
-                                         " persistent chains of " + std::to_string(d) + " values");
+                                     "chains: " + std::to_string(chains_rows_) + " persistent chains of " +
+                                         std::to_string(d) + " values");
                 chains_.assign(static_cast<size_t>(chains_rows_ * d), 0.0f);
                 chains = ansatz::make_view(chains_.data(), { chains_rows_, d });
                 model_.random_state(chains, chain_streams_.split_from(rng, chains_rows_));
@@ -204,10 +205,10 @@ private:
     int64_t chains_cols_ = 0;
     std::vector<float> chains_; // the persistent chains {chains_rows_, chains_cols_}
 
-    ansatz::StreamArray chain_streams_;          // PCD: one per persistent chain
-    ansatz::StreamArray negative_streams_;       // CD: one per row of the batch
+    ansatz::StreamArray chain_streams_;           // PCD: one per persistent chain
+    ansatz::StreamArray negative_streams_;        // CD: one per row of the batch
     std::vector<ansatz::Rng> chain_copy_streams_; // an evaluation's copy of chain_streams_
-    ansatz::StreamArray row_streams_;            // the reconstruction's h ~ p(h | v)
+    ansatz::StreamArray row_streams_;             // the reconstruction's h ~ p(h | v)
     Workspace chain_copy_, f_data_, f_model_, h_mean_, h_sample_, v_mean_;
 };
 

@@ -218,10 +218,7 @@ public:
 
     // ---- CONDITIONALS
 
-    int64_t block_size(ansatz_block block) const
-    {
-        return block == ANSATZ_BLOCK_VISIBLE ? d_ : hidden_;
-    }
+    int64_t block_size(ansatz_block block) const { return block == ANSATZ_BLOCK_VISIBLE ? d_ : hidden_; }
 
     void conditional(ansatz_block block, const ansatz_tensor& given, ansatz_tensor& mean,
                      ansatz_tensor* sample, ansatz::Streams rngs)

@@ -232,8 +232,8 @@ typedef enum ansatz_param_flag
 typedef struct ansatz_param_spec
 {
     uint32_t struct_size;
-    int32_t type;   /* ansatz_param_type */
-    uint32_t flags; /* ansatz_param_flag bits */
+    int32_t type;           /* ansatz_param_type */
+    uint32_t flags;         /* ansatz_param_flag bits */
     int32_t component_kind; /* COMPONENT: the ansatz_kind the named component must have */
     const char* name;
     const char* doc;           /* one line */
@@ -241,8 +241,8 @@ typedef struct ansatz_param_spec
     const char* choices;       /* CHOICE: the values separated by '|' */
     double min;                /* numbers and the items of number lists */
     double max;
-    int64_t min_length; /* lists: fewest items (0: no minimum) */
-    int64_t max_length; /* lists: most items (0: no maximum) */
+    int64_t min_length;       /* lists: fewest items (0: no minimum) */
+    int64_t max_length;       /* lists: most items (0: no maximum) */
     uint64_t component_needs; /* COMPONENT naming a model: the ansatz_model_function bits it must have */
     void* reserved[4];
 } ansatz_param_spec;
@@ -254,10 +254,10 @@ typedef struct ansatz_value
     const char* name;
     int32_t type; /* ansatz_param_type */
     int32_t present;
-    int64_t integer; /* BOOL (0/1) and INT */
-    double real;     /* FLOAT */
-    const char* text; /* STRING, PATH (resolved), CHOICE, COMPONENT (its name) */
-    int64_t count;    /* lists: the number of items */
+    int64_t integer;          /* BOOL (0/1) and INT */
+    double real;              /* FLOAT */
+    const char* text;         /* STRING, PATH (resolved), CHOICE, COMPONENT (its name) */
+    int64_t count;            /* lists: the number of items */
     const int64_t* integers;  /* INT_LIST */
     const double* reals;      /* FLOAT_LIST */
     const char* const* texts; /* STRING_LIST */
@@ -294,10 +294,10 @@ typedef enum ansatz_log_level
 typedef struct ansatz_progress
 {
     uint32_t struct_size;
-    int32_t stage;       /* 1-based index of the running stage in `stages:` */
-    int64_t epoch;       /* 1-based epoch of a train stage (0 in other stages) */
-    int64_t epochs;      /* epochs the stage will run */
-    int64_t step;        /* train: batches done in this stage, over all epochs; sample: sweeps done */
+    int32_t stage;           /* 1-based index of the running stage in `stages:` */
+    int64_t epoch;           /* 1-based epoch of a train stage (0 in other stages) */
+    int64_t epochs;          /* epochs the stage will run */
+    int64_t step;            /* train: batches done in this stage, over all epochs; sample: sweeps done */
     int64_t steps_per_epoch; /* train: batches per epoch (0 in other stages) */
     void* reserved[4];
 } ansatz_progress;

@@ -123,9 +123,9 @@ public:
         for (int32_t i = 0; same && i < t->rank; ++i)
             same = t->shape[i] == expected.shape[i];
         if (!same)
-            throw InputError(owner_ + ": the saved state's piece '" + name + "' holds " + dtype_name(t->dtype) +
-                             " " + shape_string(*t) + ", expected " + dtype_name(expected.dtype) + " " +
-                             shape_string(expected));
+            throw InputError(owner_ + ": the saved state's piece '" + name + "' holds " +
+                             dtype_name(t->dtype) + " " + shape_string(*t) + ", expected " +
+                             dtype_name(expected.dtype) + " " + shape_string(expected));
         return static_cast<const T*>(t->data);
     }
     // The piece `name` as it is (nullptr if absent), for state whose shape the saver chose.

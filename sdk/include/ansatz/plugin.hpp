@@ -91,35 +91,49 @@ int32_t count_guard(ansatz_status* st, Body&& body) noexcept
 // ---- optional members, found on the class itself (component.hpp)
 
 template <class T>
-concept HasFreeEnergy = requires(T& t, const ansatz_tensor& v, ansatz_tensor& out) { t.free_energy(v, out); };
+concept HasFreeEnergy = requires(T& t, const ansatz_tensor& v, ansatz_tensor& out)
+{
+    t.free_energy(v, out);
+};
 template <class T>
-concept HasFreeEnergyGrad = requires(T& t, const ansatz_tensor& v, ansatz_tensor* g, ansatz_tensor* out) {
+concept HasFreeEnergyGrad = requires(T& t, const ansatz_tensor& v, ansatz_tensor* g, ansatz_tensor* out)
+{
     t.free_energy_grad(v, 1.0f, g, int32_t{}, out);
 };
 template <class T>
 concept HasEnergyDelta = requires(T& t, const ansatz_tensor& v, const int64_t* s, const float* u,
-                                  ansatz_tensor& out) { t.energy_delta(v, s, u, out); };
+                                  ansatz_tensor& out)
+{
+    t.energy_delta(v, s, u, out);
+};
 template <class T>
-concept HasConditionals = requires(T& t, const ansatz_tensor& g, ansatz_tensor& m, ansatz_tensor* s, Streams r) {
+concept HasConditionals = requires(T& t, const ansatz_tensor& g, ansatz_tensor& m, ansatz_tensor* s,
+                                   Streams r)
+{
     {
         t.block_size(ANSATZ_BLOCK_VISIBLE)
-    } -> std::convertible_to<int64_t>;
+        } -> std::convertible_to<int64_t>;
     t.conditional(ANSATZ_BLOCK_VISIBLE, g, m, s, r);
 };
 template <class T>
-concept HasMetrics = requires(T& t, Metrics& m) { t.metrics(m); };
+concept HasMetrics = requires(T& t, Metrics& m)
+{
+    t.metrics(m);
+};
 template <class T>
-concept HasState = requires(T& t, const StateIn& in) {
+concept HasState = requires(T& t, const StateIn& in)
+{
     {
         t.state()
-    } -> std::convertible_to<std::vector<ansatz_named_tensor>>;
+        } -> std::convertible_to<std::vector<ansatz_named_tensor>>;
     t.set_state(in);
 };
 template <class T>
-concept HasExtension = requires(const char* name) {
+concept HasExtension = requires(const char* name)
+{
     {
         T::extension(name)
-    } -> std::convertible_to<ansatz_function>;
+        } -> std::convertible_to<ansatz_function>;
 };
 
 // state / set_state for any kind: the slots stay NULL for a class without them.
@@ -248,9 +262,11 @@ struct ModelTables
     static constexpr const ansatz_conditionals_table* conditionals_slot();
 
     static constexpr bool has_energy = HasFreeEnergy<T> || HasFreeEnergyGrad<T> || HasEnergyDelta<T>;
-    static constexpr ansatz_energy_table energy_table = {
-        sizeof(ansatz_energy_table), free_energy_slot(), free_energy_grad_slot(), energy_delta_slot(), {}
-    };
+    static constexpr ansatz_energy_table energy_table = { sizeof(ansatz_energy_table),
+                                                          free_energy_slot(),
+                                                          free_energy_grad_slot(),
+                                                          energy_delta_slot(),
+                                                          {} };
     static constexpr ansatz_conditionals_table conditionals_table = { sizeof(ansatz_conditionals_table),
                                                                       block_size,
                                                                       conditional,
@@ -307,13 +323,10 @@ struct SamplerTables
         else
             return static_cast<decltype(&metrics)>(nullptr);
     }
-    static constexpr ansatz_sampler_table table = { sizeof(ansatz_sampler_table),
-                                                    bind,
-                                                    advance,
-                                                    metrics_slot(),
-                                                    StateSlots<T>::state_fn(),
-                                                    StateSlots<T>::set_state_fn(),
-                                                    {} };
+    static constexpr ansatz_sampler_table table = {
+        sizeof(ansatz_sampler_table),  bind, advance, metrics_slot(), StateSlots<T>::state_fn(),
+        StateSlots<T>::set_state_fn(), {}
+    };
 };
 
 // ---- loss
@@ -355,7 +368,8 @@ struct OptimizerTables
         return guard(st, [&] { self<T>(p).step(params, grads, n); });
     }
     static constexpr ansatz_optimizer_table table = {
-        sizeof(ansatz_optimizer_table), bind, step, StateSlots<T>::state_fn(), StateSlots<T>::set_state_fn(), {}
+        sizeof(ansatz_optimizer_table), bind, step, StateSlots<T>::state_fn(),
+        StateSlots<T>::set_state_fn(),  {}
     };
 };
 
@@ -433,8 +447,8 @@ constexpr uint32_t flags_of()
 template <class T>
 ComponentDef define(ansatz_kind kind, const char* name, const char* summary, const void* table)
 {
-    return ComponentDef{ kind,       name,        summary, &T::describe,     needs_of<T>(), flags_of<T>(),
-                         &create<T>, &destroy<T>, table,   extension_of<T>() };
+    return ComponentDef{ kind,          name,       summary,     &T::describe, needs_of<T>(),
+                         flags_of<T>(), &create<T>, &destroy<T>, table,        extension_of<T>() };
 }
 
 // Owns the descriptor of a plugin and everything it points to; one static instance per plugin.

@@ -32,7 +32,8 @@ inline uint64_t model_functions(const ansatz_model_table* t)
     if (const ansatz_conditionals_table* c = t->conditionals; c && c->block_size && c->conditional)
         f |= ANSATZ_FN_CONDITIONAL;
     if (const ansatz_latent_table* l = t->latent; l && l->latent_size && l->encode && l->encode_backward &&
-                                                  l->decode_log_likelihood && l->decode_backward && l->decode_mean)
+                                                  l->decode_log_likelihood && l->decode_backward &&
+                                                  l->decode_mean)
         f |= ANSATZ_FN_LATENT;
     return f;
 }
@@ -41,7 +42,8 @@ inline uint64_t model_functions(const ansatz_model_table* t)
 inline std::string model_function_names(uint64_t functions)
 {
     static const std::pair<uint64_t, const char*> names[] = { { ANSATZ_FN_FREE_ENERGY, "free_energy" },
-                                                              { ANSATZ_FN_FREE_ENERGY_GRAD, "free_energy_grad" },
+                                                              { ANSATZ_FN_FREE_ENERGY_GRAD,
+                                                                "free_energy_grad" },
                                                               { ANSATZ_FN_ENERGY_DELTA, "energy_delta" },
                                                               { ANSATZ_FN_CONDITIONAL, "conditional" },
                                                               { ANSATZ_FN_LATENT, "latent" } };
@@ -128,8 +130,9 @@ public:
                           ansatz_tensor* out = nullptr) const
     {
         ansatz_status st{};
-        check(slot(energy().free_energy_grad, "free_energy_grad")(h_.self, &v, scale, grads, n_grads, out, &st),
-              st);
+        check(
+            slot(energy().free_energy_grad, "free_energy_grad")(h_.self, &v, scale, grads, n_grads, out, &st),
+            st);
     }
     // out[n] = F(v[n] with unit sites[n] set to new_values[n]) - F(v[n]).
     void energy_delta(const ansatz_tensor& v, const int64_t* sites, const float* new_values,
@@ -233,7 +236,8 @@ public:
     void add(const std::string& name, double value)
     {
         if (!sink_.add || sink_.add(sink_.context, name.c_str(), value) != 0)
-            throw Error("metric '" + name + "' was refused (a name is 1 to 63 letters, digits, '_' or '.', and at most " +
+            throw Error("metric '" + name +
+                        "' was refused (a name is 1 to 63 letters, digits, '_' or '.', and at most " +
                         std::to_string(ANSATZ_MAX_METRICS) + " are reported per call)");
     }
 

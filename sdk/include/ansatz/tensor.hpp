@@ -1,8 +1,8 @@
 // ansatz/tensor.hpp -- tensor views: pointer + element type + shape, row-major, contiguous.
 //
 // A view never owns memory. Models compute in float32 (f32() reads a view as floats, checking its
-// type); state may be any ansatz_dtype. Lightweight on purpose: no xtensor here, so that every file may include
-// it; ansatz/xtensor.hpp adapts a view to an xtensor expression where a body needs one.
+// type); state may be any ansatz_dtype. Lightweight on purpose: no xtensor here, so that every file may
+// include it; ansatz/xtensor.hpp adapts a view to an xtensor expression where a body needs one.
 #pragma once
 
 #include "ansatz/abi.h"
@@ -39,7 +39,8 @@ constexpr int32_t dtype_of()
         return ANSATZ_DTYPE_UINT64;
     else
     {
-        static_assert(std::is_same_v<T, uint8_t>, "a tensor holds float, double, int64_t, uint64_t or uint8_t");
+        static_assert(std::is_same_v<T, uint8_t>,
+                      "a tensor holds float, double, int64_t, uint64_t or uint8_t");
         return ANSATZ_DTYPE_UINT8;
     }
 }
@@ -113,8 +114,9 @@ template <class T>
 T* data(const ansatz_tensor& t)
 {
     if (t.dtype != dtype_of<T>() || t.device != ANSATZ_DEVICE_HOST)
-        throw Error(std::string("a tensor of ") + dtype_name(t.dtype) + " elements (shape " + shape_string(t) +
-                    ") was passed where " + dtype_name(dtype_of<T>()) + " elements on the host are expected");
+        throw Error(std::string("a tensor of ") + dtype_name(t.dtype) + " elements (shape " +
+                    shape_string(t) + ") was passed where " + dtype_name(dtype_of<T>()) +
+                    " elements on the host are expected");
     return static_cast<T*>(t.data);
 }
 
@@ -124,7 +126,8 @@ inline float* f32(const ansatz_tensor& t)
     return data<float>(t);
 }
 
-// Requires a float32 rank-2 view {rows, cols}; cols < 0 accepts any column count. Names the view in the error.
+// Requires a float32 rank-2 view {rows, cols}; cols < 0 accepts any column count. Names the view in the
+// error.
 inline void require_matrix(const ansatz_tensor& t, int64_t rows, int64_t cols, const char* what)
 {
     if (t.dtype != ANSATZ_DTYPE_FLOAT32)

@@ -1,8 +1,8 @@
-#include "instance.hpp"
+#include "loading/instance.hpp"
 
 #include "ansatz/error.hpp"
 #include "ansatz/tensor.hpp"
-#include "pipeline.hpp"
+#include "pipeline/pipeline.hpp"
 #include "user_error.hpp"
 
 #include <cctype>

@@ -1,10 +1,9 @@
-#include "pipeline.hpp"
-
-#include "host_services.hpp"
-#include "stage_types.hpp"
-#include "user_error.hpp"
+#include "pipeline/pipeline.hpp"
 
 #include "ansatz/refs.hpp"
+#include "run/host_services.hpp"
+#include "stages/stage_types.hpp"
+#include "user_error.hpp"
 
 #include <algorithm>
 #include <map>
@@ -173,8 +172,8 @@ private:
                 std::string cycle;
                 for (const std::string& n : path)
                     cycle += n + " -> ";
-                fail(c.values.at(key.name).node,
-                     "components name each other in a circle: " + cycle + next + "; none could be created first");
+                fail(c.values.at(key.name).node, "components name each other in a circle: " + cycle + next +
+                                                     "; none could be created first");
             }
             if (std::find(path.begin(), path.end(), next) != path.end())
                 continue; // a circle that does not pass through the start is reported from its own start
@@ -198,20 +197,22 @@ private:
             const std::string guess = closest(v.text, names);
             fail(v.node, owner + ": key '" + key.name + "' names '" + v.text +
                              "', which is not a component of this pipeline" +
-                             (guess.empty() ? "" : " (did you mean '" + guess + "'?)") + "; components: " + list);
+                             (guess.empty() ? "" : " (did you mean '" + guess + "'?)") +
+                             "; components: " + list);
         }
         if (found->plugin->desc->kind != key.component_kind)
-            fail(v.node, owner + ": key '" + key.name + "' needs " + with_article(kind_name(key.component_kind)) +
-                             ", but '" + v.text + "' is " + with_article(kind_name(found->plugin->desc->kind)) +
-                             " (plugin '" + found->plugin->desc->name + "')");
+            fail(v.node, owner + ": key '" + key.name + "' needs " +
+                             with_article(kind_name(key.component_kind)) + ", but '" + v.text + "' is " +
+                             with_article(kind_name(found->plugin->desc->kind)) + " (plugin '" +
+                             found->plugin->desc->name + "')");
         if (key.component_needs)
         {
             const uint64_t offered = model_functions_of(*found->plugin->desc);
             if ((key.component_needs & offered) != key.component_needs)
                 fail(v.node, owner + ": key '" + key.name + "' needs a model with " +
                                  model_function_names(key.component_needs & ~offered) + ", but model '" +
-                                 found->name + "' (plugin '" + found->plugin->desc->name + "') has only: " +
-                                 model_function_names(offered));
+                                 found->name + "' (plugin '" + found->plugin->desc->name +
+                                 "') has only: " + model_function_names(offered));
         }
         return *found;
     }
@@ -275,8 +276,9 @@ private:
 
 uint64_t model_functions_of(const ansatz_component& model)
 {
-    return model.kind == ANSATZ_KIND_MODEL ? model_functions(static_cast<const ansatz_model_table*>(model.table))
-                                           : 0;
+    return model.kind == ANSATZ_KIND_MODEL
+               ? model_functions(static_cast<const ansatz_model_table*>(model.table))
+               : 0;
 }
 
 void require_model_functions(const Pipeline& p, const StageDecl& s, const std::string& key,
@@ -294,9 +296,10 @@ void require_model_functions(const Pipeline& p, const StageDecl& s, const std::s
         if ((needed & offered) != needed)
             throw UserError(p.source.where(s.values.at(key).node) + ": " + s.label() + ": " +
                             kind_name(user.plugin->desc->kind) + " '" + user.name + "'" + users[i].second +
-                            " needs the model's " + model_function_names(needed & ~offered) + ", but model '" +
-                            model.name + "' (plugin '" + model.plugin->desc->name + "' from " +
-                            model.plugin->file.string() + ") has only: " + model_function_names(offered));
+                            " needs the model's " + model_function_names(needed & ~offered) +
+                            ", but model '" + model.name + "' (plugin '" + model.plugin->desc->name +
+                            "' from " + model.plugin->file.string() +
+                            ") has only: " + model_function_names(offered));
         for (const KeySpec& k : user.specs)
             if (k.type == ANSATZ_PARAM_COMPONENT && k.component_kind == ANSATZ_KIND_SAMPLER &&
                 user.values.at(k.name).present)
@@ -304,7 +307,8 @@ void require_model_functions(const Pipeline& p, const StageDecl& s, const std::s
                 const ComponentDecl* inner = &p.component(user.values.at(k.name).text);
                 if (std::none_of(users.begin(), users.end(), [&](const auto& u) { return u.first == inner; }))
                     users.emplace_back(inner, ", named by key '" + k.name + "' of " +
-                                                  kind_name(user.plugin->desc->kind) + " '" + user.name + "',");
+                                                  kind_name(user.plugin->desc->kind) + " '" + user.name +
+                                                  "',");
             }
     }
 }
@@ -317,7 +321,8 @@ std::string with_article(const std::string& word)
 
 bool Pipeline::has_component(const std::string& name) const
 {
-    return std::any_of(components.begin(), components.end(), [&](const ComponentDecl& c) { return c.name == name; });
+    return std::any_of(components.begin(), components.end(),
+                       [&](const ComponentDecl& c) { return c.name == name; });
 }
 
 const ComponentDecl& Pipeline::component(const std::string& name) const

@@ -1,4 +1,4 @@
-#include "source.hpp"
+#include "pipeline/source.hpp"
 
 #include "user_error.hpp"
 

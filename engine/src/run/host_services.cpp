@@ -1,10 +1,9 @@
-#include "host_services.hpp"
+#include "run/host_services.hpp"
 
 #include <algorithm>
 #include <cctype>
-#include <cstring>
-
 #include <cstdio>
+#include <cstring>
 #include <sched.h>
 #include <thread>
 #include <unistd.h>

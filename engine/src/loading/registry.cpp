@@ -1,6 +1,6 @@
-#include "registry.hpp"
+#include "loading/registry.hpp"
 
-#include "descriptor_check.hpp"
+#include "loading/descriptor_check.hpp"
 #include "loading/elf_check.hpp"
 
 #include <boost/dll/runtime_symbol_info.hpp>

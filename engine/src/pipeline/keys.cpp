@@ -1,7 +1,8 @@
-#include "keys.hpp"
+#include "pipeline/keys.hpp"
 
-#include "descriptor_check.hpp"
-#include "registry.hpp"
+#include "ansatz/refs.hpp"
+#include "loading/descriptor_check.hpp"
+#include "loading/registry.hpp"
 #include "user_error.hpp"
 
 #include <algorithm>
@@ -9,8 +10,6 @@
 #include <cstdio>
 #include <limits>
 #include <sstream>
-
-#include "ansatz/refs.hpp"
 
 namespace ansatz::engine
 {

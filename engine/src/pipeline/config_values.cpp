@@ -1,4 +1,4 @@
-#include "config_values.hpp"
+#include "pipeline/config_values.hpp"
 
 namespace ansatz::engine
 {

@@ -6,12 +6,12 @@
 // or, failing that, the shape of the stage's data.
 #pragma once
 
-#include "config_values.hpp"
-#include "host_services.hpp"
-#include "instance.hpp"
+#include "loading/instance.hpp"
 #include "outputs/checkpoint.hpp"
 #include "outputs/metrics_csv.hpp"
-#include "pipeline.hpp"
+#include "pipeline/config_values.hpp"
+#include "pipeline/pipeline.hpp"
+#include "run/host_services.hpp"
 
 #include <atomic>
 #include <deque>
@@ -113,7 +113,7 @@ private:
     std::deque<ConfigValues> configs_;
     std::vector<std::unique_ptr<Instance>> instances_; // in creation order
     std::map<std::string, size_t> instance_index_;
-    std::vector<std::string> creating_;               // guards against a circle of references
+    std::vector<std::string> creating_; // guards against a circle of references
     std::map<std::string, ModelState> models_;
     const Checkpoint* resume_ = nullptr;
     std::map<std::string, std::vector<ansatz_named_tensor>> pending_state_;

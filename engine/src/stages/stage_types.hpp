@@ -1,7 +1,7 @@
 // stage_types.hpp -- the engine's own stages: their keys (validated like a plugin's) and their runners.
 #pragma once
 
-#include "keys.hpp"
+#include "pipeline/keys.hpp"
 
 #include <optional>
 #include <string>

@@ -1,7 +1,7 @@
-#include "descriptor_check.hpp"
+#include "loading/descriptor_check.hpp"
 
-#include "registry.hpp"
-#include "stage_types.hpp"
+#include "loading/registry.hpp"
+#include "stages/stage_types.hpp"
 
 #include <cstring>
 #include <set>
@@ -58,8 +58,9 @@ bool zeroed(void* const (&reserved)[N])
 template <class Table>
 const char* state_refusal(const Table* t)
 {
-    return (t->state == nullptr) != (t->set_state == nullptr) ? "it has one of state and set_state without the other"
-                                                              : nullptr;
+    return (t->state == nullptr) != (t->set_state == nullptr)
+               ? "it has one of state and set_state without the other"
+               : nullptr;
 }
 
 // Why a component's table is unfit, or "". A NULL slot is an absent function (abi.h): only the
@@ -159,7 +160,8 @@ std::string table_refusal(const ansatz_component& c)
     const uint64_t known = ANSATZ_FN_FREE_ENERGY | ANSATZ_FN_FREE_ENERGY_GRAD | ANSATZ_FN_ENERGY_DELTA |
                            ANSATZ_FN_CONDITIONAL | ANSATZ_FN_LATENT;
     if (c.needs & ~known)
-        return "it needs model functions this engine does not know (bits " + std::to_string(c.needs & ~known) + ")";
+        return "it needs model functions this engine does not know (bits " +
+               std::to_string(c.needs & ~known) + ")";
     return "";
 }
 
@@ -185,7 +187,8 @@ std::string params_refusal(const ansatz_component& c)
             return key + " is reserved for the plugin's name in a pipeline";
         if (p.type < ANSATZ_PARAM_BOOL || p.type > ANSATZ_PARAM_COMPONENT)
             return key + " has unknown type " + std::to_string(p.type);
-        if (p.type == ANSATZ_PARAM_COMPONENT && (p.component_kind < ANSATZ_KIND_MODEL || p.component_kind > ANSATZ_KIND_DATASET))
+        if (p.type == ANSATZ_PARAM_COMPONENT &&
+            (p.component_kind < ANSATZ_KIND_MODEL || p.component_kind > ANSATZ_KIND_DATASET))
             return key + " names a component of unknown kind " + std::to_string(p.component_kind);
         if (p.component_needs && (p.type != ANSATZ_PARAM_COMPONENT || p.component_kind != ANSATZ_KIND_MODEL))
             return key + " needs model functions but does not name a model";

@@ -4,8 +4,8 @@
 #pragma once
 
 #include "ansatz/abi.h"
-#include "config_values.hpp"
-#include "source.hpp"
+#include "pipeline/config_values.hpp"
+#include "pipeline/source.hpp"
 
 #include <functional>
 #include <map>
@@ -24,8 +24,8 @@ struct KeySpec
     std::string choices;       // '|' separated
     double min = 0, max = 0;
     std::string doc;
-    int32_t component_kind = 0;     // COMPONENT: the kind it names
-    uint64_t component_needs = 0;   // COMPONENT naming a model: the functions it must have
+    int32_t component_kind = 0;             // COMPONENT: the kind it names
+    uint64_t component_needs = 0;           // COMPONENT naming a model: the functions it must have
     int64_t min_length = 0, max_length = 0; // lists; 0: no bound
 
     static KeySpec from(const ansatz_param_spec& spec);
@@ -36,7 +36,8 @@ struct KeySpec
     std::string type_name() const;
     bool is_list() const
     {
-        return type == ANSATZ_PARAM_INT_LIST || type == ANSATZ_PARAM_FLOAT_LIST || type == ANSATZ_PARAM_STRING_LIST;
+        return type == ANSATZ_PARAM_INT_LIST || type == ANSATZ_PARAM_FLOAT_LIST ||
+               type == ANSATZ_PARAM_STRING_LIST;
     }
 };
 
@@ -48,11 +49,11 @@ struct Value
     int32_t type = 0;
     int64_t integer = 0;
     double real = 0;
-    std::string text;                 // also a COMPONENT's name
-    std::vector<int64_t> integers;    // INT_LIST
-    std::vector<double> reals;        // FLOAT_LIST
-    std::vector<std::string> texts;   // STRING_LIST
-    YAML::Node node; // where it came from (null for a default)
+    std::string text;               // also a COMPONENT's name
+    std::vector<int64_t> integers;  // INT_LIST
+    std::vector<double> reals;      // FLOAT_LIST
+    std::vector<std::string> texts; // STRING_LIST
+    YAML::Node node;                // where it came from (null for a default)
 };
 
 using Values = std::map<std::string, Value>;

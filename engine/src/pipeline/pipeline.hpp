@@ -6,9 +6,9 @@
 // problem is thrown as a UserError with file:line:column.
 #pragma once
 
-#include "keys.hpp"
-#include "registry.hpp"
-#include "source.hpp"
+#include "loading/registry.hpp"
+#include "pipeline/keys.hpp"
+#include "pipeline/source.hpp"
 
 #include <filesystem>
 #include <string>

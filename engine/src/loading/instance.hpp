@@ -1,7 +1,7 @@
 // instance.hpp -- a created component: its plugin's object, destroyed by its plugin, holding the library.
 #pragma once
 
-#include "registry.hpp"
+#include "loading/registry.hpp"
 
 #include <string>
 #include <utility>

@@ -1,4 +1,4 @@
-#include "stage_types.hpp"
+#include "stages/stage_types.hpp"
 
 #include "stages/stages.hpp"
 
@@ -81,9 +81,10 @@ const std::vector<StageType>& stage_types()
             int_key("epochs", 1, 1, "passes over the data", max_epochs),
             int_key("batch_size", 64, 1, "samples per gradient step", max_batch_size),
             bool_key("shuffle", true, "visit the data in a new random order every epoch"),
-            int_key("checkpoint_every", 1, 0,
-                    "save a checkpoint every N epochs and after the last one (0: never); the last one is kept",
-                    max_epochs) },
+            int_key(
+                "checkpoint_every", 1, 0,
+                "save a checkpoint every N epochs and after the last one (0: never); the last one is kept",
+                max_epochs) },
           check_train_stage,
           run_train_stage },
         { "sample",

@@ -1,4 +1,4 @@
-#include "fault.hpp"
+#include "run/fault.hpp"
 
 #include <csignal>
 #include <cstdlib>

@@ -1,8 +1,8 @@
-#include "run.hpp"
+#include "run/run.hpp"
 
 #include "ansatz/refs.hpp"
 #include "outputs/report.hpp"
-#include "stage_types.hpp"
+#include "stages/stage_types.hpp"
 #include "user_error.hpp"
 
 #include <algorithm>
@@ -79,7 +79,8 @@ Instance& Run::instance(const std::string& name)
         return *instances_[found->second];
     const ComponentDecl& c = pipeline_.component(name);
     if (std::find(creating_.begin(), creating_.end(), name) != creating_.end())
-        throw UserError("component '" + name + "' names itself through other components; none could be created first.");
+        throw UserError("component '" + name +
+                        "' names itself through other components; none could be created first.");
     creating_.push_back(name);
     // What it names first: its configuration carries their handles.
     for (const KeySpec& key : c.specs)
@@ -146,9 +147,10 @@ void Run::preflight(bool create_first_stage)
             continue;
         }
         if (ModelRef(instance(model).model()).sample_info().rank < 0)
-            throw UserError(pipeline_.source.where(s.node) + ": " + s.label() + ": model '" + model +
-                            "' has no sample shape: give it one in its configuration (e.g. an rbm's visible:), "
-                            "run a train stage with data before this one, or give this stage a 'data' key");
+            throw UserError(
+                pipeline_.source.where(s.node) + ": " + s.label() + ": model '" + model +
+                "' has no sample shape: give it one in its configuration (e.g. an rbm's visible:), "
+                "run a train stage with data before this one, or give this stage a 'data' key");
         shaped.insert(model);
     }
 }
@@ -193,14 +195,17 @@ void Run::restore(const Checkpoint& c)
     for (const ModelShape& m : c.models)
     {
         if (!pipeline_.has_component(m.model))
-            throw UserError("the checkpoint holds model '" + m.model + "', which the pipeline does not have.");
-        setup_model(m.model, ModelState{ true, m.sample_shape, m.is_image, m.shaped_by, m.domain, m.categories });
+            throw UserError("the checkpoint holds model '" + m.model +
+                            "', which the pipeline does not have.");
+        setup_model(m.model,
+                    ModelState{ true, m.sample_shape, m.is_image, m.shaped_by, m.domain, m.categories });
         Instance& model = instance(m.model);
         const std::vector<ansatz_named_tensor> saved = c.named(m.model, "parameters");
         const std::vector<ansatz_named_tensor> live = model_parameters(model);
         if (saved.size() != live.size())
-            throw UserError("the checkpoint holds " + std::to_string(saved.size()) + " parameters of model '" +
-                            m.model + "', but it has " + std::to_string(live.size()) + ".");
+            throw UserError("the checkpoint holds " + std::to_string(saved.size()) +
+                            " parameters of model '" + m.model + "', but it has " +
+                            std::to_string(live.size()) + ".");
         for (size_t k = 0; k < live.size(); ++k)
         {
             const ansatz_tensor& from = saved[k].tensor;
@@ -223,7 +228,8 @@ void Run::restore(const Checkpoint& c)
         if (s.index == c.stage)
             stage = &s;
     if (!stage)
-        throw UserError("the checkpoint is of stage " + std::to_string(c.stage) + ", which the pipeline does not have.");
+        throw UserError("the checkpoint is of stage " + std::to_string(c.stage) +
+                        ", which the pipeline does not have.");
     const std::vector<std::string> bound = stage_closure(pipeline_, *stage);
     std::set<std::string> owners;
     for (const CheckpointPiece& p : c.pieces)
@@ -274,7 +280,8 @@ Checkpoint Run::snapshot(size_t stage, int64_t epoch, const std::vector<ansatz_n
         if (!models_.count(name))
             continue;
         const ModelState& m = models_.at(name);
-        c.models.push_back(ModelShape{ name, m.sample_shape, m.shaped_by, m.is_image, m.domain, m.categories });
+        c.models.push_back(
+            ModelShape{ name, m.sample_shape, m.shaped_by, m.is_image, m.domain, m.categories });
         for (const ansatz_named_tensor& p : model_parameters(instance(name)))
             c.pieces.push_back(CheckpointPiece{ name, "parameters", p.name, p.tensor, {} });
     }
@@ -299,8 +306,8 @@ void Run::setup_model(const std::string& model, const ModelState& state)
     Rng rng = host_.stream("components." + model + ".init");
     const Instance& m = instance(model);
     ansatz_status st{};
-    m.check(m.model().table->setup(m.self(), state.sample_shape.data(), static_cast<int32_t>(state.sample_shape.size()),
-                                   &rng.state(), &st),
+    m.check(m.model().table->setup(m.self(), state.sample_shape.data(),
+                                   static_cast<int32_t>(state.sample_shape.size()), &rng.state(), &st),
             st);
     models_[model] = state;
 }
@@ -317,8 +324,9 @@ void Run::prepare_model(const std::string& model, const std::string& dataset, co
     }
     const auto mismatch = [&](const std::vector<int64_t>& expected, const std::string& by) {
         return UserError(pipeline_.source.where(stage.node) + ": " + stage.label() + ": dataset '" + dataset +
-                         "' has samples of " + std::to_string(flat_size(data_shape)) + " values, but model '" +
-                         model + "' " + by + " " + std::to_string(flat_size(expected)) + ".");
+                         "' has samples of " + std::to_string(flat_size(data_shape)) +
+                         " values, but model '" + model + "' " + by + " " +
+                         std::to_string(flat_size(expected)) + ".");
     };
     if (const auto found = models_.find(model); found != models_.end())
     {

@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <chrono>
+#include <cstring>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -184,22 +185,75 @@ TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples an
     CHECK(png.substr(16, 8) == std::string("\x00\x00\x01\xfa\x00\x00\x01\xfa", 8));
 }
 
-TEST_CASE("the same pipeline and seed give the same metrics.csv apart from timing columns", "[cli][run]")
+TEST_CASE("the same pipeline and seed give the same checkpoint bytes, samples and metrics.csv apart from "
+          "timing columns",
+          "[cli][run]")
 {
     for (const std::string threads : { "1", "2" }) // BLAS with one thread, and with the machine's two
     {
         INFO("threads " << threads);
         const std::vector<std::string> set = { "--set", "threads=" + threads };
-        const std::string first = read_text(run_small("determinism_a" + threads, set) / "metrics.csv");
-        const std::string second = read_text(run_small("determinism_b" + threads, set) / "metrics.csv");
-        CHECK(without_timing(first) == without_timing(second));
+        const fs::path a = run_small("determinism_a" + threads, set);
+        const fs::path b = run_small("determinism_b" + threads, set);
+        const std::string first = read_text(a / "metrics.csv");
+        CHECK(without_timing(first) == without_timing(read_text(b / "metrics.csv")));
         CHECK(without_timing(first).find("reconstruction_error") != std::string::npos); // metrics are there
+        // Every file of the checkpoint, byte for byte (its copy of metrics.csv has timing columns).
+        int compared = 0;
+        for (const auto& entry : fs::directory_iterator(a / "checkpoints" / "stage1-epoch3"))
+        {
+            const std::string name = entry.path().filename().string();
+            if (name == "metrics.csv")
+                continue;
+            INFO(name);
+            CHECK(read_text(entry.path()) == read_text(b / "checkpoints" / "stage1-epoch3" / name));
+            ++compared;
+        }
+        CHECK(compared >= 10); // parameters, momentum, first-step flag, engine state, manifest
+        CHECK(read_text(a / "stage2_samples.npy") == read_text(b / "stage2_samples.npy"));
     }
     // ...and another seed gives other numbers.
     const std::string first = read_text(run_small("determinism_seed42") / "metrics.csv");
     const std::string other =
         read_text(run_small("determinism_seed43", { "--set", "seed=43" }) / "metrics.csv");
     CHECK(without_timing(other) != without_timing(first));
+}
+
+TEST_CASE("shuffle: false keeps the file order, checkpoint_every picks the epochs, init: data starts from the "
+          "data",
+          "[cli][run]")
+{
+    // The data order a checkpoint saves: the file's with shuffle: false, another one by default.
+    const auto order_of = [](const fs::path& run) {
+        const std::string npy = read_text(run / "checkpoints" / "stage1-epoch3" / "engine.state.order.npy");
+        std::vector<int64_t> order((npy.size() - 128) / 8);
+        std::memcpy(order.data(), npy.data() + 128, order.size() * 8);
+        return order;
+    };
+    std::vector<int64_t> file_order(48);
+    for (int64_t i = 0; i < 48; ++i)
+        file_order[static_cast<size_t>(i)] = i;
+    CHECK(order_of(run_small("shuffle_off", { "--set", "stages.0.train.shuffle=false" })) == file_order);
+    CHECK(order_of(run_small("shuffle_on")) != file_order);
+
+    // checkpoint_every: 0 writes none; 2 of 3 epochs writes epoch 2, then the last one replaces it.
+    const fs::path none = run_small("no_checkpoint", { "--set", "stages.0.train.checkpoint_every=0" });
+    CHECK_FALSE(fs::exists(none / "checkpoints"));
+    const fs::path every2 = run_small("every_2", { "--set", "stages.0.train.checkpoint_every=2" });
+    std::vector<std::string> kept;
+    for (const auto& entry : fs::directory_iterator(every2 / "checkpoints"))
+        kept.push_back(entry.path().filename().string());
+    CHECK(kept == std::vector<std::string>{ "stage1-epoch3" });
+
+    // init: data with one sweep: the chains start from data rows, so they differ from random starts.
+    const std::vector<std::string> one_sweep = { "--set", "stages.1.sample.steps=1" };
+    std::vector<std::string> from_data = one_sweep;
+    for (const char* extra : { "--set", "stages.1.sample.init=data", "--set", "stages.1.sample.data=data" })
+        from_data.push_back(extra);
+    const std::string random_start = read_text(run_small("init_random", one_sweep) / "stage2_samples.npy");
+    const std::string data_start = read_text(run_small("init_data", from_data) / "stage2_samples.npy");
+    CHECK(random_start.size() == data_start.size());
+    CHECK(random_start != data_start);
 }
 
 TEST_CASE("an override (--set) changes a component's key and shows in the resolved pipeline", "[cli][run]")

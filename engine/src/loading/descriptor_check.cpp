@@ -1,5 +1,7 @@
 #include "loading/descriptor_check.hpp"
 
+#include "loading/abi_sizes.hpp"
+
 #include "loading/registry.hpp"
 #include "stages/stage_types.hpp"
 
@@ -36,7 +38,7 @@ template <class Table>
 const Table* table_of(const void* table)
 {
     const auto* t = static_cast<const Table*>(table);
-    return t->struct_size >= sizeof(Table) ? t : nullptr;
+    return t->struct_size >= abi_2_0_size<Table>() ? t : nullptr;
 }
 
 #define ANSATZ_FN(table, name)                                                                               \
@@ -172,7 +174,7 @@ std::string params_refusal(const ansatz_component& c)
 {
     if (c.n_params < 0 || (c.n_params > 0 && c.params == nullptr))
         return "its parameter array is missing";
-    if (c.n_params > 0 && c.params[0].struct_size < sizeof(ansatz_param_spec))
+    if (c.n_params > 0 && c.params[0].struct_size < abi_2_0_size<ansatz_param_spec>())
         return "its parameter specs are smaller than this ABI's";
     std::set<std::string> names;
     for (int32_t i = 0; i < c.n_params; ++i)
@@ -230,13 +232,13 @@ std::string descriptor_refusal(const ansatz_plugin_desc* d)
     if (d->abi_minor > ANSATZ_ABI_MINOR)
         return "it was built for plugin ABI " + version_string(d->abi_major, d->abi_minor) +
                ", newer than this engine's ABI " + engine;
-    if (d->struct_size < sizeof(ansatz_plugin_desc))
+    if (d->struct_size < abi_2_0_size<ansatz_plugin_desc>())
         return "its descriptor is " + std::to_string(d->struct_size) + " bytes, smaller than the " +
-               std::to_string(sizeof(ansatz_plugin_desc)) + " bytes of ABI " + engine;
+               std::to_string(abi_2_0_size<ansatz_plugin_desc>()) + " bytes of ABI 2.0";
     if (d->name == nullptr || d->version == nullptr || d->n_components < 0 ||
         (d->n_components > 0 && d->components == nullptr))
         return "its descriptor is incomplete (no name, version or component array)";
-    if (d->n_components > 0 && d->components[0].struct_size < sizeof(ansatz_component))
+    if (d->n_components > 0 && d->components[0].struct_size < abi_2_0_size<ansatz_component>())
         return "its components are smaller than ABI " + engine + " expects";
     if (!zeroed(d->reserved))
         return "its descriptor's reserved room is not zero";

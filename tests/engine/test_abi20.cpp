@@ -9,6 +9,7 @@
 #include "pipeline/keys.hpp"
 #include "support/cli.hpp"
 #include "support/plugins.hpp"
+#include "support/statistics.hpp"
 
 #include <catch2/catch.hpp>
 #include <zlib.h>
@@ -27,6 +28,8 @@ using ansatz::test::write_text;
 
 namespace
 {
+
+using ansatz::test::ChiSquare;
 
 const std::string abi20_dir = ANSATZ_TEST_ABI20_DIR;
 
@@ -107,37 +110,11 @@ double tv_after_sweeps(const std::vector<double>& p, int sweeps)
     return tv;
 }
 
-// Chi-square goodness of fit, as test_gibbs.cpp: cells with expected count < 5 are pooled in
-// increasing order of expectation; the threshold is the 1 - 1e-4 quantile (Wilson-Hilferty).
-struct ChiSquare
-{
-    double statistic = 0;
-    int cells = 0;
-    double threshold = 0;
-};
-
 ChiSquare chi_square(const std::vector<double>& p, const std::vector<int64_t>& counts, int64_t n)
 {
-    std::vector<int> order(p.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&](int x, int y) { return p[x] < p[y]; });
-    ChiSquare out;
-    double expected = 0, observed = 0;
-    for (int k : order)
-    {
-        expected += n * p[k];
-        observed += static_cast<double>(counts[k]);
-        if (expected >= 5)
-        {
-            out.statistic += (observed - expected) * (observed - expected) / expected;
-            ++out.cells;
-            expected = observed = 0;
-        }
-    }
-    REQUIRE(expected == 0);
-    const double k = out.cells - 1;
-    const double c = 2.0 / (9.0 * k);
-    out.threshold = k * std::pow(1 - c + 3.719 * std::sqrt(c), 3);
+    const ChiSquare out = ansatz::test::chi_square(p, counts, n);
+    // The cells come in increasing order and the largest expect far more than 5: no pooled remainder.
+    REQUIRE_FALSE(out.pooled_remainder);
     return out;
 }
 

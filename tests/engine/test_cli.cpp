@@ -34,24 +34,11 @@ stages:
   - sample: {model: rbm, sampler: gibbs, count: 9, steps: 50}
 )";
 
-std::string small_images()
-{
-    std::string s("\x00\x00\x08\x03\x00\x00\x00\x30\x00\x00\x00\x06\x00\x00\x00\x06", 16);
-    for (int i = 0; i < 48; ++i)
-        for (int y = 0; y < 6; ++y)
-            for (int x = 0; x < 6; ++x)
-            {
-                const int ox = i % 3, oy = (i / 3) % 3;
-                s += static_cast<char>(x >= ox && x < ox + 3 && y >= oy && y < oy + 3 ? 230 : 20);
-            }
-    return s;
-}
-
 fs::path run_small(const std::string& name, std::vector<std::string> extra = {})
 {
     const fs::path dir = ansatz::test::fresh_folder("cli/" + name);
     write_text(dir / "pipeline.yaml", small_pipeline);
-    write_text(dir / "images.idx", small_images());
+    write_text(dir / "images.idx", ansatz::test::square_images());
     std::vector<std::string> args = { "run", "pipeline.yaml", "--runs", "runs" };
     args.insert(args.end(), extra.begin(), extra.end());
     const auto r = run_ansatz(args, dir);
@@ -219,9 +206,10 @@ TEST_CASE("the same pipeline and seed give the same checkpoint bytes, samples an
     CHECK(without_timing(other) != without_timing(first));
 }
 
-TEST_CASE("shuffle: false keeps the file order, checkpoint_every picks the epochs, init: data starts from the "
-          "data",
-          "[cli][run]")
+TEST_CASE(
+    "shuffle: false keeps the file order, checkpoint_every picks the epochs, init: data starts from the "
+    "data",
+    "[cli][run]")
 {
     // The data order a checkpoint saves: the file's with shuffle: false, another one by default.
     const auto order_of = [](const fs::path& run) {
@@ -288,7 +276,7 @@ void check_stop_by_signal(const std::string& name, const std::string& signal, co
 {
     const fs::path dir = ansatz::test::fresh_folder("cli/" + name);
     write_text(dir / "pipeline.yaml", small_pipeline);
-    write_text(dir / "images.idx", small_images());
+    write_text(dir / "images.idx", ansatz::test::square_images());
     const std::string script =
         "cd '" + dir.string() +
         "' && (" ANSATZ_TEST_BINARY
@@ -329,7 +317,7 @@ TEST_CASE("`ansatz validate` checks without running", "[cli]")
 {
     const fs::path dir = ansatz::test::fresh_folder("cli/validate");
     write_text(dir / "pipeline.yaml", small_pipeline);
-    write_text(dir / "images.idx", small_images());
+    write_text(dir / "images.idx", ansatz::test::square_images());
     const auto r = run_ansatz({ "validate", "pipeline.yaml" }, dir);
     CHECK(r.status == 0);
     CHECK(r.out == "pipeline.yaml: valid pipeline 'small': 5 components, 2 stages\n");
@@ -341,7 +329,7 @@ TEST_CASE("`ansatz validate` accepts a sample stage of more sweeps than an int32
     // The stage advances its chains in slices of at most 1000 sweeps, so steps needs no maximum.
     const fs::path dir = ansatz::test::fresh_folder("cli/validate_steps");
     write_text(dir / "pipeline.yaml", small_pipeline);
-    write_text(dir / "images.idx", small_images());
+    write_text(dir / "images.idx", ansatz::test::square_images());
     const auto r =
         run_ansatz({ "validate", "pipeline.yaml", "--set", "stages.1.sample.steps=3000000000" }, dir);
     CHECK(r.status == 0);
@@ -356,7 +344,7 @@ TEST_CASE("a thread budget above the machine's cores is cut to them, with a warn
         return; // nothing to cut
     const fs::path dir = ansatz::test::fresh_folder("cli/threads_1024");
     write_text(dir / "pipeline.yaml", small_pipeline);
-    write_text(dir / "images.idx", small_images());
+    write_text(dir / "images.idx", ansatz::test::square_images());
     const auto start = std::chrono::steady_clock::now();
     // With 1024 BLAS threads on 2 cores this ran for half an hour; it takes a second.
     const auto r =

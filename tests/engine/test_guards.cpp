@@ -18,20 +18,6 @@ using ansatz::test::write_text;
 namespace
 {
 
-// 48 6x6 images with a bright square.
-std::string images()
-{
-    std::string s("\x00\x00\x08\x03\x00\x00\x00\x30\x00\x00\x00\x06\x00\x00\x00\x06", 16);
-    for (int i = 0; i < 48; ++i)
-        for (int y = 0; y < 6; ++y)
-            for (int x = 0; x < 6; ++x)
-            {
-                const int ox = i % 3, oy = (i / 3) % 3;
-                s += static_cast<char>(x >= ox && x < ox + 3 && y >= oy && y < oy + 3 ? 230 : 20);
-            }
-    return s;
-}
-
 // Two train stages: a gentle one, then one whose step overflows float32 at once (lr 3e38 times a
 // weight decay term of order 1).
 const std::string diverging = R"(pipeline: diverge
@@ -53,7 +39,7 @@ fs::path setup(const std::string& name, const std::string& pipeline)
 {
     const fs::path dir = ansatz::test::fresh_folder("guards/" + name);
     write_text(dir / "pipeline.yaml", pipeline);
-    write_text(dir / "images.idx", images());
+    write_text(dir / "images.idx", ansatz::test::square_images());
     return dir;
 }
 

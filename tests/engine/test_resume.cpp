@@ -34,25 +34,11 @@ stages:
   - sample: {model: rbm, sampler: gibbs, count: 4, steps: 20}
 )";
 
-// 48 6x6 images with a bright square: 6 batches an epoch, 36 in all.
-std::string images()
-{
-    std::string s("\x00\x00\x08\x03\x00\x00\x00\x30\x00\x00\x00\x06\x00\x00\x00\x06", 16);
-    for (int i = 0; i < 48; ++i)
-        for (int y = 0; y < 6; ++y)
-            for (int x = 0; x < 6; ++x)
-            {
-                const int ox = i % 3, oy = (i / 3) % 3;
-                s += static_cast<char>(x >= ox && x < ox + 3 && y >= oy && y < oy + 3 ? 200 : 40);
-            }
-    return s;
-}
-
 fs::path setup(const std::string& name)
 {
     const fs::path dir = ansatz::test::fresh_folder("resume/" + name);
     write_text(dir / "pipeline.yaml", pipeline);
-    write_text(dir / "images.idx", images());
+    write_text(dir / "images.idx", ansatz::test::square_images(200, 40));
     return dir;
 }
 

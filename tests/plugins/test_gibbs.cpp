@@ -1,5 +1,6 @@
 // The gibbs sampler against the exact joint distribution of a small RBM, by enumeration.
 #include "support/plugins.hpp"
+#include "support/statistics.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -11,6 +12,8 @@
 
 namespace
 {
+
+using ansatz::test::ChiSquare;
 
 using ansatz::ModelRef;
 using ansatz::Rng;
@@ -54,40 +57,11 @@ std::vector<double> exact_joint(const Params& p)
     return out;
 }
 
-// Chi-square goodness of fit; cells with expected count < 5 are pooled (in increasing order of
-// expectation) until every pooled cell expects at least 5.
-struct ChiSquare
-{
-    double statistic = 0;
-    int cells = 0;
-    double threshold = 0; // the 1 - 1e-4 quantile of chi-square with cells - 1 degrees of freedom
-};
-
 ChiSquare chi_square(const std::vector<double>& p, const std::vector<int64_t>& counts, int64_t n)
 {
-    std::vector<int> order(p.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&](int x, int y) { return p[x] < p[y]; });
-    ChiSquare out;
-    double expected = 0, observed = 0;
-    for (int k : order)
-    {
-        expected += n * p[k];
-        observed += static_cast<double>(counts[k]);
-        if (expected >= 5)
-        {
-            out.statistic += (observed - expected) * (observed - expected) / expected;
-            ++out.cells;
-            expected = observed = 0;
-        }
-    }
-    // The cells come in increasing order and the largest ones expect far more than 5 each, so no
-    // pooled remainder is left over.
-    REQUIRE(expected == 0);
-    // Wilson-Hilferty: chi2_q(k) ≈ k (1 - 2/(9k) + z sqrt(2/(9k)))^3, z = 3.719 for q = 1 - 1e-4.
-    const double k = out.cells - 1;
-    const double c = 2.0 / (9.0 * k);
-    out.threshold = k * std::pow(1 - c + 3.719 * std::sqrt(c), 3);
+    const ChiSquare out = ansatz::test::chi_square(p, counts, n);
+    // The cells come in increasing order and the largest expect far more than 5: no pooled remainder.
+    REQUIRE_FALSE(out.pooled_remainder);
     return out;
 }
 

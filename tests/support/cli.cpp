@@ -51,6 +51,19 @@ CliResult run_ansatz(const std::vector<std::string>& args, const fs::path& cwd,
     return r;
 }
 
+std::string square_images(int bright, int dark)
+{
+    std::string s("\x00\x00\x08\x03\x00\x00\x00\x30\x00\x00\x00\x06\x00\x00\x00\x06", 16);
+    for (int i = 0; i < 48; ++i)
+        for (int y = 0; y < 6; ++y)
+            for (int x = 0; x < 6; ++x)
+            {
+                const int ox = i % 3, oy = (i / 3) % 3;
+                s += static_cast<char>(x >= ox && x < ox + 3 && y >= oy && y < oy + 3 ? bright : dark);
+            }
+    return s;
+}
+
 fs::path fresh_folder(const std::string& name)
 {
     const fs::path folder = fs::path(ANSATZ_TEST_WORK_DIR) / name;

@@ -28,6 +28,10 @@ inline CliResult run_ansatz(const std::vector<std::string>& args, const std::fil
     return run_ansatz(args, cwd, {}, timeout_seconds);
 }
 
+// An IDX file of 48 images of 6 x 6 bytes, each a 3 x 3 square of `bright` (at one of 9 places) on
+// `dark`: the small data set of the CLI tests (6 batches of 8).
+std::string square_images(int bright = 230, int dark = 20);
+
 // A fresh, empty folder under ANSATZ_TEST_WORK_DIR for one test.
 std::filesystem::path fresh_folder(const std::string& name);
 

@@ -283,6 +283,10 @@ void print_usage()
 int command_validate(const Options& o)
 {
     Loaded l = load(o);
+    // Models are asked for the shape they declare (creating them, nothing else): a stage whose model
+    // has none and no data is refused here as in `run`.
+    HostServices host(l.pipeline.seed, 1);
+    Run(l.pipeline, host).preflight(false);
     std::printf("%s: valid pipeline '%s': %zu components, %zu stages\n", l.pipeline.source.name().c_str(),
                 l.pipeline.name.c_str(), l.pipeline.components.size(), l.pipeline.stages.size());
     return 0;

@@ -188,4 +188,7 @@ stages:
           "configuration (e.g. an rbm's visible:), run a train stage with data before this one, or give "
           "this stage a 'data' key\n");
     CHECK_FALSE(fs::exists(dir / "runs" / "shapeless"));
+    const auto v = run_ansatz({ "validate", "shapeless.yaml" }, dir);
+    CHECK(v.status == 2);
+    CHECK(v.err == s.err);
 }

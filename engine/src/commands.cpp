@@ -287,8 +287,9 @@ int command_validate(const Options& o)
     // has none and no data is refused here as in `run`.
     HostServices host(l.pipeline.seed, 1);
     Run(l.pipeline, host).preflight(false);
-    std::printf("%s: valid pipeline '%s': %zu components, %zu stages\n", l.pipeline.source.name().c_str(),
-                l.pipeline.name.c_str(), l.pipeline.components.size(), l.pipeline.stages.size());
+    const size_t components = l.pipeline.components.size(), stages = l.pipeline.stages.size();
+    std::printf("%s: valid pipeline '%s': %zu component%s, %zu stage%s\n", l.pipeline.source.name().c_str(),
+                l.pipeline.name.c_str(), components, components == 1 ? "" : "s", stages, stages == 1 ? "" : "s");
     return 0;
 }
 

@@ -22,6 +22,9 @@ function(ansatz_add_plugin name)
   target_link_options(${name} PRIVATE "-Wl,--no-undefined" "-Wl,--version-script=${_ANSATZ_PLUGIN_MAP}")
   set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS "${_ANSATZ_PLUGIN_MAP}")
   # The build fingerprint the descriptor shows (ansatz plugins --verbose): flags that change layouts.
+  if(NOT xtensor_VERSION)
+    find_package(xtensor QUIET) # in this function's scope: only for the fingerprint below
+  endif()
   string(TOUPPER "${CMAKE_BUILD_TYPE}" _type)
   set(_flags "${CMAKE_CXX_FLAGS} ${CMAKE_CXX_FLAGS_${_type}}")
   string(STRIP "${_flags}" _flags)

@@ -195,6 +195,16 @@ TEST_CASE("bad input: a loss that needs a sampler gets none", "[cli][bad-input]"
            "'sampler' key");
 }
 
+TEST_CASE("bad input: a plugin's own refusal names the component once, through the engine's prefix",
+          "[cli][bad-input]")
+{
+    expect(
+        with_change("named_once", "{plugin: idx, images: images.idx}",
+                    "{plugin: idx, images: images.idx, binarize: 0.5, binarize_sampling: true}"),
+        "component 'data' (dataset 'idx' from " + std::string(ANSATZ_TEST_PLUGIN_DIR) +
+            "/libansatz_idx.so): keys binarize and binarize_sampling exclude each other; give one of them");
+}
+
 TEST_CASE("bad input: a missing data file", "[cli][bad-input]")
 {
     expect(with_change("missing_data", "images: images.idx", "images: nowhere.idx"),

@@ -256,7 +256,7 @@ TEST_CASE("idx: binarize and binarize_sampling together are refused", "[idx]")
 {
     const std::string images = write_plain("both.idx", idx_bytes({ 1, 6 }, pixels(6)));
     expect_refused("{images: '" + images + "', binarize: 0.5, binarize_sampling: true}",
-                   "dataset 'idx': keys binarize and binarize_sampling exclude each other; give one of them");
+                   "keys binarize and binarize_sampling exclude each other; give one of them");
 }
 
 TEST_CASE("idx: every malformed file is refused with INVALID_INPUT and a sentence naming the file and offset",

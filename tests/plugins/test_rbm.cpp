@@ -397,7 +397,7 @@ TEST_CASE("rbm: a visible key that disagrees with the data is an InputError nami
     REQUIRE(h.table->setup(h.self, shape, 2, &rng.state(), &st) == ANSATZ_STATUS_INVALID_INPUT);
     REQUIRE(st.code == ANSATZ_STATUS_INVALID_INPUT);
     REQUIRE(std::string(st.message) ==
-            "model 'rbm': key visible is 6, but the data's samples have 784 values (sample shape {28, 28})");
+            "key visible is 6, but the data's samples have 784 values (sample shape {28, 28})");
     // Through the C++ wrapper, the same failure is an ansatz::InputError.
     REQUIRE_THROWS_AS(ansatz::test::model_ref(*inst).setup({ 28, 28 }, rng), ansatz::InputError);
     // And a model used before setup() fails instead of reading unallocated parameters.

@@ -34,8 +34,7 @@ public:
     {
         if (sampling_ && c.has("binarize"))
             throw ansatz::InputError(
-                "dataset '" + name_ +
-                "': keys binarize and binarize_sampling exclude each other; give one of them");
+                "keys binarize and binarize_sampling exclude each other; give one of them");
         images_ = ansatz_idx::load_idx(c.string("images"));
         const int64_t total = images_.dims[0];
         count_ = total;

@@ -54,7 +54,7 @@ public:
     {
         if (chains_key_ != 0 && !persistent_)
             throw ansatz::InputError(
-                "loss '" + name_ + "': key chains is " + std::to_string(chains_key_) +
+                "key chains is " + std::to_string(chains_key_) +
                 ", but CD restarts one chain at every sample of the batch; set persistent: "
                 "true to keep " +
                 std::to_string(chains_key_) + " chains");
@@ -64,10 +64,9 @@ public:
     {
         if (!model.has(ANSATZ_FN_FREE_ENERGY_GRAD))
             throw ansatz::InputError(
-                "loss '" + name_ +
-                "' needs a model with a free energy gradient (function 'free_energy_grad')");
+                "it needs a model with a free energy gradient (function 'free_energy_grad')");
         if (!sampler.valid())
-            throw ansatz::InputError("loss '" + name_ + "' needs a sampler for its negative phase");
+            throw ansatz::InputError("it needs a sampler for its negative phase");
         model_ = model;
         sampler_ = sampler;
         chains_ready_ = false;
@@ -181,8 +180,8 @@ public:
             return;
         }
         if (saved->rank != 2)
-            throw ansatz::InputError("loss '" + name_ + "': the saved chains have shape " +
-                                     ansatz::shape_string(*saved) + ", expected {chains, values}");
+            throw ansatz::InputError("the saved chains have shape " + ansatz::shape_string(*saved) +
+                                     ", expected {chains, values}");
         chains_rows_ = saved->shape[0];
         chains_cols_ = saved->shape[1];
         const float* values = in.get<float>("chains", { chains_rows_, chains_cols_ });

@@ -97,13 +97,13 @@ public:
         for (size_t i = 0; i < sample_shape.size(); ++i)
         {
             if (sample_shape[i] <= 0)
-                throw ansatz::InputError("model '" + name_ + "': the data's sample shape has an empty axis");
+                throw ansatz::InputError("the data's sample shape has an empty axis");
             d *= sample_shape[i];
             shape += (i ? ", " : "") + std::to_string(sample_shape[i]);
         }
         shape += "}";
         if (visible_key_ != 0 && visible_key_ != d)
-            throw ansatz::InputError("model '" + name_ + "': key visible is " + std::to_string(visible_key_) +
+            throw ansatz::InputError("key visible is " + std::to_string(visible_key_) +
                                      ", but the data's samples have " + std::to_string(d) +
                                      " values (sample shape " + shape + ")");
         require_memory(d, "the data's " + std::to_string(d) + " values per sample");

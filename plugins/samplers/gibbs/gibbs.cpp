@@ -32,8 +32,7 @@ public:
     void bind(const ansatz::ModelRef& model) override
     {
         if (!model.has_conditionals())
-            throw ansatz::InputError("sampler '" + name_ +
-                                     "' needs a model with block conditionals (function 'conditional')");
+            throw ansatz::InputError("it needs a model with block conditionals (function 'conditional')");
         model_ = model;
     }
 

@@ -289,7 +289,8 @@ int command_validate(const Options& o)
     Run(l.pipeline, host).preflight(false);
     const size_t components = l.pipeline.components.size(), stages = l.pipeline.stages.size();
     std::printf("%s: valid pipeline '%s': %zu component%s, %zu stage%s\n", l.pipeline.source.name().c_str(),
-                l.pipeline.name.c_str(), components, components == 1 ? "" : "s", stages, stages == 1 ? "" : "s");
+                l.pipeline.name.c_str(), components, components == 1 ? "" : "s", stages,
+                stages == 1 ? "" : "s");
     return 0;
 }
 

@@ -1,7 +1,6 @@
 #include "loading/descriptor_check.hpp"
 
 #include "loading/abi_sizes.hpp"
-
 #include "loading/registry.hpp"
 #include "stages/stage_types.hpp"
 

@@ -127,14 +127,12 @@ void remove_checkpoint_leftovers(const fs::path& folder)
 }
 
 // Runs the pipeline into `folder`, from the start or from `resume`; marks the folder finished.
-int execute(const Pipeline& p, const fs::path& folder, const Checkpoint* resume, HostServices& host, Run& run)
+int execute(Run& run, const fs::path& folder, const Checkpoint* resume)
 {
     std::fprintf(stderr, "run folder: %s\n", folder.string().c_str());
     run.execute(folder, resume);
     write_file_atomic(folder / "finished", "");
     std::printf("%s\n", folder.string().c_str());
-    (void)p;
-    (void)host;
     return 0;
 }
 
@@ -192,7 +190,7 @@ int resume_run(const Options& o)
                                std::to_string(checkpoint->epoch))
                                   .c_str()
                             : "the start (it has no checkpoint yet)");
-    return execute(p, folder, checkpoint ? &*checkpoint : nullptr, host, run);
+    return execute(run, folder, checkpoint ? &*checkpoint : nullptr);
 }
 
 void print_keys(const std::vector<KeySpec>& keys)
@@ -316,7 +314,7 @@ int command_run(const Options& o)
     write_file_atomic(folder / "pipeline.yaml", emitted(p.resolved()));
     write_run_info(folder, p); // run.yaml: command line, versions, machine
     write_report(folder);
-    return execute(p, folder, nullptr, host, run);
+    return execute(run, folder, nullptr);
 }
 
 int command_plugins(const Options& o)

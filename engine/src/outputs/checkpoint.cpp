@@ -68,14 +68,6 @@ std::vector<ansatz_named_tensor> Checkpoint::named(const std::string& owner, con
     return out;
 }
 
-bool Checkpoint::has_owner(const std::string& owner) const
-{
-    for (const CheckpointPiece& p : pieces)
-        if (p.owner == owner)
-            return true;
-    return false;
-}
-
 fs::path write_checkpoint(const fs::path& run_folder, const Checkpoint& c, const fs::path& previous)
 {
     const fs::path root = run_folder / "checkpoints";

@@ -49,7 +49,6 @@ struct Checkpoint
 
     // The pieces of one owner and part, in the order saved (views into this checkpoint).
     std::vector<ansatz_named_tensor> named(const std::string& owner, const std::string& part) const;
-    bool has_owner(const std::string& owner) const;
 };
 
 // Writes <run>/checkpoints/stage<S>-epoch<E>/ and removes `previous` (if not empty) once it is there.

@@ -35,8 +35,10 @@
  *      the handles it works on for that stage. Handles stay valid until the next bind or destroy (the
  *      host keeps every model and sampler alive while anything bound to it lives); a component may
  *      keep them, not the structs they were passed in (copy the handle, not its address).
- *   5. set_state: only when a run is resumed, after bind, with the names, dtypes and shapes the same
- *      component's state() gave when the checkpoint was written. The component copies the values.
+ *   5. set_state: only when a run is resumed, with the names, dtypes and shapes the same component's
+ *      state() gave when the checkpoint was written; the component copies the values. A component the
+ *      resumed stage uses (named by its keys, or by a key of a component it uses) gets it after that
+ *      stage's bind; any other right after create, before any bind (keep it for the next bind).
  *   6. calls: advance, compute, step, read, metrics, state, ... as often as the stage needs.
  *   7. destroy: once, in the reverse order of creation. Whatever a plugin allocated, it frees here.
  * No component is ever called concurrently, by anyone: the host calls one instance from one thread

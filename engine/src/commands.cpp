@@ -15,8 +15,10 @@
 
 #include <cstdio>
 #include <ctime>
+#include <fcntl.h>
 #include <iostream>
 #include <optional>
+#include <sys/file.h>
 #include <unistd.h>
 
 namespace ansatz::engine
@@ -114,6 +116,33 @@ std::string emitted(const YAML::Node& node)
     return std::string(emitter.c_str()) + "\n";
 }
 
+// Holds an exclusive lock on <run folder>/run.lock while a run writes there, so that a second
+// `--resume` of the same folder is refused instead of racing the first (flock: released when the
+// process ends, however it ends).
+class RunLock
+{
+public:
+    explicit RunLock(const fs::path& folder)
+    {
+        const fs::path file = folder / "run.lock";
+        fd_ = ::open(file.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+        if (fd_ < 0)
+            throw UserError("cannot open " + file.string() + " to lock the run folder.");
+        if (::flock(fd_, LOCK_EX | LOCK_NB) != 0)
+        {
+            ::close(fd_);
+            throw UserError("another ansatz process is running in " + folder.string() + " (it holds " +
+                            file.string() + "); wait for it, or stop it first.");
+        }
+    }
+    ~RunLock() { ::close(fd_); }
+    RunLock(const RunLock&) = delete;
+    RunLock& operator=(const RunLock&) = delete;
+
+private:
+    int fd_ = -1;
+};
+
 // Hidden leftovers of a checkpoint write that a kill interrupted (never read; see checkpoint.hpp).
 void remove_checkpoint_leftovers(const fs::path& folder)
 {
@@ -168,6 +197,7 @@ int resume_run(const Options& o)
                             " was run with another configuration of pipeline '" + p.name + "' than " +
                             o.arguments[0] + " gives; resume it without the file, or start a new run.");
     }
+    const RunLock lock(folder);
     std::optional<Checkpoint> checkpoint;
     if (const std::optional<fs::path> last = last_checkpoint(folder))
     {
@@ -178,12 +208,18 @@ int resume_run(const Options& o)
                             "'.");
     }
     remove_checkpoint_leftovers(folder);
-    fs::remove(folder / "report.html", ec);
     set_blas_threads(p.threads);
     HostServices host(p.seed, p.threads);
     const StopSignals signals;
     host.watch(&StopSignals::flag());
     Run run(p, host);
+    // pipeline.fingerprint was written with pipeline.yaml when the run began.
+    std::string started_with;
+    read_regular_file(folder / "pipeline.fingerprint", 64, started_with);
+    if (started_with != run.fingerprint() + "\n")
+        throw UserError("--resume: " + (folder / "pipeline.yaml").string() +
+                        " is not the pipeline the run was started with (it was changed, or the run's "
+                        "pipeline.fingerprint is missing); put it back, or start a new run.");
     run.preflight(false);
     std::fprintf(stderr, "resuming %s from %s\n", folder.string().c_str(),
                  checkpoint ? ("stage " + std::to_string(checkpoint->stage) + ", epoch " +
@@ -311,7 +347,9 @@ int command_run(const Options& o)
         throw Error(run.stop_word() + " before the first stage; no run folder was made",
                     ANSATZ_STATUS_CANCELLED);
     const fs::path folder = make_run_folder(base);
+    const RunLock lock(folder);
     write_file_atomic(folder / "pipeline.yaml", emitted(p.resolved()));
+    write_file_atomic(folder / "pipeline.fingerprint", run.fingerprint() + "\n"); // checked by --resume
     write_run_info(folder, p); // run.yaml: command line, versions, machine
     write_report(folder);
     return execute(run, folder, nullptr);
@@ -393,7 +431,15 @@ int command_report(const Options& o)
             "ansatz report: " + folder.string() +
             " is not a run folder (it has no pipeline.yaml); give a folder that `ansatz run` made, "
             "e.g. runs/quickstart/20261127-131502.");
-    write_report(folder);
+    try
+    {
+        write_report(folder);
+    }
+    catch (const fs::filesystem_error& e)
+    {
+        throw UserError("ansatz report: cannot write the report into " + folder.string() + ": " +
+                        e.code().message() + " (" + e.path1().string() + ").");
+    }
     std::printf("%s\n", (folder / "report.html").string().c_str());
     return 0;
 }

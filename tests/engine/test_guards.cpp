@@ -118,6 +118,7 @@ TEST_CASE("sizes the machine cannot hold are refused with exit 2, naming the key
               "/libansatz_rbm.so): hidden: 2000000000 with the data's 36 values per sample needs "
               "275.7 GiB of memory, more than the " +
               have + " this machine has");
+    CHECK_FALSE(fs::exists(dir / "runs")); // refused before the run folder was made
 
     r = run_ansatz(
         { "run", "pipeline.yaml", "--runs", "runs", "--set", "components.rbm.visible=1099511627776" }, dir);

@@ -6,8 +6,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <map>
 #include <sstream>
+#include <sys/file.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -208,8 +210,51 @@ TEST_CASE("resume: bad requests get one sentence and exit status 2", "[resume][b
     CHECK(r.err.find("was run with another configuration of pipeline 'resumable' than pipeline.yaml gives") !=
           std::string::npos);
 
-    // A damaged checkpoint: a file its manifest names is cut short.
+    // The run folder's pipeline.yaml edited after the run began (another seed).
+    const std::string resolved = read_text(run / "pipeline.yaml");
+    write_text(run / "pipeline.yaml", resolved.substr(0, resolved.find("seed: 7")) + "seed: 8" +
+                                          resolved.substr(resolved.find("seed: 7") + 7));
+    r = run_ansatz({ "run", "--resume", run.string() }, dir);
+    CHECK(r.status == 2);
+    CHECK(r.err == "--resume: " + (run / "pipeline.yaml").string() +
+                       " is not the pipeline the run was started with (it was changed, or the run's "
+                       "pipeline.fingerprint is missing); put it back, or start a new run.\n");
+    write_text(run / "pipeline.yaml", resolved);
+
+    // A second resume while another process holds the run folder's lock.
+    {
+        const int fd = ::open((run / "run.lock").c_str(), O_CREAT | O_RDWR, 0644);
+        REQUIRE(::flock(fd, LOCK_EX) == 0);
+        r = run_ansatz({ "run", "--resume", run.string() }, dir);
+        ::close(fd);
+    }
+    CHECK(r.status == 2);
+    CHECK(r.err == "another ansatz process is running in " + run.string() + " (it holds " +
+                       (run / "run.lock").string() + "); wait for it, or stop it first.\n");
+
+    // A checkpoint whose manifest names a stage that is not a train stage.
     const fs::path checkpoint = run / "checkpoints" / "stage1-epoch2";
+    const std::string manifest = read_text(checkpoint / "manifest.yaml");
+    write_text(checkpoint / "manifest.yaml", "stage: 2\n" + manifest.substr(0, manifest.find("stage: 1")) +
+                                                 manifest.substr(manifest.find("stage: 1") + 9));
+    r = run_ansatz({ "run", "--resume", run.string() }, dir);
+    CHECK(r.status == 2);
+    CHECK(r.err.find("the checkpoint is of stage 2, which is not a train stage of the pipeline.\n") !=
+          std::string::npos);
+    write_text(checkpoint / "manifest.yaml", manifest);
+
+    // A tensor file that is a link to a device is never read.
+    fs::rename(checkpoint / "rbm.hidden_bias.npy", checkpoint / "saved.npy");
+    fs::create_symlink("/dev/zero", checkpoint / "rbm.hidden_bias.npy");
+    r = run_ansatz({ "run", "--resume", run.string() }, dir, 60);
+    CHECK(r.status == 2);
+    CHECK(r.err ==
+          "checkpoint " + checkpoint.string() +
+              " is damaged: rbm.hidden_bias.npy: it is not a regular file (a device, FIFO or socket).\n");
+    fs::remove(checkpoint / "rbm.hidden_bias.npy");
+    fs::rename(checkpoint / "saved.npy", checkpoint / "rbm.hidden_bias.npy");
+
+    // A damaged checkpoint: a file its manifest names is cut short.
     REQUIRE(fs::exists(checkpoint / "manifest.yaml"));
     const std::string weights = read_text(checkpoint / "rbm.weights.npy");
     write_text(checkpoint / "rbm.weights.npy", weights.substr(0, weights.size() - 4));
@@ -222,7 +267,7 @@ TEST_CASE("resume: bad requests get one sentence and exit status 2", "[resume][b
     fs::remove(checkpoint / "manifest.yaml");
     r = run_ansatz({ "run", "--resume", run.string() }, dir);
     CHECK(r.status == 2);
-    CHECK(r.err == "checkpoint " + checkpoint.string() + " is damaged: it has no manifest.yaml.\n");
+    CHECK(r.err == "checkpoint " + checkpoint.string() + " is damaged: its manifest.yaml does not exist.\n");
 }
 
 TEST_CASE("resume: a finished run has nothing to resume", "[resume][bad-input]")

@@ -1,9 +1,11 @@
 #include "outputs/checkpoint.hpp"
 
+#include "ansatz/component.hpp"
 #include "ansatz/tensor.hpp"
 #include "outputs/files.hpp"
 #include "outputs/npy.hpp"
 #include "run/fault.hpp"
+#include "run/host_services.hpp"
 #include "user_error.hpp"
 
 #include <yaml-cpp/yaml.h>
@@ -40,7 +42,11 @@ void remove_folder(const fs::path& folder)
 {
     if (!fs::exists(folder))
         return;
-    const fs::path trash = folder.parent_path() / ("." + folder.filename().string() + ".old");
+    // Appended piecewise: "." + name + ".old" trips a false -Wrestrict in GCC 12 (bug 105329).
+    std::string hidden = ".";
+    hidden += folder.filename().string();
+    hidden += ".old";
+    const fs::path trash = folder.parent_path() / hidden;
     fs::remove_all(trash);
     fs::rename(folder, trash);
     fault_point("checkpoint-remove");
@@ -138,12 +144,32 @@ fs::path write_checkpoint(const fs::path& run_folder, const Checkpoint& c, const
     return final_folder;
 }
 
+std::string fingerprint(const std::string& text)
+{
+    uint64_t h = 1469598103934665603ull; // FNV-1a, 64 bits
+    for (unsigned char c : text)
+        h = (h ^ c) * 1099511628211ull;
+    char buffer[17];
+    std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(h));
+    return buffer;
+}
+
 std::optional<fs::path> last_checkpoint(const fs::path& run_folder)
 {
     std::optional<fs::path> best;
     std::pair<size_t, int64_t> best_key{ 0, -1 };
     std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(run_folder / "checkpoints", ec))
+    const fs::path root = run_folder / "checkpoints";
+    const fs::file_status status = fs::symlink_status(root, ec);
+    if (status.type() == fs::file_type::not_found)
+        return best;
+    if (status.type() != fs::file_type::directory)
+        throw UserError("the run's checkpoints folder " + root.string() + " is not a folder.");
+    fs::directory_iterator entries(root, ec);
+    if (ec)
+        throw UserError("the run's checkpoints folder " + root.string() + " cannot be read (" + ec.message() +
+                        ").");
+    for (const auto& entry : entries)
     {
         const auto key = parse_name(entry.path().filename().string());
         if (key && entry.is_directory(ec) && *key > best_key)
@@ -161,7 +187,11 @@ Checkpoint read_checkpoint(const fs::path& folder)
     YAML::Node manifest;
     try
     {
-        manifest = YAML::LoadFile((folder / "manifest.yaml").string());
+        std::string text;
+        if (const std::string why = read_regular_file(folder / "manifest.yaml", uint64_t{ 16 } << 20, text);
+            !why.empty())
+            throw damaged("its manifest.yaml " + why);
+        manifest = YAML::Load(text);
         if (manifest["format"].as<std::string>() != "ansatz checkpoint 2")
             throw damaged("it is not a checkpoint of this engine's format (" +
                           manifest["format"].as<std::string>() + ")");
@@ -173,6 +203,19 @@ Checkpoint read_checkpoint(const fs::path& folder)
                                            m["sample_shape"].as<std::vector<int64_t>>(),
                                            m["shaped_by"].as<std::string>(), m["is_image"].as<bool>(),
                                            m["domain"].as<int32_t>(), m["categories"].as<int32_t>() });
+        // What the manifest asks for, before anything is read: a self-consistent but huge tensor is
+        // refused here instead of running the machine out of memory.
+        double total = 0;
+        for (const YAML::Node& t : manifest["tensors"])
+        {
+            double bytes = 8;
+            for (int64_t extent : t["shape"].as<std::vector<int64_t>>())
+                bytes *= static_cast<double>(std::max<int64_t>(extent, 0));
+            total += bytes;
+        }
+        if (const int64_t memory = physical_memory(); memory > 0 && total > static_cast<double>(memory))
+            throw damaged("its tensors would need " + ansatz::Host::format_bytes(total) + ", more than the " +
+                          ansatz::Host::format_bytes(static_cast<double>(memory)) + " this machine has");
         for (const YAML::Node& t : manifest["tensors"])
         {
             CheckpointPiece p;
@@ -185,7 +228,10 @@ Checkpoint read_checkpoint(const fs::path& folder)
             NpyArray array;
             try
             {
-                array = read_npy(folder / file);
+                uint64_t bytes = 8;
+                for (int64_t extent : t["shape"].as<std::vector<int64_t>>())
+                    bytes *= static_cast<uint64_t>(std::max<int64_t>(extent, 0));
+                array = read_npy(folder / file, bytes + (uint64_t{ 1 } << 16)); // elements + a header
             }
             catch (const std::runtime_error& e)
             {
@@ -206,18 +252,14 @@ Checkpoint read_checkpoint(const fs::path& folder)
     {
         throw;
     }
-    catch (const YAML::BadFile&)
-    {
-        throw damaged("it has no manifest.yaml");
-    }
     catch (const YAML::Exception& e)
     {
         throw damaged("its manifest.yaml cannot be read (" + e.msg + ")");
     }
-    std::ifstream metrics(folder / "metrics.csv", std::ios::binary);
-    if (!metrics)
-        throw damaged("it has no metrics.csv");
-    c.metrics_csv.assign(std::istreambuf_iterator<char>(metrics), std::istreambuf_iterator<char>());
+    if (const std::string why =
+            read_regular_file(folder / "metrics.csv", uint64_t{ 64 } << 20, c.metrics_csv);
+        !why.empty())
+        throw damaged("its metrics.csv " + why);
     return c;
 }
 

@@ -55,7 +55,11 @@ struct Checkpoint
 std::filesystem::path write_checkpoint(const std::filesystem::path& run_folder, const Checkpoint& content,
                                        const std::filesystem::path& previous);
 
-// The newest checkpoint folder of a run (highest stage, then epoch), if any.
+// A short hash of a text (the resolved pipeline), for the manifest.
+std::string fingerprint(const std::string& text);
+
+// The newest checkpoint folder of a run (highest stage, then epoch), if any; a checkpoints folder
+// that cannot be listed is a UserError (never "no checkpoint": that would start the run afresh).
 std::optional<std::filesystem::path> last_checkpoint(const std::filesystem::path& run_folder);
 
 // Reads a checkpoint folder; a damaged one throws a UserError naming the folder and what is wrong.

@@ -35,6 +35,30 @@ void write_file_atomic(const fs::path& file, const std::string& bytes)
                                  ec.message());
 }
 
+std::string read_regular_file(const fs::path& file, uint64_t max_bytes, std::string& out)
+{
+    std::error_code ec;
+    const fs::file_status status = fs::status(file, ec); // follows links: /dev/zero behind one is a device
+    if (ec || status.type() == fs::file_type::not_found)
+        return "does not exist";
+    if (status.type() != fs::file_type::regular)
+        return status.type() == fs::file_type::directory ? "is a folder, not a file"
+                                                         : "is not a regular file (a device, FIFO or socket)";
+    const uint64_t size = fs::file_size(file, ec);
+    if (ec)
+        return "cannot be read (" + ec.message() + ")";
+    if (size > max_bytes)
+        return "is " + std::to_string(size) + " bytes, more than the " + std::to_string(max_bytes) +
+               " this file may have";
+    std::ifstream in(file, std::ios::binary);
+    if (!in)
+        return "cannot be opened";
+    out.resize(size);
+    in.read(out.data(), static_cast<std::streamsize>(size));
+    out.resize(static_cast<size_t>(in.gcount()));
+    return "";
+}
+
 std::string npy_bytes(const float* data, const std::vector<int64_t>& shape)
 {
     ansatz_tensor view{};

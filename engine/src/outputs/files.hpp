@@ -12,6 +12,10 @@ namespace ansatz::engine
 
 void write_file_atomic(const std::filesystem::path& file, const std::string& bytes);
 
+// Reads a regular file of at most max_bytes into `out` without ever blocking on a FIFO or a device;
+// returns "" or why it was not read ("is a character device, not a file", "is 95 MB, more than ...").
+std::string read_regular_file(const std::filesystem::path& file, uint64_t max_bytes, std::string& out);
+
 // A float32 .npy file (format 1.0, little-endian '<f4', C order).
 std::string npy_bytes(const float* data, const std::vector<int64_t>& shape);
 

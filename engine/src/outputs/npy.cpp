@@ -1,6 +1,7 @@
 #include "outputs/npy.hpp"
 
 #include "ansatz/tensor.hpp"
+#include "outputs/files.hpp"
 
 #include <fstream>
 #include <iterator>
@@ -69,12 +70,11 @@ ansatz_tensor NpyArray::view()
     return t;
 }
 
-NpyArray read_npy(const std::filesystem::path& file)
+NpyArray read_npy(const std::filesystem::path& file, uint64_t max_bytes)
 {
-    std::ifstream in(file, std::ios::binary);
-    if (!in)
-        throw std::runtime_error("it cannot be opened");
-    const std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string content;
+    if (const std::string why = read_regular_file(file, max_bytes, content); !why.empty())
+        throw std::runtime_error("it " + why);
     if (content.size() < 10 || content.compare(0, 8, std::string(magic, 8)) != 0)
         throw std::runtime_error("it is not a .npy file of format 1.0 (" + std::to_string(content.size()) +
                                  " bytes)");

@@ -25,8 +25,8 @@ struct NpyArray
     ansatz_tensor view();
 };
 
-// Reads a .npy file this engine wrote; a damaged or foreign file throws std::runtime_error whose
-// message says what is wrong (the caller names the file).
-NpyArray read_npy(const std::filesystem::path& file);
+// Reads a .npy file this engine wrote, of at most max_bytes (a regular file only); a damaged or
+// foreign file throws std::runtime_error whose message says what is wrong (the caller names the file).
+NpyArray read_npy(const std::filesystem::path& file, uint64_t max_bytes = uint64_t{ 1 } << 40);
 
 } // namespace ansatz::engine

@@ -1,5 +1,7 @@
 #include "outputs/report_data.hpp"
 
+#include "outputs/files.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -15,15 +17,10 @@ namespace fs = std::filesystem;
 namespace
 {
 
+// Regular files only, of at most 64 MiB: a run folder may hold a link to /dev/zero or a FIFO.
 bool read_file(const fs::path& file, std::string& out)
 {
-    std::ifstream in(file, std::ios::binary);
-    if (!in)
-        return false;
-    std::stringstream s;
-    s << in.rdbuf();
-    out = s.str();
-    return true;
+    return read_regular_file(file, uint64_t{ 64 } << 20, out).empty();
 }
 
 bool starts_with(const std::string& s, const std::string& prefix)

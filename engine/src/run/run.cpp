@@ -64,7 +64,12 @@ int StopSignals::received()
     return stop_signal.load();
 }
 
-Run::Run(const Pipeline& pipeline, HostServices& host) : pipeline_(pipeline), host_(host) {}
+Run::Run(const Pipeline& pipeline, HostServices& host) : pipeline_(pipeline), host_(host)
+{
+    YAML::Emitter emitter;
+    emitter << pipeline_.resolved();
+    fingerprint_ = engine::fingerprint(emitter.c_str());
+}
 
 Run::~Run()
 {
@@ -132,9 +137,6 @@ std::vector<std::string> stage_closure(const Pipeline& p, const StageDecl& stage
 
 void Run::preflight(bool create_first_stage)
 {
-    if (create_first_stage && !pipeline_.stages.empty())
-        for (const std::string& name : stage_components(pipeline_.stages.front()))
-            instance(name);
     std::set<std::string> shaped;
     for (const StageDecl& s : pipeline_.stages)
     {
@@ -153,6 +155,15 @@ void Run::preflight(bool create_first_stage)
                 "run a train stage with data before this one, or give this stage a 'data' key");
         shaped.insert(model);
     }
+    if (!create_first_stage || pipeline_.stages.empty())
+        return;
+    const StageDecl& first = pipeline_.stages.front();
+    for (const std::string& name : stage_components(first))
+        instance(name);
+    // Its model is set up now too: a size the machine cannot hold is refused before any output.
+    if (first.values.count("model"))
+        prepare_model(first.text("model"),
+                      first.values.count("data") && first.has("data") ? first.text("data") : "", first);
 }
 
 bool Run::stop_requested()
@@ -191,12 +202,24 @@ void Run::execute(const std::filesystem::path& folder, const Checkpoint* resume)
 void Run::restore(const Checkpoint& c)
 {
     resume_ = &c;
-    metrics_->restore(c.metrics_csv);
+    try
+    {
+        metrics_->restore(c.metrics_csv);
+    }
+    catch (const std::exception& e)
+    {
+        throw UserError("the checkpoint's metrics.csv is damaged: " + std::string(e.what()) + ".");
+    }
     for (const ModelShape& m : c.models)
     {
         if (!pipeline_.has_component(m.model))
             throw UserError("the checkpoint holds model '" + m.model +
                             "', which the pipeline does not have.");
+        const ansatz_sample_info own = ModelRef(instance(m.model).model()).sample_info();
+        if (own.domain != m.domain ||
+            (own.rank >= 0 && std::vector<int64_t>(own.shape, own.shape + own.rank) != m.sample_shape))
+            throw UserError("the checkpoint's sample shape or domain of model '" + m.model +
+                            "' is not the one the model declares.");
         setup_model(m.model,
                     ModelState{ true, m.sample_shape, m.is_image, m.shaped_by, m.domain, m.categories });
         Instance& model = instance(m.model);
@@ -227,9 +250,9 @@ void Run::restore(const Checkpoint& c)
     for (const StageDecl& s : pipeline_.stages)
         if (s.index == c.stage)
             stage = &s;
-    if (!stage)
+    if (!stage || stage->type != "train")
         throw UserError("the checkpoint is of stage " + std::to_string(c.stage) +
-                        ", which the pipeline does not have.");
+                        ", which is not a train stage of the pipeline.");
     const std::vector<std::string> bound = stage_closure(pipeline_, *stage);
     std::set<std::string> owners;
     for (const CheckpointPiece& p : c.pieces)

@@ -75,6 +75,8 @@ public:
     void execute(const std::filesystem::path& folder, const Checkpoint* resume = nullptr);
 
     const Pipeline& pipeline() const { return pipeline_; }
+    // A hash of the resolved pipeline: a checkpoint records it, and --resume compares.
+    const std::string& fingerprint() const { return fingerprint_; }
     HostServices& host() { return host_; }
     const std::filesystem::path& folder() const { return folder_; }
     MetricsCsv& metrics() { return *metrics_; }
@@ -116,6 +118,7 @@ private:
     std::vector<std::string> creating_; // guards against a circle of references
     std::map<std::string, ModelState> models_;
     const Checkpoint* resume_ = nullptr;
+    std::string fingerprint_;
     std::map<std::string, std::vector<ansatz_named_tensor>> pending_state_;
 };
 

@@ -198,7 +198,7 @@ void TrainState::restore(const Checkpoint& c)
         if (found == saved.end() || found->tensor.dtype != live.tensor.dtype ||
             element_count(found->tensor) != element_count(live.tensor))
             throw UserError("the checkpoint's engine state has no fitting piece '" + std::string(live.name) +
-                            "' (saved by another pipeline or engine?).");
+                            "' (its data has another size, or it was saved by another engine).");
         std::copy_n(static_cast<const char*>(found->tensor.data),
                     static_cast<size_t>(element_count(live.tensor)) * dtype_size(live.tensor.dtype),
                     static_cast<char*>(live.tensor.data));
@@ -280,10 +280,24 @@ void TrainLoop::bind()
     {
         run_.restore_bound_state(stage_);
         state_.restore(*resumed);
-        if (static_cast<int64_t>(state_.order.size()) != count_)
-            throw UserError("the checkpoint's data order has " + std::to_string(state_.order.size()) +
-                            " samples, but dataset '" + stage_.text("data") + "' has " +
-                            std::to_string(count_) + ".");
+        // The engine's own pieces must agree with the manifest and the pipeline, or the resumed run
+        // would silently differ from one that never stopped.
+        const auto damaged = [&](const std::string& why) {
+            return UserError("the checkpoint of " + stage_.label() + ", epoch " +
+                             std::to_string(resumed->epoch) + " is damaged: " + why + ".");
+        };
+        if (resumed->epoch < 1 || resumed->epoch > epochs_ || state_.epochs_done != resumed->epoch)
+            throw damaged("it says epoch " + std::to_string(resumed->epoch) + " and its engine state " +
+                          std::to_string(state_.epochs_done) + " epochs done, of the stage's " +
+                          std::to_string(epochs_));
+        if (state_.steps_done != state_.epochs_done * batches_)
+            throw damaged("its engine state counts " + std::to_string(state_.steps_done) +
+                          " batches done, not " + std::to_string(state_.epochs_done * batches_));
+        std::vector<char> seen(static_cast<size_t>(count_), 0);
+        for (int64_t i : state_.order)
+            if (i < 0 || i >= count_ || seen[static_cast<size_t>(i)]++)
+                throw damaged("its data order is not an order of the " + std::to_string(count_) +
+                              " samples of dataset '" + stage_.text("data") + "'");
         last_checkpoint_ =
             run_.folder() / "checkpoints" /
             ("stage" + std::to_string(resumed->stage) + "-epoch" + std::to_string(resumed->epoch));

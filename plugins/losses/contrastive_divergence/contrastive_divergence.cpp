@@ -160,25 +160,33 @@ public:
         }
     }
 
+    // "ready" says whether the chains exist yet, so a checkpoint that lost them is refused.
     std::vector<ansatz_named_tensor> state()
     {
+        ready_flag_ = chains_ready_ ? 1 : 0;
+        std::vector<ansatz_named_tensor> out{ { "ready", ansatz::make_view(&ready_flag_, { 1 }) } };
         if (!persistent_ || !chains_ready_)
-            return {};
+            return out;
         ansatz::Streams s = chain_streams_.streams();
-        return { { "chains", ansatz::make_view(chains_.data(), { chains_rows_, chains_cols_ }) },
-                 { "chain_streams",
-                   ansatz::make_view(reinterpret_cast<uint64_t*>(s.data()), { chains_rows_, 4 }) } };
+        out.push_back({ "chains", ansatz::make_view(chains_.data(), { chains_rows_, chains_cols_ }) });
+        out.push_back({ "chain_streams",
+                        ansatz::make_view(reinterpret_cast<uint64_t*>(s.data()), { chains_rows_, 4 }) });
+        return out;
     }
 
     void set_state(const ansatz::StateIn& in)
     {
-        in.require_only({ "chains", "chain_streams" });
+        in.require_only({ "ready", "chains", "chain_streams" });
+        const bool ready = *in.get<int64_t>("ready", { 1 }) != 0;
         const ansatz_tensor* saved = in.find("chains");
-        if (!persistent_ || !saved)
+        if (!persistent_ || !ready)
         {
             chains_ready_ = false; // saved before the first batch: the chains start with the next one
             return;
         }
+        if (!saved)
+            throw ansatz::InputError(
+                "the saved state has no piece 'chains', though it says the chains exist");
         if (saved->rank != 2)
             throw ansatz::InputError("the saved chains have shape " + ansatz::shape_string(*saved) +
                                      ", expected {chains, values}");
@@ -200,6 +208,7 @@ private:
     ansatz::Host host_;
 
     bool chains_ready_ = false;
+    int64_t ready_flag_ = 0; // chains_ready_ as state() shows it
     int64_t chains_rows_ = 0;
     int64_t chains_cols_ = 0;
     std::vector<float> chains_; // the persistent chains {chains_rows_, chains_cols_}

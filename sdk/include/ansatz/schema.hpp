@@ -59,13 +59,13 @@ public:
         Key& min(double v, bool exclusive = false)
         {
             spec_->min = v;
-            spec_->flags |= ANSATZ_PARAM_HAS_MIN | (exclusive ? ANSATZ_PARAM_MIN_EXCLUSIVE : 0u);
+            spec_->flags |= ANSATZ_PARAM_HAS_MIN | (exclusive ? uint32_t{ ANSATZ_PARAM_MIN_EXCLUSIVE } : 0u);
             return *this;
         }
         Key& max(double v, bool exclusive = false)
         {
             spec_->max = v;
-            spec_->flags |= ANSATZ_PARAM_HAS_MAX | (exclusive ? ANSATZ_PARAM_MAX_EXCLUSIVE : 0u);
+            spec_->flags |= ANSATZ_PARAM_HAS_MAX | (exclusive ? uint32_t{ ANSATZ_PARAM_MAX_EXCLUSIVE } : 0u);
             return *this;
         }
         Key& must_exist()

@@ -117,13 +117,13 @@ public:
     {
         const ansatz_tensor* t = find(name);
         if (!t)
-            throw InputError(owner_ + ": the saved state has no piece '" + name + "'");
+            throw InputError(prefix() + "the saved state has no piece '" + name + "'");
         ansatz_tensor expected = make_view(static_cast<T*>(nullptr), shape);
         bool same = t->dtype == expected.dtype && t->rank == expected.rank;
         for (int32_t i = 0; same && i < t->rank; ++i)
             same = t->shape[i] == expected.shape[i];
         if (!same)
-            throw InputError(owner_ + ": the saved state's piece '" + name + "' holds " +
+            throw InputError(prefix() + "the saved state's piece '" + name + "' holds " +
                              dtype_name(t->dtype) + " " + shape_string(*t) + ", expected " +
                              dtype_name(expected.dtype) + " " + shape_string(expected));
         return static_cast<const T*>(t->data);
@@ -145,12 +145,17 @@ public:
             for (const char* k : known)
                 found = found || (pieces_[i].name && std::strcmp(pieces_[i].name, k) == 0);
             if (!found)
-                throw InputError(owner_ + ": the saved state has a piece '" +
+                throw InputError(prefix() + "the saved state has a piece '" +
                                  std::string(pieces_[i].name ? pieces_[i].name : "") + "' it does not know");
         }
     }
     const std::string& owner() const { return owner_; }
 
+private:
+    // "owner: " when the reader was given an owner (the host already names the component).
+    std::string prefix() const { return owner_.empty() ? std::string() : owner_ + ": "; }
+
+public:
 private:
     const ansatz_named_tensor* pieces_;
     int32_t n_;

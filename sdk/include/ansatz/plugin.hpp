@@ -149,7 +149,7 @@ struct StateSlots
         return guard(st, [&] {
             if (n < 0 || (n > 0 && !in))
                 throw Error("set_state got no pieces of state");
-            self<T>(p).set_state(StateIn(in, n, "state"));
+            self<T>(p).set_state(StateIn(in, n, "")); // the host names the component
         });
     }
     // `if constexpr`, not ?:, so a class without state() never instantiates the bodies above.

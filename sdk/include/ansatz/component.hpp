@@ -155,8 +155,6 @@ private:
     // "owner: " when the reader was given an owner (the host already names the component).
     std::string prefix() const { return owner_.empty() ? std::string() : owner_ + ": "; }
 
-public:
-private:
     const ansatz_named_tensor* pieces_;
     int32_t n_;
     std::string owner_;

@@ -179,6 +179,8 @@ int resume_run(const Options& o)
                         " has finished; there is nothing to resume.");
     if (o.arguments.size() > 1)
         throw UserError("ansatz run --resume: expects at most one pipeline file.");
+    if (o.runs != "runs")
+        throw UserError("--resume: --runs has no meaning here; the run goes on in " + folder.string() + ".");
     if (o.arguments.empty() && !o.overrides.empty())
         throw UserError("--resume: --set cannot change a run that is resumed; start a new run to change it.");
     Options as_saved = o;

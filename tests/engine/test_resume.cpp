@@ -193,6 +193,10 @@ TEST_CASE("resume: bad requests get one sentence and exit status 2", "[resume][b
     CHECK(r.status == 2);
     CHECK(r.err == "--resume: " + (dir / "nowhere").string() + " is not a folder (no such run).\n");
 
+    r = run_ansatz({ "run", "--resume", run.string(), "--runs", "elsewhere" }, dir);
+    CHECK(r.status == 2);
+    CHECK(r.err == "--resume: --runs has no meaning here; the run goes on in " + run.string() + ".\n");
+
     r = run_ansatz({ "run", "--resume", (dir / "runs").string() }, dir);
     CHECK(r.status == 2);
     CHECK(r.err ==
@@ -273,9 +277,12 @@ TEST_CASE("resume: bad requests get one sentence and exit status 2", "[resume][b
 TEST_CASE("resume: a finished run has nothing to resume", "[resume][bad-input]")
 {
     const fs::path dir = setup("finished");
-    auto r =
-        run_ansatz({ "run", "pipeline.yaml", "--runs", "runs", "--set", "stages.0.train.epochs=1" }, dir);
+    // A malformed fault point is reported, not silently ignored (a kill test would then prove nothing).
+    auto r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs", "--set", "stages.0.train.epochs=1" }, dir,
+                        { "ANSATZ_FAULT=batch:x" });
     REQUIRE(r.status == 0);
+    CHECK(r.err.find("warning: ANSATZ_FAULT=batch:x is not POINT:N (N >= 1; points: batch, checkpoint-write, "
+                     "checkpoint-swap, checkpoint-remove); ignored.\n") != std::string::npos);
     const fs::path run = only_run(dir);
     r = run_ansatz({ "run", "--resume", run.string() }, dir);
     CHECK(r.status == 2);

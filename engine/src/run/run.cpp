@@ -220,8 +220,7 @@ void Run::restore(const Checkpoint& c)
             (own.rank >= 0 && std::vector<int64_t>(own.shape, own.shape + own.rank) != m.sample_shape))
             throw UserError("the checkpoint's sample shape or domain of model '" + m.model +
                             "' is not the one the model declares.");
-        setup_model(m.model,
-                    ModelState{ true, m.sample_shape, m.is_image, m.shaped_by, m.domain, m.categories });
+        setup_model(m.model, ModelState{ m.sample_shape, m.is_image, m.shaped_by, m.domain, m.categories });
         Instance& model = instance(m.model);
         const std::vector<ansatz_named_tensor> saved = c.named(m.model, "parameters");
         const std::vector<ansatz_named_tensor> live = model_parameters(model);
@@ -372,7 +371,6 @@ void Run::prepare_model(const std::string& model, const std::string& dataset, co
         instance(model).check(e.code(), st);
     }
     ModelState state;
-    state.set_up = true;
     state.domain = own.domain;
     state.categories = own.categories;
     if (own.rank >= 0)

@@ -27,7 +27,6 @@ namespace ansatz::engine
 
 struct ModelState
 {
-    bool set_up = false;
     std::vector<int64_t> sample_shape;
     bool is_image = false;
     std::string shaped_by; // the dataset component that fixed the shape ("" for the model itself)

@@ -37,4 +37,14 @@ ANSATZ_ABI_2_0_SIZE(ansatz_dataset_table, 88)
 
 #undef ANSATZ_ABI_2_0_SIZE
 
+// Structs that came in a later minor: the smallest size a plugin of that minor may give.
+template <class T>
+constexpr size_t abi_2_1_size();
+template <>
+constexpr size_t abi_2_1_size<ansatz_evaluator_table>()
+{
+    return 88;
+}
+static_assert(sizeof(ansatz_evaluator_table) >= 88, "ansatz_evaluator_table shrank below its ABI 2.1 size");
+
 } // namespace ansatz::engine

@@ -87,6 +87,9 @@ std::string table_refusal(const ansatz_component& c)
             if (!table_of<ansatz_energy_table>(t->energy))
                 return "its energy table is smaller than ABI 2.0's";
             clean = clean && zeroed(t->energy->reserved);
+            if ((t->energy->tempered_free_energy == nullptr) != (t->energy->base_log_partition == nullptr))
+                wrong = "its energy table has one of tempered_free_energy and base_log_partition without the "
+                        "other";
         }
         if (t->conditionals)
         {
@@ -149,6 +152,15 @@ std::string table_refusal(const ansatz_component& c)
         missing = first_missing({ ANSATZ_FN(t, info), ANSATZ_FN(t, read) });
         break;
     }
+    case ANSATZ_KIND_EVALUATOR:
+    {
+        const auto* t = static_cast<const ansatz_evaluator_table*>(c.table);
+        if (t->struct_size < abi_2_1_size<ansatz_evaluator_table>())
+            return "its table is smaller than ABI 2.1's";
+        clean = zeroed(t->reserved);
+        missing = first_missing({ ANSATZ_FN(t, bind), ANSATZ_FN(t, evaluate) });
+        break;
+    }
     }
     if (missing)
         return std::string("its table has no '") + missing + "' function";
@@ -156,10 +168,12 @@ std::string table_refusal(const ansatz_component& c)
         return wrong;
     if (!clean)
         return "its table's reserved room is not zero";
-    if (c.kind != ANSATZ_KIND_SAMPLER && c.kind != ANSATZ_KIND_LOSS && c.needs != 0)
-        return "it declares model functions it needs, but only a sampler or a loss may";
+    if (c.kind != ANSATZ_KIND_SAMPLER && c.kind != ANSATZ_KIND_LOSS && c.kind != ANSATZ_KIND_EVALUATOR &&
+        c.needs != 0)
+        return "it declares model functions it needs, but only a sampler, a loss or an evaluator may";
     const uint64_t known = ANSATZ_FN_FREE_ENERGY | ANSATZ_FN_FREE_ENERGY_GRAD | ANSATZ_FN_ENERGY_DELTA |
-                           ANSATZ_FN_CONDITIONAL | ANSATZ_FN_LATENT;
+                           ANSATZ_FN_CONDITIONAL | ANSATZ_FN_LATENT | ANSATZ_FN_TEMPERED |
+                           ANSATZ_FN_BLOCK_FREE_ENERGY | ANSATZ_FN_WEIGHTED_GRAD;
     if (c.needs & ~known)
         return "it needs model functions this engine does not know (bits " +
                std::to_string(c.needs & ~known) + ")";
@@ -189,7 +203,7 @@ std::string params_refusal(const ansatz_component& c)
         if (p.type < ANSATZ_PARAM_BOOL || p.type > ANSATZ_PARAM_COMPONENT)
             return key + " has unknown type " + std::to_string(p.type);
         if (p.type == ANSATZ_PARAM_COMPONENT &&
-            (p.component_kind < ANSATZ_KIND_MODEL || p.component_kind > ANSATZ_KIND_DATASET))
+            (p.component_kind < ANSATZ_KIND_MODEL || p.component_kind > ANSATZ_KIND_EVALUATOR))
             return key + " names a component of unknown kind " + std::to_string(p.component_kind);
         if (p.component_needs && (p.type != ANSATZ_PARAM_COMPONENT || p.component_kind != ANSATZ_KIND_MODEL))
             return key + " needs model functions but does not name a model";
@@ -248,8 +262,11 @@ std::string descriptor_refusal(const ansatz_plugin_desc* d)
             c.table == nullptr)
             return "its component #" + std::to_string(i) +
                    " is incomplete (no name, create, destroy or table)";
-        if (c.kind < ANSATZ_KIND_MODEL || c.kind > ANSATZ_KIND_DATASET)
+        if (c.kind < ANSATZ_KIND_MODEL || c.kind > ANSATZ_KIND_EVALUATOR)
             return "its component '" + std::string(c.name) + "' has unknown kind " + std::to_string(c.kind);
+        if (c.kind == ANSATZ_KIND_EVALUATOR && d->abi_minor < 1)
+            return "its component '" + std::string(c.name) + "' is an evaluator, which ABI " +
+                   version_string(d->abi_major, d->abi_minor) + " does not have (evaluators came in 2.1)";
         const std::string which = std::string(kind_name(c.kind)) + " '" + c.name + "'";
         if (!zeroed(c.reserved))
             return "its " + which + " has reserved room that is not zero";

@@ -161,5 +161,9 @@ const ansatz_dataset_table& Instance::dataset() const
 {
     return *static_cast<const ansatz_dataset_table*>(table(ANSATZ_KIND_DATASET));
 }
+const ansatz_evaluator_table& Instance::evaluator() const
+{
+    return *static_cast<const ansatz_evaluator_table*>(table(ANSATZ_KIND_EVALUATOR));
+}
 
 } // namespace ansatz::engine

@@ -31,6 +31,7 @@ public:
     const ansatz_loss_table& loss() const;
     const ansatz_optimizer_table& optimizer() const;
     const ansatz_dataset_table& dataset() const;
+    const ansatz_evaluator_table& evaluator() const;
 
     // Samplers, losses and optimizers may have state (abi.h); models and datasets have none.
     bool has_state() const;

@@ -35,6 +35,8 @@ const char* kind_name(int32_t kind)
         return "optimizer";
     case ANSATZ_KIND_DATASET:
         return "dataset";
+    case ANSATZ_KIND_EVALUATOR:
+        return "evaluator";
     default:
         return "unknown kind";
     }

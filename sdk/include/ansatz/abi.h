@@ -24,6 +24,14 @@
  *   - Functions that few components have are found by name through `ansatz_component.extension`
  *     (as ggml's get_proc_address), not in a slot of their own.
  *
+ * ---- What each minor added ----
+ *   2.0: the contract below, minus what later minors add.
+ *   2.1: evaluators (ANSATZ_KIND_EVALUATOR, ansatz_evaluator_table); models' tempered functions
+ *        (ANSATZ_FN_TEMPERED: tempered_free_energy, base_log_partition, tempered_conditional), the block
+ *        free energy (ANSATZ_FN_BLOCK_FREE_ENERGY) and the weighted free-energy gradient
+ *        (ANSATZ_FN_WEIGHTED_GRAD), each in what was reserved room of the energy and conditionals
+ *        tables, so those tables keep their 2.0 size.
+ *
  * ---- Lifecycle (as GStreamer's element states, written down once) ----
  *   1. load: the host calls the entry symbol once and checks the descriptor (never calls it again).
  *   2. create(config, host): one instance per pipeline component. The config lives only during
@@ -84,7 +92,7 @@ extern "C" {
 #endif
 
 #define ANSATZ_ABI_MAJOR 2
-#define ANSATZ_ABI_MINOR 0
+#define ANSATZ_ABI_MINOR 1
 
 /* The one symbol a plugin exports; its type is ansatz_plugin_entry_fn. The name never changes: every
  * major's descriptor starts with abi_major and abi_minor, so a host can name the version of a plugin
@@ -191,6 +199,7 @@ typedef enum ansatz_kind
     ANSATZ_KIND_LOSS = 3,
     ANSATZ_KIND_OPTIMIZER = 4,
     ANSATZ_KIND_DATASET = 5,
+    ANSATZ_KIND_EVALUATOR = 6, /* 2.1 */
 } ansatz_kind;
 
 /* Any created component: what a configuration key of type COMPONENT carries (cast `table` by kind). */
@@ -334,6 +343,10 @@ typedef enum ansatz_model_function
     ANSATZ_FN_ENERGY_DELTA = 1u << 2,
     ANSATZ_FN_CONDITIONAL = 1u << 3, /* block_size and conditional */
     ANSATZ_FN_LATENT = 1u << 4,      /* the whole latent table */
+    /* 2.1 */
+    ANSATZ_FN_TEMPERED = 1u << 5,          /* tempered_free_energy, base_log_partition, tempered_conditional */
+    ANSATZ_FN_BLOCK_FREE_ENERGY = 1u << 6, /* block_free_energy */
+    ANSATZ_FN_WEIGHTED_GRAD = 1u << 7,     /* free_energy_grad_weighted */
 } ansatz_model_function;
 
 /* The values a model's variables take (visible and, for a model with conditionals, hidden units
@@ -379,7 +392,29 @@ typedef struct ansatz_energy_table
      * model checks that the new value is in its domain. v {N, D}; sites, new_values and out {N}. */
     int32_t (*energy_delta)(void* self, const ansatz_tensor* v, const int64_t* sites, const float* new_values,
                             ansatz_tensor* out, ansatz_status* st);
-    void* reserved[8];
+    /* 2.1, WEIGHTED_GRAD: grads[k] += sum_n weights[n] * dF(v[n]) / dtheta_k (weights {N}); out as in
+     * free_energy_grad. One pass over rows of both signs: a loss stacks data (weight -1/B) and chains
+     * (+1/M) into one batch, so the products are larger and run nearer the sgemm rate. */
+    int32_t (*free_energy_grad_weighted)(void* self, const ansatz_tensor* v, const float* weights,
+                                         ansatz_tensor* grads, int32_t n_grads, ansatz_tensor* out,
+                                         ansatz_status* st);
+    /* 2.1, TEMPERED (with base_log_partition and the conditionals' tempered_conditional). The tempered
+     * family of a model with energy E(v, h) = E0(v) + E1(v, h), at inverse temperature beta in [0, 1]
+     * and with an external field phi on the visible units, is
+     *     E_beta,phi(v, h) = E0(v) + beta * E1(v, h) - phi . v,
+     * where E0 is the part kept at every beta so that beta = 0 is a product distribution whose
+     * normaliser the model knows: E0 = 0 for binary, spin and categorical visible units (beta
+     * multiplies the whole energy, as in Salakhutdinov & Murray 2008), the confinement
+     * sum_i (v_i - a_i)^2 / 2 sigma_i^2 for Gaussian ones. beta = 1 with phi = 0 is the model.
+     * out[n] = F_beta[n],phi(v[n]) = -log sum_h exp(-E_beta[n],phi(v[n], h)) (the energy itself for a
+     * model without hidden units); v {N, D}, beta {N}, field {D} or NULL (phi = 0), out {N} FLOAT64:
+     * annealed importance sampling sums thousands of differences of these values. */
+    int32_t (*tempered_free_energy)(void* self, const ansatz_tensor* v, const double* beta,
+                                    const ansatz_tensor* field, ansatz_tensor* out, ansatz_status* st);
+    /* 2.1, TEMPERED: *out = log Z_0,phi = log sum_{v,h} exp(-E_0,phi(v, h)), the normaliser at beta = 0
+     * (for binary units sum_i log(1 + e^phi_i) + H log 2). field {D} or NULL. */
+    int32_t (*base_log_partition)(void* self, const ansatz_tensor* field, double* out, ansatz_status* st);
+    void* reserved[5];
 } ansatz_energy_table;
 
 /* p(block | the other block) factorises over the block's units. */
@@ -393,7 +428,21 @@ typedef struct ansatz_conditionals_table
      * sample {N, size of block}. */
     int32_t (*conditional)(void* self, int32_t block, const ansatz_tensor* given, ansatz_tensor* mean,
                            ansatz_tensor* sample, ansatz_rng* rngs, ansatz_status* st);
-    void* reserved[8];
+    /* 2.1, TEMPERED: conditional under E_beta[n],phi (see the energy table's tempered_free_energy):
+     * as conditional, with beta {N} (one inverse temperature per row, so replicas at several
+     * temperatures share one call) and field {D} or NULL (it acts on the visible block only). At
+     * beta = 0 the visible conditional does not depend on the hidden units: it is the base
+     * distribution, so it draws exact starting points for annealing. */
+    int32_t (*tempered_conditional)(void* self, int32_t block, const ansatz_tensor* given, const double* beta,
+                                    const ansatz_tensor* field, ansatz_tensor* mean, ansatz_tensor* sample,
+                                    ansatz_rng* rngs, ansatz_status* st);
+    /* 2.1, BLOCK_FREE_ENERGY: out[n] = -log sum_{other} exp(-E(states[n], other)), the free energy of
+     * one block with the other summed (or integrated) out: with block VISIBLE it is F(v); with block
+     * HIDDEN, F(h), whose enumeration over a small hidden layer gives log Z exactly.
+     * states {N, block_size(block)}, out {N} FLOAT64. */
+    int32_t (*block_free_energy)(void* self, int32_t block, const ansatz_tensor* states, ansatz_tensor* out,
+                                 ansatz_status* st);
+    void* reserved[6];
 } ansatz_conditionals_table;
 
 /* An encoder Q(h|x) = N(mu(x), diag(exp(log_var(x)))) and a decoder p(x|h), each with its backward
@@ -550,6 +599,27 @@ typedef struct ansatz_dataset_table
     void* reserved[8];
 } ansatz_dataset_table;
 
+/* ---------------------------------------------------------------- evaluators (2.1) ------------ */
+
+/* Measures a model on a dataset and reports named scalars: a log-likelihood, a log partition
+ * function, an error. A standard error of metric `x` is reported as the metric `x_stderr`. An
+ * evaluator that needs a sampler or more data names them in COMPONENT keys (it binds such a sampler
+ * to the model itself). An evaluator keeps no state between evaluations: the host passes a fresh
+ * stream to each, so a resumed run evaluates as an uninterrupted one. */
+typedef struct ansatz_evaluator_table
+{
+    uint32_t struct_size;
+    /* The model it measures, at the start of every stage that uses it (as a sampler's bind). A
+     * configuration that cannot serve this model (a layer too large to enumerate) is INVALID_INPUT. */
+    int32_t (*bind)(void* self, const ansatz_model_handle* model, ansatz_status* st);
+    /* Measures the bound model on data {N, D} (FLOAT32, every row of the evaluated dataset), drawing
+     * only from rng, and reports through out. Value-only: changes neither the model's parameters nor
+     * anything training depends on. May run long: asks host->cancelled() between units of work. */
+    int32_t (*evaluate)(void* self, const ansatz_tensor* data, ansatz_rng* rng, const ansatz_metrics* out,
+                        ansatz_status* st);
+    void* reserved[8];
+} ansatz_evaluator_table;
+
 /* ---------------------------------------------------------------- descriptor ------------------ */
 
 /* ansatz_component.flags */
@@ -570,7 +640,7 @@ typedef struct ansatz_component
     const ansatz_param_spec* params;
     int32_t n_params;
     uint32_t flags; /* ansatz_component_flag */
-    uint64_t needs; /* sampler, loss: the ansatz_model_function bits it calls on its model */
+    uint64_t needs; /* sampler, loss, evaluator: the ansatz_model_function bits it calls on its model */
     /* Returns NULL and fills st on failure. */
     void* (*create)(const ansatz_config* config, const ansatz_host* host, ansatz_status* st);
     void (*destroy)(void* self);

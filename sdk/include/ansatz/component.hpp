@@ -16,6 +16,19 @@
 //   model, conditionals: int64_t block_size(ansatz_block block) const;
 //                        void conditional(ansatz_block block, const ansatz_tensor& given,
 //                                         ansatz_tensor& mean, ansatz_tensor* sample, Streams rngs);
+//   model, 2.1:          void free_energy_grad_weighted(const ansatz_tensor& v, const float* weights,
+//                                                       ansatz_tensor* grads, int32_t n_grads,
+//                                                       ansatz_tensor* out);
+//                        void tempered_free_energy(const ansatz_tensor& v, const double* beta,
+//                                                  const ansatz_tensor* field, ansatz_tensor& out);
+//                        double base_log_partition(const ansatz_tensor* field);
+//                        void tempered_conditional(ansatz_block block, const ansatz_tensor& given,
+//                                                  const double* beta, const ansatz_tensor* field,
+//                                                  ansatz_tensor& mean, ansatz_tensor* sample,
+//                                                  Streams rngs);
+//                        void block_free_energy(ansatz_block block, const ansatz_tensor& states,
+//                                               ansatz_tensor& out);
+//                        (the three tempered functions go together: all or none; see abi.h)
 //   sampler:             void metrics(Metrics& out);
 //   sampler, loss, optimizer (both or neither):
 //                        std::vector<ansatz_named_tensor> state();
@@ -23,7 +36,7 @@
 //   any component:       static ansatz_function extension(const char* name);
 // A class declares what it needs of its model and its flags as static constants:
 //     static void describe(ansatz::Schema&);              every kind: its configuration keys
-//     static constexpr uint64_t needs = ANSATZ_FN_...;    sampler, loss: model functions it calls
+//     static constexpr uint64_t needs = ANSATZ_FN_...;    sampler, loss, evaluator: model functions it calls
 //     static constexpr bool needs_sampler = true;         loss: estimates a negative phase with MCMC
 #pragma once
 
@@ -232,6 +245,23 @@ public:
     virtual ~Optimizer() = default;
     virtual void bind(const ansatz_named_tensor* params, int32_t n_params) = 0;
     virtual void step(ansatz_named_tensor* params, const ansatz_tensor* grads, int32_t n_params) = 0;
+};
+
+/* WHAT THIS OBJECT REPRESENTS
+ *   A measurement of a model on a dataset (a log-likelihood, an error), reported as named scalars; a
+ *   standard error of metric x is reported as x_stderr. requires: bind() before evaluate(). It keeps
+ *   nothing between evaluations and changes nothing of the model. */
+class Evaluator
+{
+public:
+    virtual ~Evaluator() = default;
+    // Throw InputError here for a model this configuration cannot measure (too large to enumerate).
+    virtual void bind(const ModelRef& model) { model_ = model; }
+    // data {N, D}: every row of the evaluated dataset; draws only from rng.
+    virtual void evaluate(const ansatz_tensor& data, Rng& rng, Metrics& out) = 0;
+
+protected:
+    ModelRef model_;
 };
 
 /* WHAT THIS OBJECT REPRESENTS

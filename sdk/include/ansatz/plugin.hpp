@@ -116,6 +116,37 @@ concept HasConditionals = requires(T& t, const ansatz_tensor& g, ansatz_tensor& 
     t.conditional(ANSATZ_BLOCK_VISIBLE, g, m, s, r);
 };
 template <class T>
+concept HasWeightedGrad = requires(T& t, const ansatz_tensor& v, const float* w, ansatz_tensor* g,
+                                   ansatz_tensor* out)
+{
+    t.free_energy_grad_weighted(v, w, g, int32_t{}, out);
+};
+// The three tempered functions go together (abi.h): a class with only some of them is an error.
+template <class T>
+concept HasTemperedFreeEnergy = requires(T& t, const ansatz_tensor& v, const double* b, const ansatz_tensor* f,
+                                         ansatz_tensor& out)
+{
+    t.tempered_free_energy(v, b, f, out);
+};
+template <class T>
+concept HasBaseLogPartition = requires(T& t, const ansatz_tensor* f)
+{
+    {
+        t.base_log_partition(f)
+        } -> std::convertible_to<double>;
+};
+template <class T>
+concept HasTemperedConditional = requires(T& t, const ansatz_tensor& g, const double* b, const ansatz_tensor* f,
+                                          ansatz_tensor& m, ansatz_tensor* s, Streams r)
+{
+    t.tempered_conditional(ANSATZ_BLOCK_VISIBLE, g, b, f, m, s, r);
+};
+template <class T>
+concept HasBlockFreeEnergy = requires(T& t, const ansatz_tensor& s, ansatz_tensor& out)
+{
+    t.block_free_energy(ANSATZ_BLOCK_VISIBLE, s, out);
+};
+template <class T>
 concept HasMetrics = requires(T& t, Metrics& m)
 {
     t.metrics(m);
@@ -237,7 +268,100 @@ struct ModelTables
         });
     }
 
+    static int32_t free_energy_grad_weighted(void* p, const ansatz_tensor* v, const float* weights,
+                                             ansatz_tensor* grads, int32_t n, ansatz_tensor* out,
+                                             ansatz_status* st)
+    {
+        return guard(st, [&] {
+            if (!weights)
+                throw Error("free_energy_grad_weighted got no weights");
+            self<T>(p).free_energy_grad_weighted(*v, weights, grads, n, out);
+        });
+    }
+    static int32_t tempered_free_energy(void* p, const ansatz_tensor* v, const double* beta,
+                                        const ansatz_tensor* field, ansatz_tensor* out, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            require_rows(*v, "tempered_free_energy: v");
+            if (!beta)
+                throw Error("tempered_free_energy got no inverse temperatures");
+            if (out->dtype != ANSATZ_DTYPE_FLOAT64)
+                throw Error("tempered_free_energy: out must be float64");
+            self<T>(p).tempered_free_energy(*v, beta, field, *out);
+        });
+    }
+    static int32_t base_log_partition(void* p, const ansatz_tensor* field, double* out, ansatz_status* st)
+    {
+        return guard(st, [&] { *out = self<T>(p).base_log_partition(field); });
+    }
+    static int32_t tempered_conditional(void* p, int32_t block, const ansatz_tensor* given, const double* beta,
+                                        const ansatz_tensor* field, ansatz_tensor* mean, ansatz_tensor* sample,
+                                        ansatz_rng* rngs, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            require_rows(*given, "tempered_conditional: given");
+            if (!beta)
+                throw Error("tempered_conditional got no inverse temperatures");
+            const Streams streams =
+                sample ? row_streams(rngs, given->shape[0]) : as_streams(rngs, rngs ? given->shape[0] : 0);
+            self<T>(p).tempered_conditional(static_cast<ansatz_block>(block), *given, beta, field, *mean, sample,
+                                            streams);
+        });
+    }
+    static int32_t block_free_energy(void* p, int32_t block, const ansatz_tensor* states, ansatz_tensor* out,
+                                     ansatz_status* st)
+    {
+        return guard(st, [&] {
+            require_rows(*states, "block_free_energy: states");
+            if (out->dtype != ANSATZ_DTYPE_FLOAT64)
+                throw Error("block_free_energy: out must be float64");
+            self<T>(p).block_free_energy(static_cast<ansatz_block>(block), *states, *out);
+        });
+    }
+
+    static constexpr bool has_tempered =
+        HasTemperedFreeEnergy<T> && HasBaseLogPartition<T> && HasTemperedConditional<T>;
+    static_assert(has_tempered || !(HasTemperedFreeEnergy<T> || HasBaseLogPartition<T> ||
+                                    HasTemperedConditional<T>),
+                  "a model with tempered functions needs all three: tempered_free_energy, base_log_partition "
+                  "and tempered_conditional (with the exact signatures of component.hpp)");
+
     // Each slot through `if constexpr`, so a class without the member never instantiates its body.
+    static constexpr auto weighted_slot()
+    {
+        if constexpr (HasWeightedGrad<T>)
+            return free_energy_grad_weighted;
+        else
+            return static_cast<decltype(&free_energy_grad_weighted)>(nullptr);
+    }
+    static constexpr auto tempered_free_energy_slot()
+    {
+        if constexpr (has_tempered)
+            return tempered_free_energy;
+        else
+            return static_cast<decltype(&tempered_free_energy)>(nullptr);
+    }
+    static constexpr auto base_log_partition_slot()
+    {
+        if constexpr (has_tempered)
+            return base_log_partition;
+        else
+            return static_cast<decltype(&base_log_partition)>(nullptr);
+    }
+    static constexpr auto tempered_conditional_slot()
+    {
+        if constexpr (has_tempered && HasConditionals<T>)
+            return tempered_conditional;
+        else
+            return static_cast<decltype(&tempered_conditional)>(nullptr);
+    }
+    static constexpr auto block_free_energy_slot()
+    {
+        if constexpr (HasBlockFreeEnergy<T> && HasConditionals<T>)
+            return block_free_energy;
+        else
+            return static_cast<decltype(&block_free_energy)>(nullptr);
+    }
     static constexpr auto free_energy_slot()
     {
         if constexpr (HasFreeEnergy<T>)
@@ -261,15 +385,21 @@ struct ModelTables
     }
     static constexpr const ansatz_conditionals_table* conditionals_slot();
 
-    static constexpr bool has_energy = HasFreeEnergy<T> || HasFreeEnergyGrad<T> || HasEnergyDelta<T>;
+    static constexpr bool has_energy =
+        HasFreeEnergy<T> || HasFreeEnergyGrad<T> || HasEnergyDelta<T> || HasWeightedGrad<T> || has_tempered;
     static constexpr ansatz_energy_table energy_table = { sizeof(ansatz_energy_table),
                                                           free_energy_slot(),
                                                           free_energy_grad_slot(),
                                                           energy_delta_slot(),
+                                                          weighted_slot(),
+                                                          tempered_free_energy_slot(),
+                                                          base_log_partition_slot(),
                                                           {} };
     static constexpr ansatz_conditionals_table conditionals_table = { sizeof(ansatz_conditionals_table),
                                                                       block_size,
                                                                       conditional,
+                                                                      tempered_conditional_slot(),
+                                                                      block_free_energy_slot(),
                                                                       {} };
     static constexpr ansatz_model_table table = {
         sizeof(ansatz_model_table),
@@ -391,6 +521,27 @@ struct DatasetTables
         return guard(st, [&] { self<T>(p).read(indices, n, *out, labels, one_stream(rng)); });
     }
     static constexpr ansatz_dataset_table table = { sizeof(ansatz_dataset_table), info, read, {} };
+};
+
+// ---- evaluator (2.1)
+
+template <class T>
+struct EvaluatorTables
+{
+    static int32_t bind(void* p, const ansatz_model_handle* model, ansatz_status* st)
+    {
+        return guard(st, [&] { self<T>(p).bind(ModelRef(*model)); });
+    }
+    static int32_t evaluate(void* p, const ansatz_tensor* data, ansatz_rng* rng, const ansatz_metrics* out,
+                            ansatz_status* st)
+    {
+        return guard(st, [&] {
+            require_rows(*data, "evaluate: data");
+            Metrics m(*out);
+            self<T>(p).evaluate(*data, one_stream(rng), m);
+        });
+    }
+    static constexpr ansatz_evaluator_table table = { sizeof(ansatz_evaluator_table), bind, evaluate, {} };
 };
 
 // What one component of a plugin is, before its schema is built.
@@ -527,6 +678,14 @@ detail::ComponentDef dataset(const char* name, const char* summary)
 {
     static_assert(std::is_base_of_v<Dataset, T>, "ansatz::dataset<T> needs T derived from ansatz::Dataset");
     return detail::define<T>(ANSATZ_KIND_DATASET, name, summary, &detail::DatasetTables<T>::table);
+}
+
+template <class T>
+detail::ComponentDef evaluator(const char* name, const char* summary)
+{
+    static_assert(std::is_base_of_v<Evaluator, T>,
+                  "ansatz::evaluator<T> needs T derived from ansatz::Evaluator");
+    return detail::define<T>(ANSATZ_KIND_EVALUATOR, name, summary, &detail::EvaluatorTables<T>::table);
 }
 
 } // namespace ansatz

@@ -28,9 +28,17 @@ inline uint64_t model_functions(const ansatz_model_table* t)
         f |= e->free_energy ? uint64_t{ ANSATZ_FN_FREE_ENERGY } : 0u;
         f |= e->free_energy_grad ? uint64_t{ ANSATZ_FN_FREE_ENERGY_GRAD } : 0u;
         f |= e->energy_delta ? uint64_t{ ANSATZ_FN_ENERGY_DELTA } : 0u;
+        // 2.1 slots were zeroed reserved room in 2.0 tables, so they read as absent there.
+        f |= e->free_energy_grad_weighted ? uint64_t{ ANSATZ_FN_WEIGHTED_GRAD } : 0u;
     }
     if (const ansatz_conditionals_table* c = t->conditionals; c && c->block_size && c->conditional)
+    {
         f |= ANSATZ_FN_CONDITIONAL;
+        if (c->tempered_conditional && t->energy && t->energy->tempered_free_energy &&
+            t->energy->base_log_partition)
+            f |= ANSATZ_FN_TEMPERED;
+        f |= c->block_free_energy ? uint64_t{ ANSATZ_FN_BLOCK_FREE_ENERGY } : 0u;
+    }
     if (const ansatz_latent_table* l = t->latent; l && l->latent_size && l->encode && l->encode_backward &&
                                                   l->decode_log_likelihood && l->decode_backward &&
                                                   l->decode_mean)
@@ -46,7 +54,12 @@ inline std::string model_function_names(uint64_t functions)
                                                                 "free_energy_grad" },
                                                               { ANSATZ_FN_ENERGY_DELTA, "energy_delta" },
                                                               { ANSATZ_FN_CONDITIONAL, "conditional" },
-                                                              { ANSATZ_FN_LATENT, "latent" } };
+                                                              { ANSATZ_FN_LATENT, "latent" },
+                                                              { ANSATZ_FN_TEMPERED, "tempered" },
+                                                              { ANSATZ_FN_BLOCK_FREE_ENERGY,
+                                                                "block_free_energy" },
+                                                              { ANSATZ_FN_WEIGHTED_GRAD,
+                                                                "free_energy_grad_weighted" } };
     std::string out;
     for (const auto& [bit, name] : names)
         if (functions & bit)
@@ -142,6 +155,53 @@ public:
         check(slot(energy().energy_delta, "energy_delta")(h_.self, &v, sites, new_values, &out, &st), st);
     }
 
+    // grads[k] += sum_n weights[n] * dF(v[n])/dtheta_k; with out, also out[n] = F(v[n]).
+    void free_energy_grad_weighted(const ansatz_tensor& v, const float* weights, ansatz_tensor* grads,
+                                   int32_t n_grads, ansatz_tensor* out = nullptr) const
+    {
+        ansatz_status st{};
+        check(slot(energy().free_energy_grad_weighted, "free_energy_grad_weighted")(h_.self, &v, weights, grads,
+                                                                                  n_grads, out, &st),
+              st);
+    }
+
+    // ---- TEMPERED (abi.h: E_beta,phi = E0 + beta E1 - phi . v)
+    // out[n] = F_beta[n],phi(v[n]), out FLOAT64 {N}; field {D} or nullptr.
+    void tempered_free_energy(const ansatz_tensor& v, const double* beta, const ansatz_tensor* field,
+                              ansatz_tensor& out) const
+    {
+        ansatz_status st{};
+        check(slot(energy().tempered_free_energy, "tempered_free_energy")(h_.self, &v, beta, field, &out, &st),
+              st);
+    }
+    // log Z at beta = 0 with the field.
+    double base_log_partition(const ansatz_tensor* field) const
+    {
+        double out = 0;
+        ansatz_status st{};
+        check(slot(energy().base_log_partition, "base_log_partition")(h_.self, field, &out, &st), st);
+        return out;
+    }
+    void tempered_conditional(ansatz_block block, const ansatz_tensor& given, const double* beta,
+                              const ansatz_tensor* field, ansatz_tensor& mean, ansatz_tensor* sample,
+                              Streams rngs = {}) const
+    {
+        if (sample)
+            require_streams(rngs, given);
+        ansatz_status st{};
+        check(slot(conditionals().tempered_conditional, "tempered_conditional")(
+                  h_.self, block, &given, beta, field, &mean, sample, rngs.empty() ? nullptr : c_states(rngs),
+                  &st),
+              st);
+    }
+    // out[n] = -log sum_other exp(-E(states[n], other)), out FLOAT64 {N}.
+    void block_free_energy(ansatz_block block, const ansatz_tensor& states, ansatz_tensor& out) const
+    {
+        ansatz_status st{};
+        check(slot(conditionals().block_free_energy, "block_free_energy")(h_.self, block, &states, &out, &st),
+              st);
+    }
+
     // ---- CONDITIONALS
     int64_t block_size(ansatz_block block) const { return conditionals().block_size(h_.self, block); }
     void conditional(ansatz_block block, const ansatz_tensor& given, ansatz_tensor& mean,
@@ -214,7 +274,35 @@ private:
     ansatz_sampler_handle h_{};
 };
 
-// The model or sampler a COMPONENT configuration key names (Config::component).
+// A dataset as another component sees it (an evaluator's reference data, say).
+class DatasetRef
+{
+public:
+    DatasetRef() = default;
+    DatasetRef(const ansatz_dataset_table* table, void* self) : table_(table), self_(self) {}
+
+    bool valid() const { return table_ != nullptr; }
+    ansatz_dataset_info info() const
+    {
+        ansatz_dataset_info out{};
+        out.struct_size = sizeof(ansatz_dataset_info);
+        ansatz_status st{};
+        check(table_->info(self_, &out, &st), st);
+        return out;
+    }
+    // out {n, D} FLOAT32: the samples `indices`; labels (n floats) may be nullptr.
+    void read(const int64_t* indices, int64_t n, ansatz_tensor& out, float* labels, Rng& rng) const
+    {
+        ansatz_status st{};
+        check(table_->read(self_, indices, n, &out, labels, &rng.state(), &st), st);
+    }
+
+private:
+    const ansatz_dataset_table* table_ = nullptr;
+    void* self_ = nullptr;
+};
+
+// The model, sampler or dataset a COMPONENT configuration key names (Config::component).
 inline ModelRef as_model(const ansatz_handle& h)
 {
     if (h.kind != ANSATZ_KIND_MODEL || !h.table)
@@ -226,6 +314,12 @@ inline SamplerRef as_sampler(const ansatz_handle& h)
     if (h.kind != ANSATZ_KIND_SAMPLER || !h.table)
         throw Error("a configuration key names a component that is not a sampler");
     return SamplerRef(ansatz_sampler_handle{ static_cast<const ansatz_sampler_table*>(h.table), h.self });
+}
+inline DatasetRef as_dataset(const ansatz_handle& h)
+{
+    if (h.kind != ANSATZ_KIND_DATASET || !h.table)
+        throw Error("a configuration key names a component that is not a dataset");
+    return DatasetRef(static_cast<const ansatz_dataset_table*>(h.table), h.self);
 }
 
 // Reports named scalars to the host's sink, which copies each name (abi.h: metrics).

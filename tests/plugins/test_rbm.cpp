@@ -211,6 +211,80 @@ TEST_CASE("rbm: free_energy_grad matches central finite differences in double fo
     check_all(&Params::b, gb, "hidden_bias");
 }
 
+TEST_CASE("rbm: free_energy_grad_weighted matches central finite differences in double of sum_n w_n F(v_n), "
+          "with mixed-sign weights",
+          "[rbm]")
+{
+    Rbm r = make_rbm(5, 3, 0.5, 33);
+    REQUIRE(r.m.has(ANSATZ_FN_WEIGHTED_GRAD));
+    Rng rng(34);
+    randomise(r.m, rng, 0.8);
+    const Params p = read_params(r.m);
+    // 6 rows: 4 binary, 2 grey; weights of both signs, as a loss stacks data (-1/B) and chains (+1/M).
+    const int64_t n = 6;
+    std::vector<float> v;
+    for (int k = 0; k < n * 5; ++k)
+        v.push_back(k < 20 ? (rng.uniform() < 0.5f ? 1.0f : 0.0f) : rng.uniform());
+    const std::vector<float> weights = { -0.25f, -0.25f, -0.25f, 0.5f, 1.5f, -2.0f };
+    ansatz_tensor vt = ansatz::make_view(v.data(), { n, 5 });
+
+    // grads start at 0.25: the call adds.
+    std::vector<float> gw(15, 0.25f), ga(5, 0.25f), gb(3, 0.25f), f(n, 0.0f), f_alone(n);
+    ansatz_tensor grads[3] = { ansatz::make_view(gw.data(), { 5, 3 }), ansatz::make_view(ga.data(), { 5 }),
+                               ansatz::make_view(gb.data(), { 3 }) };
+    ansatz_tensor ft = ansatz::make_view(f.data(), { n }), fat = ansatz::make_view(f_alone.data(), { n });
+    r.m.free_energy_grad_weighted(vt, weights.data(), grads, 3, &ft);
+    r.m.free_energy(vt, fat);
+    CHECK(f == f_alone);
+
+    const auto total = [&](const Params& q) {
+        double s = 0;
+        for (int64_t k = 0; k < n; ++k)
+        {
+            std::vector<double> row(v.begin() + k * 5, v.begin() + (k + 1) * 5);
+            s += weights[k] * free_energy_closed(q, row.data());
+        }
+        return s;
+    };
+    // As the unweighted check: h = 1e-5 in double, tolerance 1e-5 absolute + relative.
+    const double h = 1e-5;
+    const auto check_all = [&](std::vector<double> Params::*field, const std::vector<float>& got,
+                               const char* name) {
+        for (size_t k = 0; k < got.size(); ++k)
+        {
+            Params plus = p, minus = p;
+            (plus.*field)[k] += h;
+            (minus.*field)[k] -= h;
+            const double fd = (total(plus) - total(minus)) / (2 * h);
+            INFO(name << "[" << k << "]");
+            CHECK(got[k] == Approx(0.25 + fd).epsilon(1e-5).margin(1e-5));
+        }
+    };
+    check_all(&Params::w, gw, "weights");
+    check_all(&Params::a, ga, "visible_bias");
+    check_all(&Params::b, gb, "hidden_bias");
+
+    // Equal weights w are free_energy_grad with scale w (within float rounding of the row scaling).
+    std::vector<float> same(n, 0.7f), gw1(15, 0.0f), ga1(5, 0.0f), gb1(3, 0.0f), gw2(15, 0.0f), ga2(5, 0.0f),
+        gb2(3, 0.0f);
+    ansatz_tensor g1[3] = { ansatz::make_view(gw1.data(), { 5, 3 }), ansatz::make_view(ga1.data(), { 5 }),
+                            ansatz::make_view(gb1.data(), { 3 }) };
+    ansatz_tensor g2[3] = { ansatz::make_view(gw2.data(), { 5, 3 }), ansatz::make_view(ga2.data(), { 5 }),
+                            ansatz::make_view(gb2.data(), { 3 }) };
+    r.m.free_energy_grad_weighted(vt, same.data(), g1, 3);
+    r.m.free_energy_grad(vt, 0.7f, g2, 3);
+    for (size_t k = 0; k < gw1.size(); ++k)
+        CHECK(gw1[k] == Approx(gw2[k]).epsilon(1e-6).margin(1e-6));
+    for (size_t k = 0; k < ga1.size(); ++k)
+        CHECK(ga1[k] == Approx(ga2[k]).epsilon(1e-6).margin(1e-6));
+    for (size_t k = 0; k < gb1.size(); ++k)
+        CHECK(gb1[k] == Approx(gb2[k]).epsilon(1e-6).margin(1e-6));
+
+    // A wrong count of gradient buffers is refused, naming the call.
+    REQUIRE_THROWS_WITH(r.m.free_energy_grad_weighted(vt, weights.data(), grads, 2),
+                        Catch::Contains("rbm free_energy_grad_weighted: got 2 gradients, expected 3"));
+}
+
 TEST_CASE("rbm: energy_delta equals F(v with one site changed) - F(v) in every chain", "[rbm]")
 {
     Rbm r = make_rbm(12, 7, 0.5, 41);

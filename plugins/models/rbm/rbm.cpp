@@ -148,31 +148,14 @@ public:
     void free_energy_grad(const ansatz_tensor& v, float scale, ansatz_tensor* grads, int32_t n_grads,
                           ansatz_tensor* out)
     {
-        require_ready();
-        ansatz::require_matrix(v, -1, d_, "rbm free_energy_grad: v");
-        if (n_grads != 3)
-            throw ansatz::Error("rbm free_energy_grad: got " + std::to_string(n_grads) +
-                                " gradients, expected 3 (weights, visible_bias, hidden_bias)");
-        ansatz::require_matrix(grads[0], d_, hidden_, "rbm free_energy_grad: gradient of weights");
-        ansatz::require_vector(grads[1], d_, "rbm free_energy_grad: gradient of visible_bias");
-        ansatz::require_vector(grads[2], hidden_, "rbm free_energy_grad: gradient of hidden_bias");
+        accumulate_grad(v, scale, nullptr, grads, n_grads, out, "rbm free_energy_grad");
+    }
 
-        ansatz_tensor pre = pre_activations(v);
-        if (out)
-        {
-            ansatz::require_vector(*out, v.shape[0], "rbm free_energy_grad: out");
-            free_energy_from(v, pre, *out); // from the same pre-activations: no second gemm
-        }
-        sigmoid_in_place(pre); // now E[h | v]
-        auto s = ansatz::adapt<2>(pre);
-        // dF/dW = -v^T s, dF/da = -sum_n v, dF/db = -sum_n s (summed over the batch).
-        gemm(Op::transpose, Op::none, -scale, v, pre, 1.0f, grads[0]);
-        auto x = ansatz::adapt<2>(v);
-        auto ga = ansatz::adapt<1>(grads[1]);
-        auto gb = ansatz::adapt<1>(grads[2]);
-        const double minus_scale = -static_cast<double>(scale);
-        xt::noalias(ga) += xt::cast<float>(minus_scale * xt::sum<double>(x, { 0 }));
-        xt::noalias(gb) += xt::cast<float>(minus_scale * xt::sum<double>(s, { 0 }));
+    // One pass over rows of both signs: grads[k] += sum_n weights[n] dF(v[n])/dtheta_k.
+    void free_energy_grad_weighted(const ansatz_tensor& v, const float* weights, ansatz_tensor* grads,
+                                   int32_t n_grads, ansatz_tensor* out)
+    {
+        accumulate_grad(v, 1.0f, weights, grads, n_grads, out, "rbm free_energy_grad_weighted");
     }
 
     void energy_delta(const ansatz_tensor& v, const int64_t* sites, const float* new_values,
@@ -293,6 +276,73 @@ private:
             o[r] -= s[r];
     }
 
+    // grads[k] += scale * sum_n w[n] dF(v[n])/dtheta_k, with w[n] = weights[n], or 1 when weights is null
+    // (free_energy_grad and free_energy_grad_weighted share this pass): one gemm for the pre-activations,
+    // the rows of sigmoid(pre) scaled by their weights, one gemm for the weights' gradient.
+    void accumulate_grad(const ansatz_tensor& v, float scale, const float* weights, ansatz_tensor* grads,
+                         int32_t n_grads, ansatz_tensor* out, const std::string& what)
+    {
+        require_ready();
+        ansatz::require_matrix(v, -1, d_, (what + ": v").c_str());
+        if (n_grads != 3)
+            throw ansatz::Error(what + ": got " + std::to_string(n_grads) +
+                                " gradients, expected 3 (weights, visible_bias, hidden_bias)");
+        if (!grads)
+            throw ansatz::Error(what + ": got no gradient buffers");
+        ansatz::require_matrix(grads[0], d_, hidden_, (what + ": gradient of weights").c_str());
+        ansatz::require_vector(grads[1], d_, (what + ": gradient of visible_bias").c_str());
+        ansatz::require_vector(grads[2], hidden_, (what + ": gradient of hidden_bias").c_str());
+        const int64_t n = v.shape[0];
+
+        ansatz_tensor pre = pre_activations(v);
+        if (out)
+        {
+            ansatz::require_vector(*out, n, (what + ": out").c_str());
+            free_energy_from(v, pre, *out); // from the same pre-activations: no second gemm
+        }
+        sigmoid_in_place(pre); // now E[h | v]
+        float* s = ansatz::f32(pre);
+        if (weights)
+            for (int64_t r = 0; r < n; ++r)
+                for (int64_t j = 0; j < hidden_; ++j)
+                    s[r * hidden_ + j] *= weights[r];
+        // dF/dW = -v^T s, dF/da = -sum_n w[n] v[n], dF/db = -sum_n s[n] (s already weighted).
+        gemm(Op::transpose, Op::none, -scale, v, pre, 1.0f, grads[0]);
+        const double minus_scale = -static_cast<double>(scale);
+        double* sums = column_sums(ansatz::f32(v), n, d_, weights);
+        float* ga = ansatz::f32(grads[1]);
+        for (int64_t i = 0; i < d_; ++i)
+            ga[i] += static_cast<float>(minus_scale * sums[i]);
+        sums = column_sums(s, n, hidden_, nullptr);
+        float* gb = ansatz::f32(grads[2]);
+        for (int64_t j = 0; j < hidden_; ++j)
+            gb[j] += static_cast<float>(minus_scale * sums[j]);
+    }
+
+    // sum_r w[r] x[r, j] for every column j of x {rows, cols}, in double (w = 1 when weights is null);
+    // into a work buffer valid until the next call.
+    double* column_sums(const float* x, int64_t rows, int64_t cols, const float* weights)
+    {
+        if (column_sums_.size() < static_cast<size_t>(cols))
+            column_sums_.resize(static_cast<size_t>(cols));
+        double* acc = column_sums_.data();
+        std::fill_n(acc, cols, 0.0);
+        for (int64_t r = 0; r < rows; ++r)
+        {
+            const float* row = x + r * cols;
+            if (weights)
+            {
+                const double w = weights[r];
+                for (int64_t j = 0; j < cols; ++j)
+                    acc[j] += w * row[j];
+            }
+            else
+                for (int64_t j = 0; j < cols; ++j)
+                    acc[j] += row[j];
+        }
+        return acc;
+    }
+
     // b + v W into the work buffer: {N, H}.
     ansatz_tensor pre_activations(const ansatz_tensor& v)
     {
@@ -315,6 +365,7 @@ private:
     xt::xtensor<float, 1> hidden_bias_;
 
     Workspace pre_, flip_rows_, flip_change_, flip_bias_, softplus_sums_;
+    std::vector<double> column_sums_;
 };
 
 } // namespace

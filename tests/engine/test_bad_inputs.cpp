@@ -87,7 +87,8 @@ const std::string rbm_keys =
     "  valid keys: hidden (int >= 1, default 64), init_std (float >= 0, default 0.01), visible (int [0, "
     "2147483647], default 0), visible_units (choice of {bernoulli gaussian}, default bernoulli), sigma "
     "(float > "
-    "0, default 1), learn_sigma (bool, default false)\n";
+    "0, default 1), learn_sigma (bool, default false), init_data (dataset, optional), init_rows (int >= 0, "
+    "default 0)\n";
 
 } // namespace
 
@@ -176,6 +177,18 @@ TEST_CASE("bad input: learn_sigma for bernoulli visible units is refused by the 
            "component 'rbm' (model 'rbm' from " + std::string(ANSATZ_TEST_PLUGIN_DIR) +
                "/libansatz_rbm.so): learn_sigma: true needs visible_units: gaussian (bernoulli visible units "
                "have no sigma)");
+}
+
+TEST_CASE("bad input: an rbm init_data that names no dataset, and init_rows without init_data",
+          "[cli][bad-input]")
+{
+    expect(with_change("rbm_init_data_kind", "{plugin: rbm, hidden: 4}",
+                       "{plugin: rbm, hidden: 4, init_data: gibbs}"),
+           "pipeline.yaml:5:46: component 'rbm': key 'init_data' needs a dataset, but 'gibbs' is a sampler "
+           "(plugin 'gibbs')");
+    expect(with_change("rbm_init_rows", "{plugin: rbm, hidden: 4}", "{plugin: rbm, hidden: 4, init_rows: 3}"),
+           "component 'rbm' (model 'rbm' from " + std::string(ANSATZ_TEST_PLUGIN_DIR) +
+               "/libansatz_rbm.so): init_rows is 3, but no init_data names a dataset to read them from");
 }
 
 TEST_CASE("bad input: missing required key", "[cli][bad-input]")

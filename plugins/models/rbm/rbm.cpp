@@ -84,7 +84,8 @@ public:
     {
         s.integer("hidden", "number of hidden units H").default_value(64).min(1);
         s.real("init_std",
-               "standard deviation of the initial weights, W ~ N(0, init_std^2); biases start at 0")
+               "standard deviation of the initial weights, W ~ N(0, init_std^2); biases start at 0 "
+               "(the visible ones from init_data when it is given)")
             .default_value(0.01)
             .min(0);
         s.integer("visible", "number of visible units D; 0 takes D from the data's sample shape")
@@ -99,17 +100,31 @@ public:
             .min(0, true);
         s.boolean("learn_sigma", "gaussian units: learn every unit's sigma, as the parameter log_sigma")
             .default_value(false);
+        s.component(
+             "init_data", ANSATZ_KIND_DATASET,
+             "a dataset whose means start the visible biases: logit of the clipped marginal (bernoulli), "
+             "the mean (gaussian); absent: biases start at 0")
+            .optional();
+        s.integer("init_rows", "rows of init_data to take the means over, from the first; 0: all")
+            .default_value(0)
+            .min(0);
     }
 
     Rbm(const ansatz::Config& c, const ansatz::Host& host)
         : name_(c.instance_name()), hidden_(c.integer("hidden")), visible_key_(c.integer("visible")),
           init_std_(c.real("init_std")), gaussian_(c.string("visible_units") == "gaussian"),
-          sigma_(c.real("sigma")), learn_sigma_(c.boolean("learn_sigma")), host_(host)
+          sigma_(c.real("sigma")), learn_sigma_(c.boolean("learn_sigma")), init_rows_(c.integer("init_rows")),
+          host_(host)
     {
         if (learn_sigma_ && !gaussian_)
             throw ansatz::InputError(
                 "learn_sigma: true needs visible_units: gaussian (bernoulli visible units "
                 "have no sigma)");
+        if (c.has("init_data"))
+            init_data_ = ansatz::as_dataset(c.component("init_data"));
+        else if (init_rows_ != 0)
+            throw ansatz::InputError("init_rows is " + std::to_string(init_rows_) +
+                                     ", but no init_data names a dataset to read them from");
         // Nothing is allocated before setup(): a size the machine cannot hold is refused there, or here
         // when `visible:` fixes it, before any memory is asked for.
         if (visible_key_ != 0)
@@ -153,6 +168,8 @@ public:
         hidden_bias_.fill(0.0f);
         log_sigma_.fill(static_cast<float>(std::log(sigma_)));
         refresh_sigma();
+        if (init_data_.valid())
+            init_visible_bias(rng.derive(0)); // a child stream: the weights' stream is the same either way
         ready_ = true;
     }
 
@@ -378,6 +395,62 @@ public:
     }
 
 private:
+    // Visible biases from the data's means (Hinton 2010, "A practical guide to training RBMs", 8.1):
+    // over the first init_rows rows of init_data (all with 0), m_i = the mean of unit i, then
+    // a_i = log(p_i / (1 - p_i)) with p_i = m_i clipped to [1e-3, 1 - 1e-3] for Bernoulli units, and
+    // a_i = m_i for Gaussian ones (the mean of p(v_i | h = 0)). The rows are read in batches of about
+    // 4 MiB, summed in double.
+    void init_visible_bias(ansatz::Rng rng)
+    {
+        const ansatz_dataset_info info = init_data_.info();
+        int64_t size = 1;
+        for (int32_t k = 0; k < info.sample_rank; ++k)
+            size *= info.sample_shape[k];
+        if (size != d_)
+            throw ansatz::InputError("init_data: the dataset's samples have " + std::to_string(size) +
+                                     " values, but the model has " + std::to_string(d_) + " visible units");
+        const int64_t rows = init_rows_ > 0 ? std::min(init_rows_, info.count) : info.count;
+        if (rows <= 0)
+            throw ansatz::InputError(
+                "init_data: the dataset has no samples to take the visible units' means from");
+        const int64_t batch = std::clamp<int64_t>((int64_t(1) << 20) / d_, 1, rows);
+        std::vector<float> values(static_cast<size_t>(batch * d_));
+        std::vector<int64_t> indices(static_cast<size_t>(batch));
+        std::vector<double> sums(static_cast<size_t>(d_), 0.0);
+        for (int64_t first = 0; first < rows; first += batch)
+        {
+            if (host_.cancelled())
+                throw ansatz::Error("model '" + name_ + "' was cancelled while it read init_data",
+                                    ANSATZ_STATUS_CANCELLED);
+            const int64_t count = std::min(batch, rows - first);
+            for (int64_t k = 0; k < count; ++k)
+                indices[static_cast<size_t>(k)] = first + k;
+            ansatz_tensor view = ansatz::make_view(values.data(), { count, d_ });
+            init_data_.read(indices.data(), count, view, nullptr, rng);
+            for (int64_t r = 0; r < count; ++r)
+                for (int64_t i = 0; i < d_; ++i)
+                {
+                    const float x = values[static_cast<size_t>(r * d_ + i)];
+                    if (gaussian_ ? !std::isfinite(x) : !(x >= 0.0f && x <= 1.0f))
+                        throw ansatz::InputError("init_data: sample " + std::to_string(first + r) + " has " +
+                                                 std::to_string(x) + " at unit " + std::to_string(i) +
+                                                 (gaussian_
+                                                      ? ", not a finite number"
+                                                      : ", outside [0, 1], the range of bernoulli units"));
+                    sums[static_cast<size_t>(i)] += x;
+                }
+        }
+        for (int64_t i = 0; i < d_; ++i)
+        {
+            const double mean = sums[static_cast<size_t>(i)] / static_cast<double>(rows);
+            const double p = std::clamp(mean, marginal_clip, 1 - marginal_clip);
+            visible_bias_.data()[i] = static_cast<float>(gaussian_ ? mean : std::log(p / (1 - p)));
+        }
+    }
+
+    // Bernoulli marginals are clipped to [marginal_clip, 1 - marginal_clip]: |a_i| <= log(999) = 6.9.
+    static constexpr double marginal_clip = 1e-3;
+
     void allocate(int64_t d)
     {
         d_ = d;
@@ -797,9 +870,11 @@ private:
     int64_t hidden_;
     int64_t visible_key_;
     double init_std_;
-    bool gaussian_;    // visible_units: gaussian
-    double sigma_;     // the sigma key
-    bool learn_sigma_; // log_sigma is a parameter
+    bool gaussian_;     // visible_units: gaussian
+    double sigma_;      // the sigma key
+    bool learn_sigma_;  // log_sigma is a parameter
+    int64_t init_rows_; // rows of init_data for the visible biases (0: all)
+    ansatz::DatasetRef init_data_;
     ansatz::Host host_;
     int64_t d_ = 0;
     bool ready_ = false;

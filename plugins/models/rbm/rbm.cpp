@@ -75,6 +75,23 @@ void require_doubles(const ansatz_tensor& t, int64_t size, const char* what)
                             std::to_string(size) + "}");
 }
 
+// The SDK's shape checks for views named "call: part", the name composed only when a check fails (no
+// string is built on the hot path).
+void require_matrix(const ansatz_tensor& t, int64_t rows, int64_t cols, const char* call, const char* part)
+{
+    if (t.dtype == ANSATZ_DTYPE_FLOAT32 && t.rank == 2 && (rows < 0 || t.shape[0] == rows) &&
+        (cols < 0 || t.shape[1] == cols))
+        return;
+    ansatz::require_matrix(t, rows, cols, (std::string(call) + ": " + part).c_str());
+}
+
+void require_vector(const ansatz_tensor& t, int64_t size, const char* call, const char* part)
+{
+    if (t.dtype == ANSATZ_DTYPE_FLOAT32 && t.rank == 1 && t.shape[0] == size)
+        return;
+    ansatz::require_vector(t, size, (std::string(call) + ": " + part).c_str());
+}
+
 using ansatz::Workspace;
 
 class Rbm final : public ansatz::Model
@@ -558,29 +575,30 @@ private:
     // (free_energy_grad and free_energy_grad_weighted share this pass): one gemm for the pre-activations,
     // the rows of sigmoid(pre) scaled by their weights, one gemm for the weights' gradient.
     void accumulate_grad(const ansatz_tensor& v, float scale, const float* weights, ansatz_tensor* grads,
-                         int32_t n_grads, ansatz_tensor* out, const std::string& what)
+                         int32_t n_grads, ansatz_tensor* out, const char* what)
     {
         prepare();
-        ansatz::require_matrix(v, -1, d_, (what + ": v").c_str());
+        require_matrix(v, -1, d_, what, "v");
         const int32_t expected = learn_sigma_ ? 4 : 3;
         if (n_grads != expected)
-            throw ansatz::Error(what + ": got " + std::to_string(n_grads) + " gradients, expected " +
-                                std::to_string(expected) + " (weights, visible_bias, hidden_bias" +
+            throw ansatz::Error(std::string(what) + ": got " + std::to_string(n_grads) +
+                                " gradients, expected " + std::to_string(expected) +
+                                " (weights, visible_bias, hidden_bias" +
                                 (learn_sigma_ ? ", log_sigma)" : ")"));
         if (!grads)
-            throw ansatz::Error(what + ": got no gradient buffers");
-        ansatz::require_matrix(grads[0], d_, hidden_, (what + ": gradient of weights").c_str());
-        ansatz::require_vector(grads[1], d_, (what + ": gradient of visible_bias").c_str());
-        ansatz::require_vector(grads[2], hidden_, (what + ": gradient of hidden_bias").c_str());
+            throw ansatz::Error(std::string(what) + ": got no gradient buffers");
+        require_matrix(grads[0], d_, hidden_, what, "gradient of weights");
+        require_vector(grads[1], d_, what, "gradient of visible_bias");
+        require_vector(grads[2], hidden_, what, "gradient of hidden_bias");
         if (learn_sigma_)
-            ansatz::require_vector(grads[3], d_, (what + ": gradient of log_sigma").c_str());
+            require_vector(grads[3], d_, what, "gradient of log_sigma");
         const int64_t n = v.shape[0];
 
         const ansatz_tensor x = hidden_input(v);
         ansatz_tensor pre = pre_activations(x);
         if (out)
         {
-            ansatz::require_vector(*out, n, (what + ": out").c_str());
+            require_vector(*out, n, what, "out");
             free_energy_from(v, pre, *out); // from the same pre-activations: no second gemm
         }
         sigmoid_in_place(pre); // now E[h | v]
@@ -688,18 +706,17 @@ private:
     // p(block | given) at inverse temperatures beta (nullptr: 1, the model) with the field phi on the
     // visible units (nullptr: 0). With beta and phi null this is the model's conditional, bit for bit.
     void conditional_at(ansatz_block block, const ansatz_tensor& given, const double* beta, const float* phi,
-                        ansatz_tensor& mean, ansatz_tensor* sample, ansatz::Streams rngs,
-                        const std::string& what)
+                        ansatz_tensor& mean, ansatz_tensor* sample, ansatz::Streams rngs, const char* what)
     {
         prepare();
         const bool hidden = is_hidden(block, what);
         const int64_t given_size = hidden ? d_ : hidden_;
         const int64_t size = hidden ? hidden_ : d_;
-        ansatz::require_matrix(given, -1, given_size, (what + (hidden ? ": given v" : ": given h")).c_str());
+        require_matrix(given, -1, given_size, what, hidden ? "given v" : "given h");
         const int64_t n = given.shape[0];
-        ansatz::require_matrix(mean, n, size, (what + ": mean").c_str());
+        require_matrix(mean, n, size, what, "mean");
         if (sample)
-            ansatz::require_matrix(*sample, n, size, (what + ": sample").c_str());
+            require_matrix(*sample, n, size, what, "sample");
         if (beta)
             require_betas(beta, n, what);
 
@@ -754,11 +771,10 @@ private:
     }
 
     // out[r, i] = mean[r, i] + sigma_i z, z ~ N(0, 1) drawn from rngs[r] (one normal() per unit, in order).
-    void normal_rows(const float* mean, int64_t rows, float* out, ansatz::Streams rngs,
-                     const std::string& what)
+    void normal_rows(const float* mean, int64_t rows, float* out, ansatz::Streams rngs, const char* what)
     {
         if (static_cast<int64_t>(rngs.size()) < rows)
-            throw ansatz::Error(what + ": " + std::to_string(rows) + " rows got " +
+            throw ansatz::Error(std::string(what) + ": " + std::to_string(rows) + " rows got " +
                                 std::to_string(rngs.size()) + " random streams; sampling needs one per row");
         for (int64_t r = 0; r < rows; ++r)
         {
@@ -799,10 +815,11 @@ private:
         }
     }
 
-    bool is_hidden(ansatz_block block, const std::string& what) const
+    bool is_hidden(ansatz_block block, const char* what) const
     {
         if (block != ANSATZ_BLOCK_HIDDEN && block != ANSATZ_BLOCK_VISIBLE)
-            throw ansatz::Error(what + ": unknown block " + std::to_string(static_cast<int>(block)));
+            throw ansatz::Error(std::string(what) + ": unknown block " +
+                                std::to_string(static_cast<int>(block)));
         return block == ANSATZ_BLOCK_HIDDEN;
     }
 
@@ -816,14 +833,15 @@ private:
     }
 
     // One finite inverse temperature per row.
-    static void require_betas(const double* beta, int64_t n, const std::string& what)
+    static void require_betas(const double* beta, int64_t n, const char* what)
     {
         if (!beta)
-            throw ansatz::Error(what + " got no inverse temperatures");
+            throw ansatz::Error(std::string(what) + " got no inverse temperatures");
         for (int64_t r = 0; r < n; ++r)
             if (!std::isfinite(beta[r]))
-                throw ansatz::Error(what + ": the inverse temperature of row " + std::to_string(r) + " is " +
-                                    std::to_string(beta[r]) + "; it must be finite");
+                throw ansatz::Error(std::string(what) + ": the inverse temperature of row " +
+                                    std::to_string(r) + " is " + std::to_string(beta[r]) +
+                                    "; it must be finite");
     }
 
     // Multiplies row r of t {N, K} by beta[r] (in float32).

@@ -16,11 +16,11 @@
 //     running.
 //
 // CONVENTIONS
-//     - Results must not depend on the number of parts: split work so that every output element is
-//       computed by the same code in the same order whatever the split (rows of a row-wise function,
-//       columns of a product whose every element sums over the same k in BLAS's order, a column sum
-//       over rows in row order). Then a run is bit-exact for any thread count, not only for the same one
-//       (OpenBLAS's own blocking along k does not depend on the rows or columns it is given).
+//     - Split work so that results depend at most on the number of parts, never on timing: a
+//       deterministic range per part (range() below), every output element written by one part. Row-wise
+//       functions and per-row draws are then bit-identical for any split; a matrix product split in
+//       blocks agrees with the single call to rounding (see ansatz/blas.hpp). A run is reproducible bit
+//       for bit for a given thread count.
 //     - Workers spin for a short while after a job (the next one usually follows within
 //       microseconds), then sleep on a futex (std::atomic::wait) until the next run().
 //     - run() is not reentrant and not thread-safe: one caller at a time (the host never calls a
@@ -75,8 +75,11 @@ public:
             return;
         stop();
         stopping_.store(false, std::memory_order_relaxed);
+        // A worker starts from the generation of now: a run() that follows before the thread is
+        // scheduled is the next generation, which it will not miss.
+        const uint32_t start = generation_.load(std::memory_order_relaxed);
         for (int i = 1; i < threads; ++i)
-            workers_.emplace_back([this, i] { work(i); });
+            workers_.emplace_back([this, i, start] { work(i, start); });
     }
 
     // Calls f(part) for part in [0, parts): part 0 here, part i on worker i (parts is cut to size()).
@@ -145,9 +148,8 @@ private:
             error_ = e;
     }
 
-    void work(int index)
+    void work(int index, uint32_t seen)
     {
-        uint32_t seen = generation_.load(std::memory_order_acquire);
         for (;;)
         {
             uint32_t now = generation_.load(std::memory_order_acquire);

@@ -271,7 +271,7 @@ TEST_CASE("bad input: unknown stage type", "[cli][bad-input]")
 {
     expect(with_change("stage_type", "- sample:", "- sampel:"),
            "pipeline.yaml:11:5: unknown stage type 'sampel' (did you mean 'sample'?); stage types: train, "
-           "sample");
+           "sample, evaluate");
 }
 
 TEST_CASE("bad input: a component without a plugin key", "[cli][bad-input]")

@@ -16,6 +16,18 @@ KeySpec component_key(const std::string& name, int32_t kind, bool required, cons
     return k;
 }
 
+KeySpec component_list_key(const std::string& name, int32_t kind, bool required, const std::string& doc)
+{
+    KeySpec k;
+    k.name = name;
+    k.type = ANSATZ_PARAM_STRING_LIST;
+    k.component_kind = kind;
+    k.flags = required ? ANSATZ_PARAM_REQUIRED : ANSATZ_PARAM_OPTIONAL;
+    k.min_length = 1;
+    k.doc = doc;
+    return k;
+}
+
 KeySpec int_key(const std::string& name, int64_t default_value, int64_t min, const std::string& doc,
                 std::optional<int64_t> max)
 {
@@ -31,6 +43,14 @@ KeySpec int_key(const std::string& name, int64_t default_value, int64_t min, con
     }
     k.default_value = std::to_string(default_value);
     k.doc = doc;
+    return k;
+}
+
+KeySpec optional_int_key(const std::string& name, int64_t min, const std::string& doc, int64_t max)
+{
+    KeySpec k = int_key(name, min, min, doc, max);
+    k.flags |= ANSATZ_PARAM_OPTIONAL;
+    k.default_value.clear();
     return k;
 }
 
@@ -84,7 +104,16 @@ const std::vector<StageType>& stage_types()
             int_key(
                 "checkpoint_every", 1, 0,
                 "save a checkpoint every N epochs and after the last one (0: never); the last one is kept",
-                max_epochs) },
+                max_epochs),
+            component_list_key("evaluators", ANSATZ_KIND_EVALUATOR, false,
+                               "evaluators run on evaluate_data during training; their metrics join the "
+                               "epoch's row"),
+            component_key("evaluate_data", ANSATZ_KIND_DATASET, false,
+                          "the dataset the evaluators measure the model on (e.g. held-out data)"),
+            optional_int_key("evaluate_every", 1,
+                             "run the evaluators every N epochs and after the last one "
+                             "(absent: every epoch)",
+                             max_epochs) },
           check_train_stage,
           run_train_stage },
         { "sample",
@@ -100,6 +129,14 @@ const std::vector<StageType>& stage_types()
             bool_key("image", true, "also write a PNG grid when the samples are images") },
           check_sample_stage,
           run_sample_stage },
+        { "evaluate",
+          "measures a model on a dataset with evaluators (likelihoods, errors); one row of metrics.csv",
+          { component_key("model", ANSATZ_KIND_MODEL, true, "the model to measure"),
+            component_key("data", ANSATZ_KIND_DATASET, true, "the data to measure it on"),
+            component_list_key("evaluators", ANSATZ_KIND_EVALUATOR, true,
+                               "the evaluators to run, in order") },
+          check_evaluate_stage,
+          run_evaluate_stage },
     };
     return types;
 }

@@ -105,11 +105,16 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
     CHECK(r.out.find("sgd (optimizer)\n  stochastic gradient descent with momentum and weight decay\n") == 0);
     CHECK(r.out.find("file:    " + plugins + "/libansatz_sgd.so\n") != std::string::npos);
     CHECK(r.out.find("keys:\n"
-                     "  learning_rate  float > 0, default 0.01\n"
-                     "                 step size\n"
-                     "  momentum       float [0, 1), default 0\n"
-                     "                 heavy-ball momentum factor\n") != std::string::npos);
-    CHECK(r.out.find("  nesterov       bool, default false\n") != std::string::npos);
+                     "  learning_rate        float > 0, default 0.01\n"
+                     "                       step size\n"
+                     "  momentum             float [0, 1), default 0\n"
+                     "                       heavy-ball momentum factor\n") != std::string::npos);
+    CHECK(r.out.find("  nesterov             bool, default false\n") != std::string::npos);
+    // The schedule keys (ansatz/schedule.hpp), an optional one among them.
+    CHECK(r.out.find(
+              "  schedule             choice of {constant step exponential cosine}, default constant\n") !=
+          std::string::npos);
+    CHECK(r.out.find("  step_size            int >= 1, optional\n") != std::string::npos);
 
     const auto rbm = run_ansatz({ "describe", "rbm" }, ANSATZ_TEST_WORK_DIR);
     CHECK(rbm.status == 0);

@@ -94,7 +94,8 @@ TEST_CASE("`ansatz plugins` lists every in-tree plugin with kind, name, version 
            "dataset    idx                      0.1.0     " + plugins + "/libansatz_idx.so",
            "model      rbm                      0.1.0     " + plugins + "/libansatz_rbm.so",
            "sampler    gibbs                    0.1.0     " + plugins + "/libansatz_gibbs.so",
-           "optimizer  sgd                      0.1.0     " + plugins + "/libansatz_sgd.so" })
+           "optimizer  sgd                      0.1.0     " + plugins + "/libansatz_sgd.so",
+           "optimizer  adam                     0.1.0     " + plugins + "/libansatz_adam.so" })
         CHECK(r.out.find(line + "\n") != std::string::npos);
 }
 
@@ -132,7 +133,7 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
     CHECK(unknown.status == 2);
     CHECK(unknown.err ==
           "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
-          "known: contrastive_divergence, gibbs, idx, rbm, sgd, and the stages train, sample.\n");
+          "known: adam, contrastive_divergence, gibbs, idx, rbm, sgd, and the stages train, sample.\n");
 }
 
 TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples and their picture",

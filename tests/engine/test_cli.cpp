@@ -94,7 +94,8 @@ TEST_CASE("`ansatz plugins` lists every in-tree plugin with kind, name, version 
            "dataset    idx                      0.1.0     " + plugins + "/libansatz_idx.so",
            "model      rbm                      0.1.0     " + plugins + "/libansatz_rbm.so",
            "sampler    gibbs                    0.1.0     " + plugins + "/libansatz_gibbs.so",
-           "optimizer  sgd                      0.1.0     " + plugins + "/libansatz_sgd.so" })
+           "optimizer  sgd                      0.1.0     " + plugins + "/libansatz_sgd.so",
+           "optimizer  adam                     0.1.0     " + plugins + "/libansatz_adam.so" })
         CHECK(r.out.find(line + "\n") != std::string::npos);
 }
 
@@ -105,11 +106,16 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
     CHECK(r.out.find("sgd (optimizer)\n  stochastic gradient descent with momentum and weight decay\n") == 0);
     CHECK(r.out.find("file:    " + plugins + "/libansatz_sgd.so\n") != std::string::npos);
     CHECK(r.out.find("keys:\n"
-                     "  learning_rate  float > 0, default 0.01\n"
-                     "                 step size\n"
-                     "  momentum       float [0, 1), default 0\n"
-                     "                 heavy-ball momentum factor\n") != std::string::npos);
-    CHECK(r.out.find("  nesterov       bool, default false\n") != std::string::npos);
+                     "  learning_rate        float > 0, default 0.01\n"
+                     "                       step size\n"
+                     "  momentum             float [0, 1), default 0\n"
+                     "                       heavy-ball momentum factor\n") != std::string::npos);
+    CHECK(r.out.find("  nesterov             bool, default false\n") != std::string::npos);
+    // The schedule keys (ansatz/schedule.hpp), an optional one among them.
+    CHECK(r.out.find(
+              "  schedule             choice of {constant step exponential cosine}, default constant\n") !=
+          std::string::npos);
+    CHECK(r.out.find("  step_size            int >= 1, optional\n") != std::string::npos);
 
     const auto rbm = run_ansatz({ "describe", "rbm" }, ANSATZ_TEST_WORK_DIR);
     CHECK(rbm.status == 0);
@@ -127,7 +133,7 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
     CHECK(unknown.status == 2);
     CHECK(unknown.err ==
           "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
-          "known: contrastive_divergence, gibbs, idx, rbm, sgd, and the stages train, sample, evaluate.\n");
+          "known: adam, contrastive_divergence, gibbs, idx, rbm, sgd, and the stages train, sample, evaluate.\n");
 }
 
 TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples and their picture",

@@ -352,6 +352,7 @@ void TrainLoop::run()
     ansatz_progress& progress = run_.host().progress();
     progress.epochs = epochs_;
     progress.steps_per_epoch = batches_;
+    progress.step = state_.steps_done; // a resumed stage starts after the batches its checkpoint counts
     for (int64_t e = state_.epochs_done + 1; e <= epochs_; ++e)
         epoch(e);
 }

@@ -272,7 +272,7 @@ TEST_CASE("bad input: unknown stage type", "[cli][bad-input]")
 {
     expect(with_change("stage_type", "- sample:", "- sampel:"),
            "pipeline.yaml:11:5: unknown stage type 'sampel' (did you mean 'sample'?); stage types: train, "
-           "sample, evaluate");
+           "sample, evaluate, load");
 }
 
 TEST_CASE("bad input: a component without a plugin key", "[cli][bad-input]")

@@ -54,6 +54,16 @@ KeySpec optional_int_key(const std::string& name, int64_t min, const std::string
     return k;
 }
 
+KeySpec path_key(const std::string& name, const std::string& doc)
+{
+    KeySpec k;
+    k.name = name;
+    k.type = ANSATZ_PARAM_PATH;
+    k.flags = ANSATZ_PARAM_REQUIRED | ANSATZ_PARAM_MUST_EXIST;
+    k.doc = doc;
+    return k;
+}
+
 KeySpec bool_key(const std::string& name, bool default_value, const std::string& doc)
 {
     KeySpec k;
@@ -137,6 +147,15 @@ const std::vector<StageType>& stage_types()
                                "the evaluators to run, in order") },
           check_evaluate_stage,
           run_evaluate_stage },
+        { "load",
+          "sets a model's parameters from .npy files: a checkpoint folder, or numpy.save files of another "
+          "tool",
+          { component_key("model", ANSATZ_KIND_MODEL, true, "the model whose parameters are set"),
+            path_key("from", "the folder of <model>.<parameter>.npy (a checkpoint) or <parameter>.npy files"),
+            component_key("data", ANSATZ_KIND_DATASET, false,
+                          "a dataset giving the sample shape, for a model that does not fix its own") },
+          check_load_stage,
+          run_load_stage },
     };
     return types;
 }

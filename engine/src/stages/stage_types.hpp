@@ -37,6 +37,8 @@ KeySpec int_key(const std::string& name, int64_t default_value, int64_t min, con
                 std::optional<int64_t> max = std::nullopt);
 // An int in [min, max] that may be absent (no default written into the resolved pipeline).
 KeySpec optional_int_key(const std::string& name, int64_t min, const std::string& doc, int64_t max);
+// A required path that must exist, relative to the pipeline file.
+KeySpec path_key(const std::string& name, const std::string& doc);
 KeySpec bool_key(const std::string& name, bool default_value, const std::string& doc);
 KeySpec choice_key(const std::string& name, const std::string& choices, const std::string& default_value,
                    const std::string& doc);

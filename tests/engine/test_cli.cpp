@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <set>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -119,9 +120,10 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
 
     const auto rbm = run_ansatz({ "describe", "rbm" }, ANSATZ_TEST_WORK_DIR);
     CHECK(rbm.status == 0);
-    CHECK(rbm.out.find("provides: free_energy, free_energy_grad, energy_delta, conditional, tempered_free_energy "
-                       "+ base_log_partition + tempered_conditional, block_free_energy, "
-                       "free_energy_grad_weighted\n") != std::string::npos);
+    CHECK(rbm.out.find(
+              "provides: free_energy, free_energy_grad, energy_delta, conditional, tempered_free_energy "
+              "+ base_log_partition + tempered_conditional, block_free_energy, "
+              "free_energy_grad_weighted\n") != std::string::npos);
     CHECK(rbm.out.find("  hidden         int >= 1, default 64\n") != std::string::npos);
 
     const auto gibbs = run_ansatz({ "describe", "gibbs" }, ANSATZ_TEST_WORK_DIR);
@@ -134,7 +136,8 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
     CHECK(unknown.status == 2);
     CHECK(unknown.err ==
           "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
-          "known: adam, contrastive_divergence, gibbs, idx, rbm, sgd, and the stages train, sample, evaluate, load.\n");
+          "known: adam, contrastive_divergence, gibbs, idx, rbm, sgd, and the stages train, sample, "
+          "evaluate, load.\n");
 }
 
 TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples and their picture",
@@ -368,4 +371,61 @@ TEST_CASE("a thread budget above the machine's cores is cut to them, with a warn
     while (!folder.empty() && folder.back() == '\n')
         folder.pop_back();
     CHECK(read_text(dir / folder / "pipeline.yaml").find("\nthreads: " + n + "\n") != std::string::npos);
+}
+
+namespace
+{
+
+// The distinct grey levels of a PNG the engine wrote (8-bit grey, one IDAT, filter 0 on every row).
+std::set<int> grey_levels(const std::string& png)
+{
+    const auto be32 = [&](size_t at) {
+        return (uint32_t(uint8_t(png[at])) << 24) | (uint32_t(uint8_t(png[at + 1])) << 16) |
+               (uint32_t(uint8_t(png[at + 2])) << 8) | uint32_t(uint8_t(png[at + 3]));
+    };
+    const uint32_t width = be32(16), height = be32(20);
+    const size_t idat = png.find("IDAT");
+    REQUIRE(idat != std::string::npos);
+    const uint32_t length = be32(idat - 4);
+    std::string raw(size_t{ height } * (width + 1), '\0');
+    uLongf size = static_cast<uLongf>(raw.size());
+    REQUIRE(uncompress(reinterpret_cast<Bytef*>(raw.data()), &size,
+                       reinterpret_cast<const Bytef*>(png.data() + idat + 4), length) == Z_OK);
+    std::set<int> levels;
+    for (uint32_t r = 0; r < height; ++r)
+        for (uint32_t c = 0; c < width; ++c)
+            levels.insert(uint8_t(raw[size_t{ r } * (width + 1) + 1 + c]));
+    return levels;
+}
+
+} // namespace
+
+TEST_CASE("the sample picture shows the visible means by default and the states with picture: states",
+          "[cli][run]")
+{
+    const fs::path dir = ansatz::test::fresh_folder("picture");
+    write_text(dir / "images.idx", ansatz::test::square_images());
+    write_text(dir / "pipeline.yaml", R"(pipeline: picture
+seed: 3
+threads: 1
+components:
+  data:  {plugin: idx, images: images.idx, binarize: 0.5}
+  rbm:   {plugin: rbm, hidden: 4, init_std: 0.5}
+  gibbs: {plugin: gibbs}
+stages:
+  - sample: {model: rbm, sampler: gibbs, data: data, count: 16, steps: 5}
+)");
+    const auto means = run_ansatz({ "run", "pipeline.yaml", "--runs", "means" }, dir);
+    const auto states = run_ansatz(
+        { "run", "pipeline.yaml", "--runs", "states", "--set", "stages.0.sample.picture=states" }, dir);
+    INFO(means.err << states.err);
+    REQUIRE(means.status == 0);
+    REQUIRE(states.status == 0);
+    const fs::path a = fs::directory_iterator(dir / "means" / "picture")->path();
+    const fs::path b = fs::directory_iterator(dir / "states" / "picture")->path();
+    // States are 0 or 1: black, white and the grid's grey. Means take many levels in between.
+    CHECK(grey_levels(read_text(b / "stage1_samples.png")).size() <= 3);
+    CHECK(grey_levels(read_text(a / "stage1_samples.png")).size() > 10);
+    // The samples are the same states either way: the picture draws from copies of the streams.
+    CHECK(read_text(a / "stage1_samples.npy") == read_text(b / "stage1_samples.npy"));
 }

@@ -136,7 +136,10 @@ const std::vector<StageType>& stage_types()
             int_key("steps", 1000, 1, "sweeps of the sampler per chain"),
             choice_key("init", "random|data", "random",
                        "start the chains from the model's random states or from random rows of 'data'"),
-            bool_key("image", true, "also write a PNG grid when the samples are images") },
+            bool_key("image", true, "also write a PNG grid when the samples are images"),
+            choice_key("picture", "means|states", "means",
+                       "what the PNG grid shows: E[v | h] from each final state (a model with conditionals), "
+                       "or the states themselves") },
           check_sample_stage,
           run_sample_stage },
         { "evaluate",

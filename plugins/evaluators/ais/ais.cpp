@@ -140,7 +140,9 @@ public:
                  "spacing of the inverse temperatures: Salakhutdinov & Murray's (500 : 4000 : 10000 steps in "
                  "[0, 0.5] : [0.5, 0.9] : [0.9, 1]), even, or a sigmoid denser near both ends")
             .default_value("dense_near_one");
-        s.boolean("reverse", "also run reverse AIS from data rows (an upper bracket of log Z)")
+        s.boolean(
+             "reverse",
+             "also run reverse AIS from data rows (an upper bracket of log Z when they are model samples)")
             .default_value(false);
         s.choice("reverse_start", "first|random",
                  "reverse chains start at the first `chains` rows of the data (cycled), or at rows drawn at "

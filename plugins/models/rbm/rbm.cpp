@@ -50,6 +50,23 @@ void fill_rows(ansatz_tensor& out, const float* bias)
         std::copy_n(bias, cols, o + r * cols);
 }
 
+// softplus in double, for the few scalars summed in double.
+double softplus_double(double x)
+{
+    return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x)));
+}
+
+// Requires a float64 vector view {size} (the tempered and block free energies' out).
+void require_doubles(const ansatz_tensor& t, int64_t size, const char* what)
+{
+    if (t.dtype != ANSATZ_DTYPE_FLOAT64)
+        throw ansatz::Error(std::string(what) + " holds " + ansatz::dtype_name(t.dtype) +
+                            " elements, expected float64");
+    if (t.rank != 1 || t.shape[0] != size)
+        throw ansatz::Error(std::string(what) + " has shape " + ansatz::shape_string(t) + ", expected {" +
+                            std::to_string(size) + "}");
+}
+
 using ansatz::Workspace;
 
 class Rbm final : public ansatz::Model
@@ -148,31 +165,14 @@ public:
     void free_energy_grad(const ansatz_tensor& v, float scale, ansatz_tensor* grads, int32_t n_grads,
                           ansatz_tensor* out)
     {
-        require_ready();
-        ansatz::require_matrix(v, -1, d_, "rbm free_energy_grad: v");
-        if (n_grads != 3)
-            throw ansatz::Error("rbm free_energy_grad: got " + std::to_string(n_grads) +
-                                " gradients, expected 3 (weights, visible_bias, hidden_bias)");
-        ansatz::require_matrix(grads[0], d_, hidden_, "rbm free_energy_grad: gradient of weights");
-        ansatz::require_vector(grads[1], d_, "rbm free_energy_grad: gradient of visible_bias");
-        ansatz::require_vector(grads[2], hidden_, "rbm free_energy_grad: gradient of hidden_bias");
+        accumulate_grad(v, scale, nullptr, grads, n_grads, out, "rbm free_energy_grad");
+    }
 
-        ansatz_tensor pre = pre_activations(v);
-        if (out)
-        {
-            ansatz::require_vector(*out, v.shape[0], "rbm free_energy_grad: out");
-            free_energy_from(v, pre, *out); // from the same pre-activations: no second gemm
-        }
-        sigmoid_in_place(pre); // now E[h | v]
-        auto s = ansatz::adapt<2>(pre);
-        // dF/dW = -v^T s, dF/da = -sum_n v, dF/db = -sum_n s (summed over the batch).
-        gemm(Op::transpose, Op::none, -scale, v, pre, 1.0f, grads[0]);
-        auto x = ansatz::adapt<2>(v);
-        auto ga = ansatz::adapt<1>(grads[1]);
-        auto gb = ansatz::adapt<1>(grads[2]);
-        const double minus_scale = -static_cast<double>(scale);
-        xt::noalias(ga) += xt::cast<float>(minus_scale * xt::sum<double>(x, { 0 }));
-        xt::noalias(gb) += xt::cast<float>(minus_scale * xt::sum<double>(s, { 0 }));
+    // One pass over rows of both signs: grads[k] += sum_n weights[n] dF(v[n])/dtheta_k.
+    void free_energy_grad_weighted(const ansatz_tensor& v, const float* weights, ansatz_tensor* grads,
+                                   int32_t n_grads, ansatz_tensor* out)
+    {
+        accumulate_grad(v, 1.0f, weights, grads, n_grads, out, "rbm free_energy_grad_weighted");
     }
 
     void energy_delta(const ansatz_tensor& v, const int64_t* sites, const float* new_values,
@@ -223,34 +223,76 @@ public:
     void conditional(ansatz_block block, const ansatz_tensor& given, ansatz_tensor& mean,
                      ansatz_tensor* sample, ansatz::Streams rngs)
     {
-        require_ready();
-        const bool hidden = block == ANSATZ_BLOCK_HIDDEN;
-        if (!hidden && block != ANSATZ_BLOCK_VISIBLE)
-            throw ansatz::Error("rbm conditional: unknown block " + std::to_string(static_cast<int>(block)));
-        const int64_t given_size = hidden ? d_ : hidden_;
-        const int64_t size = hidden ? hidden_ : d_;
-        ansatz::require_matrix(given, -1, given_size,
-                               hidden ? "rbm conditional: given v" : "rbm conditional: given h");
-        const int64_t n = given.shape[0];
-        ansatz::require_matrix(mean, n, size, "rbm conditional: mean");
-        if (sample)
-            ansatz::require_matrix(*sample, n, size, "rbm conditional: sample");
+        conditional_at(block, given, nullptr, nullptr, mean, sample, rngs, "rbm conditional");
+    }
 
-        if (hidden)
+    // ---- TEMPERED (abi.h): E_beta,phi(v, h) = beta E(v, h) - phi.v, beta multiplies the whole energy.
+
+    // out[n] = F_beta[n],phi(v[n]) = -beta a.v - phi.v - sum_j softplus(beta (b + v W)_j), in double.
+    void tempered_free_energy(const ansatz_tensor& v, const double* beta, const ansatz_tensor* field,
+                              ansatz_tensor& out)
+    {
+        require_ready();
+        ansatz::require_matrix(v, -1, d_, "rbm tempered_free_energy: v");
+        require_doubles(out, v.shape[0], "rbm tempered_free_energy: out");
+        const float* phi = field_values(field, "rbm tempered_free_energy: field");
+        require_betas(beta, v.shape[0], "rbm tempered_free_energy");
+        free_energy_in_double(v, beta, phi, ansatz::data<double>(out));
+    }
+
+    // log Z_0,phi = H log 2 + sum_i softplus(phi_i): at beta = 0 every unit is independent.
+    double base_log_partition(const ansatz_tensor* field)
+    {
+        require_ready();
+        const float* phi = field_values(field, "rbm base_log_partition: field");
+        double z = static_cast<double>(hidden_) * std::log(2.0);
+        for (int64_t i = 0; i < d_; ++i)
+            z += softplus_double(phi ? phi[i] : 0.0);
+        return z;
+    }
+
+    // mean = sigmoid(beta (b + v W)) for the hidden block, sigmoid(beta (a + h W^T) + phi) for the visible
+    // one; at beta = 0 the visible units are Bernoulli(sigmoid(phi)), whatever h is.
+    void tempered_conditional(ansatz_block block, const ansatz_tensor& given, const double* beta,
+                              const ansatz_tensor* field, ansatz_tensor& mean, ansatz_tensor* sample,
+                              ansatz::Streams rngs)
+    {
+        require_ready();
+        if (!beta)
+            throw ansatz::Error("rbm tempered_conditional got no inverse temperatures");
+        const float* phi = field_values(field, "rbm tempered_conditional: field");
+        conditional_at(block, given, beta, phi, mean, sample, rngs, "rbm tempered_conditional");
+    }
+
+    // out[n] = -log sum_other exp(-E(states[n], other)): F(v) for the visible block; for the hidden one
+    // F(h) = -b.h - sum_i softplus(a_i + (W h)_i). In double.
+    void block_free_energy(ansatz_block block, const ansatz_tensor& states, ansatz_tensor& out)
+    {
+        require_ready();
+        const bool hidden = is_hidden(block, "rbm block_free_energy");
+        ansatz::require_matrix(states, -1, hidden ? hidden_ : d_,
+                               hidden ? "rbm block_free_energy: h" : "rbm block_free_energy: v");
+        const int64_t n = states.shape[0];
+        require_doubles(out, n, "rbm block_free_energy: out");
+        double* o = ansatz::data<double>(out);
+        if (!hidden)
         {
-            fill_rows(mean, hidden_bias_.data());
-            gemm(Op::none, Op::none, 1.0f, given, weights_view(), 1.0f, mean);
-        }
-        else
-        {
-            fill_rows(mean, visible_bias_.data());
-            gemm(Op::none, Op::transpose, 1.0f, given, weights_view(), 1.0f, mean);
-        }
-        sigmoid_in_place(mean);
-        if (!sample)
+            free_energy_in_double(states, nullptr, nullptr, o);
             return;
-        // Row r from its own stream: a chain's draws do not depend on the other rows.
-        ansatz::bernoulli_rows(ansatz::f32(mean), n, size, ansatz::f32(*sample), rngs);
+        }
+        ansatz_tensor pre = visible_pre_.view(n, d_); // a + h W^T
+        fill_rows(pre, visible_bias_.data());
+        gemm(Op::none, Op::transpose, 1.0f, states, weights_view(), 1.0f, pre);
+        ansatz::sum_softplus_rows(ansatz::f32(pre), n, d_, o);
+        const float* h = ansatz::f32(states);
+        const float* b = hidden_bias_.data();
+        for (int64_t r = 0; r < n; ++r)
+        {
+            double bh = 0;
+            for (int64_t j = 0; j < hidden_; ++j)
+                bh += static_cast<double>(b[j]) * h[r * hidden_ + j];
+            o[r] = -bh - o[r];
+        }
     }
 
 private:
@@ -293,6 +335,188 @@ private:
             o[r] -= s[r];
     }
 
+    // grads[k] += scale * sum_n w[n] dF(v[n])/dtheta_k, with w[n] = weights[n], or 1 when weights is null
+    // (free_energy_grad and free_energy_grad_weighted share this pass): one gemm for the pre-activations,
+    // the rows of sigmoid(pre) scaled by their weights, one gemm for the weights' gradient.
+    void accumulate_grad(const ansatz_tensor& v, float scale, const float* weights, ansatz_tensor* grads,
+                         int32_t n_grads, ansatz_tensor* out, const std::string& what)
+    {
+        require_ready();
+        ansatz::require_matrix(v, -1, d_, (what + ": v").c_str());
+        if (n_grads != 3)
+            throw ansatz::Error(what + ": got " + std::to_string(n_grads) +
+                                " gradients, expected 3 (weights, visible_bias, hidden_bias)");
+        if (!grads)
+            throw ansatz::Error(what + ": got no gradient buffers");
+        ansatz::require_matrix(grads[0], d_, hidden_, (what + ": gradient of weights").c_str());
+        ansatz::require_vector(grads[1], d_, (what + ": gradient of visible_bias").c_str());
+        ansatz::require_vector(grads[2], hidden_, (what + ": gradient of hidden_bias").c_str());
+        const int64_t n = v.shape[0];
+
+        ansatz_tensor pre = pre_activations(v);
+        if (out)
+        {
+            ansatz::require_vector(*out, n, (what + ": out").c_str());
+            free_energy_from(v, pre, *out); // from the same pre-activations: no second gemm
+        }
+        sigmoid_in_place(pre); // now E[h | v]
+        float* s = ansatz::f32(pre);
+        if (weights)
+            for (int64_t r = 0; r < n; ++r)
+                for (int64_t j = 0; j < hidden_; ++j)
+                    s[r * hidden_ + j] *= weights[r];
+        // dF/dW = -v^T s, dF/da = -sum_n w[n] v[n], dF/db = -sum_n s[n] (s already weighted).
+        gemm(Op::transpose, Op::none, -scale, v, pre, 1.0f, grads[0]);
+        const double minus_scale = -static_cast<double>(scale);
+        double* sums = column_sums(ansatz::f32(v), n, d_, weights);
+        float* ga = ansatz::f32(grads[1]);
+        for (int64_t i = 0; i < d_; ++i)
+            ga[i] += static_cast<float>(minus_scale * sums[i]);
+        sums = column_sums(s, n, hidden_, nullptr);
+        float* gb = ansatz::f32(grads[2]);
+        for (int64_t j = 0; j < hidden_; ++j)
+            gb[j] += static_cast<float>(minus_scale * sums[j]);
+    }
+
+    // sum_r w[r] x[r, j] for every column j of x {rows, cols}, in double (w = 1 when weights is null);
+    // into a work buffer valid until the next call.
+    double* column_sums(const float* x, int64_t rows, int64_t cols, const float* weights)
+    {
+        if (column_sums_.size() < static_cast<size_t>(cols))
+            column_sums_.resize(static_cast<size_t>(cols));
+        double* acc = column_sums_.data();
+        std::fill_n(acc, cols, 0.0);
+        for (int64_t r = 0; r < rows; ++r)
+        {
+            const float* row = x + r * cols;
+            if (weights)
+            {
+                const double w = weights[r];
+                for (int64_t j = 0; j < cols; ++j)
+                    acc[j] += w * row[j];
+            }
+            else
+                for (int64_t j = 0; j < cols; ++j)
+                    acc[j] += row[j];
+        }
+        return acc;
+    }
+
+    // p(block | given) at inverse temperatures beta (nullptr: 1, the model) with the field phi on the
+    // visible units (nullptr: 0). With beta and phi null this is the model's conditional, bit for bit.
+    void conditional_at(ansatz_block block, const ansatz_tensor& given, const double* beta, const float* phi,
+                        ansatz_tensor& mean, ansatz_tensor* sample, ansatz::Streams rngs,
+                        const std::string& what)
+    {
+        require_ready();
+        const bool hidden = is_hidden(block, what);
+        const int64_t given_size = hidden ? d_ : hidden_;
+        const int64_t size = hidden ? hidden_ : d_;
+        ansatz::require_matrix(given, -1, given_size, (what + (hidden ? ": given v" : ": given h")).c_str());
+        const int64_t n = given.shape[0];
+        ansatz::require_matrix(mean, n, size, (what + ": mean").c_str());
+        if (sample)
+            ansatz::require_matrix(*sample, n, size, (what + ": sample").c_str());
+        if (beta)
+            require_betas(beta, n, what);
+
+        if (hidden)
+        {
+            fill_rows(mean, hidden_bias_.data());
+            gemm(Op::none, Op::none, 1.0f, given, weights_view(), 1.0f, mean);
+            if (beta)
+                scale_rows(mean, beta);
+        }
+        else
+        {
+            fill_rows(mean, visible_bias_.data());
+            gemm(Op::none, Op::transpose, 1.0f, given, weights_view(), 1.0f, mean);
+            if (beta)
+                scale_rows(mean, beta);
+            if (phi)
+                add_to_rows(mean, phi);
+        }
+        sigmoid_in_place(mean);
+        if (!sample)
+            return;
+        // Row r from its own stream: a chain's draws do not depend on the other rows.
+        ansatz::bernoulli_rows(ansatz::f32(mean), n, size, ansatz::f32(*sample), rngs);
+    }
+
+    // out[n] = F_beta[n],phi(v[n]) in double (beta nullptr: 1; phi nullptr: 0): the pre-activations in
+    // float32 from one gemm, times beta per row, then softplus summed in double.
+    void free_energy_in_double(const ansatz_tensor& v, const double* beta, const float* phi, double* out)
+    {
+        const int64_t n = v.shape[0];
+        ansatz_tensor pre = pre_activations(v);
+        if (beta)
+            scale_rows(pre, beta);
+        ansatz::sum_softplus_rows(ansatz::f32(pre), n, hidden_, out);
+        const float* x = ansatz::f32(v);
+        const float* a = visible_bias_.data();
+        for (int64_t r = 0; r < n; ++r)
+        {
+            const float* row = x + r * d_;
+            double av = 0, fv = 0;
+            for (int64_t i = 0; i < d_; ++i)
+                av += static_cast<double>(a[i]) * row[i];
+            if (phi)
+                for (int64_t i = 0; i < d_; ++i)
+                    fv += static_cast<double>(phi[i]) * row[i];
+            out[r] = -(beta ? beta[r] : 1.0) * av - fv - out[r];
+        }
+    }
+
+    bool is_hidden(ansatz_block block, const std::string& what) const
+    {
+        if (block != ANSATZ_BLOCK_HIDDEN && block != ANSATZ_BLOCK_VISIBLE)
+            throw ansatz::Error(what + ": unknown block " + std::to_string(static_cast<int>(block)));
+        return block == ANSATZ_BLOCK_HIDDEN;
+    }
+
+    // The field phi {D} as floats, or nullptr for none (phi = 0).
+    const float* field_values(const ansatz_tensor* field, const char* what) const
+    {
+        if (!field)
+            return nullptr;
+        ansatz::require_vector(*field, d_, what);
+        return ansatz::f32(*field);
+    }
+
+    // One finite inverse temperature per row.
+    static void require_betas(const double* beta, int64_t n, const std::string& what)
+    {
+        if (!beta)
+            throw ansatz::Error(what + " got no inverse temperatures");
+        for (int64_t r = 0; r < n; ++r)
+            if (!std::isfinite(beta[r]))
+                throw ansatz::Error(what + ": the inverse temperature of row " + std::to_string(r) + " is " +
+                                    std::to_string(beta[r]) + "; it must be finite");
+    }
+
+    // Multiplies row r of t {N, K} by beta[r] (in float32).
+    static void scale_rows(ansatz_tensor& t, const double* beta)
+    {
+        const int64_t cols = t.shape[1];
+        float* x = ansatz::f32(t);
+        for (int64_t r = 0; r < t.shape[0]; ++r)
+        {
+            const float b = static_cast<float>(beta[r]);
+            for (int64_t j = 0; j < cols; ++j)
+                x[r * cols + j] *= b;
+        }
+    }
+
+    // Adds the row `add` {K} to every row of t {N, K}.
+    static void add_to_rows(ansatz_tensor& t, const float* add)
+    {
+        const int64_t cols = t.shape[1];
+        float* x = ansatz::f32(t);
+        for (int64_t r = 0; r < t.shape[0]; ++r)
+            for (int64_t j = 0; j < cols; ++j)
+                x[r * cols + j] += add[j];
+    }
+
     // b + v W into the work buffer: {N, H}.
     ansatz_tensor pre_activations(const ansatz_tensor& v)
     {
@@ -314,7 +538,8 @@ private:
     xt::xtensor<float, 1> visible_bias_;
     xt::xtensor<float, 1> hidden_bias_;
 
-    Workspace pre_, flip_rows_, flip_change_, flip_bias_, softplus_sums_;
+    Workspace pre_, flip_rows_, flip_change_, flip_bias_, softplus_sums_, visible_pre_;
+    std::vector<double> column_sums_;
 };
 
 } // namespace

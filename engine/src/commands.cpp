@@ -398,14 +398,16 @@ int command_describe(const Options& o)
     const PluginComponent* c = registry.find(name);
     if (!c)
     {
-        std::string known;
+        std::string known, stages;
         for (const std::string& n : registry.names())
             known += (known.empty() ? "" : ", ") + n;
+        for (const StageType& t : stage_types())
+            stages += (stages.empty() ? "" : ", ") + t.name;
         throw UserError("ansatz describe: no plugin component or stage type named '" + name + "'" +
                         (closest(name, registry.names()).empty()
                              ? ""
                              : " (did you mean '" + closest(name, registry.names()) + "'?)") +
-                        "; known: " + known + ", and the stages train, sample.");
+                        "; known: " + known + ", and the stages " + stages + ".");
     }
     const ansatz_component& d = *c->desc;
     std::printf("%s (%s)\n  %s\n\n", d.name, kind_name(d.kind), d.summary ? d.summary : "");

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <set>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -94,7 +95,8 @@ TEST_CASE("`ansatz plugins` lists every in-tree plugin with kind, name, version 
            "dataset    idx                      0.1.0     " + plugins + "/libansatz_idx.so",
            "model      rbm                      0.1.0     " + plugins + "/libansatz_rbm.so",
            "sampler    gibbs                    0.1.0     " + plugins + "/libansatz_gibbs.so",
-           "optimizer  sgd                      0.1.0     " + plugins + "/libansatz_sgd.so" })
+           "optimizer  sgd                      0.1.0     " + plugins + "/libansatz_sgd.so",
+           "optimizer  adam                     0.1.0     " + plugins + "/libansatz_adam.so" })
         CHECK(r.out.find(line + "\n") != std::string::npos);
 }
 
@@ -105,16 +107,23 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
     CHECK(r.out.find("sgd (optimizer)\n  stochastic gradient descent with momentum and weight decay\n") == 0);
     CHECK(r.out.find("file:    " + plugins + "/libansatz_sgd.so\n") != std::string::npos);
     CHECK(r.out.find("keys:\n"
-                     "  learning_rate  float > 0, default 0.01\n"
-                     "                 step size\n"
-                     "  momentum       float [0, 1), default 0\n"
-                     "                 heavy-ball momentum factor\n") != std::string::npos);
-    CHECK(r.out.find("  nesterov       bool, default false\n") != std::string::npos);
+                     "  learning_rate        float > 0, default 0.01\n"
+                     "                       step size\n"
+                     "  momentum             float [0, 1), default 0\n"
+                     "                       heavy-ball momentum factor\n") != std::string::npos);
+    CHECK(r.out.find("  nesterov             bool, default false\n") != std::string::npos);
+    // The schedule keys (ansatz/schedule.hpp), an optional one among them.
+    CHECK(r.out.find(
+              "  schedule             choice of {constant step exponential cosine}, default constant\n") !=
+          std::string::npos);
+    CHECK(r.out.find("  step_size            int >= 1, optional\n") != std::string::npos);
 
     const auto rbm = run_ansatz({ "describe", "rbm" }, ANSATZ_TEST_WORK_DIR);
     CHECK(rbm.status == 0);
-    CHECK(rbm.out.find("provides: free_energy, free_energy_grad, energy_delta, conditional, tempered, "
-                       "block_free_energy, free_energy_grad_weighted\n") != std::string::npos);
+    CHECK(rbm.out.find(
+              "provides: free_energy, free_energy_grad, energy_delta, conditional, tempered_free_energy "
+              "+ base_log_partition + tempered_conditional, block_free_energy, "
+              "free_energy_grad_weighted\n") != std::string::npos);
     CHECK(rbm.out.find("  hidden         int >= 1, default 64\n") != std::string::npos);
 
     const auto gibbs = run_ansatz({ "describe", "gibbs" }, ANSATZ_TEST_WORK_DIR);
@@ -127,7 +136,8 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
     CHECK(unknown.status == 2);
     CHECK(unknown.err ==
           "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
-          "known: contrastive_divergence, gibbs, idx, rbm, sgd, and the stages train, sample.\n");
+          "known: adam, ais, contrastive_divergence, exact_likelihood, free_energy, gibbs, idx, "
+          "pseudo_likelihood, rbm, reconstruction_error, sgd, and the stages train, sample, evaluate, load.\n");
 }
 
 TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples and their picture",
@@ -361,4 +371,61 @@ TEST_CASE("a thread budget above the machine's cores is cut to them, with a warn
     while (!folder.empty() && folder.back() == '\n')
         folder.pop_back();
     CHECK(read_text(dir / folder / "pipeline.yaml").find("\nthreads: " + n + "\n") != std::string::npos);
+}
+
+namespace
+{
+
+// The distinct grey levels of a PNG the engine wrote (8-bit grey, one IDAT, filter 0 on every row).
+std::set<int> grey_levels(const std::string& png)
+{
+    const auto be32 = [&](size_t at) {
+        return (uint32_t(uint8_t(png[at])) << 24) | (uint32_t(uint8_t(png[at + 1])) << 16) |
+               (uint32_t(uint8_t(png[at + 2])) << 8) | uint32_t(uint8_t(png[at + 3]));
+    };
+    const uint32_t width = be32(16), height = be32(20);
+    const size_t idat = png.find("IDAT");
+    REQUIRE(idat != std::string::npos);
+    const uint32_t length = be32(idat - 4);
+    std::string raw(size_t{ height } * (width + 1), '\0');
+    uLongf size = static_cast<uLongf>(raw.size());
+    REQUIRE(uncompress(reinterpret_cast<Bytef*>(raw.data()), &size,
+                       reinterpret_cast<const Bytef*>(png.data() + idat + 4), length) == Z_OK);
+    std::set<int> levels;
+    for (uint32_t r = 0; r < height; ++r)
+        for (uint32_t c = 0; c < width; ++c)
+            levels.insert(uint8_t(raw[size_t{ r } * (width + 1) + 1 + c]));
+    return levels;
+}
+
+} // namespace
+
+TEST_CASE("the sample picture shows the visible means by default and the states with picture: states",
+          "[cli][run]")
+{
+    const fs::path dir = ansatz::test::fresh_folder("picture");
+    write_text(dir / "images.idx", ansatz::test::square_images());
+    write_text(dir / "pipeline.yaml", R"(pipeline: picture
+seed: 3
+threads: 1
+components:
+  data:  {plugin: idx, images: images.idx, binarize: 0.5}
+  rbm:   {plugin: rbm, hidden: 4, init_std: 0.5}
+  gibbs: {plugin: gibbs}
+stages:
+  - sample: {model: rbm, sampler: gibbs, data: data, count: 16, steps: 5}
+)");
+    const auto means = run_ansatz({ "run", "pipeline.yaml", "--runs", "means" }, dir);
+    const auto states = run_ansatz(
+        { "run", "pipeline.yaml", "--runs", "states", "--set", "stages.0.sample.picture=states" }, dir);
+    INFO(means.err << states.err);
+    REQUIRE(means.status == 0);
+    REQUIRE(states.status == 0);
+    const fs::path a = fs::directory_iterator(dir / "means" / "picture")->path();
+    const fs::path b = fs::directory_iterator(dir / "states" / "picture")->path();
+    // States are 0 or 1: black, white and the grid's grey. Means take many levels in between.
+    CHECK(grey_levels(read_text(b / "stage1_samples.png")).size() <= 3);
+    CHECK(grey_levels(read_text(a / "stage1_samples.png")).size() > 10);
+    // The samples are the same states either way: the picture draws from copies of the streams.
+    CHECK(read_text(a / "stage1_samples.npy") == read_text(b / "stage1_samples.npy"));
 }

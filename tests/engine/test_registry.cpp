@@ -119,7 +119,7 @@ TEST_CASE("the engine goes on with the other plugins after refusals", "[registry
     const Registry r = scan_both();
     CHECK(r.refusals().size() == 8);
     for (const char* name : { "good_opt", "energy_only", "conformance_rbm", "rbm", "gibbs",
-                              "contrastive_divergence", "sgd", "idx" })
+                              "contrastive_divergence", "sgd", "adam", "idx" })
         CHECK(r.find(name) != nullptr);
 }
 

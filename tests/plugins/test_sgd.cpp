@@ -114,3 +114,43 @@ TEST_CASE("sgd: a Nesterov step and a dampened step match torch.optim.SGD by han
     d.step({ 3.0f });
     CHECK(d.theta[0] == Approx(1.7).margin(1e-6));
 }
+
+TEST_CASE("sgd: the rate follows the schedule (one batch an epoch), as torch.optim.SGD with ExponentialLR",
+          "[sgd][schedule]")
+{
+    // ATEN_CPU_CAPABILITY=default /usr/bin/python3 (torch 1.13.1):
+    //     import torch
+    //     p = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5]))
+    //     opt = torch.optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=0.01)
+    //     s = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.5)
+    //     for g in [[0.5, 0.1, -0.3], [-0.2, 0.4, 0.0], [0.3, -0.6, 0.2]]:
+    //         p.grad = torch.tensor(g)
+    //         opt.step()
+    //         s.step()
+    //     print(", ".join("%.9gf" % x for x in p.detach().tolist()))
+    // Tolerance 1e-6 relative: float32 rounding of a build that fuses multiply-adds.
+    ansatz::engine::HostServices host(1234, 1);
+    auto inst = ansatz::test::make(
+        "sgd", "{learning_rate: 0.1, momentum: 0.9, weight_decay: 0.01, schedule: exponential, gamma: 0.5}",
+        &host);
+    std::vector<float> theta = { 1.0f, -2.0f, 0.5f };
+    ansatz_named_tensor param{ "theta", ansatz::make_view(theta.data(), { 3 }) };
+    ansatz_status st{};
+    REQUIRE(inst->optimizer().bind(inst->self(), &param, 1, &st) == ANSATZ_STATUS_OK);
+    const std::vector<std::vector<float>> grads = { { 0.5f, 0.1f, -0.3f },
+                                                    { -0.2f, 0.4f, 0.0f },
+                                                    { 0.3f, -0.6f, 0.2f } };
+    host.progress().epochs = 3;
+    host.progress().steps_per_epoch = 1;
+    for (int64_t e = 1; e <= 3; ++e)
+    {
+        host.progress().epoch = e;
+        host.progress().step = e - 1;
+        std::vector<float> g = grads[static_cast<size_t>(e - 1)];
+        ansatz_tensor gt = ansatz::make_view(g.data(), { 3 });
+        REQUIRE(inst->optimizer().step(inst->self(), &param, &gt, 1, &st) == ANSATZ_STATUS_OK);
+    }
+    CHECK(theta[0] == Approx(0.921800554f).epsilon(1e-6));
+    CHECK(theta[1] == Approx(-2.0252564f).epsilon(1e-6));
+    CHECK(theta[2] == Approx(0.543229282f).epsilon(1e-6));
+}

@@ -208,7 +208,7 @@ std::string KeySpec::type_name() const
     case ANSATZ_PARAM_FLOAT_LIST:
         return "list of floats";
     case ANSATZ_PARAM_STRING_LIST:
-        return "list of strings";
+        return component_kind ? "list of " + std::string(kind_name(component_kind)) + "s" : "list of strings";
     case ANSATZ_PARAM_COMPONENT:
         return std::string(kind_name(component_kind));
     default:

@@ -258,8 +258,24 @@ private:
             }
             s.values = validate_keys(p_.source, s.node, type->keys, s.label(), "");
             for (const KeySpec& key : type->keys)
-                if (key.type == ANSATZ_PARAM_COMPONENT && s.values.at(key.name).present)
-                    referenced(s.values.at(key.name), key, s.label());
+            {
+                const Value& v = s.values.at(key.name);
+                if (key.type == ANSATZ_PARAM_COMPONENT && v.present)
+                    referenced(v, key, s.label());
+                if (key.type == ANSATZ_PARAM_STRING_LIST && key.component_kind && v.present)
+                    for (size_t i = 0; i < v.texts.size(); ++i)
+                    {
+                        Value item;
+                        item.text = v.texts[i];
+                        item.node = v.node.IsSequence() && i < v.node.size() ? v.node[i] : v.node;
+                        referenced(item, key, s.label());
+                        if (std::count(v.texts.begin(), v.texts.end(), v.texts[i]) > 1)
+                            fail(item.node, s.label() + ": key '" + key.name + "' names '" + v.texts[i] +
+                                                "' more than once");
+                        if (s.values.count("model") && s.has("model"))
+                            require_model_functions(p_, s, v.texts[i], item.node, s.text("model"));
+                    }
+            }
             if (s.values.count("sampler") && s.has("sampler") && s.values.count("model"))
                 require_model_functions(p_, s, "sampler", s.text("model"));
             if (type->check)
@@ -284,17 +300,23 @@ uint64_t model_functions_of(const ansatz_component& model)
 void require_model_functions(const Pipeline& p, const StageDecl& s, const std::string& key,
                              const std::string& model_name)
 {
+    require_model_functions(p, s, s.text(key), s.values.at(key).node, model_name);
+}
+
+void require_model_functions(const Pipeline& p, const StageDecl& s, const std::string& user_name,
+                             const YAML::Node& node, const std::string& model_name)
+{
     const ComponentDecl& model = p.component(model_name);
     const uint64_t offered = model_functions_of(*model.plugin->desc);
-    // The component under `key`, then the samplers it names (a wrapper's inner sampler, which it binds
+    // The component `user_name`, then the samplers it names (a wrapper's inner sampler, which it binds
     // to the same model), and theirs: each must find what it needs in the model.
-    std::vector<std::pair<const ComponentDecl*, std::string>> users{ { &p.component(s.text(key)), "" } };
+    std::vector<std::pair<const ComponentDecl*, std::string>> users{ { &p.component(user_name), "" } };
     for (size_t i = 0; i < users.size(); ++i)
     {
         const ComponentDecl& user = *users[i].first;
         const uint64_t needed = user.plugin->desc->needs;
         if ((needed & offered) != needed)
-            throw UserError(p.source.where(s.values.at(key).node) + ": " + s.label() + ": " +
+            throw UserError(p.source.where(node) + ": " + s.label() + ": " +
                             kind_name(user.plugin->desc->kind) + " '" + user.name + "'" + users[i].second +
                             " needs the model's " + model_function_names(needed & ~offered) +
                             ", but model '" + model.name + "' (plugin '" + model.plugin->desc->name +

@@ -65,6 +65,9 @@ uint64_t model_functions_of(const ansatz_component& model);
 // Refuses (UserError at the key) a stage whose component under `key` needs functions `model_name` lacks.
 void require_model_functions(const Pipeline& p, const StageDecl& s, const std::string& key,
                              const std::string& model_name);
+// The same for the component `user` (an item of a list key such as `evaluators`), blamed at `node`.
+void require_model_functions(const Pipeline& p, const StageDecl& s, const std::string& user_name,
+                             const YAML::Node& node, const std::string& model_name);
 
 // "a sampler", "an optimizer": for messages that name a kind.
 std::string with_article(const std::string& word);

@@ -107,8 +107,13 @@ std::vector<std::string> stage_components(const StageDecl& stage)
 {
     std::vector<std::string> out;
     for (const KeySpec& key : find_stage_type(stage.type)->keys)
-        if (key.type == ANSATZ_PARAM_COMPONENT && stage.values.at(key.name).present)
-            out.push_back(stage.values.at(key.name).text);
+    {
+        const Value& v = stage.values.at(key.name);
+        if (key.type == ANSATZ_PARAM_COMPONENT && v.present)
+            out.push_back(v.text);
+        if (key.type == ANSATZ_PARAM_STRING_LIST && key.component_kind && v.present)
+            out.insert(out.end(), v.texts.begin(), v.texts.end()); // evaluators: [a, b]
+    }
     return out;
 }
 
@@ -161,9 +166,22 @@ void Run::preflight(bool create_first_stage)
     for (const std::string& name : stage_components(first))
         instance(name);
     // Its model is set up now too: a size the machine cannot hold is refused before any output.
-    if (first.values.count("model"))
-        prepare_model(first.text("model"),
-                      first.values.count("data") && first.has("data") ? first.text("data") : "", first);
+    if (!first.values.count("model"))
+        return;
+    prepare_model(first.text("model"),
+                  first.values.count("data") && first.has("data") ? first.text("data") : "", first);
+    // And its evaluators bound to it: one that cannot measure this model (a layer too large to
+    // enumerate) says so before any output. The stage binds them again when it starts (abi.h).
+    if (first.values.count("evaluators") && first.has("evaluators"))
+    {
+        const ansatz_model_handle model = instance(first.text("model")).model();
+        for (const std::string& name : first.values.at("evaluators").texts)
+        {
+            Instance& evaluator = instance(name);
+            ansatz_status st{};
+            evaluator.check(evaluator.evaluator().bind(evaluator.self(), &model, &st), st);
+        }
+    }
 }
 
 bool Run::stop_requested()

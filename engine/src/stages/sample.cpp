@@ -51,6 +51,24 @@ void to_grey(std::vector<float>& values, int32_t domain, int32_t categories)
         v = std::clamp((v - lo) / (hi - lo), 0.0f, 1.0f);
 }
 
+// E[v | h] with h ~ p(h | v) drawn from each chain's final state: the picture of an RBM's sample that
+// its users expect (the states themselves are salt-and-pepper). The chains' streams are copied, so
+// the samples written to .npy do not depend on whether a picture is drawn.
+std::vector<float> visible_means(const ModelRef& model, const ansatz_tensor& chains, Streams streams)
+{
+    const int64_t count = chains.shape[0], dim = chains.shape[1];
+    const int64_t hidden = model.block_size(ANSATZ_BLOCK_HIDDEN);
+    std::vector<Rng> copies(streams.begin(), streams.end());
+    std::vector<float> h_mean(static_cast<size_t>(count * hidden)), h(h_mean.size());
+    std::vector<float> v_mean(static_cast<size_t>(count * dim));
+    ansatz_tensor hm = make_view(h_mean.data(), { count, hidden }),
+                  hs = make_view(h.data(), { count, hidden });
+    ansatz_tensor vm = make_view(v_mean.data(), { count, dim });
+    model.conditional(ANSATZ_BLOCK_HIDDEN, chains, hm, &hs, Streams(copies.data(), copies.size()));
+    model.conditional(ANSATZ_BLOCK_VISIBLE, hs, vm, nullptr);
+    return v_mean;
+}
+
 } // namespace
 
 int64_t sample_slice(int64_t steps)
@@ -149,7 +167,9 @@ void run_sample_stage(Run& run, const StageDecl& stage)
     {
         int width = 0, height = 0;
         // Grey levels from the model's domain: {0,1} and {-1,+1} to black and white, K categories evenly.
-        std::vector<float> grey(chains);
+        std::vector<float> grey = stage.text("picture") == "means" && model_ref.has_conditionals()
+                                      ? visible_means(model_ref, view, streams)
+                                      : chains;
         to_grey(grey, state.domain, state.categories);
         const std::vector<uint8_t> pixels =
             image_grid(grey.data(), count, state.sample_shape[0], state.sample_shape[1], width, height);

@@ -16,6 +16,18 @@ KeySpec component_key(const std::string& name, int32_t kind, bool required, cons
     return k;
 }
 
+KeySpec component_list_key(const std::string& name, int32_t kind, bool required, const std::string& doc)
+{
+    KeySpec k;
+    k.name = name;
+    k.type = ANSATZ_PARAM_STRING_LIST;
+    k.component_kind = kind;
+    k.flags = required ? ANSATZ_PARAM_REQUIRED : ANSATZ_PARAM_OPTIONAL;
+    k.min_length = 1;
+    k.doc = doc;
+    return k;
+}
+
 KeySpec int_key(const std::string& name, int64_t default_value, int64_t min, const std::string& doc,
                 std::optional<int64_t> max)
 {
@@ -30,6 +42,24 @@ KeySpec int_key(const std::string& name, int64_t default_value, int64_t min, con
         k.max = static_cast<double>(*max);
     }
     k.default_value = std::to_string(default_value);
+    k.doc = doc;
+    return k;
+}
+
+KeySpec optional_int_key(const std::string& name, int64_t min, const std::string& doc, int64_t max)
+{
+    KeySpec k = int_key(name, min, min, doc, max);
+    k.flags |= ANSATZ_PARAM_OPTIONAL;
+    k.default_value.clear();
+    return k;
+}
+
+KeySpec path_key(const std::string& name, const std::string& doc)
+{
+    KeySpec k;
+    k.name = name;
+    k.type = ANSATZ_PARAM_PATH;
+    k.flags = ANSATZ_PARAM_REQUIRED | ANSATZ_PARAM_MUST_EXIST;
     k.doc = doc;
     return k;
 }
@@ -84,7 +114,16 @@ const std::vector<StageType>& stage_types()
             int_key(
                 "checkpoint_every", 1, 0,
                 "save a checkpoint every N epochs and after the last one (0: never); the last one is kept",
-                max_epochs) },
+                max_epochs),
+            component_list_key("evaluators", ANSATZ_KIND_EVALUATOR, false,
+                               "evaluators run on evaluate_data during training; their metrics join the "
+                               "epoch's row"),
+            component_key("evaluate_data", ANSATZ_KIND_DATASET, false,
+                          "the dataset the evaluators measure the model on (e.g. held-out data)"),
+            optional_int_key("evaluate_every", 1,
+                             "run the evaluators every N epochs and after the last one "
+                             "(absent: every epoch)",
+                             max_epochs) },
           check_train_stage,
           run_train_stage },
         { "sample",
@@ -97,9 +136,29 @@ const std::vector<StageType>& stage_types()
             int_key("steps", 1000, 1, "sweeps of the sampler per chain"),
             choice_key("init", "random|data", "random",
                        "start the chains from the model's random states or from random rows of 'data'"),
-            bool_key("image", true, "also write a PNG grid when the samples are images") },
+            bool_key("image", true, "also write a PNG grid when the samples are images"),
+            choice_key("picture", "means|states", "means",
+                       "what the PNG grid shows: E[v | h] from each final state (a model with conditionals), "
+                       "or the states themselves") },
           check_sample_stage,
           run_sample_stage },
+        { "evaluate",
+          "measures a model on a dataset with evaluators (likelihoods, errors); one row of metrics.csv",
+          { component_key("model", ANSATZ_KIND_MODEL, true, "the model to measure"),
+            component_key("data", ANSATZ_KIND_DATASET, true, "the data to measure it on"),
+            component_list_key("evaluators", ANSATZ_KIND_EVALUATOR, true,
+                               "the evaluators to run, in order") },
+          check_evaluate_stage,
+          run_evaluate_stage },
+        { "load",
+          "sets a model's parameters from .npy files: a checkpoint folder, or numpy.save files of another "
+          "tool",
+          { component_key("model", ANSATZ_KIND_MODEL, true, "the model whose parameters are set"),
+            path_key("from", "the folder of <model>.<parameter>.npy (a checkpoint) or <parameter>.npy files"),
+            component_key("data", ANSATZ_KIND_DATASET, false,
+                          "a dataset giving the sample shape, for a model that does not fix its own") },
+          check_load_stage,
+          run_load_stage },
     };
     return types;
 }

@@ -30,9 +30,15 @@ const StageType* find_stage_type(const std::string& name);
 
 // Builders for the engine's key declarations.
 KeySpec component_key(const std::string& name, int32_t kind, bool required, const std::string& doc);
+// A list of names of components of `kind` (at least one item).
+KeySpec component_list_key(const std::string& name, int32_t kind, bool required, const std::string& doc);
 // An int >= min and, with a max, <= max.
 KeySpec int_key(const std::string& name, int64_t default_value, int64_t min, const std::string& doc,
                 std::optional<int64_t> max = std::nullopt);
+// An int in [min, max] that may be absent (no default written into the resolved pipeline).
+KeySpec optional_int_key(const std::string& name, int64_t min, const std::string& doc, int64_t max);
+// A required path that must exist, relative to the pipeline file.
+KeySpec path_key(const std::string& name, const std::string& doc);
 KeySpec bool_key(const std::string& name, bool default_value, const std::string& doc);
 KeySpec choice_key(const std::string& name, const std::string& choices, const std::string& default_value,
                    const std::string& doc);

@@ -15,6 +15,10 @@ void check_train_stage(const Pipeline& pipeline, const StageDecl& stage);
 void run_train_stage(Run& run, const StageDecl& stage);
 void check_sample_stage(const Pipeline& pipeline, const StageDecl& stage);
 void run_sample_stage(Run& run, const StageDecl& stage);
+void check_evaluate_stage(const Pipeline& pipeline, const StageDecl& stage);
+void run_evaluate_stage(Run& run, const StageDecl& stage);
+void check_load_stage(const Pipeline& pipeline, const StageDecl& stage);
+void run_load_stage(Run& run, const StageDecl& stage);
 
 // The sweeps the sample stage asks of one advance() call, for `steps` in all (at least 1, at most
 // 1000: an int32 whatever `steps` is, and a stop request is seen between calls).

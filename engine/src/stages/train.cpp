@@ -7,6 +7,7 @@
 #include "outputs/report.hpp"
 #include "run/fault.hpp"
 #include "run/run.hpp"
+#include "stages/evaluation.hpp"
 #include "stages/stages.hpp"
 #include "stages/train_loop.hpp"
 #include "user_error.hpp"
@@ -163,6 +164,35 @@ private:
     int64_t every_;
 };
 
+// ---- evaluators every N epochs and after the last one; their metrics join the epoch's row
+class EvaluateEvery final : public TrainHook
+{
+public:
+    explicit EvaluateEvery(int64_t every) : every_(every) {}
+    void started(TrainLoop& loop) override
+    {
+        const StageDecl& s = loop.stage();
+        evaluation_ = std::make_unique<Evaluation>(loop.run_context(), s, loop.model_name(),
+                                                   s.text("evaluate_data"), s.values.at("evaluators").texts,
+                                                   "stages." + std::to_string(s.index) + ".train.evaluate");
+    }
+    void end_of_epoch(TrainLoop& loop, int64_t epoch,
+                      std::vector<std::pair<std::string, double>>& row) override
+    {
+        if (epoch % every_ != 0 && epoch != loop.epochs())
+            return;
+        // A stream per epoch: an evaluation after a resume draws what it would have drawn anyway.
+        const auto metrics = evaluation_->run(".epoch" + std::to_string(epoch), row);
+        std::fprintf(stderr, "  evaluated on '%s': %s\n", loop.stage().text("evaluate_data").c_str(),
+                     Evaluation::summary(metrics).c_str());
+        row.insert(row.end(), metrics.begin(), metrics.end());
+    }
+
+private:
+    int64_t every_;
+    std::unique_ptr<Evaluation> evaluation_;
+};
+
 } // namespace
 
 std::unique_ptr<TrainHook> non_finite_guard()
@@ -317,9 +347,12 @@ void TrainLoop::shuffle()
 void TrainLoop::run()
 {
     bind();
+    for (auto& hook : hooks_)
+        hook->started(*this);
     ansatz_progress& progress = run_.host().progress();
     progress.epochs = epochs_;
     progress.steps_per_epoch = batches_;
+    progress.step = state_.steps_done; // a resumed stage starts after the batches its checkpoint counts
     for (int64_t e = state_.epochs_done + 1; e <= epochs_; ++e)
         epoch(e);
 }
@@ -401,12 +434,25 @@ void check_train_stage(const Pipeline& p, const StageDecl& s)
     if ((loss.plugin->desc->flags & ANSATZ_LOSS_NEEDS_SAMPLER) && !s.has("sampler"))
         throw UserError(p.source.where(s.node) + ": " + s.label() + ": loss '" + loss.name +
                         "' estimates its negative phase by sampling and needs a 'sampler' key");
+    const auto where = [&](const std::string& key) { return p.source.where(s.values.at(key).node); };
+    if (s.has("evaluators") && !s.has("evaluate_data"))
+        throw UserError(
+            where("evaluators") + ": " + s.label() +
+            ": evaluators need an 'evaluate_data' key naming the dataset to measure the model on");
+    if (!s.has("evaluators"))
+        for (const char* key : { "evaluate_data", "evaluate_every" })
+            if (s.has(key))
+                throw UserError(where(key) + ": " + s.label() + ": key '" + key +
+                                "' has no use without an 'evaluators' key listing what to run");
 }
 
 void run_train_stage(Run& run, const StageDecl& stage)
 {
     TrainLoop loop(run, stage);
     loop.add(non_finite_guard());
+    if (stage.has("evaluators"))
+        loop.add(std::make_unique<EvaluateEvery>(stage.has("evaluate_every") ? stage.integer("evaluate_every")
+                                                                             : 1));
     loop.add(checkpoint_every(stage.integer("checkpoint_every")));
     loop.add(std::make_unique<ReportAfterEpoch>());
     loop.run();

@@ -62,6 +62,8 @@ class TrainHook
 {
 public:
     virtual ~TrainHook() = default;
+    // Once the stage's components are bound (and a resumed stage restored), before its first epoch.
+    virtual void started(TrainLoop&) {}
     virtual void after_loss(TrainLoop&, const BatchInfo&) {}
     virtual void before_step(TrainLoop&, const BatchInfo&) {}
     virtual void after_step(TrainLoop&, const BatchInfo&) {}

@@ -302,8 +302,9 @@ public:
     // ---- TEMPERED (abi.h): E_beta,phi(v, h) = E0(v) + beta E1(v, h) - phi.v. Bernoulli units: E0 = 0,
     // beta multiplies the whole energy; Gaussian units: E0 = sum_i (v_i - a_i)^2 / 2 sigma_i^2 is kept.
 
-    // out[n] = F_beta[n],phi(v[n]), in double: Bernoulli -beta a.v - phi.v - sum_j softplus(beta (b + v
-    // W)_j), Gaussian sum_i (v_i - a_i)^2 / 2 sigma_i^2 - phi.v - sum_j softplus(beta (b + x W)_j).
+    // out[n] = F_beta[n],phi(v[n]), in double. With p = b + xW (x = v for Bernoulli units):
+    //   Bernoulli: -beta a.v - phi.v - sum_j softplus(beta p_j)
+    //   Gaussian:  sum_i (v_i - a_i)^2 / 2 sigma_i^2 - phi.v - sum_j softplus(beta p_j)
     void tempered_free_energy(const ansatz_tensor& v, const double* beta, const ansatz_tensor* field,
                               ansatz_tensor& out)
     {

@@ -2,8 +2,10 @@
 //     g = grad + weight_decay * theta
 //     buf = momentum * buf + (1 - dampening) * g      (buf = g on the first step)
 //     theta -= lr * (nesterov ? g + momentum * buf : buf)
+// lr is the scheduled rate at this step (ansatz/schedule.hpp).
 // State: the momentum buffers ("momentum.<parameter>") and the first-step flag ("first_step").
 #include <ansatz/plugin.hpp>
+#include <ansatz/schedule.hpp>
 
 #include <algorithm>
 #include <vector>
@@ -27,16 +29,17 @@ public:
             .min(0);
         s.boolean("nesterov", "use Nesterov momentum (needs momentum > 0 and dampening 0)")
             .default_value(false);
+        ansatz::describe_schedule(s);
     }
 
-    Sgd(const ansatz::Config& c, const ansatz::Host&)
-        : lr_(static_cast<float>(c.real("learning_rate"))), momentum_(static_cast<float>(c.real("momentum"))),
+    Sgd(const ansatz::Config& c, const ansatz::Host& host)
+        : host_(host), schedule_(c, c.real("learning_rate")),
+          momentum_(static_cast<float>(c.real("momentum"))),
           dampening_(static_cast<float>(c.real("dampening"))),
           weight_decay_(static_cast<float>(c.real("weight_decay"))), nesterov_(c.boolean("nesterov"))
     {
         if (nesterov_ && (momentum_ <= 0 || dampening_ != 0))
-            throw ansatz::InputError("optimizer '" + std::string(c.instance_name()) +
-                                     "': nesterov needs momentum > 0 and dampening 0");
+            throw ansatz::InputError("nesterov needs momentum > 0 and dampening 0");
     }
 
     void bind(const ansatz_named_tensor* params, int32_t n) override
@@ -56,6 +59,7 @@ public:
         if (static_cast<size_t>(n) != buffers_.size())
             throw ansatz::Error("sgd: step() got " + std::to_string(n) + " parameters, bind() " +
                                 std::to_string(buffers_.size()));
+        const auto lr = static_cast<float>(schedule_.learning_rate(host_.progress()));
         for (int32_t k = 0; k < n; ++k)
         {
             float* theta = ansatz::f32(params[k].tensor);
@@ -73,7 +77,7 @@ public:
                     buf[i] = first_ ? d : momentum_ * buf[i] + (1 - dampening_) * d;
                     d = nesterov_ ? d + momentum_ * buf[i] : buf[i];
                 }
-                theta[i] -= lr_ * d;
+                theta[i] -= lr * d;
             }
         }
         first_ = false;
@@ -106,7 +110,9 @@ public:
     }
 
 private:
-    float lr_, momentum_, dampening_, weight_decay_;
+    ansatz::Host host_;
+    ansatz::Schedule schedule_;
+    float momentum_, dampening_, weight_decay_;
     bool nesterov_;
     bool first_ = true;
     int64_t first_flag_ = 1; // first_ as state() shows it

@@ -123,8 +123,8 @@ concept HasWeightedGrad = requires(T& t, const ansatz_tensor& v, const float* w,
 };
 // The three tempered functions go together (abi.h): a class with only some of them is an error.
 template <class T>
-concept HasTemperedFreeEnergy = requires(T& t, const ansatz_tensor& v, const double* b, const ansatz_tensor* f,
-                                         ansatz_tensor& out)
+concept HasTemperedFreeEnergy = requires(T& t, const ansatz_tensor& v, const double* b,
+                                         const ansatz_tensor* f, ansatz_tensor& out)
 {
     t.tempered_free_energy(v, b, f, out);
 };
@@ -136,8 +136,9 @@ concept HasBaseLogPartition = requires(T& t, const ansatz_tensor* f)
         } -> std::convertible_to<double>;
 };
 template <class T>
-concept HasTemperedConditional = requires(T& t, const ansatz_tensor& g, const double* b, const ansatz_tensor* f,
-                                          ansatz_tensor& m, ansatz_tensor* s, Streams r)
+concept HasTemperedConditional = requires(T& t, const ansatz_tensor& g, const double* b,
+                                          const ansatz_tensor* f, ansatz_tensor& m, ansatz_tensor* s,
+                                          Streams r)
 {
     t.tempered_conditional(ANSATZ_BLOCK_VISIBLE, g, b, f, m, s, r);
 };
@@ -294,9 +295,9 @@ struct ModelTables
     {
         return guard(st, [&] { *out = self<T>(p).base_log_partition(field); });
     }
-    static int32_t tempered_conditional(void* p, int32_t block, const ansatz_tensor* given, const double* beta,
-                                        const ansatz_tensor* field, ansatz_tensor* mean, ansatz_tensor* sample,
-                                        ansatz_rng* rngs, ansatz_status* st)
+    static int32_t tempered_conditional(void* p, int32_t block, const ansatz_tensor* given,
+                                        const double* beta, const ansatz_tensor* field, ansatz_tensor* mean,
+                                        ansatz_tensor* sample, ansatz_rng* rngs, ansatz_status* st)
     {
         return guard(st, [&] {
             require_rows(*given, "tempered_conditional: given");
@@ -304,8 +305,8 @@ struct ModelTables
                 throw Error("tempered_conditional got no inverse temperatures");
             const Streams streams =
                 sample ? row_streams(rngs, given->shape[0]) : as_streams(rngs, rngs ? given->shape[0] : 0);
-            self<T>(p).tempered_conditional(static_cast<ansatz_block>(block), *given, beta, field, *mean, sample,
-                                            streams);
+            self<T>(p).tempered_conditional(static_cast<ansatz_block>(block), *given, beta, field, *mean,
+                                            sample, streams);
         });
     }
     static int32_t block_free_energy(void* p, int32_t block, const ansatz_tensor* states, ansatz_tensor* out,
@@ -321,8 +322,8 @@ struct ModelTables
 
     static constexpr bool has_tempered =
         HasTemperedFreeEnergy<T> && HasBaseLogPartition<T> && HasTemperedConditional<T>;
-    static_assert(has_tempered || !(HasTemperedFreeEnergy<T> || HasBaseLogPartition<T> ||
-                                    HasTemperedConditional<T>),
+    static_assert(has_tempered ||
+                      !(HasTemperedFreeEnergy<T> || HasBaseLogPartition<T> || HasTemperedConditional<T>),
                   "a model with tempered functions needs all three: tempered_free_energy, base_log_partition "
                   "and tempered_conditional (with the exact signatures of component.hpp)");
 
@@ -395,12 +396,10 @@ struct ModelTables
                                                           tempered_free_energy_slot(),
                                                           base_log_partition_slot(),
                                                           {} };
-    static constexpr ansatz_conditionals_table conditionals_table = { sizeof(ansatz_conditionals_table),
-                                                                      block_size,
-                                                                      conditional,
-                                                                      tempered_conditional_slot(),
-                                                                      block_free_energy_slot(),
-                                                                      {} };
+    static constexpr ansatz_conditionals_table conditionals_table = {
+        sizeof(ansatz_conditionals_table), block_size, conditional, tempered_conditional_slot(),
+        block_free_energy_slot(),          {}
+    };
     static constexpr ansatz_model_table table = {
         sizeof(ansatz_model_table),
         sample_info,

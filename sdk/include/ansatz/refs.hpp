@@ -49,17 +49,17 @@ inline uint64_t model_functions(const ansatz_model_table* t)
 // "energy_delta, conditional": the names of model functions, for messages.
 inline std::string model_function_names(uint64_t functions)
 {
-    static const std::pair<uint64_t, const char*> names[] = { { ANSATZ_FN_FREE_ENERGY, "free_energy" },
-                                                              { ANSATZ_FN_FREE_ENERGY_GRAD,
-                                                                "free_energy_grad" },
-                                                              { ANSATZ_FN_ENERGY_DELTA, "energy_delta" },
-                                                              { ANSATZ_FN_CONDITIONAL, "conditional" },
-                                                              { ANSATZ_FN_LATENT, "latent" },
-                                                              { ANSATZ_FN_TEMPERED, "tempered" },
-                                                              { ANSATZ_FN_BLOCK_FREE_ENERGY,
-                                                                "block_free_energy" },
-                                                              { ANSATZ_FN_WEIGHTED_GRAD,
-                                                                "free_energy_grad_weighted" } };
+    static const std::pair<uint64_t, const char*> names[] = {
+        { ANSATZ_FN_FREE_ENERGY, "free_energy" },
+        { ANSATZ_FN_FREE_ENERGY_GRAD, "free_energy_grad" },
+        { ANSATZ_FN_ENERGY_DELTA, "energy_delta" },
+        { ANSATZ_FN_CONDITIONAL, "conditional" },
+        { ANSATZ_FN_LATENT, "latent" },
+        { ANSATZ_FN_TEMPERED, "tempered_free_energy + base_log_partition + "
+                              "tempered_conditional" },
+        { ANSATZ_FN_BLOCK_FREE_ENERGY, "block_free_energy" },
+        { ANSATZ_FN_WEIGHTED_GRAD, "free_energy_grad_weighted" }
+    };
     std::string out;
     for (const auto& [bit, name] : names)
         if (functions & bit)
@@ -160,8 +160,8 @@ public:
                                    int32_t n_grads, ansatz_tensor* out = nullptr) const
     {
         ansatz_status st{};
-        check(slot(energy().free_energy_grad_weighted, "free_energy_grad_weighted")(h_.self, &v, weights, grads,
-                                                                                  n_grads, out, &st),
+        check(slot(energy().free_energy_grad_weighted, "free_energy_grad_weighted")(h_.self, &v, weights,
+                                                                                    grads, n_grads, out, &st),
               st);
     }
 
@@ -171,8 +171,9 @@ public:
                               ansatz_tensor& out) const
     {
         ansatz_status st{};
-        check(slot(energy().tempered_free_energy, "tempered_free_energy")(h_.self, &v, beta, field, &out, &st),
-              st);
+        check(
+            slot(energy().tempered_free_energy, "tempered_free_energy")(h_.self, &v, beta, field, &out, &st),
+            st);
     }
     // log Z at beta = 0 with the field.
     double base_log_partition(const ansatz_tensor* field) const
@@ -189,9 +190,9 @@ public:
         if (sample)
             require_streams(rngs, given);
         ansatz_status st{};
-        check(slot(conditionals().tempered_conditional, "tempered_conditional")(
-                  h_.self, block, &given, beta, field, &mean, sample, rngs.empty() ? nullptr : c_states(rngs),
-                  &st),
+        check(slot(conditionals().tempered_conditional,
+                   "tempered_conditional")(h_.self, block, &given, beta, field, &mean, sample,
+                                           rngs.empty() ? nullptr : c_states(rngs), &st),
               st);
     }
     // out[n] = -log sum_other exp(-E(states[n], other)), out FLOAT64 {N}.

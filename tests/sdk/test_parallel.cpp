@@ -82,7 +82,7 @@ TEST_CASE("ThreadTeam: an exception in any part is rethrown after every part fin
     CHECK(calls.load() == 3);
 }
 
-TEST_CASE("ThreadTeam::range covers [0, n) in order, in blocks of align", "[parallel]")
+TEST_CASE("ThreadTeam::range covers 0 to n in order, in blocks of align", "[parallel]")
 {
     for (int64_t n : { 0, 1, 7, 16, 100, 784 })
         for (int parts : { 1, 2, 3, 7 })

@@ -412,7 +412,7 @@ TEST_CASE("contrastive_divergence: a model without free_energy_grad_weighted get
 }
 
 TEST_CASE("contrastive_divergence: reconstruction_every N computes the error on batches 1, N + 1, ... of an "
-          "epoch and reports the last value between; 0 never; an evaluation always",
+          "epoch and reports the last value between, 0 never, an evaluation always",
           "[contrastive_divergence]")
 {
     ansatz::engine::HostServices host(1234, 1);

@@ -97,8 +97,8 @@ int main(int argc, char** argv)
             b[j] = 0.01f * static_cast<float>(static_cast<int>(j * 40503u % 201) - 100) / 100.0f;
         const int lda = s.ta ? s.m : s.k, ldb = s.tb ? s.k : s.n;
         const auto call = [&] {
-            cblas_sgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans, s.tb ? CblasTrans : CblasNoTrans, s.m,
-                        s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 1.0f, c.data(), s.n);
+            cblas_sgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans, s.tb ? CblasTrans : CblasNoTrans,
+                        s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 1.0f, c.data(), s.n);
         };
         for (int w = 0; w < 20; ++w)
             call();

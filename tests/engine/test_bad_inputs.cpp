@@ -581,9 +581,11 @@ TEST_CASE("bad input: an unknown key given by --set is blamed on that --set", "[
            "  valid keys: pipeline, seed, threads, plugin_paths, components, stages");
 }
 
-TEST_CASE("bad input: contrastive_divergence's reconstruction_every below 0 or not an int", "[cli][bad-input]")
+TEST_CASE("bad input: contrastive_divergence's reconstruction_every below 0 or not an int",
+          "[cli][bad-input]")
 {
-    const std::string where = "pipeline.yaml:7:65: key 'reconstruction_every' of loss 'contrastive_divergence' ";
+    const std::string where =
+        "pipeline.yaml:7:65: key 'reconstruction_every' of loss 'contrastive_divergence' ";
     const std::string component =
         "\n  while validating component 'cd' (plugin file {PLUGINS}/libansatz_contrastive_divergence.so)";
     expect(with_change("reconstruction_every_negative", "{plugin: contrastive_divergence}",

@@ -384,7 +384,8 @@ TEST_CASE("contrastive_divergence: the one weighted pass over chains and batch g
             chain_mean += f[static_cast<size_t>(r)];
         for (int64_t r = m; r < m + n; ++r)
             data_mean += f[static_cast<size_t>(r)];
-        CHECK(metric(reported, "loss") == data_mean / static_cast<double>(n) - chain_mean / static_cast<double>(m));
+        CHECK(metric(reported, "loss") ==
+              data_mean / static_cast<double>(n) - chain_mean / static_cast<double>(m));
     }
 }
 
@@ -395,7 +396,8 @@ TEST_CASE("contrastive_divergence: a model without free_energy_grad_weighted get
     REQUIRE(c != nullptr);
     const std::string yaml = "{visible: 6, hidden: 4, init_std: 1.0}";
     ansatz::engine::ConfigValues config = ansatz::engine::config_from_yaml(*c->desc, yaml);
-    auto fixture = std::make_unique<Instance>(*c, config.c("conformance_rbm"), ansatz::test::test_host().table());
+    auto fixture =
+        std::make_unique<Instance>(*c, config.c("conformance_rbm"), ansatz::test::test_host().table());
     const Setup s = make_setup(6, 4, 1.0, "{steps: 1}", "{persistent: true, chains: 3}", std::move(fixture));
     REQUIRE_FALSE(s.model.has(ANSATZ_FN_WEIGHTED_GRAD));
     const int64_t n = 5, d = 6, m = 3;
@@ -465,6 +467,8 @@ TEST_CASE("contrastive_divergence: reconstruction_every N computes the error on 
     ansatz::engine::MetricsSink out;
     ansatz_status st{};
     Rng replay = rng;
-    REQUIRE(s.cd->loss().compute(s.cd->self(), &bt, nullptr, 0, &rng.state(), out.c(), &st) == ANSATZ_STATUS_OK);
-    CHECK(metric(out.take(), "reconstruction_error") == reconstruction_error(s.model, batch, n, d, 4, replay));
+    REQUIRE(s.cd->loss().compute(s.cd->self(), &bt, nullptr, 0, &rng.state(), out.c(), &st) ==
+            ANSATZ_STATUS_OK);
+    CHECK(metric(out.take(), "reconstruction_error") ==
+          reconstruction_error(s.model, batch, n, d, 4, replay));
 }

@@ -101,7 +101,10 @@ struct UsePath
     {
         ansatz::detail::math::avx2::enabled() = avx2 && had;
     }
-    ~UsePath() { ansatz::detail::math::avx2::enabled() = had; }
+    ~UsePath()
+    {
+        ansatz::detail::math::avx2::enabled() = had;
+    }
     bool had;
 #else
     explicit UsePath(bool) {}
@@ -128,35 +131,36 @@ TEST_CASE("numerics: exp, log1p, sigmoid and softplus are within a few ulp of st
           "[sdk][numerics]")
 {
     on_every_path([] {
-    // Tolerances: exp and log1p 2 ulp, sigmoid and softplus 3 ulp, of the double result rounded to
-    // float (measured: 1, 1, 2, 1 ulp with SSE2 and with AVX2 + FMA). No NaN or infinity where the
-    // exact value is finite.
-    const std::vector<float> x = sweep();
-    std::vector<float> y(x.size());
-    for (const Case& c : cases)
-    {
-        c.f(x.data(), y.data(), static_cast<int64_t>(x.size()));
-        int64_t worst = 0;
-        float worst_x = 0.0f;
-        int64_t non_finite = 0;
-        for (size_t i = 0; i < x.size(); ++i)
+        // Tolerances: exp and log1p 2 ulp, sigmoid and softplus 3 ulp, of the double result rounded to
+        // float (measured: 1, 1, 2, 1 ulp with SSE2 and with AVX2 + FMA). No NaN or infinity where the
+        // exact value is finite.
+        const std::vector<float> x = sweep();
+        std::vector<float> y(x.size());
+        for (const Case& c : cases)
         {
-            if (!(x[i] >= c.lowest))
-                continue;
-            const float want = static_cast<float>(c.reference(x[i]));
-            if (std::isfinite(want) && !std::isfinite(y[i]))
-                ++non_finite;
-            const int64_t d = ulp_distance(y[i], want);
-            if (d > worst)
+            c.f(x.data(), y.data(), static_cast<int64_t>(x.size()));
+            int64_t worst = 0;
+            float worst_x = 0.0f;
+            int64_t non_finite = 0;
+            for (size_t i = 0; i < x.size(); ++i)
             {
-                worst = d;
-                worst_x = x[i];
+                if (!(x[i] >= c.lowest))
+                    continue;
+                const float want = static_cast<float>(c.reference(x[i]));
+                if (std::isfinite(want) && !std::isfinite(y[i]))
+                    ++non_finite;
+                const int64_t d = ulp_distance(y[i], want);
+                if (d > worst)
+                {
+                    worst = d;
+                    worst_x = x[i];
+                }
             }
+            INFO(c.name << ": worst " << worst << " ulp at x = " << worst_x << " over " << x.size()
+                        << " inputs");
+            CHECK(worst <= c.max_ulp);
+            CHECK(non_finite == 0);
         }
-        INFO(c.name << ": worst " << worst << " ulp at x = " << worst_x << " over " << x.size() << " inputs");
-        CHECK(worst <= c.max_ulp);
-        CHECK(non_finite == 0);
-    }
     });
 }
 
@@ -224,74 +228,74 @@ TEST_CASE("numerics: counts 0, 1, 7, 17, 1000: tails, in place, and no dependenc
           "[sdk][numerics]")
 {
     on_every_path([] {
-    const float sentinel = -12345.0f;
-    for (const Case& c : cases)
-        for (int64_t n : { 0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 1000 })
-        {
-            INFO(c.name << ", n = " << n);
-            std::vector<float> x(static_cast<size_t>(n));
-            for (int64_t i = 0; i < n; ++i)
-                x[static_cast<size_t>(i)] = 0.37f * static_cast<float>(i % 41) - 7.0f;
-            // Out of place, with a sentinel after the end that must survive.
-            std::vector<float> out(static_cast<size_t>(n) + 1, sentinel);
-            c.f(x.data(), out.data(), n);
-            CHECK(same_bits(out.back(), sentinel));
-            // In place gives the same bits.
-            std::vector<float> in_place = x;
-            in_place.push_back(sentinel);
-            c.f(in_place.data(), in_place.data(), n);
-            CHECK(same_bits(in_place.back(), sentinel));
-            bool all_same = true, all_alone = true;
-            int64_t worst = 0;
-            for (int64_t i = 0; i < n; ++i)
+        const float sentinel = -12345.0f;
+        for (const Case& c : cases)
+            for (int64_t n : { 0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 1000 })
             {
-                const size_t k = static_cast<size_t>(i);
-                all_same = all_same && same_bits(out[k], in_place[k]);
-                // Each element alone (a count of 1: all tail) gives the same bits as in the array.
-                float alone = 0.0f;
-                c.f(&x[k], &alone, 1);
-                all_alone = all_alone && same_bits(out[k], alone);
-                worst = std::max(worst, ulp_distance(out[k], static_cast<float>(c.reference(x[k]))));
+                INFO(c.name << ", n = " << n);
+                std::vector<float> x(static_cast<size_t>(n));
+                for (int64_t i = 0; i < n; ++i)
+                    x[static_cast<size_t>(i)] = 0.37f * static_cast<float>(i % 41) - 7.0f;
+                // Out of place, with a sentinel after the end that must survive.
+                std::vector<float> out(static_cast<size_t>(n) + 1, sentinel);
+                c.f(x.data(), out.data(), n);
+                CHECK(same_bits(out.back(), sentinel));
+                // In place gives the same bits.
+                std::vector<float> in_place = x;
+                in_place.push_back(sentinel);
+                c.f(in_place.data(), in_place.data(), n);
+                CHECK(same_bits(in_place.back(), sentinel));
+                bool all_same = true, all_alone = true;
+                int64_t worst = 0;
+                for (int64_t i = 0; i < n; ++i)
+                {
+                    const size_t k = static_cast<size_t>(i);
+                    all_same = all_same && same_bits(out[k], in_place[k]);
+                    // Each element alone (a count of 1: all tail) gives the same bits as in the array.
+                    float alone = 0.0f;
+                    c.f(&x[k], &alone, 1);
+                    all_alone = all_alone && same_bits(out[k], alone);
+                    worst = std::max(worst, ulp_distance(out[k], static_cast<float>(c.reference(x[k]))));
+                }
+                CHECK(all_same);
+                CHECK(all_alone);
+                CHECK(worst <= c.max_ulp);
             }
-            CHECK(all_same);
-            CHECK(all_alone);
-            CHECK(worst <= c.max_ulp);
-        }
-    // A count of 0 reads and writes nothing, not even through null pointers.
-    ansatz::sigmoid(nullptr, nullptr, 0);
-    ansatz::softplus(static_cast<float*>(nullptr), 0);
+        // A count of 0 reads and writes nothing, not even through null pointers.
+        ansatz::sigmoid(nullptr, nullptr, 0);
+        ansatz::softplus(static_cast<float*>(nullptr), 0);
     });
 }
 
 TEST_CASE("numerics: sum_softplus_rows sums each row in double", "[sdk][numerics]")
 {
     on_every_path([] {
-    // Each term is within 3 ulp and all terms are positive, so the sum is within a relative 3 ulp
-    // (3.6e-7) of the double reference; 4e-7 is allowed, plus 1e-44 per term for subnormal terms
-    // (softplus(-100) = 3.7e-44 is a float with 5 significant bits).
-    for (int64_t cols : { 0, 1, 7, 17, 256, 1000 })
-    {
-        const int64_t rows = 5;
-        std::vector<float> x(static_cast<size_t>(rows * cols));
-        for (size_t i = 0; i < x.size(); ++i)
-            x[i] = 30.0f * std::sin(0.7f * static_cast<float>(i)) - 3.0f; // -33 .. 27
-        if (cols > 0)
-            x[0] = -100.0f;
-        std::vector<double> sums(static_cast<size_t>(rows), -1.0);
-        std::vector<float> sums_float(static_cast<size_t>(rows), -1.0f);
-        ansatz::sum_softplus_rows(x.data(), rows, cols, sums.data());
-        ansatz::sum_softplus_rows(x.data(), rows, cols, sums_float.data());
-        for (int64_t r = 0; r < rows; ++r)
+        // Each term is within 3 ulp and all terms are positive, so the sum is within a relative 3 ulp
+        // (3.6e-7) of the double reference; 4e-7 is allowed, plus 1e-44 per term for subnormal terms
+        // (softplus(-100) = 3.7e-44 is a float with 5 significant bits).
+        for (int64_t cols : { 0, 1, 7, 17, 256, 1000 })
         {
-            double want = 0.0;
-            for (int64_t j = 0; j < cols; ++j)
-                want += softplus_reference(x[static_cast<size_t>(r * cols + j)]);
-            INFO("cols = " << cols << ", row " << r);
-            const size_t k = static_cast<size_t>(r);
-            CHECK(std::abs(sums[k] - want) <= 4e-7 * want + 1e-44 * static_cast<double>(cols));
-            CHECK(sums_float[k] == static_cast<float>(sums[k]));
+            const int64_t rows = 5;
+            std::vector<float> x(static_cast<size_t>(rows * cols));
+            for (size_t i = 0; i < x.size(); ++i)
+                x[i] = 30.0f * std::sin(0.7f * static_cast<float>(i)) - 3.0f; // -33 .. 27
+            if (cols > 0)
+                x[0] = -100.0f;
+            std::vector<double> sums(static_cast<size_t>(rows), -1.0);
+            std::vector<float> sums_float(static_cast<size_t>(rows), -1.0f);
+            ansatz::sum_softplus_rows(x.data(), rows, cols, sums.data());
+            ansatz::sum_softplus_rows(x.data(), rows, cols, sums_float.data());
+            for (int64_t r = 0; r < rows; ++r)
+            {
+                double want = 0.0;
+                for (int64_t j = 0; j < cols; ++j)
+                    want += softplus_reference(x[static_cast<size_t>(r * cols + j)]);
+                INFO("cols = " << cols << ", row " << r);
+                const size_t k = static_cast<size_t>(r);
+                CHECK(std::abs(sums[k] - want) <= 4e-7 * want + 1e-44 * static_cast<double>(cols));
+                CHECK(sums_float[k] == static_cast<float>(sums[k]));
+            }
         }
-    }
     });
 }
 
@@ -365,7 +369,8 @@ TEST_CASE("numerics: logsumexp in double, stable for large and tiny values", "[s
 
 TEST_CASE("numerics: bernoulli_rows draws exactly what the scalar loop draws", "[sdk][numerics]")
 {
-    // Every check once per path: the portable loop, then the AVX2 one (4 rows at a time) where the CPU has it.
+    // Every check once per path: the portable loop, then the AVX2 one (4 rows at a time) where the CPU has
+    // it.
     const UsePath path(GENERATE(false, true));
     for (int64_t cols : { 0, 1, 7, 17, 1000 })
     {

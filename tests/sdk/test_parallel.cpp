@@ -10,8 +10,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -129,8 +129,8 @@ TEST_CASE("blas::gemm over a team agrees with the single call, and repeats itsel
                 ansatz_tensor ev = ansatz::make_view(expected.data(), { c.m, c.n });
                 {
                     ansatz::blas::SingleThreaded one;
-                    ansatz::blas::gemm(ta ? Op::transpose : Op::none, tb ? Op::transpose : Op::none, -0.5f, av,
-                                       bv, 1.0f, ev);
+                    ansatz::blas::gemm(ta ? Op::transpose : Op::none, tb ? Op::transpose : Op::none, -0.5f,
+                                       av, bv, 1.0f, ev);
                 }
                 for (int threads : { 1, 2, 3 })
                 {

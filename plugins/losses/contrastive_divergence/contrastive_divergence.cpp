@@ -277,8 +277,8 @@ private:
     // The persistent chains {chains_rows_, chains_cols_}, followed by room for a copy of the batch: the
     // rows the weighted gradient differentiates in one pass.
     std::vector<float> chains_;
-    std::vector<float> stack_copy_; // CD's and an evaluation's stacked rows
-    std::vector<float> weights_;    // -1/M for the chains, +1/N for the batch
+    std::vector<float> stack_copy_;    // CD's and an evaluation's stacked rows
+    std::vector<float> weights_;       // -1/M for the chains, +1/N for the batch
     double last_reconstruction_ = 0.0; // reported again on the batches between two computations
     bool have_reconstruction_ = false;
 

@@ -560,7 +560,8 @@ private:
 
     // out[r] = -a.v[r] - sum_j softplus(pre[r, j]) for rows [first, last) (Bernoulli units), both sums in
     // double (sums: a buffer of at least `last` doubles), rounded once.
-    void visible_terms(const float* v, const float* pre, int64_t first, int64_t last, double* sums, float* out)
+    void visible_terms(const float* v, const float* pre, int64_t first, int64_t last, double* sums,
+                       float* out)
     {
         ansatz::sum_softplus_rows(pre + first * hidden_, last - first, hidden_, sums + first);
         const float* a = visible_bias_.data();
@@ -675,7 +676,8 @@ private:
         double* acc = doubles(column_sums_, cols);
         // Columns split over the team; each column summed over the rows in order, whatever the split.
         ansatz::ThreadTeam& t = team();
-        const int parts = std::min<int>(t.parts_for(rows * cols, parallel_min), static_cast<int>(cols / 8 + 1));
+        const int parts =
+            std::min<int>(t.parts_for(rows * cols, parallel_min), static_cast<int>(cols / 8 + 1));
         t.run(parts, [&](int part) {
             const auto [first, last] = ansatz::ThreadTeam::range(cols, part, parts, 8);
             std::fill(acc + first, acc + last, 0.0);
@@ -785,8 +787,9 @@ private:
         for_rows(n, size * (sample ? 3 : 1), [&](int64_t first, int64_t last) {
             ansatz::sigmoid(m + first * size, (last - first) * size);
             if (out)
-                ansatz::bernoulli_rows(m + first * size, last - first, size, out + first * size,
-                                       rngs.subspan(static_cast<size_t>(first), static_cast<size_t>(last - first)));
+                ansatz::bernoulli_rows(
+                    m + first * size, last - first, size, out + first * size,
+                    rngs.subspan(static_cast<size_t>(first), static_cast<size_t>(last - first)));
         });
     }
 
@@ -913,7 +916,8 @@ private:
     void for_rows(int64_t rows, int64_t cost_per_row, F&& f)
     {
         ansatz::ThreadTeam& t = team();
-        const int parts = std::min<int>(t.parts_for(rows * cost_per_row, parallel_min), static_cast<int>(rows));
+        const int parts =
+            std::min<int>(t.parts_for(rows * cost_per_row, parallel_min), static_cast<int>(rows));
         t.run(std::max(parts, 1), [&](int part) {
             const auto [first, last] = ansatz::ThreadTeam::range(rows, part, std::max(parts, 1));
             f(first, last);

@@ -39,7 +39,8 @@ struct GemmShape
 };
 
 // The product's extents, after checking that the views agree and fit BLAS's int.
-inline GemmShape gemm_shape(Op op_a, Op op_b, const ansatz_tensor& a, const ansatz_tensor& b, const ansatz_tensor& c)
+inline GemmShape gemm_shape(Op op_a, Op op_b, const ansatz_tensor& a, const ansatz_tensor& b,
+                            const ansatz_tensor& c)
 {
     if (a.rank != 2 || b.rank != 2 || c.rank != 2)
         throw Error("gemm needs rank-2 views");
@@ -60,13 +61,13 @@ inline GemmShape gemm_shape(Op op_a, Op op_b, const ansatz_tensor& a, const ansa
 }
 
 // C[rows r0.., columns c0..] {rows, cols} of the product: the matching block of op(A) and op(B).
-inline void gemm_block(bool ta, bool tb, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
-                       float beta, float* c, int64_t ldc, int64_t r0, int64_t rows, int64_t c0, int64_t cols,
-                       int64_t k)
+inline void gemm_block(bool ta, bool tb, float alpha, const float* a, int64_t lda, const float* b,
+                       int64_t ldb, float beta, float* c, int64_t ldc, int64_t r0, int64_t rows, int64_t c0,
+                       int64_t cols, int64_t k)
 {
     if (rows == 0 || cols == 0)
         return;
-    const float* a_block = ta ? a + r0 : a + r0 * lda;  // op(A) rows r0..: columns of A when transposed
+    const float* a_block = ta ? a + r0 : a + r0 * lda; // op(A) rows r0..: columns of A when transposed
     const float* b_block = tb ? b + c0 * ldb : b + c0; // op(B) columns c0..: rows of B when transposed
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 static_cast<int>(rows), static_cast<int>(cols), static_cast<int>(k), alpha, a_block,
@@ -115,8 +116,8 @@ private:
 // the caller, with BLAS's own threads): C in blocks of columns when N >= M (each member packs all of
 // op(A) and its part of op(B)), else of rows; blocks are multiples of 16 columns or rows. Each member's
 // call is single-threaded (SingleThreaded).
-inline void gemm(ThreadTeam& team, Op op_a, Op op_b, float alpha, const ansatz_tensor& a, const ansatz_tensor& b,
-                 float beta, ansatz_tensor& c)
+inline void gemm(ThreadTeam& team, Op op_a, Op op_b, float alpha, const ansatz_tensor& a,
+                 const ansatz_tensor& b, float beta, ansatz_tensor& c)
 {
     const detail::GemmShape s = detail::gemm_shape(op_a, op_b, a, b, c);
     if (s.m == 0 || s.n == 0)
@@ -140,9 +141,11 @@ inline void gemm(ThreadTeam& team, Op op_a, Op op_b, float alpha, const ansatz_t
     team.run(parts, [&](int part) {
         const auto [begin, end] = ThreadTeam::range(extent, part, parts, 16);
         if (by_columns)
-            detail::gemm_block(ta, tb, alpha, pa, lda, pb, ldb, beta, pc, ldc, 0, s.m, begin, end - begin, s.k);
+            detail::gemm_block(ta, tb, alpha, pa, lda, pb, ldb, beta, pc, ldc, 0, s.m, begin, end - begin,
+                               s.k);
         else
-            detail::gemm_block(ta, tb, alpha, pa, lda, pb, ldb, beta, pc, ldc, begin, end - begin, 0, s.n, s.k);
+            detail::gemm_block(ta, tb, alpha, pa, lda, pb, ldb, beta, pc, ldc, begin, end - begin, 0, s.n,
+                               s.k);
     });
 }
 

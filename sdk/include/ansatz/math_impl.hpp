@@ -342,7 +342,8 @@ ANSATZ_TARGET_AVX2 inline __m256 log1p(__m256 x) noexcept
     const __m256 r = _mm256_fmadd_ps(dk, coef(0x3f318000), _mm256_add_ps(_mm256_sub_ps(inner, hfsq), f));
     const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
     const __m256 at_inf = _mm256_blendv_ps(r, inf, _mm256_cmp_ps(x, inf, _CMP_EQ_OQ));
-    const __m256 zz = _mm256_blendv_ps(_mm256_set1_ps(-std::numeric_limits<float>::infinity()), at_inf, isnez);
+    const __m256 zz =
+        _mm256_blendv_ps(_mm256_set1_ps(-std::numeric_limits<float>::infinity()), at_inf, isnez);
     return _mm256_blendv_ps(zz, coef(0xffffffff), _mm256_cmp_ps(uf, _mm256_setzero_ps(), _CMP_NGE_UQ));
 }
 
@@ -354,21 +355,21 @@ ANSATZ_TARGET_AVX2 inline __m256 softplus(__m256 x) noexcept
 
 // out[i] = f(x[i]) as map() above: whole batches of 8, then the tail in a batch padded with zeros. One
 // function per kernel (a lambda would need the target attribute too).
-#define ANSATZ_AVX2_MAP(name)                                                                            \
-    ANSATZ_TARGET_AVX2 inline void name##_n(const float* x, float* out, int64_t n) noexcept              \
-    {                                                                                                    \
-        int64_t i = 0;                                                                                   \
-        for (; i + 8 <= n; i += 8)                                                                       \
-            _mm256_storeu_ps(out + i, avx2::name(_mm256_loadu_ps(x + i)));                              \
-        if (i < n)                                                                                       \
-        {                                                                                                \
-            alignas(32) float buffer[8] = {};                                                            \
-            for (int64_t j = i; j < n; ++j)                                                              \
-                buffer[j - i] = x[j];                                                                    \
-            _mm256_store_ps(buffer, avx2::name(_mm256_load_ps(buffer)));                                 \
-            for (int64_t j = i; j < n; ++j)                                                              \
-                out[j] = buffer[j - i];                                                                  \
-        }                                                                                                \
+#define ANSATZ_AVX2_MAP(name)                                                                                \
+    ANSATZ_TARGET_AVX2 inline void name##_n(const float* x, float* out, int64_t n) noexcept                  \
+    {                                                                                                        \
+        int64_t i = 0;                                                                                       \
+        for (; i + 8 <= n; i += 8)                                                                           \
+            _mm256_storeu_ps(out + i, avx2::name(_mm256_loadu_ps(x + i)));                                   \
+        if (i < n)                                                                                           \
+        {                                                                                                    \
+            alignas(32) float buffer[8] = {};                                                                \
+            for (int64_t j = i; j < n; ++j)                                                                  \
+                buffer[j - i] = x[j];                                                                        \
+            _mm256_store_ps(buffer, avx2::name(_mm256_load_ps(buffer)));                                     \
+            for (int64_t j = i; j < n; ++j)                                                                  \
+                out[j] = buffer[j - i];                                                                      \
+        }                                                                                                    \
     }
 ANSATZ_AVX2_MAP(exp)
 ANSATZ_AVX2_MAP(log1p)
@@ -434,8 +435,9 @@ ANSATZ_TARGET_AVX2 inline void draw_rows(const float* p, int64_t rows, int64_t c
             st[l] = &rngs[static_cast<size_t>(r + l)].state();
         __m256i w[4];
         for (int k = 0; k < 4; ++k)
-            w[k] = _mm256_setr_epi64x(static_cast<long long>(st[0]->state[k]), static_cast<long long>(st[1]->state[k]),
-                                      static_cast<long long>(st[2]->state[k]), static_cast<long long>(st[3]->state[k]));
+            w[k] = _mm256_setr_epi64x(
+                static_cast<long long>(st[0]->state[k]), static_cast<long long>(st[1]->state[k]),
+                static_cast<long long>(st[2]->state[k]), static_cast<long long>(st[3]->state[k]));
         int64_t i = 0;
         for (; i + 8 <= cols; i += 8)
         {

@@ -85,7 +85,10 @@ void expect(const Outcome& o, const std::string& expected)
 
 const std::string rbm_keys =
     "  valid keys: hidden (int >= 1, default 64), init_std (float >= 0, default 0.01), visible (int [0, "
-    "2147483647], default 0)\n";
+    "2147483647], default 0), visible_units (choice of {bernoulli gaussian}, default bernoulli), sigma "
+    "(float > "
+    "0, default 1), learn_sigma (bool, default false), init_data (dataset, optional), init_rows (int >= 0, "
+    "default 0)\n";
 
 } // namespace
 
@@ -146,6 +149,48 @@ TEST_CASE("bad input: bad choice", "[cli][bad-input]")
         with_change("bad_choice", "count: 4,", "count: 4, init: dat,"),
         "pipeline.yaml:11:58: key 'init' of stage 2 (sample) is 'dat', which is not one of: random,data (did "
         "you mean 'data'?)");
+}
+
+TEST_CASE("bad input: an rbm sigma that is not positive", "[cli][bad-input]")
+{
+    expect(with_change("rbm_sigma", "{plugin: rbm, hidden: 4}",
+                       "{plugin: rbm, hidden: 4, visible_units: gaussian, sigma: 0}"),
+           "pipeline.yaml:5:67: key 'sigma' of model 'rbm' is 0, out of range: it must be > 0\n"
+           "  while validating component 'rbm' (plugin file {PLUGINS}/libansatz_rbm.so)");
+    expect(with_change("rbm_sigma_negative", "{plugin: rbm, hidden: 4}",
+                       "{plugin: rbm, hidden: 4, visible_units: gaussian, sigma: -0.5}"),
+           "pipeline.yaml:5:67: key 'sigma' of model 'rbm' is -0.5, out of range: it must be > 0\n"
+           "  while validating component 'rbm' (plugin file {PLUGINS}/libansatz_rbm.so)");
+}
+
+TEST_CASE("bad input: unknown rbm visible units, with a suggestion", "[cli][bad-input]")
+{
+    expect(with_change("rbm_units", "{plugin: rbm, hidden: 4}",
+                       "{plugin: rbm, hidden: 4, visible_units: gausian}"),
+           "pipeline.yaml:5:50: key 'visible_units' of model 'rbm' is 'gausian', which is not one of: "
+           "bernoulli,gaussian (did you mean 'gaussian'?)\n"
+           "  while validating component 'rbm' (plugin file {PLUGINS}/libansatz_rbm.so)");
+}
+
+TEST_CASE("bad input: learn_sigma for bernoulli visible units is refused by the rbm", "[cli][bad-input]")
+{
+    expect(with_change("rbm_learn_sigma", "{plugin: rbm, hidden: 4}",
+                       "{plugin: rbm, hidden: 4, learn_sigma: true}"),
+           "component 'rbm' (model 'rbm' from " + std::string(ANSATZ_TEST_PLUGIN_DIR) +
+               "/libansatz_rbm.so): learn_sigma: true needs visible_units: gaussian (bernoulli visible units "
+               "have no sigma)");
+}
+
+TEST_CASE("bad input: an rbm init_data that names no dataset, and init_rows without init_data",
+          "[cli][bad-input]")
+{
+    expect(with_change("rbm_init_data_kind", "{plugin: rbm, hidden: 4}",
+                       "{plugin: rbm, hidden: 4, init_data: gibbs}"),
+           "pipeline.yaml:5:46: component 'rbm': key 'init_data' needs a dataset, but 'gibbs' is a sampler "
+           "(plugin 'gibbs')");
+    expect(with_change("rbm_init_rows", "{plugin: rbm, hidden: 4}", "{plugin: rbm, hidden: 4, init_rows: 3}"),
+           "component 'rbm' (model 'rbm' from " + std::string(ANSATZ_TEST_PLUGIN_DIR) +
+               "/libansatz_rbm.so): init_rows is 3, but no init_data names a dataset to read them from");
 }
 
 TEST_CASE("bad input: missing required key", "[cli][bad-input]")

@@ -115,7 +115,7 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
     CHECK(rbm.status == 0);
     CHECK(rbm.out.find("provides: free_energy, free_energy_grad, energy_delta, conditional, tempered, "
                        "block_free_energy, free_energy_grad_weighted\n") != std::string::npos);
-    CHECK(rbm.out.find("  hidden    int >= 1, default 64\n") != std::string::npos);
+    CHECK(rbm.out.find("  hidden         int >= 1, default 64\n") != std::string::npos);
 
     const auto gibbs = run_ansatz({ "describe", "gibbs" }, ANSATZ_TEST_WORK_DIR);
     CHECK(gibbs.out.find("needs of the model: conditional\n") != std::string::npos);

@@ -1,10 +1,17 @@
-// Bernoulli-Bernoulli restricted Boltzmann machine (Smolensky 1986; Hinton 2002).
+// Restricted Boltzmann machine (Smolensky 1986; Hinton 2002) with binary hidden units h in {0,1}^H and
+// Bernoulli or Gaussian visible units.
 //
-//     E(v, h) = -a.v - b.h - v W h,           v in {0,1}^D, h in {0,1}^H
+// Bernoulli (v in {0,1}^D):
+//     E(v, h) = -a.v - b.h - v W h
 //     F(v)    = -a.v - sum_j softplus(b_j + (v W)_j)
 //     p(h_j = 1 | v) = sigmoid(b_j + (v W)_j),   p(v_i = 1 | h) = sigmoid(a_i + (h W^T)_i)
+// Gaussian (v in R^D, standard deviations sigma_i), with x_i = v_i / sigma_i^2:
+//     E(v, h) = sum_i (v_i - a_i)^2 / 2 sigma_i^2 - b.h - x W h
+//     F(v)    = sum_i (v_i - a_i)^2 / 2 sigma_i^2 - sum_j softplus(b_j + (x W)_j)
+//     p(h_j = 1 | v) = sigmoid(b_j + (x W)_j),   p(v_i | h) = N(a_i + (h W^T)_i, sigma_i^2)
 //
-// Parameters, in this order: "weights" W {D, H}, "visible_bias" a {D}, "hidden_bias" b {H}.
+// Parameters, in this order: "weights" W {D, H}, "visible_bias" a {D}, "hidden_bias" b {H}, and with
+// learn_sigma "log_sigma" {D} (sigma_i = exp(log_sigma_i)).
 // Every call works on a whole batch: one gemm for the pre-activations, then whole-array expressions.
 #include <ansatz/blas.hpp>
 #include <ansatz/math.hpp>
@@ -17,6 +24,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 #include <string>
 #include <vector>
 
@@ -67,6 +75,23 @@ void require_doubles(const ansatz_tensor& t, int64_t size, const char* what)
                             std::to_string(size) + "}");
 }
 
+// The SDK's shape checks for views named "call: part", the name composed only when a check fails (no
+// string is built on the hot path).
+void require_matrix(const ansatz_tensor& t, int64_t rows, int64_t cols, const char* call, const char* part)
+{
+    if (t.dtype == ANSATZ_DTYPE_FLOAT32 && t.rank == 2 && (rows < 0 || t.shape[0] == rows) &&
+        (cols < 0 || t.shape[1] == cols))
+        return;
+    ansatz::require_matrix(t, rows, cols, (std::string(call) + ": " + part).c_str());
+}
+
+void require_vector(const ansatz_tensor& t, int64_t size, const char* call, const char* part)
+{
+    if (t.dtype == ANSATZ_DTYPE_FLOAT32 && t.rank == 1 && t.shape[0] == size)
+        return;
+    ansatz::require_vector(t, size, (std::string(call) + ": " + part).c_str());
+}
+
 using ansatz::Workspace;
 
 class Rbm final : public ansatz::Model
@@ -76,19 +101,47 @@ public:
     {
         s.integer("hidden", "number of hidden units H").default_value(64).min(1);
         s.real("init_std",
-               "standard deviation of the initial weights, W ~ N(0, init_std^2); biases start at 0")
+               "standard deviation of the initial weights, W ~ N(0, init_std^2); biases start at 0 "
+               "(the visible ones from init_data when it is given)")
             .default_value(0.01)
             .min(0);
         s.integer("visible", "number of visible units D; 0 takes D from the data's sample shape")
             .default_value(0)
             .min(0)
             .max(INT32_MAX);
+        s.choice("visible_units", "bernoulli|gaussian",
+                 "visible units: bernoulli (values in [0, 1]) or gaussian (real, N(a + W h, sigma^2))")
+            .default_value("bernoulli");
+        s.real("sigma", "gaussian units: the standard deviation of every unit (with learn_sigma, its start)")
+            .default_value(1.0)
+            .min(0, true);
+        s.boolean("learn_sigma", "gaussian units: learn every unit's sigma, as the parameter log_sigma")
+            .default_value(false);
+        s.component(
+             "init_data", ANSATZ_KIND_DATASET,
+             "a dataset whose means start the visible biases: logit of the clipped marginal (bernoulli), "
+             "the mean (gaussian); absent: biases start at 0")
+            .optional();
+        s.integer("init_rows", "rows of init_data to take the means over, from the first; 0: all")
+            .default_value(0)
+            .min(0);
     }
 
     Rbm(const ansatz::Config& c, const ansatz::Host& host)
         : name_(c.instance_name()), hidden_(c.integer("hidden")), visible_key_(c.integer("visible")),
-          init_std_(c.real("init_std")), host_(host)
+          init_std_(c.real("init_std")), gaussian_(c.string("visible_units") == "gaussian"),
+          sigma_(c.real("sigma")), learn_sigma_(c.boolean("learn_sigma")), init_rows_(c.integer("init_rows")),
+          host_(host)
     {
+        if (learn_sigma_ && !gaussian_)
+            throw ansatz::InputError(
+                "learn_sigma: true needs visible_units: gaussian (bernoulli visible units "
+                "have no sigma)");
+        if (c.has("init_data"))
+            init_data_ = ansatz::as_dataset(c.component("init_data"));
+        else if (init_rows_ != 0)
+            throw ansatz::InputError("init_rows is " + std::to_string(init_rows_) +
+                                     ", but no init_data names a dataset to read them from");
         // Nothing is allocated before setup(): a size the machine cannot hold is refused there, or here
         // when `visible:` fixes it, before any memory is asked for.
         if (visible_key_ != 0)
@@ -99,6 +152,7 @@ public:
     ansatz_sample_info sample_info() const override
     {
         ansatz_sample_info info = Model::sample_info();
+        info.domain = gaussian_ ? ANSATZ_DOMAIN_REAL : ANSATZ_DOMAIN_BINARY;
         if (visible_key_ != 0)
         {
             info.rank = 1;
@@ -129,26 +183,40 @@ public:
             w = static_cast<float>(init_std_ * rng.normal());
         visible_bias_.fill(0.0f);
         hidden_bias_.fill(0.0f);
+        log_sigma_.fill(static_cast<float>(std::log(sigma_)));
+        refresh_sigma();
+        if (init_data_.valid())
+            init_visible_bias(rng.derive(0)); // a child stream: the weights' stream is the same either way
         ready_ = true;
     }
 
     std::vector<ansatz_named_tensor> parameters() override
     {
-        return { { "weights", ansatz::make_view(weights_.data(), { d_, hidden_ }) },
-                 { "visible_bias", ansatz::make_view(visible_bias_.data(), { d_ }) },
-                 { "hidden_bias", ansatz::make_view(hidden_bias_.data(), { hidden_ }) } };
+        std::vector<ansatz_named_tensor> out = {
+            { "weights", ansatz::make_view(weights_.data(), { d_, hidden_ }) },
+            { "visible_bias", ansatz::make_view(visible_bias_.data(), { d_ }) },
+            { "hidden_bias", ansatz::make_view(hidden_bias_.data(), { hidden_ }) }
+        };
+        if (learn_sigma_)
+            out.push_back({ "log_sigma", ansatz::make_view(log_sigma_.data(), { d_ }) });
+        return out;
     }
 
+    // Bernoulli units: every unit Bernoulli(0.5); Gaussian units: v_i ~ N(a_i, sigma_i^2).
     void random_state(ansatz_tensor& out, ansatz::Streams rngs) override
     {
-        require_ready();
+        prepare();
         ansatz::require_matrix(out, -1, d_, "rbm random_state: out");
         for (int64_t r = 0; r < out.shape[0]; ++r)
         {
             ansatz::Rng& rng = rngs[static_cast<size_t>(r)];
             float* o = ansatz::f32(out) + r * d_;
-            for (int64_t i = 0; i < d_; ++i)
-                o[i] = rng.uniform() < 0.5f ? 1.0f : 0.0f;
+            if (gaussian_)
+                for (int64_t i = 0; i < d_; ++i)
+                    o[i] = static_cast<float>(visible_bias_.data()[i] + sd_[i] * rng.normal());
+            else
+                for (int64_t i = 0; i < d_; ++i)
+                    o[i] = rng.uniform() < 0.5f ? 1.0f : 0.0f;
         }
     }
 
@@ -156,10 +224,10 @@ public:
 
     void free_energy(const ansatz_tensor& v, ansatz_tensor& out)
     {
-        require_ready();
+        prepare();
         ansatz::require_matrix(v, -1, d_, "rbm free_energy: v");
         ansatz::require_vector(out, v.shape[0], "rbm free_energy: out");
-        free_energy_from(v, pre_activations(v), out);
+        free_energy_from(v, pre_activations(hidden_input(v)), out);
     }
 
     void free_energy_grad(const ansatz_tensor& v, float scale, ansatz_tensor* grads, int32_t n_grads,
@@ -178,19 +246,21 @@ public:
     void energy_delta(const ansatz_tensor& v, const int64_t* sites, const float* new_values,
                       ansatz_tensor& out)
     {
-        require_ready();
+        prepare();
         ansatz::require_matrix(v, -1, d_, "rbm energy_delta: v");
         const int64_t n = v.shape[0];
         ansatz::require_vector(out, n, "rbm energy_delta: out");
 
-        // Setting v_i to u changes it by d = u - v_i and every pre-activation by d W_i.
+        // Setting v_i to u changes it by d = u - v_i and every pre-activation by d W_i (Bernoulli) or
+        // d W_i / sigma_i^2 (Gaussian); the visible term by -a_i d, or by d ((u + v_i) / 2 - a_i) /
+        // sigma_i^2.
         ansatz_tensor rows = flip_rows_.view(n, hidden_); // W_{sites[n]}
-        ansatz_tensor change = flip_change_.view(n, 1);   // d
-        ansatz_tensor bias = flip_bias_.view(n, 1);       // a_{sites[n]}
+        ansatz_tensor change = flip_change_.view(n, 1);   // the pre-activations' factor of W_i
+        ansatz_tensor visible = flip_bias_.view(n, 1);    // the change of the visible term
         const float* values = ansatz::f32(v);
         float* row_data = ansatz::f32(rows);
         float* change_data = ansatz::f32(change);
-        float* bias_data = ansatz::f32(bias);
+        float* visible_data = ansatz::f32(visible);
         for (int64_t k = 0; k < n; ++k)
         {
             const int64_t i = sites[k];
@@ -198,22 +268,33 @@ public:
                 throw ansatz::Error("rbm energy_delta: site " + std::to_string(i) + " of chain " +
                                     std::to_string(k) + " is outside [0, " + std::to_string(d_) + ")");
             const float u = new_values[k];
-            if (!(u >= 0.0f && u <= 1.0f))
+            if (gaussian_ ? !std::isfinite(u) : !(u >= 0.0f && u <= 1.0f))
                 throw ansatz::Error("rbm energy_delta: new value " + std::to_string(u) + " of chain " +
-                                    std::to_string(k) + " is outside the units' support [0, 1]");
+                                    std::to_string(k) + " is outside the units' support " +
+                                    (gaussian_ ? "(the finite reals)" : "[0, 1]"));
             std::copy_n(weights_.data() + i * hidden_, hidden_, row_data + k * hidden_);
-            change_data[k] = u - values[k * d_ + i];
-            bias_data[k] = visible_bias_.data()[i];
+            const float now = values[k * d_ + i];
+            if (gaussian_)
+            {
+                const double d = static_cast<double>(u) - now;
+                change_data[k] = static_cast<float>(d / variance_[i]);
+                visible_data[k] = static_cast<float>(
+                    d * (0.5 * (static_cast<double>(u) + now) - visible_bias_.data()[i]) / variance_[i]);
+            }
+            else
+            {
+                change_data[k] = u - now;
+                visible_data[k] = -visible_bias_.data()[i] * change_data[k];
+            }
         }
-        ansatz_tensor pre = pre_activations(v);
+        ansatz_tensor pre = pre_activations(hidden_input(v));
         auto p = ansatz::adapt<2>(pre);
         auto w = ansatz::adapt<2>(rows);
         auto d_column = ansatz::adapt<2>(change);
-        auto d = ansatz::adapt<1>(ansatz::make_view(change_data, { n }));
-        auto a = ansatz::adapt<1>(ansatz::make_view(bias_data, { n }));
+        auto e = ansatz::adapt<1>(ansatz::make_view(visible_data, { n }));
         auto o = ansatz::adapt<1>(out);
         xt::noalias(o) =
-            -a * d - xt::cast<float>(xt::sum<double>(softplus(p + d_column * w) - softplus(p), { 1 }));
+            e - xt::cast<float>(xt::sum<double>(softplus(p + d_column * w) - softplus(p), { 1 }));
     }
 
     // ---- CONDITIONALS
@@ -226,13 +307,16 @@ public:
         conditional_at(block, given, nullptr, nullptr, mean, sample, rngs, "rbm conditional");
     }
 
-    // ---- TEMPERED (abi.h): E_beta,phi(v, h) = beta E(v, h) - phi.v, beta multiplies the whole energy.
+    // ---- TEMPERED (abi.h): E_beta,phi(v, h) = E0(v) + beta E1(v, h) - phi.v. Bernoulli units: E0 = 0,
+    // beta multiplies the whole energy; Gaussian units: E0 = sum_i (v_i - a_i)^2 / 2 sigma_i^2 is kept.
 
-    // out[n] = F_beta[n],phi(v[n]) = -beta a.v - phi.v - sum_j softplus(beta (b + v W)_j), in double.
+    // out[n] = F_beta[n],phi(v[n]), in double. With p = b + xW (x = v for Bernoulli units):
+    //   Bernoulli: -beta a.v - phi.v - sum_j softplus(beta p_j)
+    //   Gaussian:  sum_i (v_i - a_i)^2 / 2 sigma_i^2 - phi.v - sum_j softplus(beta p_j)
     void tempered_free_energy(const ansatz_tensor& v, const double* beta, const ansatz_tensor* field,
                               ansatz_tensor& out)
     {
-        require_ready();
+        prepare();
         ansatz::require_matrix(v, -1, d_, "rbm tempered_free_energy: v");
         require_doubles(out, v.shape[0], "rbm tempered_free_energy: out");
         const float* phi = field_values(field, "rbm tempered_free_energy: field");
@@ -240,35 +324,45 @@ public:
         free_energy_in_double(v, beta, phi, ansatz::data<double>(out));
     }
 
-    // log Z_0,phi = H log 2 + sum_i softplus(phi_i): at beta = 0 every unit is independent.
+    // log Z_0,phi: at beta = 0 every unit is independent. Bernoulli: H log 2 + sum_i softplus(phi_i);
+    // Gaussian: H log 2 + sum_i [log(2 pi sigma_i^2) / 2 + a_i phi_i + sigma_i^2 phi_i^2 / 2].
     double base_log_partition(const ansatz_tensor* field)
     {
-        require_ready();
+        prepare();
         const float* phi = field_values(field, "rbm base_log_partition: field");
         double z = static_cast<double>(hidden_) * std::log(2.0);
         for (int64_t i = 0; i < d_; ++i)
-            z += softplus_double(phi ? phi[i] : 0.0);
+        {
+            const double f = phi ? phi[i] : 0.0;
+            if (gaussian_)
+                z += 0.5 * std::log(2 * std::numbers::pi * variance_[i]) + visible_bias_.data()[i] * f +
+                     0.5 * variance_[i] * f * f;
+            else
+                z += softplus_double(f);
+        }
         return z;
     }
 
-    // mean = sigmoid(beta (b + v W)) for the hidden block, sigmoid(beta (a + h W^T) + phi) for the visible
-    // one; at beta = 0 the visible units are Bernoulli(sigmoid(phi)), whatever h is.
+    // mean = sigmoid(beta (b + x W)) for the hidden block (x = v, or v / sigma^2 for Gaussian units); for
+    // the visible one sigmoid(beta (a + h W^T) + phi) (Bernoulli) or a + beta h W^T + sigma^2 phi, the mean
+    // of N(., sigma^2) (Gaussian). At beta = 0 the visible units are their base distribution, whatever h is.
     void tempered_conditional(ansatz_block block, const ansatz_tensor& given, const double* beta,
                               const ansatz_tensor* field, ansatz_tensor& mean, ansatz_tensor* sample,
                               ansatz::Streams rngs)
     {
-        require_ready();
+        prepare();
         if (!beta)
             throw ansatz::Error("rbm tempered_conditional got no inverse temperatures");
         const float* phi = field_values(field, "rbm tempered_conditional: field");
         conditional_at(block, given, beta, phi, mean, sample, rngs, "rbm tempered_conditional");
     }
 
-    // out[n] = -log sum_other exp(-E(states[n], other)): F(v) for the visible block; for the hidden one
-    // F(h) = -b.h - sum_i softplus(a_i + (W h)_i). In double.
+    // out[n] = -log sum_other exp(-E(states[n], other)): F(v) for the visible block; for the hidden one,
+    // with c = W h, Bernoulli: F(h) = -b.h - sum_i softplus(a_i + c_i); Gaussian (v integrated out):
+    // F(h) = -b.h - sum_i [(a_i c_i + c_i^2 / 2) / sigma_i^2 + log(2 pi sigma_i^2) / 2]. In double.
     void block_free_energy(ansatz_block block, const ansatz_tensor& states, ansatz_tensor& out)
     {
-        require_ready();
+        prepare();
         const bool hidden = is_hidden(block, "rbm block_free_energy");
         ansatz::require_matrix(states, -1, hidden ? hidden_ : d_,
                                hidden ? "rbm block_free_energy: h" : "rbm block_free_energy: v");
@@ -280,10 +374,33 @@ public:
             free_energy_in_double(states, nullptr, nullptr, o);
             return;
         }
-        ansatz_tensor pre = visible_pre_.view(n, d_); // a + h W^T
-        fill_rows(pre, visible_bias_.data());
-        gemm(Op::none, Op::transpose, 1.0f, states, weights_view(), 1.0f, pre);
-        ansatz::sum_softplus_rows(ansatz::f32(pre), n, d_, o);
+        ansatz_tensor pre = visible_pre_.view(n, d_);
+        if (gaussian_)
+        {
+            // c = h W^T, then sum_i [(a_i c_i + c_i^2 / 2) / sigma_i^2] + the Gaussians' normalisers.
+            gemm(Op::none, Op::transpose, 1.0f, states, weights_view(), 0.0f, pre);
+            const float* c = ansatz::f32(pre);
+            const float* a = visible_bias_.data();
+            double normalisers = 0;
+            for (int64_t i = 0; i < d_; ++i)
+                normalisers += 0.5 * std::log(2 * std::numbers::pi * variance_[i]);
+            for (int64_t r = 0; r < n; ++r)
+            {
+                double sum = normalisers;
+                for (int64_t i = 0; i < d_; ++i)
+                {
+                    const double ci = c[r * d_ + i];
+                    sum += (a[i] * ci + 0.5 * ci * ci) / variance_[i];
+                }
+                o[r] = sum;
+            }
+        }
+        else
+        {
+            fill_rows(pre, visible_bias_.data()); // a + h W^T
+            gemm(Op::none, Op::transpose, 1.0f, states, weights_view(), 1.0f, pre);
+            ansatz::sum_softplus_rows(ansatz::f32(pre), n, d_, o);
+        }
         const float* h = ansatz::f32(states);
         const float* b = hidden_bias_.data();
         for (int64_t r = 0; r < n; ++r)
@@ -296,12 +413,86 @@ public:
     }
 
 private:
+    // Visible biases from the data's means (Hinton 2010, "A practical guide to training RBMs", 8.1):
+    // over the first init_rows rows of init_data (all with 0), m_i = the mean of unit i, then
+    // a_i = log(p_i / (1 - p_i)) with p_i = m_i clipped to [1e-3, 1 - 1e-3] for Bernoulli units, and
+    // a_i = m_i for Gaussian ones (the mean of p(v_i | h = 0)). The rows are read in batches of about
+    // 4 MiB, summed in double.
+    void init_visible_bias(ansatz::Rng rng)
+    {
+        const ansatz_dataset_info info = init_data_.info();
+        int64_t size = 1;
+        for (int32_t k = 0; k < info.sample_rank; ++k)
+            size *= info.sample_shape[k];
+        if (size != d_)
+            throw ansatz::InputError("init_data: the dataset's samples have " + std::to_string(size) +
+                                     " values, but the model has " + std::to_string(d_) + " visible units");
+        const int64_t rows = init_rows_ > 0 ? std::min(init_rows_, info.count) : info.count;
+        if (rows <= 0)
+            throw ansatz::InputError(
+                "init_data: the dataset has no samples to take the visible units' means from");
+        const int64_t batch = std::clamp<int64_t>((int64_t(1) << 20) / d_, 1, rows);
+        std::vector<float> values(static_cast<size_t>(batch * d_));
+        std::vector<int64_t> indices(static_cast<size_t>(batch));
+        std::vector<double> sums(static_cast<size_t>(d_), 0.0);
+        for (int64_t first = 0; first < rows; first += batch)
+        {
+            if (host_.cancelled())
+                throw ansatz::Error("model '" + name_ + "' was cancelled while it read init_data",
+                                    ANSATZ_STATUS_CANCELLED);
+            const int64_t count = std::min(batch, rows - first);
+            for (int64_t k = 0; k < count; ++k)
+                indices[static_cast<size_t>(k)] = first + k;
+            ansatz_tensor view = ansatz::make_view(values.data(), { count, d_ });
+            init_data_.read(indices.data(), count, view, nullptr, rng);
+            for (int64_t r = 0; r < count; ++r)
+                for (int64_t i = 0; i < d_; ++i)
+                {
+                    const float x = values[static_cast<size_t>(r * d_ + i)];
+                    if (gaussian_ ? !std::isfinite(x) : !(x >= 0.0f && x <= 1.0f))
+                        throw ansatz::InputError("init_data: sample " + std::to_string(first + r) + " has " +
+                                                 std::to_string(x) + " at unit " + std::to_string(i) +
+                                                 (gaussian_
+                                                      ? ", not a finite number"
+                                                      : ", outside [0, 1], the range of bernoulli units"));
+                    sums[static_cast<size_t>(i)] += x;
+                }
+        }
+        for (int64_t i = 0; i < d_; ++i)
+        {
+            const double mean = sums[static_cast<size_t>(i)] / static_cast<double>(rows);
+            const double p = std::clamp(mean, marginal_clip, 1 - marginal_clip);
+            visible_bias_.data()[i] = static_cast<float>(gaussian_ ? mean : std::log(p / (1 - p)));
+        }
+    }
+
+    // Bernoulli marginals are clipped to [marginal_clip, 1 - marginal_clip]: |a_i| <= log(999) = 6.9.
+    static constexpr double marginal_clip = 1e-3;
+
     void allocate(int64_t d)
     {
         d_ = d;
         weights_ = xt::zeros<float>({ static_cast<size_t>(d), static_cast<size_t>(hidden_) });
         visible_bias_ = xt::zeros<float>({ static_cast<size_t>(d) });
         hidden_bias_ = xt::zeros<float>({ static_cast<size_t>(hidden_) });
+        log_sigma_ = xt::zeros<float>({ static_cast<size_t>(learn_sigma_ ? d : 0) });
+        variance_.assign(static_cast<size_t>(gaussian_ ? d : 0), 1.0);
+        sd_.assign(variance_.size(), 1.0);
+        precision_.assign(variance_.size(), 1.0f);
+        scaled_input_ = gaussian_ && (learn_sigma_ || sigma_ != 1.0);
+    }
+
+    // sigma_i^2, sigma_i and 1 / sigma_i^2 of Gaussian units, from the sigma key or from log_sigma (which
+    // an optimizer changes in place between calls: every call that uses them refreshes them).
+    void refresh_sigma()
+    {
+        for (size_t i = 0; i < variance_.size(); ++i)
+        {
+            const double s = learn_sigma_ ? std::exp(static_cast<double>(log_sigma_.data()[i])) : sigma_;
+            variance_[i] = s * s;
+            sd_[i] = s;
+            precision_[i] = static_cast<float>(1.0 / (s * s));
+        }
     }
 
     // The weights are D x H floats: refuse (exit 2) a size the machine cannot hold, naming the keys.
@@ -317,12 +508,58 @@ private:
             throw ansatz::Error("model '" + name_ + "' is used before setup()");
     }
 
+    // Before every call: set up, and the current sigma.
+    void prepare()
+    {
+        require_ready();
+        if (learn_sigma_)
+            refresh_sigma();
+    }
+
+    // What the hidden units see of v {N, D}: v itself, or x = v / sigma^2 per unit for Gaussian units
+    // (into a work buffer; with every sigma 1 that is v again).
+    ansatz_tensor hidden_input(const ansatz_tensor& v)
+    {
+        if (!scaled_input_)
+            return v;
+        const int64_t n = v.shape[0];
+        ansatz_tensor x = scaled_.view(n, d_);
+        const float* in = ansatz::f32(v);
+        float* o = ansatz::f32(x);
+        for (int64_t r = 0; r < n; ++r)
+            for (int64_t i = 0; i < d_; ++i)
+                o[r * d_ + i] = in[r * d_ + i] * precision_[static_cast<size_t>(i)];
+        return x;
+    }
+
+    // sum_i (v_i - a_i)^2 / 2 sigma_i^2 of one row, in double: the Gaussian units' E0.
+    double confinement(const float* v) const
+    {
+        double e = 0;
+        for (int64_t i = 0; i < d_; ++i)
+        {
+            const double dv = static_cast<double>(v[i]) - visible_bias_.data()[i];
+            e += dv * dv / (2 * variance_[static_cast<size_t>(i)]);
+        }
+        return e;
+    }
+
     ansatz_tensor weights_view() { return ansatz::make_view(weights_.data(), { d_, hidden_ }); }
 
-    // out[n] = -a.v[n] - sum_j softplus(pre[n, j]), from the pre-activations b + v W.
+    // out[n] = -a.v[n] - sum_j softplus(pre[n, j]) (Bernoulli) or sum_i (v_i - a_i)^2 / 2 sigma_i^2 -
+    // sum_j softplus(pre[n, j]) (Gaussian), from the pre-activations b + x W.
     void free_energy_from(const ansatz_tensor& v, const ansatz_tensor& pre, ansatz_tensor& out)
     {
         const int64_t n = v.shape[0];
+        if (gaussian_)
+        {
+            double* sums = doubles(row_sums_, n);
+            ansatz::sum_softplus_rows(ansatz::f32(pre), n, hidden_, sums);
+            float* o = ansatz::f32(out);
+            for (int64_t r = 0; r < n; ++r)
+                o[r] = static_cast<float>(confinement(ansatz::f32(v) + r * d_) - sums[r]);
+            return;
+        }
         // out = -v.a as a {N, 1} product, then minus the hidden units' softplus terms.
         ansatz_tensor out_column = ansatz::make_view(ansatz::f32(out), { n, 1 });
         gemm(Op::none, Op::none, -1.0f, v, ansatz::make_view(visible_bias_.data(), { d_, 1 }), 0.0f,
@@ -339,24 +576,30 @@ private:
     // (free_energy_grad and free_energy_grad_weighted share this pass): one gemm for the pre-activations,
     // the rows of sigmoid(pre) scaled by their weights, one gemm for the weights' gradient.
     void accumulate_grad(const ansatz_tensor& v, float scale, const float* weights, ansatz_tensor* grads,
-                         int32_t n_grads, ansatz_tensor* out, const std::string& what)
+                         int32_t n_grads, ansatz_tensor* out, const char* what)
     {
-        require_ready();
-        ansatz::require_matrix(v, -1, d_, (what + ": v").c_str());
-        if (n_grads != 3)
-            throw ansatz::Error(what + ": got " + std::to_string(n_grads) +
-                                " gradients, expected 3 (weights, visible_bias, hidden_bias)");
+        prepare();
+        require_matrix(v, -1, d_, what, "v");
+        const int32_t expected = learn_sigma_ ? 4 : 3;
+        if (n_grads != expected)
+            throw ansatz::Error(std::string(what) + ": got " + std::to_string(n_grads) +
+                                " gradients, expected " + std::to_string(expected) +
+                                " (weights, visible_bias, hidden_bias" +
+                                (learn_sigma_ ? ", log_sigma)" : ")"));
         if (!grads)
-            throw ansatz::Error(what + ": got no gradient buffers");
-        ansatz::require_matrix(grads[0], d_, hidden_, (what + ": gradient of weights").c_str());
-        ansatz::require_vector(grads[1], d_, (what + ": gradient of visible_bias").c_str());
-        ansatz::require_vector(grads[2], hidden_, (what + ": gradient of hidden_bias").c_str());
+            throw ansatz::Error(std::string(what) + ": got no gradient buffers");
+        require_matrix(grads[0], d_, hidden_, what, "gradient of weights");
+        require_vector(grads[1], d_, what, "gradient of visible_bias");
+        require_vector(grads[2], hidden_, what, "gradient of hidden_bias");
+        if (learn_sigma_)
+            require_vector(grads[3], d_, what, "gradient of log_sigma");
         const int64_t n = v.shape[0];
 
-        ansatz_tensor pre = pre_activations(v);
+        const ansatz_tensor x = hidden_input(v);
+        ansatz_tensor pre = pre_activations(x);
         if (out)
         {
-            ansatz::require_vector(*out, n, (what + ": out").c_str());
+            require_vector(*out, n, what, "out");
             free_energy_from(v, pre, *out); // from the same pre-activations: no second gemm
         }
         sigmoid_in_place(pre); // now E[h | v]
@@ -365,13 +608,54 @@ private:
             for (int64_t r = 0; r < n; ++r)
                 for (int64_t j = 0; j < hidden_; ++j)
                     s[r * hidden_ + j] *= weights[r];
-        // dF/dW = -v^T s, dF/da = -sum_n w[n] v[n], dF/db = -sum_n s[n] (s already weighted).
-        gemm(Op::transpose, Op::none, -scale, v, pre, 1.0f, grads[0]);
+        // dF/dW = -x^T s, dF/db = -sum_n s[n] (s already weighted); dF/da = -sum_n w[n] v[n] (Bernoulli)
+        // or -sum_n w[n] (v[n] - a) / sigma^2 (Gaussian); dF/dlog sigma_i = -sum_n w[n] (v_ni - a_i)^2 /
+        // sigma_i^2 + 2 sum_j W_ij G_ij with G = x^T s, the weights' gradient with its sign flipped.
+        if (learn_sigma_)
+        {
+            ansatz_tensor g = weight_grad_.view(d_, hidden_); // scale * G
+            gemm(Op::transpose, Op::none, scale, x, pre, 0.0f, g);
+            float* gw = ansatz::f32(grads[0]);
+            const float* gs = ansatz::f32(g);
+            const float* w = weights_.data();
+            double* dots = doubles(row_dots_, d_);
+            for (int64_t i = 0; i < d_; ++i)
+            {
+                double dot = 0;
+                for (int64_t j = 0; j < hidden_; ++j)
+                {
+                    gw[i * hidden_ + j] -= gs[i * hidden_ + j];
+                    dot += static_cast<double>(w[i * hidden_ + j]) * gs[i * hidden_ + j];
+                }
+                dots[i] = dot;
+            }
+            const double* squares = square_deviation_sums(ansatz::f32(v), n, weights);
+            float* gl = ansatz::f32(grads[3]);
+            for (int64_t i = 0; i < d_; ++i)
+                gl[i] +=
+                    static_cast<float>(-static_cast<double>(scale) * squares[i] / variance_[i] + 2 * dots[i]);
+        }
+        else
+            gemm(Op::transpose, Op::none, -scale, x, pre, 1.0f, grads[0]);
         const double minus_scale = -static_cast<double>(scale);
         double* sums = column_sums(ansatz::f32(v), n, d_, weights);
         float* ga = ansatz::f32(grads[1]);
-        for (int64_t i = 0; i < d_; ++i)
-            ga[i] += static_cast<float>(minus_scale * sums[i]);
+        if (gaussian_)
+        {
+            double total = static_cast<double>(n); // sum_n w[n]
+            if (weights)
+            {
+                total = 0;
+                for (int64_t r = 0; r < n; ++r)
+                    total += weights[r];
+            }
+            for (int64_t i = 0; i < d_; ++i)
+                ga[i] += static_cast<float>(minus_scale * (sums[i] - visible_bias_.data()[i] * total) /
+                                            variance_[static_cast<size_t>(i)]);
+        }
+        else
+            for (int64_t i = 0; i < d_; ++i)
+                ga[i] += static_cast<float>(minus_scale * sums[i]);
         sums = column_sums(s, n, hidden_, nullptr);
         float* gb = ansatz::f32(grads[2]);
         for (int64_t j = 0; j < hidden_; ++j)
@@ -402,30 +686,69 @@ private:
         return acc;
     }
 
+    // sum_r w[r] (v[r, i] - a_i)^2 for every unit i, in double (w = 1 when weights is null).
+    const double* square_deviation_sums(const float* v, int64_t rows, const float* weights)
+    {
+        double* acc = doubles(square_sums_, d_);
+        std::fill_n(acc, d_, 0.0);
+        const float* a = visible_bias_.data();
+        for (int64_t r = 0; r < rows; ++r)
+        {
+            const double w = weights ? weights[r] : 1.0;
+            for (int64_t i = 0; i < d_; ++i)
+            {
+                const double dv = static_cast<double>(v[r * d_ + i]) - a[i];
+                acc[i] += w * dv * dv;
+            }
+        }
+        return acc;
+    }
+
     // p(block | given) at inverse temperatures beta (nullptr: 1, the model) with the field phi on the
     // visible units (nullptr: 0). With beta and phi null this is the model's conditional, bit for bit.
     void conditional_at(ansatz_block block, const ansatz_tensor& given, const double* beta, const float* phi,
-                        ansatz_tensor& mean, ansatz_tensor* sample, ansatz::Streams rngs,
-                        const std::string& what)
+                        ansatz_tensor& mean, ansatz_tensor* sample, ansatz::Streams rngs, const char* what)
     {
-        require_ready();
+        prepare();
         const bool hidden = is_hidden(block, what);
         const int64_t given_size = hidden ? d_ : hidden_;
         const int64_t size = hidden ? hidden_ : d_;
-        ansatz::require_matrix(given, -1, given_size, (what + (hidden ? ": given v" : ": given h")).c_str());
+        require_matrix(given, -1, given_size, what, hidden ? "given v" : "given h");
         const int64_t n = given.shape[0];
-        ansatz::require_matrix(mean, n, size, (what + ": mean").c_str());
+        require_matrix(mean, n, size, what, "mean");
         if (sample)
-            ansatz::require_matrix(*sample, n, size, (what + ": sample").c_str());
+            require_matrix(*sample, n, size, what, "sample");
         if (beta)
             require_betas(beta, n, what);
 
         if (hidden)
         {
             fill_rows(mean, hidden_bias_.data());
-            gemm(Op::none, Op::none, 1.0f, given, weights_view(), 1.0f, mean);
+            gemm(Op::none, Op::none, 1.0f, hidden_input(given), weights_view(), 1.0f, mean);
             if (beta)
                 scale_rows(mean, beta);
+        }
+        else if (gaussian_)
+        {
+            // The mean of N(a + beta h W^T + sigma^2 phi, sigma^2).
+            if (beta)
+            {
+                gemm(Op::none, Op::transpose, 1.0f, given, weights_view(), 0.0f, mean);
+                scale_rows(mean, beta);
+                add_to_rows(mean, visible_bias_.data());
+            }
+            else
+            {
+                fill_rows(mean, visible_bias_.data());
+                gemm(Op::none, Op::transpose, 1.0f, given, weights_view(), 1.0f, mean);
+            }
+            if (phi)
+            {
+                float* m = ansatz::f32(mean);
+                for (int64_t r = 0; r < n; ++r)
+                    for (int64_t i = 0; i < d_; ++i)
+                        m[r * d_ + i] += static_cast<float>(variance_[static_cast<size_t>(i)] * phi[i]);
+            }
         }
         else
         {
@@ -436,11 +759,31 @@ private:
             if (phi)
                 add_to_rows(mean, phi);
         }
-        sigmoid_in_place(mean);
+        const bool normal = gaussian_ && !hidden;
+        if (!normal)
+            sigmoid_in_place(mean);
         if (!sample)
             return;
         // Row r from its own stream: a chain's draws do not depend on the other rows.
-        ansatz::bernoulli_rows(ansatz::f32(mean), n, size, ansatz::f32(*sample), rngs);
+        if (normal)
+            normal_rows(ansatz::f32(mean), n, ansatz::f32(*sample), rngs, what);
+        else
+            ansatz::bernoulli_rows(ansatz::f32(mean), n, size, ansatz::f32(*sample), rngs);
+    }
+
+    // out[r, i] = mean[r, i] + sigma_i z, z ~ N(0, 1) drawn from rngs[r] (one normal() per unit, in order).
+    void normal_rows(const float* mean, int64_t rows, float* out, ansatz::Streams rngs, const char* what)
+    {
+        if (static_cast<int64_t>(rngs.size()) < rows)
+            throw ansatz::Error(std::string(what) + ": " + std::to_string(rows) + " rows got " +
+                                std::to_string(rngs.size()) + " random streams; sampling needs one per row");
+        for (int64_t r = 0; r < rows; ++r)
+        {
+            ansatz::Rng& rng = rngs[static_cast<size_t>(r)];
+            for (int64_t i = 0; i < d_; ++i)
+                out[r * d_ + i] =
+                    static_cast<float>(mean[r * d_ + i] + sd_[static_cast<size_t>(i)] * rng.normal());
+        }
     }
 
     // out[n] = F_beta[n],phi(v[n]) in double (beta nullptr: 1; phi nullptr: 0): the pre-activations in
@@ -448,7 +791,7 @@ private:
     void free_energy_in_double(const ansatz_tensor& v, const double* beta, const float* phi, double* out)
     {
         const int64_t n = v.shape[0];
-        ansatz_tensor pre = pre_activations(v);
+        ansatz_tensor pre = pre_activations(hidden_input(v));
         if (beta)
             scale_rows(pre, beta);
         ansatz::sum_softplus_rows(ansatz::f32(pre), n, hidden_, out);
@@ -457,20 +800,27 @@ private:
         for (int64_t r = 0; r < n; ++r)
         {
             const float* row = x + r * d_;
-            double av = 0, fv = 0;
-            for (int64_t i = 0; i < d_; ++i)
-                av += static_cast<double>(a[i]) * row[i];
+            double fv = 0;
             if (phi)
                 for (int64_t i = 0; i < d_; ++i)
                     fv += static_cast<double>(phi[i]) * row[i];
+            if (gaussian_)
+            {
+                out[r] = confinement(row) - fv - out[r];
+                continue;
+            }
+            double av = 0;
+            for (int64_t i = 0; i < d_; ++i)
+                av += static_cast<double>(a[i]) * row[i];
             out[r] = -(beta ? beta[r] : 1.0) * av - fv - out[r];
         }
     }
 
-    bool is_hidden(ansatz_block block, const std::string& what) const
+    bool is_hidden(ansatz_block block, const char* what) const
     {
         if (block != ANSATZ_BLOCK_HIDDEN && block != ANSATZ_BLOCK_VISIBLE)
-            throw ansatz::Error(what + ": unknown block " + std::to_string(static_cast<int>(block)));
+            throw ansatz::Error(std::string(what) + ": unknown block " +
+                                std::to_string(static_cast<int>(block)));
         return block == ANSATZ_BLOCK_HIDDEN;
     }
 
@@ -484,14 +834,15 @@ private:
     }
 
     // One finite inverse temperature per row.
-    static void require_betas(const double* beta, int64_t n, const std::string& what)
+    static void require_betas(const double* beta, int64_t n, const char* what)
     {
         if (!beta)
-            throw ansatz::Error(what + " got no inverse temperatures");
+            throw ansatz::Error(std::string(what) + " got no inverse temperatures");
         for (int64_t r = 0; r < n; ++r)
             if (!std::isfinite(beta[r]))
-                throw ansatz::Error(what + ": the inverse temperature of row " + std::to_string(r) + " is " +
-                                    std::to_string(beta[r]) + "; it must be finite");
+                throw ansatz::Error(std::string(what) + ": the inverse temperature of row " +
+                                    std::to_string(r) + " is " + std::to_string(beta[r]) +
+                                    "; it must be finite");
     }
 
     // Multiplies row r of t {N, K} by beta[r] (in float32).
@@ -517,19 +868,32 @@ private:
                 x[r * cols + j] += add[j];
     }
 
-    // b + v W into the work buffer: {N, H}.
-    ansatz_tensor pre_activations(const ansatz_tensor& v)
+    // b + x W into the work buffer: {N, H}, x = hidden_input(v).
+    ansatz_tensor pre_activations(const ansatz_tensor& x)
     {
-        ansatz_tensor pre = pre_.view(v.shape[0], hidden_);
+        ansatz_tensor pre = pre_.view(x.shape[0], hidden_);
         fill_rows(pre, hidden_bias_.data());
-        gemm(Op::none, Op::none, 1.0f, v, weights_view(), 1.0f, pre);
+        gemm(Op::none, Op::none, 1.0f, x, weights_view(), 1.0f, pre);
         return pre;
+    }
+
+    // A double buffer of at least n values (it grows, never shrinks: no allocation in steady state).
+    static double* doubles(std::vector<double>& buffer, int64_t n)
+    {
+        if (buffer.size() < static_cast<size_t>(n))
+            buffer.resize(static_cast<size_t>(n));
+        return buffer.data();
     }
 
     std::string name_;
     int64_t hidden_;
     int64_t visible_key_;
     double init_std_;
+    bool gaussian_;     // visible_units: gaussian
+    double sigma_;      // the sigma key
+    bool learn_sigma_;  // log_sigma is a parameter
+    int64_t init_rows_; // rows of init_data for the visible biases (0: all)
+    ansatz::DatasetRef init_data_;
     ansatz::Host host_;
     int64_t d_ = 0;
     bool ready_ = false;
@@ -537,12 +901,19 @@ private:
     xt::xtensor<float, 2> weights_;
     xt::xtensor<float, 1> visible_bias_;
     xt::xtensor<float, 1> hidden_bias_;
+    xt::xtensor<float, 1> log_sigma_; // {D} with learn_sigma, else empty
 
-    Workspace pre_, flip_rows_, flip_change_, flip_bias_, softplus_sums_, visible_pre_;
-    std::vector<double> column_sums_;
+    // Gaussian units (empty for Bernoulli ones), from sigma or log_sigma: sigma_i^2, sigma_i, 1 / sigma_i^2.
+    std::vector<double> variance_, sd_;
+    std::vector<float> precision_;
+    bool scaled_input_ = false; // the hidden units see v / sigma^2, not v
+
+    Workspace pre_, flip_rows_, flip_change_, flip_bias_, softplus_sums_, visible_pre_, scaled_, weight_grad_;
+    std::vector<double> column_sums_, row_sums_, row_dots_, square_sums_;
 };
 
 } // namespace
 
 ANSATZ_PLUGIN("rbm", "0.1.0", "MIT",
-              ansatz::model<Rbm>("rbm", "Bernoulli-Bernoulli restricted Boltzmann machine"))
+              ansatz::model<Rbm>("rbm",
+                                 "restricted Boltzmann machine with Bernoulli or Gaussian visible units"))

@@ -136,10 +136,11 @@ public:
                   "number of annealing steps K: inverse temperatures 0 = beta_0 < ... < beta_K = 1")
             .default_value(14500)
             .min(3);
-        s.choice("schedule", "dense_near_one|linear|sigmoid",
-                 "spacing of the inverse temperatures: Salakhutdinov & Murray's (500 : 4000 : 10000 steps in "
-                 "[0, 0.5] : [0.5, 0.9] : [0.9, 1]), even, or a sigmoid denser near both ends")
-            .default_value("dense_near_one");
+        s.choice("schedule", "sigmoid|linear|dense_near_one",
+                 "spacing of the inverse temperatures: a sigmoid, denser near both ends; even; or "
+                 "Salakhutdinov & "
+                 "Murray's (500 : 4000 : 10000 steps in [0, 0.5] : [0.5, 0.9] : [0.9, 1])")
+            .default_value("sigmoid");
         s.boolean(
              "reverse",
              "also run reverse AIS from data rows (an upper bracket of log Z when they are model samples)")

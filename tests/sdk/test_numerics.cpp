@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -92,11 +93,41 @@ const Case cases[] = {
     { "softplus", ansatz::softplus, softplus_reference, 3, -inf },
 };
 
+// Runs `check` on every code path this CPU can take: the portable (xsimd) kernels, and, on a CPU with
+// AVX2 and FMA in a build for plain x86-64, the AVX2 kernels the functions dispatch to.
+void on_every_path(const std::function<void()>& check)
+{
+#ifdef ANSATZ_MATH_AVX2
+    bool& avx2 = ansatz::detail::math::avx2::enabled();
+    const bool had = avx2;
+    for (bool use : { false, true })
+    {
+        if (use && !had)
+            continue;
+        avx2 = use;
+        INFO((use ? "AVX2 + FMA kernels" : "portable kernels"));
+        try
+        {
+            check();
+        }
+        catch (...)
+        {
+            avx2 = had;
+            throw;
+        }
+    }
+    avx2 = had;
+#else
+    check();
+#endif
+}
+
 } // namespace
 
 TEST_CASE("numerics: exp, log1p, sigmoid and softplus are within a few ulp of std:: in double",
           "[sdk][numerics]")
 {
+    on_every_path([] {
     // Tolerances: exp and log1p 2 ulp, sigmoid and softplus 3 ulp, of the double result rounded to
     // float (measured: 1, 1, 2, 1 ulp with SSE2 and with AVX2 + FMA). No NaN or infinity where the
     // exact value is finite.
@@ -126,10 +157,27 @@ TEST_CASE("numerics: exp, log1p, sigmoid and softplus are within a few ulp of st
         CHECK(worst <= c.max_ulp);
         CHECK(non_finite == 0);
     }
+    });
 }
 
 TEST_CASE("numerics: edge values", "[sdk][numerics]")
 {
+    // Every section once per path: the portable kernels, then the AVX2 ones where the CPU has them.
+    const bool use_avx2 = GENERATE(false, true);
+    INFO((use_avx2 ? "AVX2 + FMA kernels, where the CPU has them" : "portable kernels"));
+#ifdef ANSATZ_MATH_AVX2
+    bool& avx2 = ansatz::detail::math::avx2::enabled();
+    const bool had = avx2;
+    avx2 = use_avx2 && had;
+    struct Restore
+    {
+        bool& flag;
+        bool value;
+        ~Restore() { flag = value; }
+    } restore{ avx2, had };
+#else
+    (void)use_avx2;
+#endif
     auto one = [](ArrayFunction f, float v) {
         float out = 0.0f;
         f(&v, &out, 1);
@@ -189,6 +237,7 @@ TEST_CASE("numerics: edge values", "[sdk][numerics]")
 TEST_CASE("numerics: counts 0, 1, 7, 17, 1000: tails, in place, and no dependence on position",
           "[sdk][numerics]")
 {
+    on_every_path([] {
     const float sentinel = -12345.0f;
     for (const Case& c : cases)
         for (int64_t n : { 0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 1000 })
@@ -225,10 +274,12 @@ TEST_CASE("numerics: counts 0, 1, 7, 17, 1000: tails, in place, and no dependenc
     // A count of 0 reads and writes nothing, not even through null pointers.
     ansatz::sigmoid(nullptr, nullptr, 0);
     ansatz::softplus(static_cast<float*>(nullptr), 0);
+    });
 }
 
 TEST_CASE("numerics: sum_softplus_rows sums each row in double", "[sdk][numerics]")
 {
+    on_every_path([] {
     // Each term is within 3 ulp and all terms are positive, so the sum is within a relative 3 ulp
     // (3.6e-7) of the double reference; 4e-7 is allowed, plus 1e-44 per term for subnormal terms
     // (softplus(-100) = 3.7e-44 is a float with 5 significant bits).
@@ -255,6 +306,7 @@ TEST_CASE("numerics: sum_softplus_rows sums each row in double", "[sdk][numerics
             CHECK(sums_float[k] == static_cast<float>(sums[k]));
         }
     }
+    });
 }
 
 TEST_CASE("numerics: logsumexp in double, stable for large and tiny values", "[sdk][numerics]")

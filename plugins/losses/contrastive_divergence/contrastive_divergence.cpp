@@ -7,12 +7,20 @@
 // batch (CD) or persistent across calls (PCD), advanced by the bound sampler's configured number of
 // steps: the sampler's `steps` is the k of CD-k.
 //
+// One pass for both phases: the chains and the batch are rows of one stacked matrix {M + N, D} (the
+// chains first: PCD's persistent chains live there, so only the batch is copied), and a model with
+// free_energy_grad_weighted differentiates it in one call with weights -1/M (chains) and +1/N (batch):
+// the model's products have M + N rows instead of two calls' M and N, and run nearer the sgemm rate.
+// The free energies of that pass give the loss. A model without the weighted gradient gets the two
+// calls of free_energy_grad.
+//
 // Random streams (so a run can be replayed): every chain draws from a stream of its own (abi.h), split
 // from the stream passed to compute():
 //   PCD: on the first call, one stream per persistent chain (ansatz::split), kept with its chain, which
 //        draws its random_state and every sweep from it;
 //   CD:  on every call, one stream per row of the batch, for the sampler's advance;
-//   then, when the model has conditionals, one stream per row for h ~ p(h | v) of the reconstruction.
+//   then, on a batch that computes the reconstruction error (`reconstruction_every`), one stream per
+//   row for its h ~ p(h | v).
 // State (PCD): the chains "chains" {M, D} and their streams "chain_streams" {M, 4}, saved in
 // checkpoints so that a resumed run goes on with the same chains. Value-only calls (grads == NULL,
 // an evaluation) advance a copy of the chains and streams, so training is not disturbed.
@@ -22,6 +30,7 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xnoalias.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -46,11 +55,16 @@ public:
                   "number of persistent chains; 0 = the size of the first batch (needs persistent: true)")
             .default_value(0)
             .min(0);
+        s.integer("reconstruction_every",
+                  "report the reconstruction error, computed on every N-th batch of an epoch (two more "
+                  "products on those batches); 0 = never")
+            .default_value(1)
+            .min(0);
     }
 
     ContrastiveDivergence(const ansatz::Config& c, const ansatz::Host& host)
         : name_(c.instance_name()), persistent_(c.boolean("persistent")), chains_key_(c.integer("chains")),
-          host_(host)
+          reconstruction_every_(c.integer("reconstruction_every")), host_(host)
     {
         if (chains_key_ != 0 && !persistent_)
             throw ansatz::InputError(
@@ -83,8 +97,9 @@ public:
         if (n == 0)
             throw ansatz::Error("loss '" + name_ + "' got an empty batch");
 
-        // ---- negative phase: the chains
-        ansatz_tensor chains;
+        // ---- the stacked rows: M chains, then a copy of the batch
+        float* stack = nullptr;
+        int64_t m = n;
         if (persistent_)
         {
             if (!chains_ready_)
@@ -95,31 +110,38 @@ public:
                                      "chains: " + std::to_string(chains_rows_) + " persistent chains of " +
                                          std::to_string(d) + " values");
                 chains_.assign(static_cast<size_t>(chains_rows_ * d), 0.0f);
-                chains = ansatz::make_view(chains_.data(), { chains_rows_, d });
-                model_.random_state(chains, chain_streams_.split_from(rng, chains_rows_));
+                ansatz_tensor fresh = ansatz::make_view(chains_.data(), { chains_rows_, d });
+                model_.random_state(fresh, chain_streams_.split_from(rng, chains_rows_));
                 chains_ready_ = true;
             }
             if (d != chains_cols_)
                 throw ansatz::Error("loss '" + name_ + "': the batch has " + std::to_string(d) +
                                     " values per sample, but the persistent chains have " +
                                     std::to_string(chains_cols_));
-            chains = ansatz::make_view(chains_.data(), { chains_rows_, chains_cols_ });
-            if (!grads)
+            m = chains_rows_;
+            if (grads)
+            {
+                // The persistent chains are the first rows of chains_, which grows to hold the batch too.
+                grow(chains_, (m + n) * d);
+                stack = chains_.data();
+            }
+            else
             {
                 // An evaluation: advance copies, so the persistent chains are not disturbed.
                 chain_copy_streams_.assign(chain_streams_.streams().begin(), chain_streams_.streams().end());
-                ansatz_tensor copy = chain_copy_.view(chains_rows_, chains_cols_);
-                std::copy_n(chains_.data(), chains_.size(), ansatz::f32(copy));
-                chains = copy;
+                grow(stack_copy_, (m + n) * d);
+                std::copy_n(chains_.data(), m * d, stack_copy_.data());
+                stack = stack_copy_.data();
             }
         }
         else
         {
-            chains = chain_copy_.view(n, d);
-            auto c = ansatz::adapt<2>(chains);
-            xt::noalias(c) = ansatz::adapt<2>(batch);
+            grow(stack_copy_, 2 * n * d); // CD: the chains start at the batch
+            std::copy_n(ansatz::f32(batch), n * d, stack_copy_.data());
+            stack = stack_copy_.data();
         }
-        const int64_t m = chains.shape[0];
+        std::copy_n(ansatz::f32(batch), n * d, stack + m * d);
+        ansatz_tensor chains = ansatz::make_view(stack, { m, d });
         ansatz::Streams streams = !persistent_ ? negative_streams_.split_from(rng, n)
                                   : grads      ? chain_streams_.streams()
                                                : ansatz::Streams(chain_copy_streams_);
@@ -127,26 +149,35 @@ public:
 
         // ---- the loss, the free-energy gap (averaged in double), and its gradient <dF>_data - <dF>_chains,
         // each free energy computed in the same pass as its gradient
-        ansatz_tensor f_data = f_data_.vector(n);
-        ansatz_tensor f_model = f_model_.vector(m);
-        if (grads)
+        ansatz_tensor rows = ansatz::make_view(stack, { m + n, d });
+        ansatz_tensor f = f_.vector(m + n);
+        ansatz_tensor f_chains = ansatz::make_view(ansatz::f32(f), { m });
+        ansatz_tensor f_data = ansatz::make_view(ansatz::f32(f) + m, { n });
+        if (grads && model_.has(ANSATZ_FN_WEIGHTED_GRAD))
         {
-            model_.free_energy_grad(batch, 1.0f / static_cast<float>(n), grads, n_grads, &f_data);
-            model_.free_energy_grad(chains, -1.0f / static_cast<float>(m), grads, n_grads, &f_model);
+            weights_.resize(static_cast<size_t>(m + n));
+            std::fill_n(weights_.begin(), m, -1.0f / static_cast<float>(m));
+            std::fill(weights_.begin() + m, weights_.end(), 1.0f / static_cast<float>(n));
+            model_.free_energy_grad_weighted(rows, weights_.data(), grads, n_grads, &f);
+        }
+        else if (grads)
+        {
+            const ansatz_tensor data_rows = ansatz::make_view(stack + m * d, { n, d });
+            model_.free_energy_grad(data_rows, 1.0f / static_cast<float>(n), grads, n_grads, &f_data);
+            model_.free_energy_grad(chains, -1.0f / static_cast<float>(m), grads, n_grads, &f_chains);
         }
         else
-        {
-            model_.free_energy(batch, f_data);
-            model_.free_energy(chains, f_model);
-        }
+            model_.free_energy(rows, f);
         const double gap =
-            xt::mean<double>(ansatz::adapt<1>(f_data))() - xt::mean<double>(ansatz::adapt<1>(f_model))();
+            xt::mean<double>(ansatz::adapt<1>(f_data))() - xt::mean<double>(ansatz::adapt<1>(f_chains))();
 
         out.add("loss", gap);
         out.add("free_energy_gap", gap);
 
-        // ---- reconstruction error: v -> h ~ p(h|v) -> E[v|h]
-        if (model_.has_conditionals())
+        // ---- reconstruction error: v -> h ~ p(h|v) -> E[v|h], on the batches reconstruction_every says
+        if (!model_.has_conditionals() || reconstruction_every_ == 0)
+            return;
+        if (due_for_reconstruction(grads == nullptr) || !have_reconstruction_)
         {
             const int64_t hidden = model_.block_size(ANSATZ_BLOCK_HIDDEN);
             ansatz_tensor h_mean = h_mean_.view(n, hidden);
@@ -154,10 +185,21 @@ public:
             ansatz_tensor v_mean = v_mean_.view(n, d);
             model_.conditional(ANSATZ_BLOCK_HIDDEN, batch, h_mean, &h, row_streams_.split_from(rng, n));
             model_.conditional(ANSATZ_BLOCK_VISIBLE, h, v_mean, nullptr);
-            const double error =
-                xt::mean<double>(xt::square(ansatz::adapt<2>(batch) - ansatz::adapt<2>(v_mean)))();
-            out.add("reconstruction_error", error);
+            const float* x = ansatz::f32(batch);
+            const float* r = ansatz::f32(v_mean);
+            double sum = 0.0;
+            for (int64_t i = 0; i < n * d; ++i)
+                sum += static_cast<double>((x[i] - r[i]) * (x[i] - r[i]));
+            const double error = sum / static_cast<double>(n * d);
+            if (grads == nullptr) // an evaluation reports its own and keeps nothing
+            {
+                out.add("reconstruction_error", error);
+                return;
+            }
+            last_reconstruction_ = error;
+            have_reconstruction_ = true;
         }
+        out.add("reconstruction_error", last_reconstruction_);
     }
 
     // "ready" says whether the chains exist yet, so a checkpoint that lost them is refused.
@@ -202,22 +244,49 @@ public:
     }
 
 private:
+    static void grow(std::vector<float>& v, int64_t size)
+    {
+        if (v.size() < static_cast<size_t>(size))
+            v.resize(static_cast<size_t>(size));
+    }
+
+    // Every batch with reconstruction_every 1, and every evaluation; else batches 1, N + 1, 2N + 1, ... of
+    // each epoch (the host's progress counts them; outside a train stage, every call). The first batch of
+    // every epoch computes it, so the value reported in between never comes from an earlier epoch and a
+    // resumed run (which starts at an epoch) reports what an uninterrupted one does.
+    bool due_for_reconstruction(bool evaluation) const
+    {
+        if (reconstruction_every_ == 1 || evaluation)
+            return true;
+        const ansatz_progress p = host_.progress();
+        if (p.steps_per_epoch <= 0 || p.step < 0)
+            return true;
+        return (p.step % p.steps_per_epoch) % reconstruction_every_ == 0;
+    }
+
     std::string name_;
     bool persistent_;
     int64_t chains_key_;
+    int64_t reconstruction_every_;
     ansatz::Host host_;
 
     bool chains_ready_ = false;
     int64_t ready_flag_ = 0; // chains_ready_ as state() shows it
     int64_t chains_rows_ = 0;
     int64_t chains_cols_ = 0;
-    std::vector<float> chains_; // the persistent chains {chains_rows_, chains_cols_}
+    // The persistent chains {chains_rows_, chains_cols_}, followed by room for a copy of the batch: the
+    // rows the weighted gradient differentiates in one pass.
+    std::vector<float> chains_;
+    std::vector<float> stack_copy_; // CD's and an evaluation's stacked rows
+    std::vector<float> weights_;    // -1/M for the chains, +1/N for the batch
+    double last_reconstruction_ = 0.0; // reported again on the batches between two computations
+    bool have_reconstruction_ = false;
 
     ansatz::StreamArray chain_streams_;           // PCD: one per persistent chain
     ansatz::StreamArray negative_streams_;        // CD: one per row of the batch
     std::vector<ansatz::Rng> chain_copy_streams_; // an evaluation's copy of chain_streams_
     ansatz::StreamArray row_streams_;             // the reconstruction's h ~ p(h | v)
-    Workspace chain_copy_, f_data_, f_model_, h_mean_, h_sample_, v_mean_;
+    Workspace f_, h_mean_, h_sample_, v_mean_;
 };
 
 } // namespace

@@ -41,14 +41,6 @@ auto softplus(E&& x)
     return xt::maximum(x, 0.0f) + xt::log1p(xt::exp(-xt::abs(x)));
 }
 
-// The SDK's vectorised kernels on contiguous memory (ansatz/math.hpp): xtensor's broadcasting of a
-// bias row over a matrix takes its slow stepper path, which cost more than the products' share in a
-// profile of a CD epoch.
-void sigmoid_in_place(ansatz_tensor& t)
-{
-    ansatz::sigmoid(ansatz::f32(t), ansatz::element_count(t));
-}
-
 // Every row of out {N, K} = bias {K}: a product with beta = 1 then adds onto the bias.
 void fill_rows(ansatz_tensor& out, const float* bias)
 {
@@ -560,16 +552,26 @@ private:
                 o[r] = static_cast<float>(confinement(ansatz::f32(v) + r * d_) - sums[r]);
             return;
         }
-        // out = -v.a as a {N, 1} product, then minus the hidden units' softplus terms.
-        ansatz_tensor out_column = ansatz::make_view(ansatz::f32(out), { n, 1 });
-        gemm(Op::none, Op::none, -1.0f, v, ansatz::make_view(visible_bias_.data(), { d_, 1 }), 0.0f,
-             out_column);
-        ansatz_tensor sums = softplus_sums_.vector(n);
-        ansatz::sum_softplus_rows(ansatz::f32(pre), n, hidden_, ansatz::f32(sums));
-        float* o = ansatz::f32(out);
-        const float* s = ansatz::f32(sums);
-        for (int64_t r = 0; r < n; ++r)
-            o[r] -= s[r];
+        double* sums = doubles(row_sums_, n);
+        for_rows(n, d_ + 2 * hidden_, [&](int64_t first, int64_t last) {
+            visible_terms(ansatz::f32(v), ansatz::f32(pre), first, last, sums, ansatz::f32(out));
+        });
+    }
+
+    // out[r] = -a.v[r] - sum_j softplus(pre[r, j]) for rows [first, last) (Bernoulli units), both sums in
+    // double (sums: a buffer of at least `last` doubles), rounded once.
+    void visible_terms(const float* v, const float* pre, int64_t first, int64_t last, double* sums, float* out)
+    {
+        ansatz::sum_softplus_rows(pre + first * hidden_, last - first, hidden_, sums + first);
+        const float* a = visible_bias_.data();
+        for (int64_t r = first; r < last; ++r)
+        {
+            const float* row = v + r * d_;
+            double av = 0;
+            for (int64_t i = 0; i < d_; ++i)
+                av += static_cast<double>(a[i]) * row[i];
+            out[r] = static_cast<float>(-av - sums[r]);
+        }
     }
 
     // grads[k] += scale * sum_n w[n] dF(v[n])/dtheta_k, with w[n] = weights[n], or 1 when weights is null
@@ -598,16 +600,22 @@ private:
         const ansatz_tensor x = hidden_input(v);
         ansatz_tensor pre = pre_activations(x);
         if (out)
-        {
             require_vector(*out, n, what, "out");
+        if (out && gaussian_)
             free_energy_from(v, pre, *out); // from the same pre-activations: no second gemm
-        }
-        sigmoid_in_place(pre); // now E[h | v]
         float* s = ansatz::f32(pre);
-        if (weights)
-            for (int64_t r = 0; r < n; ++r)
-                for (int64_t j = 0; j < hidden_; ++j)
-                    s[r * hidden_ + j] *= weights[r];
+        double* row_sums = doubles(row_sums_, n); // sized here: the rows' parts write into it concurrently
+        // One pass over the rows, split over the team: F from the pre-activations (Bernoulli units), then
+        // E[h | v] = sigmoid(pre), times each row's weight.
+        for_rows(n, 3 * hidden_ + (out ? d_ : 0), [&](int64_t first, int64_t last) {
+            if (out && !gaussian_)
+                visible_terms(ansatz::f32(v), s, first, last, row_sums, ansatz::f32(*out));
+            ansatz::sigmoid(s + first * hidden_, (last - first) * hidden_);
+            if (weights)
+                for (int64_t r = first; r < last; ++r)
+                    for (int64_t j = 0; j < hidden_; ++j)
+                        s[r * hidden_ + j] *= weights[r];
+        });
         // dF/dW = -x^T s, dF/db = -sum_n s[n] (s already weighted); dF/da = -sum_n w[n] v[n] (Bernoulli)
         // or -sum_n w[n] (v[n] - a) / sigma^2 (Gaussian); dF/dlog sigma_i = -sum_n w[n] (v_ni - a_i)^2 /
         // sigma_i^2 + 2 sum_j W_ij G_ij with G = x^T s, the weights' gradient with its sign flipped.
@@ -636,7 +644,7 @@ private:
                     static_cast<float>(-static_cast<double>(scale) * squares[i] / variance_[i] + 2 * dots[i]);
         }
         else
-            gemm(Op::transpose, Op::none, -scale, x, pre, 1.0f, grads[0]);
+            gemm(team(), Op::transpose, Op::none, -scale, x, pre, 1.0f, grads[0]);
         const double minus_scale = -static_cast<double>(scale);
         double* sums = column_sums(ansatz::f32(v), n, d_, weights);
         float* ga = ansatz::f32(grads[1]);
@@ -666,23 +674,27 @@ private:
     // into a work buffer valid until the next call.
     double* column_sums(const float* x, int64_t rows, int64_t cols, const float* weights)
     {
-        if (column_sums_.size() < static_cast<size_t>(cols))
-            column_sums_.resize(static_cast<size_t>(cols));
-        double* acc = column_sums_.data();
-        std::fill_n(acc, cols, 0.0);
-        for (int64_t r = 0; r < rows; ++r)
-        {
-            const float* row = x + r * cols;
-            if (weights)
+        double* acc = doubles(column_sums_, cols);
+        // Columns split over the team; each column summed over the rows in order, whatever the split.
+        ansatz::ThreadTeam& t = team();
+        const int parts = std::min<int>(t.parts_for(rows * cols, parallel_min), static_cast<int>(cols / 8 + 1));
+        t.run(parts, [&](int part) {
+            const auto [first, last] = ansatz::ThreadTeam::range(cols, part, parts, 8);
+            std::fill(acc + first, acc + last, 0.0);
+            for (int64_t r = 0; r < rows; ++r)
             {
-                const double w = weights[r];
-                for (int64_t j = 0; j < cols; ++j)
-                    acc[j] += w * row[j];
+                const float* row = x + r * cols;
+                if (weights)
+                {
+                    const double w = weights[r];
+                    for (int64_t j = first; j < last; ++j)
+                        acc[j] += w * row[j];
+                }
+                else
+                    for (int64_t j = first; j < last; ++j)
+                        acc[j] += row[j];
             }
-            else
-                for (int64_t j = 0; j < cols; ++j)
-                    acc[j] += row[j];
-        }
+        });
         return acc;
     }
 
@@ -724,7 +736,7 @@ private:
         if (hidden)
         {
             fill_rows(mean, hidden_bias_.data());
-            gemm(Op::none, Op::none, 1.0f, hidden_input(given), weights_view(), 1.0f, mean);
+            gemm(team(), Op::none, Op::none, 1.0f, hidden_input(given), weights_view(), 1.0f, mean);
             if (beta)
                 scale_rows(mean, beta);
         }
@@ -753,22 +765,31 @@ private:
         else
         {
             fill_rows(mean, visible_bias_.data());
-            gemm(Op::none, Op::transpose, 1.0f, given, weights_view(), 1.0f, mean);
+            gemm(team(), Op::none, Op::transpose, 1.0f, given, weights_view(), 1.0f, mean);
             if (beta)
                 scale_rows(mean, beta);
             if (phi)
                 add_to_rows(mean, phi);
         }
         const bool normal = gaussian_ && !hidden;
-        if (!normal)
-            sigmoid_in_place(mean);
-        if (!sample)
-            return;
-        // Row r from its own stream: a chain's draws do not depend on the other rows.
         if (normal)
-            normal_rows(ansatz::f32(mean), n, ansatz::f32(*sample), rngs, what);
-        else
+        {
+            if (sample)
+                normal_rows(ansatz::f32(mean), n, ansatz::f32(*sample), rngs, what);
+            return;
+        }
+        if (sample && static_cast<int64_t>(rngs.size()) < n) // the SDK's refusal, before the rows are split
             ansatz::bernoulli_rows(ansatz::f32(mean), n, size, ansatz::f32(*sample), rngs);
+        // sigmoid, then (with sample) the draws, by rows over the team: row r from its own stream, so a
+        // chain's draws do not depend on the other rows, nor on the split.
+        float* m = ansatz::f32(mean);
+        float* out = sample ? ansatz::f32(*sample) : nullptr;
+        for_rows(n, size * (sample ? 3 : 1), [&](int64_t first, int64_t last) {
+            ansatz::sigmoid(m + first * size, (last - first) * size);
+            if (out)
+                ansatz::bernoulli_rows(m + first * size, last - first, size, out + first * size,
+                                       rngs.subspan(static_cast<size_t>(first), static_cast<size_t>(last - first)));
+        });
     }
 
     // out[r, i] = mean[r, i] + sigma_i z, z ~ N(0, 1) drawn from rngs[r] (one normal() per unit, in order).
@@ -873,8 +894,32 @@ private:
     {
         ansatz_tensor pre = pre_.view(x.shape[0], hidden_);
         fill_rows(pre, hidden_bias_.data());
-        gemm(Op::none, Op::none, 1.0f, x, weights_view(), 1.0f, pre);
+        gemm(team(), Op::none, Op::none, 1.0f, x, weights_view(), 1.0f, pre);
         return pre;
+    }
+
+    // The threads of the host's budget, started on first use: the products (ansatz::blas::gemm(team, ...))
+    // and the row and column passes around them are split over it.
+    ansatz::ThreadTeam& team()
+    {
+        if (team_.size() != host_.threads())
+            team_.resize(host_.threads());
+        return team_;
+    }
+
+    // Elements of work below which a pass stays on the caller (a test's 4 hidden units).
+    static constexpr int64_t parallel_min = 8192;
+
+    // f(first, last) on blocks of the rows [0, rows) over the team, when rows x cost is worth splitting.
+    template <class F>
+    void for_rows(int64_t rows, int64_t cost_per_row, F&& f)
+    {
+        ansatz::ThreadTeam& t = team();
+        const int parts = std::min<int>(t.parts_for(rows * cost_per_row, parallel_min), static_cast<int>(rows));
+        t.run(std::max(parts, 1), [&](int part) {
+            const auto [first, last] = ansatz::ThreadTeam::range(rows, part, std::max(parts, 1));
+            f(first, last);
+        });
     }
 
     // A double buffer of at least n values (it grows, never shrinks: no allocation in steady state).
@@ -908,8 +953,9 @@ private:
     std::vector<float> precision_;
     bool scaled_input_ = false; // the hidden units see v / sigma^2, not v
 
-    Workspace pre_, flip_rows_, flip_change_, flip_bias_, softplus_sums_, visible_pre_, scaled_, weight_grad_;
+    Workspace pre_, flip_rows_, flip_change_, flip_bias_, visible_pre_, scaled_, weight_grad_;
     std::vector<double> column_sums_, row_sums_, row_dots_, square_sums_;
+    ansatz::ThreadTeam team_;
 };
 
 } // namespace

@@ -69,16 +69,21 @@ public:
             if (ansatz::element_count(grads[k]) != size)
                 throw ansatz::Error(std::string("sgd: gradient of '") + params[k].name +
                                     "' has the wrong size");
-            for (int64_t i = 0; i < size; ++i)
-            {
-                float d = g[i] + weight_decay_ * theta[i];
-                if (momentum_ != 0)
+            // The settings as locals, and plain SGD as a loop of its own: a member read through `this`
+            // inside the loop could alias theta (both are floats), which kept the loop scalar.
+            const float weight_decay = weight_decay_, momentum = momentum_, keep = 1 - dampening_;
+            const bool first = first_, nesterov = nesterov_;
+            if (momentum == 0)
+                for (int64_t i = 0; i < size; ++i)
+                    theta[i] -= lr * (g[i] + weight_decay * theta[i]);
+            else
+                for (int64_t i = 0; i < size; ++i)
                 {
-                    buf[i] = first_ ? d : momentum_ * buf[i] + (1 - dampening_) * d;
-                    d = nesterov_ ? d + momentum_ * buf[i] : buf[i];
+                    float d = g[i] + weight_decay * theta[i];
+                    buf[i] = first ? d : momentum * buf[i] + keep * d;
+                    d = nesterov ? d + momentum * buf[i] : buf[i];
+                    theta[i] -= lr * d;
                 }
-                theta[i] -= lr * d;
-            }
         }
         first_ = false;
     }

@@ -23,6 +23,9 @@
 #include <limits>
 #include <string>
 #include <xsimd/xsimd.hpp>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace ansatz
 {
@@ -253,12 +256,182 @@ inline void fill_states(int64_t units, int64_t first, int64_t count, float* out,
     }
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__AVX2__)
+// ---- The same kernels for AVX2 + FMA, chosen at run time on a CPU that has them, in a file compiled for
+// plain x86-64 (SSE2): functions with a target attribute, written with intrinsics (xsimd's AVX2 code is
+// only available when the whole file is compiled for AVX2). Each is the xsimd kernel above instruction
+// for instruction as xsimd 8.1 computes it for fma3<avx2>, so the results are those of a build with
+// -mavx2 -mfma (-march=native on this CPU), 8 floats at a time. Only static-like inline code with the
+// target attribute is compiled for AVX2: no inline function without it is, so nothing an SSE2-only CPU
+// runs can come from here (the dispatch below never calls these there).
+#define ANSATZ_MATH_AVX2 1
+#define ANSATZ_TARGET_AVX2 __attribute__((target("avx2,fma")))
+namespace avx2
+{
+
+ANSATZ_TARGET_AVX2 inline __m256 exp(__m256 x) noexcept
+{
+    const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-104.0f)), _mm256_set1_ps(88.75f));
+    const __m256 shifter = _mm256_set1_ps(12582912.0f);
+    const __m256 t = _mm256_add_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)), shifter);
+    const __m256 k = _mm256_sub_ps(t, shifter);
+    const __m256i ki = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(shifter));
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), xc);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    const __m256i k1 = _mm256_srai_epi32(ki, 1);
+    const __m256i k2 = _mm256_sub_epi32(ki, k1);
+    const __m256i bias = _mm256_set1_epi32(127);
+    const __m256 scale1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
+    const __m256 scale2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, bias), 23));
+    const __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, scale1), scale2);
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+// -|x| and |x| by the sign bit, as xsimd's abs and negation.
+ANSATZ_TARGET_AVX2 inline __m256 minus_abs(__m256 x) noexcept
+{
+    return _mm256_or_ps(x, _mm256_set1_ps(-0.0f));
+}
+
+ANSATZ_TARGET_AVX2 inline __m256 sigmoid(__m256 x) noexcept
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 z = avx2::exp(minus_abs(x));
+    const __m256 top = _mm256_blendv_ps(z, one, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ));
+    return _mm256_div_ps(top, _mm256_add_ps(one, z));
+}
+
+// A float constant given by its bits, as xsimd's horner coefficients are.
+ANSATZ_TARGET_AVX2 inline __m256 coef(uint32_t bits) noexcept
+{
+    return _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(bits)));
+}
+
+// xsimd 8.1's log1p for float (origin: boost.simd), with its special cases.
+ANSATZ_TARGET_AVX2 inline __m256 log1p(__m256 x) noexcept
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 uf = _mm256_add_ps(x, one);
+    const __m256 isnez = _mm256_cmp_ps(uf, _mm256_setzero_ps(), _CMP_NEQ_OQ);
+    __m256i iu = _mm256_castps_si256(uf);
+    iu = _mm256_add_epi32(iu, _mm256_set1_epi32(0x3f800000 - 0x3f3504f3));
+    const __m256i k = _mm256_sub_epi32(_mm256_srai_epi32(iu, 23), _mm256_set1_epi32(0x7f));
+    iu = _mm256_add_epi32(_mm256_and_si256(iu, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f3504f3));
+    const __m256 f = _mm256_sub_ps(_mm256_castsi256_ps(iu), one);
+    const __m256 s = _mm256_div_ps(f, _mm256_add_ps(_mm256_set1_ps(2.0f), f));
+    const __m256 z = _mm256_mul_ps(s, s);
+    const __m256 w = _mm256_mul_ps(z, z);
+    const __m256 t1 = _mm256_mul_ps(w, _mm256_fmadd_ps(w, coef(0x3e789e26), coef(0x3eccce13)));
+    const __m256 t2 = _mm256_mul_ps(z, _mm256_fmadd_ps(w, coef(0x3e91e9ee), coef(0x3f2aaaaa)));
+    const __m256 big_r = _mm256_add_ps(t2, t1);
+    const __m256 hfsq = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), f), f);
+    const __m256 dk = _mm256_cvtepi32_ps(k);
+    const __m256 k_ge_2 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(k, _mm256_set1_epi32(1)));
+    const __m256 c = _mm256_div_ps(_mm256_blendv_ps(_mm256_sub_ps(x, _mm256_sub_ps(uf, one)),
+                                                    _mm256_sub_ps(one, _mm256_sub_ps(uf, x)), k_ge_2),
+                                   uf);
+    const __m256 inner =
+        _mm256_fmadd_ps(s, _mm256_add_ps(hfsq, big_r), _mm256_add_ps(_mm256_mul_ps(dk, coef(0xb95e8083)), c));
+    const __m256 r = _mm256_fmadd_ps(dk, coef(0x3f318000), _mm256_add_ps(_mm256_sub_ps(inner, hfsq), f));
+    const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+    const __m256 at_inf = _mm256_blendv_ps(r, inf, _mm256_cmp_ps(x, inf, _CMP_EQ_OQ));
+    const __m256 zz = _mm256_blendv_ps(_mm256_set1_ps(-std::numeric_limits<float>::infinity()), at_inf, isnez);
+    return _mm256_blendv_ps(zz, coef(0xffffffff), _mm256_cmp_ps(uf, _mm256_setzero_ps(), _CMP_NGE_UQ));
+}
+
+ANSATZ_TARGET_AVX2 inline __m256 softplus(__m256 x) noexcept
+{
+    const __m256 z = avx2::exp(minus_abs(x));
+    return _mm256_add_ps(_mm256_max_ps(x, _mm256_setzero_ps()), avx2::log1p(z));
+}
+
+// out[i] = f(x[i]) as map() above: whole batches of 8, then the tail in a batch padded with zeros. One
+// function per kernel (a lambda would need the target attribute too).
+#define ANSATZ_AVX2_MAP(name)                                                                            \
+    ANSATZ_TARGET_AVX2 inline void name##_n(const float* x, float* out, int64_t n) noexcept              \
+    {                                                                                                    \
+        int64_t i = 0;                                                                                   \
+        for (; i + 8 <= n; i += 8)                                                                       \
+            _mm256_storeu_ps(out + i, avx2::name(_mm256_loadu_ps(x + i)));                              \
+        if (i < n)                                                                                       \
+        {                                                                                                \
+            alignas(32) float buffer[8] = {};                                                            \
+            for (int64_t j = i; j < n; ++j)                                                              \
+                buffer[j - i] = x[j];                                                                    \
+            _mm256_store_ps(buffer, avx2::name(_mm256_load_ps(buffer)));                                 \
+            for (int64_t j = i; j < n; ++j)                                                              \
+                out[j] = buffer[j - i];                                                                  \
+        }                                                                                                \
+    }
+ANSATZ_AVX2_MAP(exp)
+ANSATZ_AVX2_MAP(log1p)
+ANSATZ_AVX2_MAP(sigmoid)
+ANSATZ_AVX2_MAP(softplus)
+#undef ANSATZ_AVX2_MAP
+
+// sum_softplus above, 8 terms at a time: element j still goes to partial sum j % 16, added in the same
+// fixed order.
+ANSATZ_TARGET_AVX2 inline double sum_softplus(const float* x, int64_t n) noexcept
+{
+    constexpr int64_t lanes = 16;
+    double partial[lanes] = {};
+    alignas(32) float terms[8];
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+    {
+        _mm256_store_ps(terms, avx2::softplus(_mm256_loadu_ps(x + i)));
+        const int64_t base = i % lanes;
+        for (int64_t l = 0; l < 8; ++l)
+            partial[base + l] += terms[l];
+    }
+    if (i < n)
+    {
+        for (int64_t l = 0; l < 8; ++l)
+            terms[l] = i + l < n ? x[i + l] : 0.0f;
+        _mm256_store_ps(terms, avx2::softplus(_mm256_load_ps(terms)));
+        const int64_t base = i % lanes;
+        for (int64_t l = 0; l < n - i; ++l)
+            partial[base + l] += terms[l];
+    }
+    for (int64_t width = lanes / 2; width > 0; width /= 2)
+        for (int64_t l = 0; l < width; ++l)
+            partial[l] += partial[l + width];
+    return partial[0];
+}
+
+// Whether the kernels are used: when this CPU has AVX2 and FMA (asked once per library). Tests turn them
+// off to check the portable path too.
+inline bool& enabled() noexcept
+{
+    static bool on = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return on;
+}
+inline bool available() noexcept
+{
+    return enabled();
+}
+
+} // namespace avx2
+#undef ANSATZ_TARGET_AVX2
+#endif
+
 } // namespace detail::math
 
 // ---- Elementwise functions
 
 inline void exp(const float* x, float* out, int64_t n)
 {
+#ifdef ANSATZ_MATH_AVX2
+    if (detail::math::avx2::available())
+        return detail::math::avx2::exp_n(x, out, n);
+#endif
     detail::math::map<detail::math::arch>(x, out, n, [](const auto& b) { return detail::math::exp(b); });
 }
 inline void exp(float* x, int64_t n)
@@ -268,6 +441,10 @@ inline void exp(float* x, int64_t n)
 
 inline void log1p(const float* x, float* out, int64_t n)
 {
+#ifdef ANSATZ_MATH_AVX2
+    if (detail::math::avx2::available())
+        return detail::math::avx2::log1p_n(x, out, n);
+#endif
     detail::math::map<detail::math::arch>(x, out, n, [](const auto& b) { return detail::math::log1p(b); });
 }
 inline void log1p(float* x, int64_t n)
@@ -277,6 +454,10 @@ inline void log1p(float* x, int64_t n)
 
 inline void sigmoid(const float* x, float* out, int64_t n)
 {
+#ifdef ANSATZ_MATH_AVX2
+    if (detail::math::avx2::available())
+        return detail::math::avx2::sigmoid_n(x, out, n);
+#endif
     detail::math::map<detail::math::arch>(x, out, n, [](const auto& b) { return detail::math::sigmoid(b); });
 }
 inline void sigmoid(float* x, int64_t n)
@@ -286,6 +467,10 @@ inline void sigmoid(float* x, int64_t n)
 
 inline void softplus(const float* x, float* out, int64_t n)
 {
+#ifdef ANSATZ_MATH_AVX2
+    if (detail::math::avx2::available())
+        return detail::math::avx2::softplus_n(x, out, n);
+#endif
     detail::math::map<detail::math::arch>(x, out, n, [](const auto& b) { return detail::math::softplus(b); });
 }
 inline void softplus(float* x, int64_t n)
@@ -297,11 +482,27 @@ inline void softplus(float* x, int64_t n)
 
 inline void sum_softplus_rows(const float* x, int64_t rows, int64_t cols, double* out)
 {
+#ifdef ANSATZ_MATH_AVX2
+    if (detail::math::avx2::available())
+    {
+        for (int64_t r = 0; r < rows; ++r)
+            out[r] = detail::math::avx2::sum_softplus(x + r * cols, cols);
+        return;
+    }
+#endif
     for (int64_t r = 0; r < rows; ++r)
         out[r] = detail::math::sum_softplus<detail::math::arch>(x + r * cols, cols);
 }
 inline void sum_softplus_rows(const float* x, int64_t rows, int64_t cols, float* out)
 {
+#ifdef ANSATZ_MATH_AVX2
+    if (detail::math::avx2::available())
+    {
+        for (int64_t r = 0; r < rows; ++r)
+            out[r] = static_cast<float>(detail::math::avx2::sum_softplus(x + r * cols, cols));
+        return;
+    }
+#endif
     for (int64_t r = 0; r < rows; ++r)
         out[r] = static_cast<float>(detail::math::sum_softplus<detail::math::arch>(x + r * cols, cols));
 }

@@ -1,0 +1,220 @@
+// ansatz/parallel.hpp -- a small persistent team of threads for a component's batch work.
+//
+// WHAT THIS FILE PROVIDES
+//     ThreadTeam: `threads - 1` worker threads that live as long as the team, and run(parts, f),
+//     which calls f(part) for every part in [0, parts) -- part 0 on the calling thread, the others
+//     on the workers -- and returns when all are done. A component sizes its team from the host's
+//     budget (Host::threads()) and splits its element-wise work, its random draws (by rows: row r
+//     still draws only from rngs[r], in its own order) and its matrix products (by blocks of the
+//     output, each a single-threaded BLAS call: see blas::SingleThreaded) over the parts.
+//
+// WHY A TEAM OF ITS OWN
+//     Between two matrix products, OpenBLAS's threads wait (spinning, then yielding) while the caller
+//     does the element-wise work alone; with a batch of 64 rows that work is a large share of an RBM
+//     step. A team that does both -- each member its block of a product, then its rows of the
+//     element-wise work -- keeps every core of the budget busy, with exactly `threads` threads
+//     running.
+//
+// CONVENTIONS
+//     - Split work so that results depend at most on the number of parts, never on timing: a
+//       deterministic range per part (range() below), every output element written by one part. Row-wise
+//       functions and per-row draws are then bit-identical for any split; a matrix product split in
+//       blocks agrees with the single call to rounding (see ansatz/blas.hpp). A run is reproducible bit
+//       for bit for a given thread count.
+//     - Workers spin for a short while after a job (the next one usually follows within
+//       microseconds), then sleep on a futex (std::atomic::wait) until the next run().
+//     - run() is not reentrant and not thread-safe: one caller at a time (the host never calls a
+//       component concurrently). An exception thrown by a part is rethrown by run() once every part
+//       has finished (the first one, if several parts throw).
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace ansatz
+{
+
+// A hint to the core that this thread is busy-waiting.
+inline void cpu_relax() noexcept
+{
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
+class ThreadTeam
+{
+public:
+    // requires: threads >= 1 (values below 1 act as 1). One thread means no worker: run() calls every
+    // part on the caller, in order.
+    explicit ThreadTeam(int threads = 1) { resize(threads); }
+    ~ThreadTeam() { stop(); }
+    ThreadTeam(const ThreadTeam&) = delete;
+    ThreadTeam& operator=(const ThreadTeam&) = delete;
+
+    int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+    // Changes the number of threads (joins the old workers first).
+    void resize(int threads)
+    {
+        threads = std::max(threads, 1);
+        if (threads == size())
+            return;
+        stop();
+        stopping_.store(false, std::memory_order_relaxed);
+        // A worker starts from the generation of now: a run() that follows before the thread is
+        // scheduled is the next generation, which it will not miss.
+        const uint32_t start = generation_.load(std::memory_order_relaxed);
+        for (int i = 1; i < threads; ++i)
+            workers_.emplace_back([this, i, start] { work(i, start); });
+    }
+
+    // Calls f(part) for part in [0, parts): part 0 here, part i on worker i (parts is cut to size()).
+    // Returns when every part has returned; rethrows the first exception a part threw.
+    template <class F>
+    void run(int parts, F&& f)
+    {
+        parts = std::clamp(parts, 1, size());
+        if (parts == 1)
+        {
+            f(0);
+            return;
+        }
+        job_ = &f;
+        call_ = [](void* job, int part) { (*static_cast<std::remove_reference_t<F>*>(job))(part); };
+        parts_ = parts;
+        error_ = nullptr;
+        pending_.store(parts - 1, std::memory_order_relaxed);
+        generation_.fetch_add(1, std::memory_order_seq_cst);
+        if (sleeping_.load(std::memory_order_seq_cst) > 0)
+            generation_.notify_all();
+        try
+        {
+            f(0);
+        }
+        catch (...)
+        {
+            keep(std::current_exception());
+        }
+        for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins)
+        {
+            if (spins < 4096)
+                cpu_relax();
+            else
+                std::this_thread::yield(); // a worker lost its core: do not burn the one it needs
+        }
+        job_ = nullptr;
+        if (error_)
+            std::rethrow_exception(std::exchange(error_, nullptr));
+    }
+
+    // The half-open range [begin, end) of part `part` of `parts` over n items, in blocks of `align`
+    // items (the last part takes the remainder), as even as the blocks allow.
+    static std::pair<int64_t, int64_t> range(int64_t n, int part, int parts, int64_t align = 1)
+    {
+        align = std::max<int64_t>(align, 1);
+        const int64_t blocks = (n + align - 1) / align;
+        const int64_t begin = std::min(n, blocks * part / parts * align);
+        const int64_t end = std::min(n, blocks * (part + 1) / parts * align);
+        return { begin, end };
+    }
+
+    // How many parts work of `items` units deserves, at least `min_items` each: small calls (a test's
+    // 4 hidden units) stay on the caller, whose cache has the data.
+    int parts_for(int64_t items, int64_t min_items) const
+    {
+        const int64_t by_size = min_items > 0 ? items / min_items : items;
+        return static_cast<int>(std::clamp<int64_t>(by_size, 1, size()));
+    }
+
+private:
+    void keep(std::exception_ptr e)
+    {
+        std::lock_guard<std::mutex> lock(error_mutex_);
+        if (!error_)
+            error_ = e;
+    }
+
+    void work(int index, uint32_t seen)
+    {
+        for (;;)
+        {
+            uint32_t now = generation_.load(std::memory_order_acquire);
+            if (now == seen)
+            {
+                // Spin for about spin_time, then sleep until the next run().
+                const auto until = std::chrono::steady_clock::now() + spin_time;
+                for (int spins = 0; now == seen; ++spins)
+                {
+                    cpu_relax();
+                    now = generation_.load(std::memory_order_acquire);
+                    if (now != seen || (spins & 255) != 255 || std::chrono::steady_clock::now() < until)
+                        continue;
+                    sleeping_.fetch_add(1, std::memory_order_seq_cst);
+                    now = generation_.load(std::memory_order_seq_cst);
+                    if (now == seen)
+                    {
+                        generation_.wait(seen, std::memory_order_seq_cst);
+                        now = generation_.load(std::memory_order_acquire);
+                    }
+                    sleeping_.fetch_sub(1, std::memory_order_seq_cst);
+                }
+            }
+            seen = now;
+            if (stopping_.load(std::memory_order_acquire))
+                return;
+            if (index < parts_)
+            {
+                try
+                {
+                    call_(job_, index);
+                }
+                catch (...)
+                {
+                    keep(std::current_exception());
+                }
+                pending_.fetch_sub(1, std::memory_order_release);
+            }
+        }
+    }
+
+    void stop()
+    {
+        if (workers_.empty())
+            return;
+        stopping_.store(true, std::memory_order_release);
+        generation_.fetch_add(1, std::memory_order_seq_cst);
+        generation_.notify_all();
+        for (std::thread& t : workers_)
+            t.join();
+        workers_.clear();
+    }
+
+    static constexpr std::chrono::microseconds spin_time{ 500 };
+
+    std::vector<std::thread> workers_;
+    std::atomic<uint32_t> generation_{ 0 };
+    std::atomic<int> pending_{ 0 };
+    std::atomic<int> sleeping_{ 0 };
+    std::atomic<bool> stopping_{ false };
+    void* job_ = nullptr;
+    void (*call_)(void*, int) = nullptr;
+    int parts_ = 0;
+    std::exception_ptr error_;
+    std::mutex error_mutex_;
+};
+
+} // namespace ansatz

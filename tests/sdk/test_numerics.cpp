@@ -93,33 +93,33 @@ const Case cases[] = {
     { "softplus", ansatz::softplus, softplus_reference, 3, -inf },
 };
 
+// While alive, the functions take the portable path, or (avx2 true) the AVX2 one where the CPU has it.
+struct UsePath
+{
+#ifdef ANSATZ_MATH_AVX2
+    explicit UsePath(bool avx2) : had(ansatz::detail::math::avx2::enabled())
+    {
+        ansatz::detail::math::avx2::enabled() = avx2 && had;
+    }
+    ~UsePath() { ansatz::detail::math::avx2::enabled() = had; }
+    bool had;
+#else
+    explicit UsePath(bool) {}
+#endif
+    UsePath(const UsePath&) = delete;
+    UsePath& operator=(const UsePath&) = delete;
+};
+
 // Runs `check` on every code path this CPU can take: the portable (xsimd) kernels, and, on a CPU with
 // AVX2 and FMA in a build for plain x86-64, the AVX2 kernels the functions dispatch to.
 void on_every_path(const std::function<void()>& check)
 {
-#ifdef ANSATZ_MATH_AVX2
-    bool& avx2 = ansatz::detail::math::avx2::enabled();
-    const bool had = avx2;
-    for (bool use : { false, true })
+    for (bool avx2 : { false, true })
     {
-        if (use && !had)
-            continue;
-        avx2 = use;
-        INFO((use ? "AVX2 + FMA kernels" : "portable kernels"));
-        try
-        {
-            check();
-        }
-        catch (...)
-        {
-            avx2 = had;
-            throw;
-        }
+        INFO((avx2 ? "AVX2 + FMA kernels, where the CPU has them" : "portable kernels"));
+        const UsePath path(avx2);
+        check();
     }
-    avx2 = had;
-#else
-    check();
-#endif
 }
 
 } // namespace
@@ -163,21 +163,7 @@ TEST_CASE("numerics: exp, log1p, sigmoid and softplus are within a few ulp of st
 TEST_CASE("numerics: edge values", "[sdk][numerics]")
 {
     // Every section once per path: the portable kernels, then the AVX2 ones where the CPU has them.
-    const bool use_avx2 = GENERATE(false, true);
-    INFO((use_avx2 ? "AVX2 + FMA kernels, where the CPU has them" : "portable kernels"));
-#ifdef ANSATZ_MATH_AVX2
-    bool& avx2 = ansatz::detail::math::avx2::enabled();
-    const bool had = avx2;
-    avx2 = use_avx2 && had;
-    struct Restore
-    {
-        bool& flag;
-        bool value;
-        ~Restore() { flag = value; }
-    } restore{ avx2, had };
-#else
-    (void)use_avx2;
-#endif
+    const UsePath path(GENERATE(false, true));
     auto one = [](ArrayFunction f, float v) {
         float out = 0.0f;
         f(&v, &out, 1);
@@ -379,6 +365,8 @@ TEST_CASE("numerics: logsumexp in double, stable for large and tiny values", "[s
 
 TEST_CASE("numerics: bernoulli_rows draws exactly what the scalar loop draws", "[sdk][numerics]")
 {
+    // Every check once per path: the portable loop, then the AVX2 one (4 rows at a time) where the CPU has it.
+    const UsePath path(GENERATE(false, true));
     for (int64_t cols : { 0, 1, 7, 17, 1000 })
     {
         INFO("cols = " << cols);

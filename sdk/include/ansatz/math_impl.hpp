@@ -376,23 +376,26 @@ ANSATZ_AVX2_MAP(sigmoid)
 ANSATZ_AVX2_MAP(softplus)
 #undef ANSATZ_AVX2_MAP
 
-// sum_softplus above, 8 terms at a time: element j still goes to partial sum j % 16, added in the same
-// fixed order.
+// sum_softplus above, 8 terms at a time: element j still goes to partial sum j % 16, and the 16 partial
+// sums are 4 vectors of doubles (each lane adds its terms in the same order as the scalar partial[]).
 ANSATZ_TARGET_AVX2 inline double sum_softplus(const float* x, int64_t n) noexcept
 {
     constexpr int64_t lanes = 16;
-    double partial[lanes] = {};
-    alignas(32) float terms[8];
+    __m256d acc[4] = { _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd() };
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
     {
-        _mm256_store_ps(terms, avx2::softplus(_mm256_loadu_ps(x + i)));
-        const int64_t base = i % lanes;
-        for (int64_t l = 0; l < 8; ++l)
-            partial[base + l] += terms[l];
+        const __m256 t = avx2::softplus(_mm256_loadu_ps(x + i));
+        const int half = (i % lanes) / 4; // 0: partial sums 0-7, 2: 8-15
+        acc[half] = _mm256_add_pd(acc[half], _mm256_cvtps_pd(_mm256_castps256_ps128(t)));
+        acc[half + 1] = _mm256_add_pd(acc[half + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(t, 1)));
     }
+    alignas(32) double partial[lanes];
+    for (int k = 0; k < 4; ++k)
+        _mm256_store_pd(partial + 4 * k, acc[k]);
     if (i < n)
     {
+        alignas(32) float terms[8];
         for (int64_t l = 0; l < 8; ++l)
             terms[l] = i + l < n ? x[i + l] : 0.0f;
         _mm256_store_ps(terms, avx2::softplus(_mm256_load_ps(terms)));
@@ -404,6 +407,84 @@ ANSATZ_TARGET_AVX2 inline double sum_softplus(const float* x, int64_t n) noexcep
         for (int64_t l = 0; l < width; ++l)
             partial[l] += partial[l + width];
     return partial[0];
+}
+
+// draw_rows above, 4 rows at a time: the 4 rows' streams (xoshiro256**) advance side by side in the
+// 64-bit lanes of 4 vectors (one per state word), 8 draws per row per round; the uniforms are moved
+// into row order by two 4 x 4 transposes and compared with 8 probabilities of each row. Row r still
+// draws only from rngs[r], one uniform per element in order, the same uniform as Rng::uniform() (24
+// bits, exact in float), so the result is the scalar loop's bit for bit. The last cols % 8 elements
+// and the last rows % 4 rows go through the scalar loop with the same streams.
+ANSATZ_TARGET_AVX2 inline __m256i rotl64(__m256i x, int k) noexcept
+{
+    return _mm256_or_si256(_mm256_slli_epi64(x, k), _mm256_srli_epi64(x, 64 - k));
+}
+
+ANSATZ_TARGET_AVX2 inline void draw_rows(const float* p, int64_t rows, int64_t cols, float* out, Streams rngs,
+                                         float zero, float one) noexcept
+{
+    const __m256 zeros = _mm256_set1_ps(zero), ones = _mm256_set1_ps(one);
+    const __m128 scale = _mm_set1_ps(0x1.0p-24f);
+    const __m256i low_words = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4)
+    {
+        ansatz_rng* st[4];
+        for (int l = 0; l < 4; ++l)
+            st[l] = &rngs[static_cast<size_t>(r + l)].state();
+        __m256i w[4];
+        for (int k = 0; k < 4; ++k)
+            w[k] = _mm256_setr_epi64x(static_cast<long long>(st[0]->state[k]), static_cast<long long>(st[1]->state[k]),
+                                      static_cast<long long>(st[2]->state[k]), static_cast<long long>(st[3]->state[k]));
+        int64_t i = 0;
+        for (; i + 8 <= cols; i += 8)
+        {
+            __m128 u[8];
+            for (int k = 0; k < 8; ++k)
+            {
+                // result = rotl(s1 * 5, 7) * 9, then the state update of Rng::next().
+                const __m256i five = _mm256_add_epi64(w[1], _mm256_slli_epi64(w[1], 2));
+                const __m256i rot = rotl64(five, 7);
+                const __m256i result = _mm256_add_epi64(rot, _mm256_slli_epi64(rot, 3));
+                const __m256i t = _mm256_slli_epi64(w[1], 17);
+                w[2] = _mm256_xor_si256(w[2], w[0]);
+                w[3] = _mm256_xor_si256(w[3], w[1]);
+                w[1] = _mm256_xor_si256(w[1], w[2]);
+                w[0] = _mm256_xor_si256(w[0], w[3]);
+                w[2] = _mm256_xor_si256(w[2], t);
+                w[3] = rotl64(w[3], 45);
+                // next() >> 40: 24 bits, in the low 32 bits of each lane; gathered into 4 ints.
+                const __m256i bits = _mm256_permutevar8x32_epi32(_mm256_srli_epi64(result, 40), low_words);
+                u[k] = _mm_mul_ps(_mm_cvtepi32_ps(_mm256_castsi256_si128(bits)), scale);
+            }
+            _MM_TRANSPOSE4_PS(u[0], u[1], u[2], u[3]); // u[l]: row l, elements i .. i + 3
+            _MM_TRANSPOSE4_PS(u[4], u[5], u[6], u[7]); // u[4 + l]: row l, elements i + 4 .. i + 7
+            for (int l = 0; l < 4; ++l)
+            {
+                const int64_t at = (r + l) * cols + i;
+                const __m256 uniform = _mm256_set_m128(u[4 + l], u[l]);
+                const __m256 below = _mm256_cmp_ps(uniform, _mm256_loadu_ps(p + at), _CMP_LT_OQ);
+                _mm256_storeu_ps(out + at, _mm256_blendv_ps(zeros, ones, below));
+            }
+        }
+        alignas(32) uint64_t words[4][4];
+        for (int k = 0; k < 4; ++k)
+            _mm256_store_si256(reinterpret_cast<__m256i*>(words[k]), w[k]);
+        for (int l = 0; l < 4; ++l)
+        {
+            for (int k = 0; k < 4; ++k)
+                st[l]->state[k] = words[k][l];
+            Rng& rng = rngs[static_cast<size_t>(r + l)];
+            for (int64_t j = i; j < cols; ++j)
+                out[(r + l) * cols + j] = rng.uniform() < p[(r + l) * cols + j] ? one : zero;
+        }
+    }
+    for (; r < rows; ++r)
+    {
+        Rng& rng = rngs[static_cast<size_t>(r)];
+        for (int64_t j = 0; j < cols; ++j)
+            out[r * cols + j] = rng.uniform() < p[r * cols + j] ? one : zero;
+    }
 }
 
 // Whether the kernels are used: when this CPU has AVX2 and FMA (asked once per library). Tests turn them
@@ -532,12 +613,20 @@ inline void logsumexp_rows(const float* x, int64_t rows, int64_t cols, double* o
 inline void bernoulli_rows(const float* p, int64_t rows, int64_t cols, float* out, Streams rngs)
 {
     detail::math::require_streams(rngs, rows, "bernoulli_rows");
+#ifdef ANSATZ_MATH_AVX2
+    if (detail::math::avx2::available())
+        return detail::math::avx2::draw_rows(p, rows, cols, out, rngs, 0.0f, 1.0f);
+#endif
     detail::math::draw_rows(p, rows, cols, out, rngs, 0.0f, 1.0f);
 }
 
 inline void bernoulli_spin_rows(const float* p, int64_t rows, int64_t cols, float* out, Streams rngs)
 {
     detail::math::require_streams(rngs, rows, "bernoulli_spin_rows");
+#ifdef ANSATZ_MATH_AVX2
+    if (detail::math::avx2::available())
+        return detail::math::avx2::draw_rows(p, rows, cols, out, rngs, -1.0f, 1.0f);
+#endif
     detail::math::draw_rows(p, rows, cols, out, rngs, -1.0f, 1.0f);
 }
 

@@ -582,3 +582,19 @@ TEST_CASE("bad input: an unknown key given by --set is blamed on that --set", "[
            "--set sead=3: unknown top-level key 'sead' (did you mean 'seed'?)\n"
            "  valid keys: pipeline, seed, threads, plugin_paths, components, stages");
 }
+
+TEST_CASE("bad input: contrastive_divergence's reconstruction_every below 0 or not an int", "[cli][bad-input]")
+{
+    const std::string where = "pipeline.yaml:7:65: key 'reconstruction_every' of loss 'contrastive_divergence' ";
+    const std::string component =
+        "\n  while validating component 'cd' (plugin file {PLUGINS}/libansatz_contrastive_divergence.so)";
+    expect(with_change("reconstruction_every_negative", "{plugin: contrastive_divergence}",
+                       "{plugin: contrastive_divergence, reconstruction_every: -1}"),
+           where + "is -1, out of range: it must be >= 0" + component);
+    expect(with_change("reconstruction_every_word", "{plugin: contrastive_divergence}",
+                       "{plugin: contrastive_divergence, reconstruction_every: often}"),
+           where + "expects an int, got 'often'" + component);
+    expect(with_change("reconstruction_every_float", "{plugin: contrastive_divergence}",
+                       "{plugin: contrastive_divergence, reconstruction_every: 2.5}"),
+           where + "expects an int, got '2.5'" + component);
+}

@@ -1,5 +1,7 @@
 // The contrastive_divergence loss: its value and gradient against a replay with the same random stream,
 // persistent chains, and CD-1 training with the real sgd plugin against the exact likelihood.
+#include "loading/registry.hpp"
+#include "pipeline/config_values.hpp"
 #include "support/plugins.hpp"
 #include "user_error.hpp"
 
@@ -47,20 +49,35 @@ struct Setup
     SamplerRef sampler;
 };
 
+// The fixture plugins (tests/fixtures/plugins), for a model without free_energy_grad_weighted.
+const ansatz::engine::Registry& fixture_plugins()
+{
+    static const ansatz::engine::Registry registry = [] {
+        ansatz::engine::Registry r;
+        r.scan({ ANSATZ_TEST_FIXTURE_DIR });
+        return r;
+    }();
+    return registry;
+}
+
+// The loss, sampler and model of a test; the model is the in-tree rbm unless `model` is given (a created,
+// not yet set up instance). `host` (default: the tests' host) is lent to the loss.
 Setup make_setup(int visible, int hidden, double init_std, const std::string& gibbs_yaml,
-                 const std::string& cd_yaml)
+                 const std::string& cd_yaml, std::unique_ptr<Instance> model = nullptr,
+                 ansatz::engine::HostServices* host = nullptr)
 {
     Setup s;
-    s.rbm = ansatz::test::make("rbm", "{hidden: " + std::to_string(hidden) +
-                                          ", visible: " + std::to_string(visible) +
-                                          ", init_std: " + std::to_string(init_std) + "}");
+    s.rbm = model ? std::move(model)
+                  : ansatz::test::make("rbm", "{hidden: " + std::to_string(hidden) +
+                                                  ", visible: " + std::to_string(visible) +
+                                                  ", init_std: " + std::to_string(init_std) + "}");
     s.model = ansatz::test::model_ref(*s.rbm);
     Rng init(101);
     s.model.setup({ visible }, init);
     s.gibbs = ansatz::test::make("gibbs", gibbs_yaml);
     s.sampler = ansatz::test::sampler_ref(*s.gibbs);
     s.sampler.bind(s.model);
-    s.cd = ansatz::test::make("contrastive_divergence", cd_yaml);
+    s.cd = ansatz::test::make("contrastive_divergence", cd_yaml, host);
     const ansatz_model_handle mh = s.rbm->model();
     const ansatz_sampler_handle sh = s.gibbs->sampler();
     ansatz_status st{};
@@ -299,4 +316,155 @@ TEST_CASE("contrastive_divergence: 800 full-batch CD-1 updates with sgd (lr 0.3)
     CHECK(before > 6.0);
     CHECK(after < before - 2.0);
     CHECK(after > std::log(14.0));
+}
+
+namespace
+{
+
+// The gradient as compute() should add it: the chains advanced as the loss advances them (PCD: m chains
+// from random_state, one stream each, split from `rng`; CD: a copy of the batch, one stream per row),
+// then <dF>_data - <dF>_chains from two free_energy_grad calls. Returns the chains.
+std::vector<float> replay_gradient(const Setup& s, std::vector<float>& batch, int64_t n, int64_t d, int64_t m,
+                                   bool persistent, Rng rng, Grads& out)
+{
+    std::vector<float> chains = persistent ? std::vector<float>(static_cast<size_t>(m * d)) : batch;
+    ansatz_tensor ct = ansatz::make_view(chains.data(), { m, d });
+    ansatz::StreamArray streams;
+    ansatz::Streams split = streams.split_from(rng, m);
+    if (persistent)
+        s.model.random_state(ct, split);
+    s.sampler.advance(ct, 0, split);
+    ansatz_tensor bt = ansatz::make_view(batch.data(), { n, d });
+    const int32_t k = static_cast<int32_t>(out.views.size());
+    s.model.free_energy_grad(bt, 1.0f / static_cast<float>(n), out.views.data(), k);
+    s.model.free_energy_grad(ct, -1.0f / static_cast<float>(m), out.views.data(), k);
+    return chains;
+}
+
+} // namespace
+
+TEST_CASE("contrastive_divergence: the one weighted pass over chains and batch gives the gradient of two "
+          "free_energy_grad calls, and is that weighted call bit for bit",
+          "[contrastive_divergence]")
+{
+    // A model large enough for real products (784 x 64 would be slow in a test; 100 x 24 has several
+    // blocks of every kernel), PCD with 12 chains for batches of 20, and CD.
+    const int64_t d = 100, hidden = 24, n = 20;
+    for (const bool persistent : { true, false })
+    {
+        INFO((persistent ? "PCD, 12 chains" : "CD"));
+        const int64_t m = persistent ? 12 : n;
+        const Setup s = make_setup(static_cast<int>(d), static_cast<int>(hidden), 0.3, "{steps: 1}",
+                                   persistent ? "{persistent: true, chains: 12}" : "{}");
+        REQUIRE(s.model.has(ANSATZ_FN_WEIGHTED_GRAD));
+        Rng data_rng(131);
+        std::vector<float> batch = random_binary(n * d, data_rng);
+        Grads g(s.model, 0.25f), two_calls(s.model, 0.25f), weighted(s.model, 0.25f);
+        Rng rng(132);
+        const Rng before = rng;
+        const Reported reported = compute(s, batch, n, g, rng);
+
+        std::vector<float> chains = replay_gradient(s, batch, n, d, m, persistent, before, two_calls);
+        for (size_t k = 0; k < g.data.size(); ++k)
+            for (size_t i = 0; i < g.data[k].size(); ++i)
+                REQUIRE(g.data[k][i] == Approx(two_calls.data[k][i]).margin(2e-6));
+
+        // The loss's pass: the rows [chains; batch], weights -1/M and +1/N, in one call.
+        std::vector<float> stacked = chains;
+        stacked.insert(stacked.end(), batch.begin(), batch.end());
+        std::vector<float> weights(static_cast<size_t>(m), -1.0f / static_cast<float>(m));
+        weights.resize(static_cast<size_t>(m + n), 1.0f / static_cast<float>(n));
+        std::vector<float> f(static_cast<size_t>(m + n));
+        ansatz_tensor st = ansatz::make_view(stacked.data(), { m + n, d });
+        ansatz_tensor ft = ansatz::make_view(f.data(), { m + n });
+        s.model.free_energy_grad_weighted(st, weights.data(), weighted.views.data(), 3, &ft);
+        CHECK(g.data == weighted.data);
+        double data_mean = 0, chain_mean = 0;
+        for (int64_t r = 0; r < m; ++r)
+            chain_mean += f[static_cast<size_t>(r)];
+        for (int64_t r = m; r < m + n; ++r)
+            data_mean += f[static_cast<size_t>(r)];
+        CHECK(metric(reported, "loss") == data_mean / static_cast<double>(n) - chain_mean / static_cast<double>(m));
+    }
+}
+
+TEST_CASE("contrastive_divergence: a model without free_energy_grad_weighted gets two free_energy_grad calls",
+          "[contrastive_divergence]")
+{
+    const ansatz::engine::PluginComponent* c = fixture_plugins().find("conformance_rbm");
+    REQUIRE(c != nullptr);
+    const std::string yaml = "{visible: 6, hidden: 4, init_std: 1.0}";
+    ansatz::engine::ConfigValues config = ansatz::engine::config_from_yaml(*c->desc, yaml);
+    auto fixture = std::make_unique<Instance>(*c, config.c("conformance_rbm"), ansatz::test::test_host().table());
+    const Setup s = make_setup(6, 4, 1.0, "{steps: 1}", "{persistent: true, chains: 3}", std::move(fixture));
+    REQUIRE_FALSE(s.model.has(ANSATZ_FN_WEIGHTED_GRAD));
+    const int64_t n = 5, d = 6, m = 3;
+    Rng data_rng(141);
+    std::vector<float> batch = random_binary(n * d, data_rng);
+    Grads g(s.model, 0.5f), expected(s.model, 0.5f);
+    Rng rng(142);
+    const Rng before = rng;
+    const Reported reported = compute(s, batch, n, g, rng);
+    std::vector<float> chains = replay_gradient(s, batch, n, d, m, true, before, expected);
+    CHECK(g.data == expected.data); // the same two calls in the same order
+    CHECK(metric(reported, "loss") ==
+          Approx(mean_free_energy(s.model, batch, n) - mean_free_energy(s.model, chains, m)).margin(1e-5));
+}
+
+TEST_CASE("contrastive_divergence: reconstruction_every N computes the error on batches 1, N + 1, ... of an "
+          "epoch and reports the last value between, 0 never, an evaluation always",
+          "[contrastive_divergence]")
+{
+    ansatz::engine::HostServices host(1234, 1);
+    ansatz_progress& progress = host.progress();
+    progress.steps_per_epoch = 5; // batches per epoch, as the train stage says
+    const Setup s =
+        make_setup(6, 4, 0.5, "{steps: 1}", "{persistent: true, reconstruction_every: 3}", nullptr, &host);
+    const Setup never =
+        make_setup(6, 4, 0.5, "{steps: 1}", "{persistent: true, reconstruction_every: 0}", nullptr, &host);
+    const int64_t n = 4, d = 6;
+    Rng data_rng(151);
+    Rng rng(152), rng_never(152);
+    double last = -1;
+    for (int64_t step = 0; step < 10; ++step) // two epochs of 5 batches
+    {
+        INFO("batch " << step % 5 + 1 << " of epoch " << step / 5 + 1);
+        progress.step = step; // batches done before this one
+        std::vector<float> batch = random_binary(n * d, data_rng);
+        Grads g(s.model, 0.0f);
+        const Rng before = rng;
+        const Reported m = compute(s, batch, n, g, rng);
+        Rng replay = before;
+        ansatz::StreamArray chain_streams;
+        if (step == 0)
+            chain_streams.split_from(replay, n); // the chains' streams, split on the first call
+        if (step % 5 % 3 == 0)
+        {
+            last = reconstruction_error(s.model, batch, n, d, 4, replay);
+            CHECK(metric(m, "reconstruction_error") == last);
+        }
+        else
+            CHECK(metric(m, "reconstruction_error") == last);
+        Rng a = rng, b = replay; // the stream moved exactly as far as the replay's
+        CHECK(a.next() == b.next());
+
+        Grads g_never(never.model, 0.0f);
+        const Rng before_never = rng_never;
+        const Reported m_never = compute(never, batch, n, g_never, rng_never);
+        CHECK(m_never.size() == 2); // loss and free_energy_gap only
+        Rng c = rng_never, e = before_never;
+        if (step == 0)
+            chain_streams.split_from(e, n);
+        CHECK(c.next() == e.next()); // no row streams split
+    }
+
+    // An evaluation (no gradients) computes it whatever the batch.
+    progress.step = 1;
+    std::vector<float> batch = random_binary(n * d, data_rng);
+    ansatz_tensor bt = ansatz::make_view(batch.data(), { n, d });
+    ansatz::engine::MetricsSink out;
+    ansatz_status st{};
+    Rng replay = rng;
+    REQUIRE(s.cd->loss().compute(s.cd->self(), &bt, nullptr, 0, &rng.state(), out.c(), &st) == ANSATZ_STATUS_OK);
+    CHECK(metric(out.take(), "reconstruction_error") == reconstruction_error(s.model, batch, n, d, 4, replay));
 }

@@ -566,10 +566,8 @@ private:
         const float* a = visible_bias_.data();
         for (int64_t r = first; r < last; ++r)
         {
-            const float* row = v + r * d_;
-            double av = 0;
-            for (int64_t i = 0; i < d_; ++i)
-                av += static_cast<double>(a[i]) * row[i];
+            // a.v accumulated in double by BLAS (a plain loop summing into one double cannot vectorise)
+            const double av = cblas_dsdot(static_cast<int>(d_), a, 1, v + r * d_, 1);
             out[r] = static_cast<float>(-av - sums[r]);
         }
     }

@@ -2,11 +2,12 @@
 //
 // WHAT THIS FILE PROVIDES
 //     ThreadTeam: `threads - 1` worker threads that live as long as the team, and run(parts, f),
-//     which calls f(part) for every part in [0, parts) -- part 0 on the calling thread, the others
-//     on the workers -- and returns when all are done. A component sizes its team from the host's
-//     budget (Host::threads()) and splits its element-wise work, its random draws (by rows: row r
-//     still draws only from rngs[r], in its own order) and its matrix products (by blocks of the
-//     output, each a single-threaded BLAS call: see blas::SingleThreaded) over the parts.
+//     which calls f(part) once for every part in [0, parts) and returns when all are done: the caller
+//     runs part 0, then every part no worker has claimed yet; idle workers claim the others. A
+//     component sizes its team from the host's budget (Host::threads()) and splits its element-wise
+//     work, its random draws (by rows: row r still draws only from rngs[r], in its own order) and its
+//     matrix products (by blocks of the output, each a single-threaded BLAS call: see
+//     blas::SingleThreaded) over the parts.
 //
 // WHY A TEAM OF ITS OWN
 //     Between two matrix products, OpenBLAS's threads wait (spinning, then yielding) while the caller
@@ -15,14 +16,20 @@
 //     element-wise work -- keeps every core of the budget busy, with exactly `threads` threads
 //     running.
 //
+// WHEN THE MACHINE IS BUSY
+//     Parts are claimed, not assigned: a worker that has lost its core (another process runs there)
+//     does not hold the caller up, which runs the parts nobody claimed and only waits for parts a worker
+//     has started. So a team on a loaded machine degrades towards one thread's speed, instead of
+//     waiting a scheduler time slice at every run().
+//
 // CONVENTIONS
-//     - Split work so that results depend at most on the number of parts, never on timing: a
-//       deterministic range per part (range() below), every output element written by one part. Row-wise
-//       functions and per-row draws are then bit-identical for any split; a matrix product split in
-//       blocks agrees with the single call to rounding (see ansatz/blas.hpp). A run is reproducible bit
-//       for bit for a given thread count.
-//     - Workers spin for a short while after a job (the next one usually follows within
-//       microseconds), then sleep on a futex (std::atomic::wait) until the next run().
+//     - Part k is the same work whichever thread runs it, so results never depend on timing: split by
+//       a deterministic range per part (range() below), every output element written by one part.
+//       Row-wise functions and per-row draws are then bit-identical for any split; a matrix product
+//       split in blocks agrees with the single call to rounding (see ansatz/blas.hpp). A run is
+//       reproducible bit for bit for a given thread count.
+//     - Workers spin for a short while after a run (the next one usually follows within microseconds),
+//       then sleep on a futex (std::atomic::wait) until the next run().
 //     - run() is not reentrant and not thread-safe: one caller at a time (the host never calls a
 //       component concurrently). An exception thrown by a part is rethrown by run() once every part
 //       has finished (the first one, if several parts throw).
@@ -35,6 +42,7 @@
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -70,7 +78,7 @@ public:
     // Changes the number of threads (joins the old workers first).
     void resize(int threads)
     {
-        threads = std::max(threads, 1);
+        threads = std::clamp(threads, 1, 65535); // a part count fits 16 bits of a claim
         if (threads == size())
             return;
         stop();
@@ -79,11 +87,12 @@ public:
         // scheduled is the next generation, which it will not miss.
         const uint32_t start = generation_.load(std::memory_order_relaxed);
         for (int i = 1; i < threads; ++i)
-            workers_.emplace_back([this, i, start] { work(i, start); });
+            workers_.emplace_back([this, start] { work(start); });
     }
 
-    // Calls f(part) for part in [0, parts): part 0 here, part i on worker i (parts is cut to size()).
-    // Returns when every part has returned; rethrows the first exception a part threw.
+    // Calls f(part) once for every part in [0, parts) (parts is cut to size()): part 0 here, the others
+    // on whichever thread claims them first, this one included. Returns when every part has returned;
+    // rethrows the first exception a part threw.
     template <class F>
     void run(int parts, F&& f)
     {
@@ -95,10 +104,13 @@ public:
         }
         job_ = &f;
         call_ = [](void* job, int part) { (*static_cast<std::remove_reference_t<F>*>(job))(part); };
-        parts_ = parts;
         error_ = nullptr;
+        const uint32_t generation = generation_.load(std::memory_order_relaxed) + 1;
         pending_.store(parts - 1, std::memory_order_relaxed);
-        generation_.fetch_add(1, std::memory_order_seq_cst);
+        // Parts 1 .. parts - 1 are up for claims, tagged with this run's generation and part count, all in
+        // one word (a worker that wakes late for an earlier run claims nothing of this one).
+        claims_.store(claim_word(generation, parts, 1), std::memory_order_release);
+        generation_.store(generation, std::memory_order_seq_cst);
         if (sleeping_.load(std::memory_order_seq_cst) > 0)
             generation_.notify_all();
         try
@@ -109,12 +121,13 @@ public:
         {
             keep(std::current_exception());
         }
+        run_claimed(generation); // what no worker has claimed yet
         for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins)
         {
             if (spins < 4096)
                 cpu_relax();
             else
-                std::this_thread::yield(); // a worker lost its core: do not burn the one it needs
+                std::this_thread::yield(); // a worker lost its core mid-part: do not burn the one it needs
         }
         job_ = nullptr;
         if (error_)
@@ -141,6 +154,12 @@ public:
     }
 
 private:
+    static uint64_t claim_word(uint32_t generation, int parts, int next)
+    {
+        return static_cast<uint64_t>(generation) << 32 | static_cast<uint64_t>(parts) << 16 |
+               static_cast<uint64_t>(next);
+    }
+
     void keep(std::exception_ptr e)
     {
         std::lock_guard<std::mutex> lock(error_mutex_);
@@ -148,7 +167,35 @@ private:
             error_ = e;
     }
 
-    void work(int index, uint32_t seen)
+    // Claims and runs parts of run `generation` until none is left.
+    void run_claimed(uint32_t generation)
+    {
+        uint64_t claim = claims_.load(std::memory_order_acquire);
+        for (;;)
+        {
+            if (static_cast<uint32_t>(claim >> 32) != generation)
+                return;
+            const int parts = static_cast<int>((claim >> 16) & 0xffffu);
+            const int part = static_cast<int>(claim & 0xffffu);
+            if (part >= parts)
+                return;
+            if (!claims_.compare_exchange_weak(claim, claim + 1, std::memory_order_acq_rel,
+                                               std::memory_order_acquire))
+                continue; // claim now holds the current value
+            try
+            {
+                call_(job_, part);
+            }
+            catch (...)
+            {
+                keep(std::current_exception());
+            }
+            pending_.fetch_sub(1, std::memory_order_release);
+            claim = claims_.load(std::memory_order_acquire);
+        }
+    }
+
+    void work(uint32_t seen)
     {
         for (;;)
         {
@@ -176,18 +223,7 @@ private:
             seen = now;
             if (stopping_.load(std::memory_order_acquire))
                 return;
-            if (index < parts_)
-            {
-                try
-                {
-                    call_(job_, index);
-                }
-                catch (...)
-                {
-                    keep(std::current_exception());
-                }
-                pending_.fetch_sub(1, std::memory_order_release);
-            }
+            run_claimed(now);
         }
     }
 
@@ -207,12 +243,12 @@ private:
 
     std::vector<std::thread> workers_;
     std::atomic<uint32_t> generation_{ 0 };
-    std::atomic<int> pending_{ 0 };
+    std::atomic<uint64_t> claims_{ 0 }; // generation << 32 | parts << 16 | the next unclaimed part
+    std::atomic<int> pending_{ 0 };     // parts 1 .. parts - 1 not finished yet
     std::atomic<int> sleeping_{ 0 };
     std::atomic<bool> stopping_{ false };
     void* job_ = nullptr;
     void (*call_)(void*, int) = nullptr;
-    int parts_ = 0;
     std::exception_ptr error_;
     std::mutex error_mutex_;
 };

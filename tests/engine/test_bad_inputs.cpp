@@ -111,7 +111,8 @@ TEST_CASE("bad input: unknown plugin, with the list of known ones", "[cli][bad-i
         with_change("unknown_plugin", "{plugin: rbm,", "{plugin: rmb,"),
         "pipeline.yaml:5:19: unknown plugin 'rmb' for component 'rbm' (did you mean 'rbm'?)\n"
         "  known plugins: adam (optimizer), ais (evaluator), contrastive_divergence (loss), exact_likelihood "
-        "(evaluator), free_energy (evaluator), gibbs (sampler), idx (dataset), pseudo_likelihood (evaluator), "
+        "(evaluator), free_energy (evaluator), gibbs (sampler), idx (dataset), pseudo_likelihood "
+        "(evaluator), "
         "rbm (model), reconstruction_error (evaluator), sgd (optimizer)");
 }
 
@@ -323,11 +324,12 @@ TEST_CASE("bad input: unknown stage type", "[cli][bad-input]")
 
 TEST_CASE("bad input: a component without a plugin key", "[cli][bad-input]")
 {
-    expect(with_change("no_plugin", "{plugin: gibbs, steps: 1}", "{steps: 1}"),
-           "pipeline.yaml:6:10: component 'gibbs' has no 'plugin' key; known plugins: adam (optimizer), ais "
-           "(evaluator), contrastive_divergence (loss), exact_likelihood (evaluator), free_energy (evaluator), "
-           "gibbs (sampler), idx (dataset), pseudo_likelihood (evaluator), rbm (model), reconstruction_error "
-           "(evaluator), sgd (optimizer)");
+    expect(
+        with_change("no_plugin", "{plugin: gibbs, steps: 1}", "{steps: 1}"),
+        "pipeline.yaml:6:10: component 'gibbs' has no 'plugin' key; known plugins: adam (optimizer), ais "
+        "(evaluator), contrastive_divergence (loss), exact_likelihood (evaluator), free_energy (evaluator), "
+        "gibbs (sampler), idx (dataset), pseudo_likelihood (evaluator), rbm (model), reconstruction_error "
+        "(evaluator), sgd (optimizer)");
 }
 
 TEST_CASE("bad input: --set with a key path the pipeline does not have", "[cli][bad-input]")

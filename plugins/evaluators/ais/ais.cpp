@@ -17,6 +17,7 @@
 // Every free energy is FLOAT64 (tempered_free_energy) and the weights are summed in double.
 #include <ansatz/math.hpp>
 #include <ansatz/plugin.hpp>
+#include <ansatz/statistics.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -27,32 +28,7 @@
 namespace
 {
 
-// Mean and standard error of a stream of values (Welford's update, in double).
-class MeanAndError
-{
-public:
-    void add(double x)
-    {
-        ++n_;
-        const double d = x - mean_;
-        mean_ += d / static_cast<double>(n_);
-        m2_ += d * (x - mean_);
-    }
-    double mean() const { return mean_; }
-    // The sample standard deviation (n - 1 in the denominator) over sqrt(n); NaN for fewer than 2 values.
-    double standard_error() const
-    {
-        if (n_ < 2)
-            return std::numeric_limits<double>::quiet_NaN();
-        const double n = static_cast<double>(n_);
-        return std::sqrt(m2_ / (n - 1) / n);
-    }
-
-private:
-    int64_t n_ = 0;
-    double mean_ = 0;
-    double m2_ = 0;
-};
+using ansatz::MeanAndError;
 
 // log mean_m e^{x_m}, the delta-method standard error of it, std(w) / (sqrt(M) mean(w)), and the
 // effective sample size (sum w)^2 / sum w^2; all from weights shifted by their largest log (no overflow).
@@ -136,10 +112,11 @@ public:
                   "number of annealing steps K: inverse temperatures 0 = beta_0 < ... < beta_K = 1")
             .default_value(14500)
             .min(3);
-        s.choice("schedule", "dense_near_one|linear|sigmoid",
-                 "spacing of the inverse temperatures: Salakhutdinov & Murray's (500 : 4000 : 10000 steps in "
-                 "[0, 0.5] : [0.5, 0.9] : [0.9, 1]), even, or a sigmoid denser near both ends")
-            .default_value("dense_near_one");
+        s.choice("schedule", "sigmoid|linear|dense_near_one",
+                 "spacing of the inverse temperatures: a sigmoid, denser near both ends; even; or "
+                 "Salakhutdinov & "
+                 "Murray's (500 : 4000 : 10000 steps in [0, 0.5] : [0.5, 0.9] : [0.9, 1])")
+            .default_value("sigmoid");
         s.boolean(
              "reverse",
              "also run reverse AIS from data rows (an upper bracket of log Z when they are model samples)")

@@ -346,7 +346,7 @@ typedef enum ansatz_model_function
     ANSATZ_FN_CONDITIONAL = 1u << 3, /* block_size and conditional */
     ANSATZ_FN_LATENT = 1u << 4,      /* the whole latent table */
     /* 2.1 */
-    ANSATZ_FN_TEMPERED = 1u << 5,          /* tempered_free_energy, base_log_partition, tempered_conditional */
+    ANSATZ_FN_TEMPERED = 1u << 5, /* tempered_free_energy, base_log_partition, tempered_conditional */
     ANSATZ_FN_BLOCK_FREE_ENERGY = 1u << 6, /* block_free_energy */
     ANSATZ_FN_WEIGHTED_GRAD = 1u << 7,     /* free_energy_grad_weighted */
 } ansatz_model_function;

@@ -111,9 +111,8 @@ TEST_CASE("bad input: unknown plugin, with the list of known ones", "[cli][bad-i
         with_change("unknown_plugin", "{plugin: rbm,", "{plugin: rmb,"),
         "pipeline.yaml:5:19: unknown plugin 'rmb' for component 'rbm' (did you mean 'rbm'?)\n"
         "  known plugins: adam (optimizer), ais (evaluator), contrastive_divergence (loss), exact_likelihood "
-        "(evaluator), free_energy (evaluator), gibbs (sampler), idx (dataset), pseudo_likelihood "
-        "(evaluator), "
-        "rbm (model), reconstruction_error (evaluator), sgd (optimizer)");
+        "(evaluator), free_energy (evaluator), gibbs (sampler), idx (dataset), npy (dataset), "
+        "pseudo_likelihood (evaluator), rbm (model), reconstruction_error (evaluator), sgd (optimizer)");
 }
 
 TEST_CASE("bad input: unknown key, with a suggestion", "[cli][bad-input]")
@@ -319,7 +318,7 @@ TEST_CASE("bad input: unknown stage type", "[cli][bad-input]")
 {
     expect(with_change("stage_type", "- sample:", "- sampel:"),
            "pipeline.yaml:11:5: unknown stage type 'sampel' (did you mean 'sample'?); stage types: train, "
-           "sample, evaluate, load");
+           "sample, generate, evaluate, load");
 }
 
 TEST_CASE("bad input: a component without a plugin key", "[cli][bad-input]")
@@ -328,8 +327,8 @@ TEST_CASE("bad input: a component without a plugin key", "[cli][bad-input]")
         with_change("no_plugin", "{plugin: gibbs, steps: 1}", "{steps: 1}"),
         "pipeline.yaml:6:10: component 'gibbs' has no 'plugin' key; known plugins: adam (optimizer), ais "
         "(evaluator), contrastive_divergence (loss), exact_likelihood (evaluator), free_energy (evaluator), "
-        "gibbs (sampler), idx (dataset), pseudo_likelihood (evaluator), rbm (model), reconstruction_error "
-        "(evaluator), sgd (optimizer)");
+        "gibbs (sampler), idx (dataset), npy (dataset), pseudo_likelihood (evaluator), rbm (model), "
+        "reconstruction_error (evaluator), sgd (optimizer)");
 }
 
 TEST_CASE("bad input: --set with a key path the pipeline does not have", "[cli][bad-input]")

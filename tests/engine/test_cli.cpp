@@ -130,15 +130,17 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
     CHECK(gibbs.out.find("needs of the model: conditional\n") != std::string::npos);
 
     const auto stage = run_ansatz({ "describe", "sample" }, ANSATZ_TEST_WORK_DIR);
-    CHECK(stage.out.find("  init     choice of {random data}, default random\n") != std::string::npos);
+    CHECK(stage.out.find("  init         choice of {random data}, default random\n") != std::string::npos);
+    CHECK(stage.out.find("  burn_in      int >= 0, optional\n") != std::string::npos);
 
     const auto unknown = run_ansatz({ "describe", "rbn" }, ANSATZ_TEST_WORK_DIR);
     CHECK(unknown.status == 2);
-    CHECK(
-        unknown.err ==
-        "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
-        "known: adam, ais, contrastive_divergence, exact_likelihood, free_energy, gibbs, idx, "
-        "pseudo_likelihood, rbm, reconstruction_error, sgd, and the stages train, sample, evaluate, load.\n");
+    CHECK(unknown.err ==
+          "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
+          "known: adam, ais, contrastive_divergence, exact_likelihood, free_energy, gibbs, idx, npy, "
+          "pseudo_likelihood, rbm, reconstruction_error, sgd, and the stages train, sample, generate, "
+          "evaluate, "
+          "load.\n");
 }
 
 TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples and their picture",

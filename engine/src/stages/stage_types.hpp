@@ -48,6 +48,9 @@ KeySpec path_key(const std::string& name, const std::string& doc);
 KeySpec reals_key(const std::string& name, double min, bool min_exclusive, const std::string& doc);
 // A required string.
 KeySpec string_key(const std::string& name, const std::string& doc);
+// A string or a double that may be absent.
+KeySpec optional_text_key(const std::string& name, const std::string& doc);
+KeySpec optional_real_key(const std::string& name, const std::string& doc);
 KeySpec bool_key(const std::string& name, bool default_value, const std::string& doc);
 KeySpec choice_key(const std::string& name, const std::string& choices, const std::string& default_value,
                    const std::string& doc);

@@ -471,3 +471,49 @@ TEST_CASE("sample: bad trace_every and burn_in keys get one sentence each", "[ge
         "trace_every", replaced(sampling, "steps: 10}", "steps: 10, trace_every: -1}"),
         "pipeline.yaml:12:78: key 'trace_every' of stage 3 (sample) is -1, out of range: it must be >= 0");
 }
+
+TEST_CASE("sample: the diagnostics columns come with trace_every and a later dataset reads the samples",
+          "[generate]")
+{
+    // 32 chains of a 6 x 3 RBM, 400 sweeps: traces every 5 sweeps after 100 (60 draws per chain); a
+    // second sample stage records none. The first stage's samples are read back through $run/.
+    const std::string text =
+        "pipeline: traced\n"
+        "seed: 3\n"
+        "components:\n"
+        "  rbm:   {plugin: rbm, visible: 6, hidden: 3, init_std: 0.5}\n"
+        "  gibbs: {plugin: gibbs}\n"
+        "  drawn: {plugin: npy, samples: $run/stage1_samples.npy}\n"
+        "  other: {plugin: rbm, hidden: 3}\n"
+        "  cd:    {plugin: contrastive_divergence}\n"
+        "  sgd:   {plugin: sgd, learning_rate: 0.1}\n"
+        "stages:\n"
+        "  - sample: {model: rbm, sampler: gibbs, count: 32, steps: 400, trace_every: 5, "
+        "burn_in: 100}\n"
+        "  - sample: {model: rbm, sampler: gibbs, count: 8, steps: 50, trace_every: 0}\n"
+        "  - train:  {model: other, data: drawn, loss: cd, sampler: gibbs, optimizer: sgd, "
+        "batch_size: 8}\n";
+    const fs::path dir = ansatz::test::fresh_folder("generate/traced");
+    write_text(dir / "pipeline.yaml", text);
+    const auto r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs" }, dir);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(r.err.find(
+              "sample [stage 1]: 60 draws per chain after 100 sweeps of burn-in, every 5: free_energy = ") !=
+          std::string::npos);
+    const auto rows = metrics_rows(*fs::directory_iterator(dir / "runs" / "traced"));
+    REQUIRE(rows.size() == 3);
+    for (const char* column :
+         { "free_energy_mean", "free_energy_mean_stderr", "free_energy_tau", "free_energy_ess",
+           "free_energy_rhat", "state_mean_mean", "state_mean_mean_stderr", "state_mean_tau",
+           "state_mean_ess", "state_mean_rhat" })
+    {
+        INFO(column);
+        CHECK(std::isfinite(std::stod(rows[0].at(column))));
+        CHECK(rows[1].at(column).empty());
+    }
+    // A small RBM mixes: R-hat below 1.05, tau of a few draws, ESS near the 1920 draws.
+    CHECK(std::stod(rows[0].at("free_energy_rhat")) < 1.05);
+    CHECK(std::stod(rows[0].at("free_energy_ess")) > 500);
+    CHECK(rows[2].at("type") == "train");
+}

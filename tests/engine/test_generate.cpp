@@ -315,7 +315,7 @@ std::string replaced(std::string s, const std::string& from, const std::string& 
 }
 
 // Runs `text` as pipeline.yaml in a fresh folder: exit status 2 and exactly `message` on stderr, and
-// no run folder.
+// no run folder (within 60 seconds: a pipeline that should have been refused and runs is killed).
 void expect_refused(const std::string& name, const std::string& text, const std::string& message,
                     const std::vector<std::string>& extra = {})
 {
@@ -323,7 +323,7 @@ void expect_refused(const std::string& name, const std::string& text, const std:
     write_text(dir / "pipeline.yaml", text);
     std::vector<std::string> args = { "run", "pipeline.yaml", "--runs", "runs" };
     args.insert(args.end(), extra.begin(), extra.end());
-    const auto r = run_ansatz(args, dir);
+    const auto r = run_ansatz(args, dir, 60);
     CHECK(r.status == 2);
     CHECK(r.err == message + "\n");
     CHECK_FALSE(fs::exists(dir / "runs"));
@@ -376,6 +376,10 @@ TEST_CASE("generate: bad keys of the generate stage get one sentence each", "[ge
                             "chains: 1000000"),
                    "pipeline.yaml:10:83: stage 1 (generate): chains x samples x temperatures is 1000000 x "
                    "1000000000 x 1 rows, more than 2^40");
+    expect_refused(
+        "sweeps", replaced(base_pipeline, "burn_in: 10", "burn_in: 4611686018427387903"),
+        "pipeline.yaml:10:64: stage 1 (generate): burn_in + samples x thin is 4611686018427387903 + 5 x 1 "
+        "sweeps, more than 2^62");
     expect_refused(
         "no_to", replaced(base_pipeline, ", to: gen}", "}"),
         "pipeline.yaml:10:15: missing required key 'to' for stage 1 (generate) (the dataset's name: the run "

@@ -114,6 +114,10 @@ void check_generate_stage(const Pipeline& p, const StageDecl& s)
                 sampler.plugin->file.string() +
                 ") has no advance_tempered (plugin ABI 2.2), so it samples only at beta = 1; give betas: [1] "
                 "or a sampler that runs chains at an inverse temperature");
+    if (s.integer("burn_in") > (int64_t{ 1 } << 62) - s.integer("samples") * s.integer("thin"))
+        fail("burn_in", "burn_in + samples x thin is " + std::to_string(s.integer("burn_in")) + " + " +
+                            std::to_string(s.integer("samples")) + " x " + std::to_string(s.integer("thin")) +
+                            " sweeps, more than 2^62");
     // Rows * values per row must fit memory; the stage refuses that when it knows the sample size.
     const int64_t per_temperature = s.integer("chains") * s.integer("samples");
     if (per_temperature > (int64_t{ 1 } << 40) / static_cast<int64_t>(betas.size()))

@@ -1,6 +1,5 @@
 #include "stages/traces.hpp"
 
-#include "ansatz/mcmc_diagnostics.hpp"
 #include "ansatz/tensor.hpp"
 
 #include <cstdio>
@@ -21,6 +20,7 @@ ChainTraces::ChainTraces(const ModelRef& model, int64_t chains, int64_t dim)
 
 void ChainTraces::record(const ansatz_tensor& states)
 {
+    summaries_.clear();
     size_t k = 0;
     if (free_energy_)
     {
@@ -50,15 +50,26 @@ std::vector<double> ChainTraces::by_chain(const Trace& t) const
     return out;
 }
 
+const std::vector<mcmc::Summary>& ChainTraces::summaries() const
+{
+    if (summaries_.empty())
+        for (const Trace& t : traces_)
+        {
+            const std::vector<double> x = by_chain(t);
+            summaries_.push_back(mcmc::summarize({ x.data(), chains_, draws_ }));
+        }
+    return summaries_;
+}
+
 std::vector<std::pair<std::string, double>> ChainTraces::metrics() const
 {
     std::vector<std::pair<std::string, double>> out;
     if (draws_ < 4)
         return out;
-    for (const Trace& t : traces_)
+    for (size_t k = 0; k < traces_.size(); ++k)
     {
-        const std::vector<double> x = by_chain(t);
-        const mcmc::Summary s = mcmc::summarize({ x.data(), chains_, draws_ });
+        const Trace& t = traces_[k];
+        const mcmc::Summary& s = summaries()[k];
         out.emplace_back(t.name + "_mean", s.mean);
         out.emplace_back(t.name + "_mean_stderr", s.standard_error);
         out.emplace_back(t.name + "_tau", s.tau);
@@ -73,10 +84,10 @@ std::string ChainTraces::summary() const
     if (draws_ < 4)
         return "too few recorded draws for diagnostics (" + std::to_string(draws_) + ", at least 4)";
     std::string out;
-    for (const Trace& t : traces_)
+    for (size_t k = 0; k < traces_.size(); ++k)
     {
-        const std::vector<double> x = by_chain(t);
-        const mcmc::Summary s = mcmc::summarize({ x.data(), chains_, draws_ });
+        const Trace& t = traces_[k];
+        const mcmc::Summary& s = summaries()[k];
         char line[256];
         std::snprintf(line, sizeof line, "%s = %.6g +- %.2g%s (tau %.3g%s, ESS %.0f, R-hat %.3f%s)",
                       t.name.c_str(), s.mean, s.standard_error, s.error_converged ? "" : " (no plateau)",

@@ -12,6 +12,7 @@
 //     <trace>_rhat                        rank-normalised split-R-hat across the chains (Vehtari 2021)
 #pragma once
 
+#include "ansatz/mcmc_diagnostics.hpp"
 #include "ansatz/refs.hpp"
 
 #include <string>
@@ -32,6 +33,7 @@ public:
     int64_t draws() const { return draws_; }
 
     // Every trace's diagnostics as metrics.csv columns (see above); empty with fewer than 4 draws.
+    // Computed once, after the last record().
     std::vector<std::pair<std::string, double>> metrics() const;
     // One line for the console: "free_energy = -61.2 +- 0.3 (tau 4.1, ESS 980, R-hat 1.004); ...".
     std::string summary() const;
@@ -44,6 +46,8 @@ private:
     };
     // The trace chain-major, as the diagnostics take it.
     std::vector<double> by_chain(const Trace& t) const;
+    // The diagnostics of every trace (computed at the first call).
+    const std::vector<mcmc::Summary>& summaries() const;
 
     ModelRef model_;
     int64_t chains_, dim_;
@@ -51,6 +55,7 @@ private:
     bool free_energy_;
     std::vector<Trace> traces_;
     std::vector<float> energies_;
+    mutable std::vector<mcmc::Summary> summaries_;
 };
 
 } // namespace ansatz::engine

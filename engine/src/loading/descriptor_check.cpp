@@ -99,6 +99,16 @@ std::string table_refusal(const ansatz_component& c)
             clean = clean && zeroed(k->reserved);
             if ((k->block_size == nullptr) != (k->conditional == nullptr))
                 wrong = "its conditionals table has one of block_size and conditional without the other";
+            // The tempered functions (abi.h): tempered_conditional exactly when the energy table is
+            // tempered, for a model with conditionals.
+            const bool tempered_energy = t->energy && t->energy->tempered_free_energy;
+            if (!wrong && k->tempered_conditional && !tempered_energy)
+                wrong = "its conditionals table has tempered_conditional, but its energy table has no "
+                        "tempered_free_energy and base_log_partition";
+            if (!wrong && tempered_energy && k->conditional && !k->tempered_conditional)
+                wrong = "its energy table has tempered_free_energy and base_log_partition, but its "
+                        "conditionals table has no tempered_conditional (a model with conditionals needs "
+                        "all three)";
         }
         if (t->latent)
         {

@@ -27,9 +27,9 @@
  * ---- What each minor added ----
  *   2.0: the contract below, minus what later minors add.
  *   2.1: evaluators (ANSATZ_KIND_EVALUATOR, ansatz_evaluator_table); models' tempered functions
- *        (ANSATZ_FN_TEMPERED: tempered_free_energy, base_log_partition, tempered_conditional), the block
- *        free energy (ANSATZ_FN_BLOCK_FREE_ENERGY) and the weighted free-energy gradient
- *        (ANSATZ_FN_WEIGHTED_GRAD), each in what was reserved room of the energy and conditionals
+ *        (ANSATZ_FN_TEMPERED: tempered_free_energy, base_log_partition and, for a model with
+ *        conditionals, tempered_conditional), the block free energy (ANSATZ_FN_BLOCK_FREE_ENERGY)
+ *        and the weighted free-energy gradient (ANSATZ_FN_WEIGHTED_GRAD), each in what was reserved room of the energy and conditionals
  *        tables, so those tables keep their 2.0 size.
  *
  * ---- Lifecycle (as GStreamer's element states, written down once) ----
@@ -346,7 +346,9 @@ typedef enum ansatz_model_function
     ANSATZ_FN_CONDITIONAL = 1u << 3, /* block_size and conditional */
     ANSATZ_FN_LATENT = 1u << 4,      /* the whole latent table */
     /* 2.1 */
-    ANSATZ_FN_TEMPERED = 1u << 5, /* tempered_free_energy, base_log_partition, tempered_conditional */
+    /* tempered_free_energy and base_log_partition; for a model with conditionals also
+     * tempered_conditional (a model without them, such as an Ising model, has none to temper) */
+    ANSATZ_FN_TEMPERED = 1u << 5,
     ANSATZ_FN_BLOCK_FREE_ENERGY = 1u << 6, /* block_free_energy */
     ANSATZ_FN_WEIGHTED_GRAD = 1u << 7,     /* free_energy_grad_weighted */
 } ansatz_model_function;
@@ -400,7 +402,9 @@ typedef struct ansatz_energy_table
     int32_t (*free_energy_grad_weighted)(void* self, const ansatz_tensor* v, const float* weights,
                                          ansatz_tensor* grads, int32_t n_grads, ansatz_tensor* out,
                                          ansatz_status* st);
-    /* 2.1, TEMPERED (with base_log_partition and the conditionals' tempered_conditional). The tempered
+    /* 2.1, TEMPERED (with base_log_partition, and with the conditionals' tempered_conditional exactly
+     * when the model has conditionals: the host refuses a model that has some of these without the
+     * others it needs). The tempered
      * family of a model with energy E(v, h) = E0(v) + E1(v, h), at inverse temperature beta in [0, 1]
      * and with an external field phi on the visible units, is
      *     E_beta,phi(v, h) = E0(v) + beta * E1(v, h) - phi . v,
@@ -430,7 +434,8 @@ typedef struct ansatz_conditionals_table
      * sample {N, size of block}. */
     int32_t (*conditional)(void* self, int32_t block, const ansatz_tensor* given, ansatz_tensor* mean,
                            ansatz_tensor* sample, ansatz_rng* rngs, ansatz_status* st);
-    /* 2.1, TEMPERED: conditional under E_beta[n],phi (see the energy table's tempered_free_energy):
+    /* 2.1, TEMPERED (every tempered model with conditionals has it): conditional under E_beta[n],phi
+     * (see the energy table's tempered_free_energy):
      * as conditional, with beta {N} (one inverse temperature per row, so replicas at several
      * temperatures share one call) and field {D} or NULL (it acts on the visible block only). At
      * beta = 0 the visible conditional does not depend on the hidden units: it is the base

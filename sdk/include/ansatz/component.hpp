@@ -28,7 +28,9 @@
 //                                                  Streams rngs);
 //                        void block_free_energy(ansatz_block block, const ansatz_tensor& states,
 //                                               ansatz_tensor& out);
-//                        (the three tempered functions go together: all or none; see abi.h)
+//                        (the tempered functions go together: tempered_free_energy and
+//                        base_log_partition, plus tempered_conditional exactly when the model has
+//                        conditionals; see abi.h)
 //   sampler:             void metrics(Metrics& out);
 //   sampler, loss, optimizer (both or neither):
 //                        std::vector<ansatz_named_tensor> state();

@@ -121,7 +121,8 @@ concept HasWeightedGrad = requires(T& t, const ansatz_tensor& v, const float* w,
 {
     t.free_energy_grad_weighted(v, w, g, int32_t{}, out);
 };
-// The three tempered functions go together (abi.h): a class with only some of them is an error.
+// The tempered functions go together (abi.h): tempered_free_energy and base_log_partition always, and
+// tempered_conditional exactly when the model has conditionals. A class with only some is an error.
 template <class T>
 concept HasTemperedFreeEnergy = requires(T& t, const ansatz_tensor& v, const double* b,
                                          const ansatz_tensor* f, ansatz_tensor& out)
@@ -320,12 +321,17 @@ struct ModelTables
         });
     }
 
-    static constexpr bool has_tempered =
-        HasTemperedFreeEnergy<T> && HasBaseLogPartition<T> && HasTemperedConditional<T>;
+    // tempered_conditional belongs to the conditionals: a model without them (an Ising model) is tempered
+    // with the other two alone, and a model with them needs all three.
+    static constexpr bool has_tempered = HasTemperedFreeEnergy<T> && HasBaseLogPartition<T> &&
+                                         (HasConditionals<T> ? HasTemperedConditional<T> : true);
     static_assert(has_tempered ||
                       !(HasTemperedFreeEnergy<T> || HasBaseLogPartition<T> || HasTemperedConditional<T>),
-                  "a model with tempered functions needs all three: tempered_free_energy, base_log_partition "
-                  "and tempered_conditional (with the exact signatures of component.hpp)");
+                  "a model with tempered functions needs tempered_free_energy and base_log_partition, and "
+                  "tempered_conditional too when it has conditionals (with the exact signatures of "
+                  "component.hpp)");
+    static_assert(HasConditionals<T> || !HasTemperedConditional<T>,
+                  "a model with tempered_conditional needs the conditionals (block_size and conditional)");
 
     // Each slot through `if constexpr`, so a class without the member never instantiates its body.
     static constexpr auto weighted_slot()

@@ -31,14 +31,18 @@ inline uint64_t model_functions(const ansatz_model_table* t)
         // 2.1 slots were zeroed reserved room in 2.0 tables, so they read as absent there.
         f |= e->free_energy_grad_weighted ? uint64_t{ ANSATZ_FN_WEIGHTED_GRAD } : 0u;
     }
-    if (const ansatz_conditionals_table* c = t->conditionals; c && c->block_size && c->conditional)
+    const ansatz_conditionals_table* c = t->conditionals;
+    const bool conditionals = c && c->block_size && c->conditional;
+    if (conditionals)
     {
         f |= ANSATZ_FN_CONDITIONAL;
-        if (c->tempered_conditional && t->energy && t->energy->tempered_free_energy &&
-            t->energy->base_log_partition)
-            f |= ANSATZ_FN_TEMPERED;
         f |= c->block_free_energy ? uint64_t{ ANSATZ_FN_BLOCK_FREE_ENERGY } : 0u;
     }
+    // TEMPERED: tempered_free_energy and base_log_partition, and tempered_conditional when the model has
+    // conditionals (a model without them, an Ising model, has no conditional to temper).
+    if (t->energy && t->energy->tempered_free_energy && t->energy->base_log_partition &&
+        (!conditionals || c->tempered_conditional))
+        f |= ANSATZ_FN_TEMPERED;
     if (const ansatz_latent_table* l = t->latent; l && l->latent_size && l->encode && l->encode_backward &&
                                                   l->decode_log_likelihood && l->decode_backward &&
                                                   l->decode_mean)

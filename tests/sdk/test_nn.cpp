@@ -586,6 +586,40 @@ TEST_CASE("nn: ConvTranspose2d 3x3 stride 2 same (output padding) and other geom
     }
 }
 
+TEST_CASE("nn: convolutions in a row pass channels-last memory, checked against finite differences",
+          "[sdk][nn]")
+{
+    // Conv -> Conv (the encoder) and ConvTranspose -> ConvTranspose -> ConvTranspose (the decoder): the
+    // activations between them are channels-last, the stack's input, output and dx NCHW.
+    const std::vector<LayerSpec> encoder = { conv2d_same(4, 3, 2),
+                                             activation(Activation::relu),
+                                             conv2d_same(3, 3, 2),
+                                             activation(Activation::softplus),
+                                             conv2d(2, 2, 1, 1),
+                                             flatten(),
+                                             linear(3) };
+    Sequential e(encoder, { 2, 9, 8 });
+    auto conv = [](const Sequential& s, size_t l) { return dynamic_cast<const Conv*>(s.layers()[l].get()); };
+    CHECK((!conv(e, 0)->input_channels_last() && conv(e, 0)->output_channels_last()));
+    CHECK((conv(e, 1)->input_channels_last() && conv(e, 1)->output_channels_last()));
+    CHECK((conv(e, 2)->input_channels_last() && !conv(e, 2)->output_channels_last()));
+    const std::vector<LayerSpec> decoder = { linear(18),
+                                             reshape({ 2, 3, 3 }),
+                                             conv_transpose2d_same(3, 3, 2),
+                                             activation(Activation::relu),
+                                             conv_transpose2d(4, 2, 1, 0),
+                                             conv_transpose2d_same(2, 3, 1),
+                                             activation(Activation::sigmoid) };
+    Sequential d(decoder, { 3, 1, 1 });
+    CHECK((!conv(d, 1)->input_channels_last() && conv(d, 1)->output_channels_last()));
+    CHECK((conv(d, 3)->input_channels_last() && !conv(d, 3)->output_channels_last()));
+    for (int threads : { 1, 2 })
+    {
+        check_stack(encoder, { 2, 9, 8 }, 5, 52, threads);
+        check_stack(decoder, { 3, 1, 1 }, 5, 53, threads);
+    }
+}
+
 TEST_CASE("nn: a small Sequential end to end against finite differences", "[sdk][nn]")
 {
     // conv (same, stride 2) -> relu -> flatten -> linear -> softplus -> linear -> tanh -> reshape ->
@@ -772,12 +806,12 @@ TEST_CASE("nn: the products of the MLP and convolutional VAE stacks", "[sdk][nn]
         flops += 2.0 * p.m * p.n * p.k * p.count;
     const double forward = 2.0 * 128 * (784 * 512 + 512 * 256 + 256 * 32);
     CHECK(flops == forward * 3 - 2.0 * 128 * 784 * 512);
-    // Conv2d 1x28x28 -> 32x14x14 (3x3): forward 2 * 32 * 9 * 196 flops per image.
+    // Conv2d 1x28x28 -> 32x14x14 (3x3): forward 2 * 196 * 32 * 9 flops per image.
     Sequential conv({ conv2d_same(32, 3, 2) }, { 1, 28, 28 });
     const std::vector<Product> p = conv.products(10, true);
     REQUIRE(p.size() == 3);
-    CHECK(p[0].m == 32);
-    CHECK(p[0].n == 10 * 196);
+    CHECK(p[0].m == 10 * 196); // one row per output pixel, channels last
+    CHECK(p[0].n == 32);
     CHECK(p[0].k == 9);
 }
 

@@ -15,18 +15,20 @@
 //     parameters' views to the host through its own parameters().
 //
 // HOW FAST, AND WHY
-//     Matrix products go through OpenBLAS's sgemm; convolutions are im2col / col2im around sgemm, with
-//     the batch folded into the product's long side (a chunk of images at a time, sized to stay in
-//     cache). Every layer splits its work over the caller's ThreadTeam (ansatz/parallel.hpp): a Linear
-//     layer by blocks of its output (each block one single-threaded sgemm, then its bias and activation
-//     while the block is in cache), a convolution by images (each part its own im2col, sgemm and
-//     col2im on its images, with a private weight-gradient sum added in a fixed order at the end).
-//     A bias and the activation that follows a layer are applied in the pass that reads the product
-//     (Sequential fuses them); the activations' derivatives are computed from their outputs, so no
-//     pre-activation is stored. Element-wise work is vectorised (ansatz/math.hpp for sigmoid, tanh,
-//     softplus; plain loops the compiler vectorises for the rest). Nothing allocates in the steady
-//     state: activations grow to the largest batch seen and are reused, per-part workspaces are sized
-//     once per layer and team size.
+//     Matrix products go through OpenBLAS's sgemm. A convolution is im2col / col2im around sgemm with the
+//     batch folded into the product's long side (a chunk of images at a time, about 1 MiB of columns,
+//     so the columns are still in cache when sgemm reads them), computed channels-last so that every
+//     piece of im2col and col2im is a contiguous run of channels; between two convolutions of a
+//     Sequential the activations stay channels-last (the stack's input, output and dx are NCHW), so
+//     they are never transposed. Every layer splits its work over the caller's ThreadTeam
+//     (ansatz/parallel.hpp): a Linear layer by blocks of its output (each block one single-threaded
+//     sgemm, then its bias and activation while the block is in cache), a convolution by images (each
+//     part its own im2col, sgemm and col2im on its images, with a private weight-gradient sum added in a
+//     fixed order at the end). A bias and the activation that follows a layer are applied in the pass
+//     that reads the product (Sequential fuses them); the activations' derivatives are computed from
+//     their outputs, so no pre-activation is stored. Element-wise work is vectorised (xsimd; sigmoid,
+//     tanh, softplus from ansatz/math.hpp). Nothing allocates in the steady state: activations grow to
+//     the largest batch seen and are reused, per-part workspaces are sized once per layer and team size.
 //
 // CALL ORDER, OWNERSHIP AND LIFETIMES (Sequential; the single layers follow the same rules, with the
 //     caller holding the activations)
@@ -188,7 +190,8 @@ struct Parameter
 
 /* WHAT THIS OBJECT REPRESENTS
  *   One layer y = f(x) on a batch, with its parameters and per-part workspaces; no activation is kept
- *   (the caller passes x and y to backward).
+ *   (the caller passes x and y to backward). x and y are NCHW, except between two convolutions of a
+ *   Sequential (Conv::set_channels_last).
  * forward(team, x, y, batch)
  *   requires: x {batch, input_shape().size()}, y {batch, output_shape().size()}, not overlapping.
  *   ensures:  y = f(x) (with the fused activation).
@@ -270,6 +273,16 @@ public:
     // Images per chunk of im2col + sgemm (default: as many as fit about 1 MiB of columns, at least 1).
     int64_t chunk() const { return chunk_; }
     void set_chunk(int64_t images);
+    // Whether the input and the output are channels-last ({N, H, W, C}) instead of NCHW. Sequential sets
+    // this between two convolutions, whose activations then never go through NCHW (nothing else reads
+    // them); a layer used alone is NCHW on both sides.
+    void set_channels_last(bool input, bool output)
+    {
+        in_last_ = input;
+        out_last_ = output;
+    }
+    bool input_channels_last() const { return in_last_; }
+    bool output_channels_last() const { return out_last_; }
     void initialize(Rng& rng) override;
     void forward(ThreadTeam& team, const float* x, float* y, int64_t batch) override;
     void backward(ThreadTeam& team, const float* x, const float* y, const float* dy, float* dz, float* dx,
@@ -280,21 +293,30 @@ public:
 private:
     struct Part
     {
-        std::vector<float> a, b, c; // chunk buffers (see nn_impl.hpp)
-        std::vector<float> dw, db;  // this part's gradient sums (parts 1..)
+        std::vector<float> a, b, c, d; // chunk buffers (see nn_impl.hpp)
+        std::vector<float> dw, db;     // this part's gradient sums, the weight's in Wp's order
     };
     void prepare(int parts);
-    void im2col(const float* image, float* cols, int64_t ld) const;
-    void col2im(const float* cols, int64_t ld, float* image) const;
+    void permute_weight();
+    static void to_channels_last(const float* src, int64_t images, int64_t channels, int64_t pixels,
+                                 float* dst);
+    static void to_channels_first(const float* src, int64_t images, int64_t channels, int64_t pixels,
+                                  float* dst);
+    void taps_inside(int64_t gx, int64_t& t0, int64_t& t1) const;
+    void im2col(const float* image, int64_t images, float* cols) const;
+    void col2im(const float* cols, int64_t images, float* image) const;
+    void output_pass(float* ys, int64_t g, const float* bias) const;
 
     bool transposed_;
     bool same_;
+    bool in_last_ = false, out_last_ = false;
     ConvAxis ay_, ax_;
     int64_t c_image_, c_grid_; // channels on the image side and on the grid side
     int64_t taps_;             // kh kw
     int64_t p_image_, p_grid_; // pixels of one channel on each side
     int64_t chunk_;            // images per chunk
     std::vector<Part> parts_;
+    std::vector<float> wp_; // the weight in the order the products use
 };
 
 // y = act(x), element-wise; for an activation that no layer before it can take.

@@ -14,6 +14,9 @@
 #include <string>
 #include <utility>
 #include <xsimd/xsimd.hpp>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 namespace ansatz::nn
 {
@@ -351,6 +354,42 @@ inline float sum(const float* x, int64_t n)
     return total;
 }
 
+// d[j * ldd + i] = s[i * lds + j] for i < rows, j < cols: in 4 x 4 blocks of SSE registers (x86-64's
+// baseline), by bands of 64 columns so that the 64 rows written stay in L1.
+inline void transpose(const float* s, int64_t lds, float* d, int64_t ldd, int64_t rows, int64_t cols)
+{
+    for (int64_t j0 = 0; j0 < cols; j0 += 64)
+    {
+        const int64_t j1 = std::min(cols, j0 + 64);
+        int64_t i = 0;
+#if defined(__SSE2__)
+        for (; i + 4 <= rows; i += 4)
+        {
+            const float* s0 = s + i * lds;
+            int64_t j = j0;
+            for (; j + 4 <= j1; j += 4)
+            {
+                __m128 r0 = _mm_loadu_ps(s0 + j);
+                __m128 r1 = _mm_loadu_ps(s0 + lds + j);
+                __m128 r2 = _mm_loadu_ps(s0 + 2 * lds + j);
+                __m128 r3 = _mm_loadu_ps(s0 + 3 * lds + j);
+                _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                _mm_storeu_ps(d + j * ldd + i, r0);
+                _mm_storeu_ps(d + (j + 1) * ldd + i, r1);
+                _mm_storeu_ps(d + (j + 2) * ldd + i, r2);
+                _mm_storeu_ps(d + (j + 3) * ldd + i, r3);
+            }
+            for (; j < j1; ++j)
+                for (int64_t k = 0; k < 4; ++k)
+                    d[j * ldd + i + k] = s0[k * lds + j];
+        }
+#endif
+        for (; i < rows; ++i)
+            for (int64_t j = j0; j < j1; ++j)
+                d[j * ldd + i] = s[i * lds + j];
+    }
+}
+
 // A float as a user wrote it: the shortest of up to 6 significant digits ("-0.5", "0.01").
 inline std::string number(float v)
 {
@@ -507,15 +546,21 @@ inline std::string Linear::describe() const
 
 // ---- Conv2d and ConvTranspose2d
 //
-// Both work on a matrix of columns A = cols {c_image kh kw, G P_grid}, for a chunk of G images: row
-// (c, ty, tx) and column (g, gy, gx) hold image[g, c, gy sy - by + ty, gx sx - bx + tx] (0 outside).
-// With the weight as a matrix Wm {c_grid, c_image kh kw} (Conv2d: {C_out, C_in kh kw}; ConvTranspose2d:
-// {C_in, C_out kh kw}, both the weight's own memory) and the grid side in channel-major order
-// B {c_grid, G P_grid}:
-//     image -> grid (Conv2d forward, ConvTranspose2d dx):  B = Wm A       (A from im2col of the image)
-//     grid -> image (ConvTranspose2d forward, Conv2d dx):  A = Wm^T B, then col2im adds A into the image
-//     weight gradient (both):                              dWm += B A^T   (B the grid side's dL or x)
-// Part buffers: a = A, b = B, c = the image side's dL/d(pre-activation) of a ConvTranspose2d chunk.
+// Inside a chunk of G images the layers work channels-last (NHWC), so that every piece of im2col and
+// col2im is a run of channels in a row of memory (a kernel row: kw C contiguous floats) rather than a
+// few strided pixels. The image side (the input of a Conv2d, the output of a ConvTranspose2d) as
+// I {G, H, W, c_image}, the grid side as R {G P_grid, c_grid}, and the columns
+//     A {G P_grid, kh kw c_image}: row (g, gy, gx), column (ty, tx, c) = I[g, gy sy - by + ty, gx sx - bx +
+//     tx, c]
+// (0 outside). With the weight permuted to Wp {c_grid, kh kw c_image} (Wp[r, (t, c)] = W[r, c, t] for a
+// Conv2d's {C_out, C_in, kh, kw} and W[r, c, t] for a ConvTranspose2d's {C_in, C_out, kh, kw}: the same
+// permutation):
+//     image -> grid (Conv2d forward, ConvTranspose2d dx):  R = A Wp^T       (A = im2col(I))
+//     grid -> image (ConvTranspose2d forward, Conv2d dx):  A = R Wp, then col2im adds A into I
+//     weight gradient (both):                              dWp += R^T A     (R the grid side's dL or x)
+// The layer's NCHW input and output are transposed to and from channels-last per chunk (nothing to do
+// for one channel), with the bias and activation applied in NCHW where a channel is one contiguous run.
+// Part buffers: a = A, b = R, c = I, d = an NCHW chunk (dL/d(pre-activation) before its transposition).
 
 inline Conv::Conv(Shape input, const LayerSpec& spec) : transposed_(spec.kind == LayerKind::conv_transpose2d)
 {
@@ -636,101 +681,127 @@ inline void Conv::initialize(Rng& rng)
 
 inline void Conv::prepare(int parts)
 {
+    wp_.resize(params_[0].values.size());
     if (static_cast<int>(parts_.size()) >= parts)
         return;
     parts_.resize(static_cast<size_t>(parts));
-    const int64_t cols = chunk_ * p_grid_;
+    const int64_t pixels = chunk_ * p_grid_;
     for (Part& p : parts_)
     {
         if (!p.a.empty())
             continue;
-        p.a.resize(static_cast<size_t>(c_image_ * taps_ * cols));
-        p.b.resize(static_cast<size_t>(c_grid_ * cols));
-        if (transposed_)
-            p.c.resize(static_cast<size_t>(chunk_ * c_image_ * p_image_));
+        p.a.resize(static_cast<size_t>(pixels * taps_ * c_image_));
+        p.b.resize(static_cast<size_t>(pixels * c_grid_));
+        p.c.resize(static_cast<size_t>(chunk_ * p_image_ * c_image_));
+        p.d.resize(static_cast<size_t>(chunk_ * out_.size()));
         p.dw.resize(params_[0].values.size());
         p.db.resize(static_cast<size_t>(out_.channels));
     }
 }
 
-// image: G images {c_image, H, W} one after the other (G = ld / p_grid); cols {c_image taps, ld}.
-inline void Conv::im2col(const float* image, float* cols, int64_t ld) const
+// Wp[r, (t, c)] = W[r, c, t] (see above).
+inline void Conv::permute_weight()
 {
-    const int64_t images = ld / p_grid_;
-    const int64_t kh = ay_.kernel, kw = ax_.kernel, sx = ax_.stride;
-    for (int64_t g = 0; g < images; ++g)
-    {
-        const float* img = image + g * c_image_ * p_image_;
-        float* base = cols + g * p_grid_;
+    const float* w = params_[0].values.data();
+    for (int64_t r = 0; r < c_grid_; ++r)
         for (int64_t c = 0; c < c_image_; ++c)
-            for (int64_t ty = 0; ty < kh; ++ty)
-                for (int64_t tx = 0; tx < kw; ++tx)
-                {
-                    float* row = base + ((c * kh + ty) * kw + tx) * ld;
-                    int64_t lo, hi;
-                    detail::nn::valid_range(ax_, tx, lo, hi);
-                    for (int64_t gy = 0; gy < ay_.grid; ++gy)
-                    {
-                        float* dst = row + gy * ax_.grid;
-                        const int64_t iy = gy * ay_.stride - ay_.before + ty;
-                        if (iy < 0 || iy >= ay_.image || lo >= hi)
-                        {
-                            std::fill(dst, dst + ax_.grid, 0.0f);
-                            continue;
-                        }
-                        std::fill(dst, dst + lo, 0.0f);
-                        const float* src = img + (c * ay_.image + iy) * ax_.image + tx - ax_.before;
-                        if (sx == 1)
-                            std::memcpy(dst + lo, src + lo, static_cast<size_t>(hi - lo) * sizeof(float));
-                        else if (sx == 2)
-                            for (int64_t gx = lo; gx < hi; ++gx)
-                                dst[gx] = src[2 * gx];
-                        else
-                            for (int64_t gx = lo; gx < hi; ++gx)
-                                dst[gx] = src[gx * sx];
-                        std::fill(dst + hi, dst + ax_.grid, 0.0f);
-                    }
-                }
-    }
+            for (int64_t t = 0; t < taps_; ++t)
+                wp_[static_cast<size_t>((r * taps_ + t) * c_image_ + c)] = w[(r * c_image_ + c) * taps_ + t];
 }
 
-// The adjoint of im2col: adds cols {c_image taps, ld} into G images (which the caller zeroed).
-inline void Conv::col2im(const float* cols, int64_t ld, float* image) const
+// dst {G, P, C} = src {G, C, P} transposed per image (channels-last from channels-first).
+inline void Conv::to_channels_last(const float* src, int64_t images, int64_t channels, int64_t pixels,
+                                   float* dst)
 {
-    const int64_t images = ld / p_grid_;
-    const int64_t kh = ay_.kernel, kw = ax_.kernel, sx = ax_.stride;
     for (int64_t g = 0; g < images; ++g)
-    {
-        float* img = image + g * c_image_ * p_image_;
-        const float* base = cols + g * p_grid_;
-        for (int64_t c = 0; c < c_image_; ++c)
-            for (int64_t ty = 0; ty < kh; ++ty)
-                for (int64_t tx = 0; tx < kw; ++tx)
+        detail::nn::transpose(src + g * channels * pixels, pixels, dst + g * channels * pixels, channels,
+                              channels, pixels);
+}
+
+// dst {G, C, P} = src {G, P, C} transposed per image.
+inline void Conv::to_channels_first(const float* src, int64_t images, int64_t channels, int64_t pixels,
+                                    float* dst)
+{
+    for (int64_t g = 0; g < images; ++g)
+        detail::nn::transpose(src + g * channels * pixels, channels, dst + g * channels * pixels, pixels,
+                              pixels, channels);
+}
+
+// The kernel columns tx in [t0, t1) that fall inside the image for grid column gx.
+inline void Conv::taps_inside(int64_t gx, int64_t& t0, int64_t& t1) const
+{
+    const int64_t ix0 = gx * ax_.stride - ax_.before;
+    t0 = std::clamp<int64_t>(-ix0, 0, ax_.kernel);
+    t1 = std::clamp<int64_t>(ax_.image - ix0, t0, ax_.kernel);
+}
+
+// A {G P_grid, kh kw c_image} from the channels-last image side I {G, H, W, c_image}.
+inline void Conv::im2col(const float* image, int64_t images, float* cols) const
+{
+    const int64_t c = c_image_, kw = ax_.kernel, row_size = taps_ * c, run = kw * c;
+    for (int64_t g = 0; g < images; ++g)
+        for (int64_t gy = 0; gy < ay_.grid; ++gy)
+            for (int64_t gx = 0; gx < ax_.grid; ++gx)
+            {
+                float* row = cols + ((g * ay_.grid + gy) * ax_.grid + gx) * row_size;
+                int64_t t0, t1;
+                taps_inside(gx, t0, t1);
+                const int64_t ix0 = gx * ax_.stride - ax_.before;
+                for (int64_t ty = 0; ty < ay_.kernel; ++ty)
                 {
-                    const float* row = base + ((c * kh + ty) * kw + tx) * ld;
-                    int64_t lo, hi;
-                    detail::nn::valid_range(ax_, tx, lo, hi);
-                    if (lo >= hi)
-                        continue;
-                    for (int64_t gy = 0; gy < ay_.grid; ++gy)
+                    float* dst = row + ty * run;
+                    const int64_t iy = gy * ay_.stride - ay_.before + ty;
+                    if (iy < 0 || iy >= ay_.image || t0 >= t1)
                     {
-                        const int64_t iy = gy * ay_.stride - ay_.before + ty;
-                        if (iy < 0 || iy >= ay_.image)
-                            continue;
-                        const float* src = row + gy * ax_.grid;
-                        float* dst = img + (c * ay_.image + iy) * ax_.image + tx - ax_.before;
-                        if (sx == 1)
-                            for (int64_t gx = lo; gx < hi; ++gx)
-                                dst[gx] += src[gx];
-                        else if (sx == 2)
-                            for (int64_t gx = lo; gx < hi; ++gx)
-                                dst[2 * gx] += src[gx];
-                        else
-                            for (int64_t gx = lo; gx < hi; ++gx)
-                                dst[gx * sx] += src[gx];
+                        std::fill(dst, dst + run, 0.0f);
+                        continue;
                     }
+                    std::fill(dst, dst + t0 * c, 0.0f);
+                    std::memcpy(dst + t0 * c, image + ((g * ay_.image + iy) * ax_.image + ix0 + t0) * c,
+                                static_cast<size_t>((t1 - t0) * c) * sizeof(float));
+                    std::fill(dst + t1 * c, dst + run, 0.0f);
                 }
-    }
+            }
+}
+
+// The adjoint of im2col: adds A into the channels-last image side (which the caller zeroed).
+inline void Conv::col2im(const float* cols, int64_t images, float* image) const
+{
+    const int64_t c = c_image_, row_size = taps_ * c, run = ax_.kernel * c;
+    for (int64_t g = 0; g < images; ++g)
+        for (int64_t gy = 0; gy < ay_.grid; ++gy)
+            for (int64_t gx = 0; gx < ax_.grid; ++gx)
+            {
+                const float* row = cols + ((g * ay_.grid + gy) * ax_.grid + gx) * row_size;
+                int64_t t0, t1;
+                taps_inside(gx, t0, t1);
+                if (t0 >= t1)
+                    continue;
+                const int64_t ix0 = gx * ax_.stride - ax_.before;
+                for (int64_t ty = 0; ty < ay_.kernel; ++ty)
+                {
+                    const int64_t iy = gy * ay_.stride - ay_.before + ty;
+                    if (iy < 0 || iy >= ay_.image)
+                        continue;
+                    detail::nn::add_to(image + ((g * ay_.image + iy) * ax_.image + ix0 + t0) * c,
+                                       row + ty * run + t0 * c, (t1 - t0) * c);
+                }
+            }
+}
+
+// Bias and activation on a chunk of g images of the output, in place: per channel plane (NCHW, or one
+// channel) or per pixel (channels-last).
+inline void Conv::output_pass(float* ys, int64_t g, const float* bias) const
+{
+    const int64_t c = out_.channels, p = out_.height * out_.width;
+    if (bias == nullptr)
+        detail::nn::bias_act(act_, slope_, ys, nullptr, ys, g * c * p);
+    else if (out_last_ && c > 1)
+        for (int64_t i = 0; i < g * p; ++i)
+            detail::nn::bias_act(act_, slope_, ys + i * c, bias, ys + i * c, c);
+    else
+        for (int64_t i = 0; i < g * c; ++i)
+            detail::nn::bias_act(act_, slope_, ys + i * p, bias[i % c], ys + i * p, p);
 }
 
 inline void Conv::forward(ThreadTeam& team, const float* x, float* y, int64_t batch)
@@ -739,51 +810,50 @@ inline void Conv::forward(ThreadTeam& team, const float* x, float* y, int64_t ba
         return;
     const int parts = static_cast<int>(std::min<int64_t>(team.size(), batch));
     prepare(parts);
-    const float* wm = params_[0].values.data();
+    permute_weight();
+    const float* wp = wp_.data();
     const float* bias = params_.size() > 1 ? params_[1].values.data() : nullptr;
-    const int64_t rows = c_image_ * taps_;
+    const int64_t row_size = taps_ * c_image_;
     const int64_t in_size = in_.size(), out_size = out_.size();
+    const int64_t c_in = in_.channels, p_in = in_.height * in_.width;
+    const int64_t c_out = out_.channels, p_out = out_.height * out_.width;
     const blas::SingleThreaded one(team.size() > 1);
     team.run(parts, [&](int part) {
         Part& ws = parts_[static_cast<size_t>(part)];
+        float* in_buffer = transposed_ ? ws.b.data() : ws.c.data();
+        float* out_buffer = transposed_ ? ws.c.data() : ws.b.data();
         const auto [first, end] = ThreadTeam::range(batch, part, parts);
         for (int64_t n0 = first; n0 < end; n0 += chunk_)
         {
             const int64_t g = std::min(chunk_, end - n0);
-            const int64_t ld = g * p_grid_;
+            const int64_t rows = g * p_grid_;
             const float* xs = x + n0 * in_size;
             float* ys = y + n0 * out_size;
+            // The input and the output channels-last: in place when they are (or have one channel).
+            const float* in = xs;
+            if (!in_last_ && c_in > 1)
+            {
+                to_channels_last(xs, g, c_in, p_in, in_buffer);
+                in = in_buffer;
+            }
+            float* out = out_last_ || c_out == 1 ? ys : out_buffer;
             if (!transposed_)
             {
-                im2col(xs, ws.a.data(), ld);
-                detail::nn::sgemm(false, false, c_grid_, ld, rows, 1.0f, wm, rows, ws.a.data(), ld, 0.0f,
-                                  ws.b.data(), ld);
-                // B {C_out, G P} -> y {G, C_out, P}, with the bias and activation.
-                for (int64_t i = 0; i < g; ++i)
-                    for (int64_t c = 0; c < c_grid_; ++c)
-                        detail::nn::bias_act(act_, slope_, ws.b.data() + c * ld + i * p_grid_,
-                                             bias ? bias[c] : 0.0f, ys + (i * c_grid_ + c) * p_grid_,
-                                             p_grid_);
+                im2col(in, g, ws.a.data()); // R = A Wp^T
+                detail::nn::sgemm(false, true, rows, c_grid_, row_size, 1.0f, ws.a.data(), row_size, wp,
+                                  row_size, 0.0f, out, c_grid_);
             }
             else
             {
-                // x {G, C_in, P} -> B {C_in, G P}.
-                for (int64_t i = 0; i < g; ++i)
-                    for (int64_t c = 0; c < c_grid_; ++c)
-                        std::memcpy(ws.b.data() + c * ld + i * p_grid_, xs + (i * c_grid_ + c) * p_grid_,
-                                    static_cast<size_t>(p_grid_) * sizeof(float));
-                detail::nn::sgemm(true, false, rows, ld, c_grid_, 1.0f, wm, rows, ws.b.data(), ld, 0.0f,
-                                  ws.a.data(), ld);
-                std::fill(ys, ys + g * out_size, 0.0f);
-                col2im(ws.a.data(), ld, ys);
-                if (bias || act_ != Activation::none)
-                    for (int64_t i = 0; i < g; ++i)
-                        for (int64_t c = 0; c < c_image_; ++c)
-                        {
-                            float* plane = ys + (i * c_image_ + c) * p_image_;
-                            detail::nn::bias_act(act_, slope_, plane, bias ? bias[c] : 0.0f, plane, p_image_);
-                        }
+                detail::nn::sgemm(false, false, rows, row_size, c_grid_, 1.0f, in, c_grid_, wp, row_size,
+                                  0.0f, ws.a.data(), row_size); // A = R Wp, then col2im
+                std::fill(out, out + g * out_size, 0.0f);
+                col2im(ws.a.data(), g, out);
             }
+            if (out != ys)
+                to_channels_first(out, g, c_out, p_out, ys);
+            if (bias || act_ != Activation::none)
+                output_pass(ys, g, bias);
         }
     });
 }
@@ -795,111 +865,122 @@ inline void Conv::backward(ThreadTeam& team, const float* x, const float* y, con
         return;
     const int parts = static_cast<int>(std::min<int64_t>(team.size(), batch));
     prepare(parts);
-    const float* wm = params_[0].values.data();
+    permute_weight();
+    const float* wp = wp_.data();
     const bool has_bias = params_.size() > 1;
-    const int64_t rows = c_image_ * taps_;
+    const int64_t row_size = taps_ * c_image_;
     const int64_t in_size = in_.size(), out_size = out_.size();
-    const int64_t c_out = out_.channels, p_out = transposed_ ? p_image_ : p_grid_;
+    const int64_t c_in = in_.channels, p_in = in_.height * in_.width;
+    const int64_t c_out = out_.channels, p_out = out_.height * out_.width;
     const blas::SingleThreaded one(team.size() > 1);
     team.run(parts, [&](int part) {
         Part& ws = parts_[static_cast<size_t>(part)];
-        // Part 0 adds into the caller's buffers, the others into their own (added below, in order).
-        float* gw = part == 0 ? grads[0] : ws.dw.data();
-        float* gb = has_bias ? (part == 0 ? grads[1] : ws.db.data()) : nullptr;
-        if (part != 0)
-        {
-            std::fill(ws.dw.begin(), ws.dw.end(), 0.0f);
-            std::fill(ws.db.begin(), ws.db.end(), 0.0f);
-        }
+        float* in_buffer = transposed_ ? ws.b.data() : ws.c.data();
+        float* out_buffer = transposed_ ? ws.c.data() : ws.b.data();
+        std::fill(ws.dw.begin(), ws.dw.end(), 0.0f);
+        std::fill(ws.db.begin(), ws.db.end(), 0.0f);
         const auto [first, end] = ThreadTeam::range(batch, part, parts);
         for (int64_t n0 = first; n0 < end; n0 += chunk_)
         {
             const int64_t g = std::min(chunk_, end - n0);
-            const int64_t ld = g * p_grid_;
+            const int64_t rows = g * p_grid_;
             const float* xs = x + n0 * in_size;
             const float* ys = y + n0 * out_size;
             const float* dys = dy + n0 * out_size;
+            // dL/d(pre-activation) in the output's layout (dy itself without an activation), and the
+            // bias gradient from it.
+            const float* dz = dys;
+            if (act_ != Activation::none)
+            {
+                detail::nn::act_grad(act_, slope_, ys, dys, ws.d.data(), g * out_size);
+                dz = ws.d.data();
+            }
+            const bool out_last = out_last_ || c_out == 1;
+            if (has_bias)
+            {
+                if (out_last && c_out > 1)
+                    for (int64_t i = 0; i < g * p_out; ++i)
+                        detail::nn::add_to(ws.db.data(), dz + i * c_out, c_out);
+                else
+                    for (int64_t i = 0; i < g * c_out; ++i)
+                        ws.db[static_cast<size_t>(i % c_out)] += detail::nn::sum(dz + i * p_out, p_out);
+            }
+            // dz and x channels-last.
+            if (!out_last)
+            {
+                to_channels_last(dz, g, c_out, p_out, out_buffer);
+                dz = out_buffer;
+            }
+            const bool in_last = in_last_ || c_in == 1;
+            const float* in = xs;
+            if (!in_last)
+            {
+                to_channels_last(xs, g, c_in, p_in, in_buffer);
+                in = in_buffer;
+            }
+            float* dxs = dx ? dx + n0 * in_size : nullptr;
+            float* din = in_last ? dxs : in_buffer; // dL/dx channels-last (in_buffer is free once read)
             if (!transposed_)
             {
-                // B = dL/d(pre-activation) in {C_out, G P} order; the bias gradient from it.
-                for (int64_t i = 0; i < g; ++i)
-                    for (int64_t c = 0; c < c_grid_; ++c)
-                    {
-                        float* dst = ws.b.data() + c * ld + i * p_grid_;
-                        const int64_t at = (i * c_grid_ + c) * p_grid_;
-                        detail::nn::act_grad(act_, slope_, ys + at, dys + at, dst, p_grid_);
-                        if (gb)
-                            gb[c] += detail::nn::sum(dst, p_grid_);
-                    }
-                im2col(xs, ws.a.data(), ld);
-                detail::nn::sgemm(false, true, c_grid_, rows, ld, 1.0f, ws.b.data(), ld, ws.a.data(), ld,
-                                  1.0f, gw, rows);
+                // image side x, grid side dz: A = im2col(x); dWp += dz^T A; dA = dz Wp -> col2im -> dx.
+                im2col(in, g, ws.a.data());
+                detail::nn::sgemm(true, false, c_grid_, row_size, rows, 1.0f, dz, c_grid_, ws.a.data(),
+                                  row_size, 1.0f, ws.dw.data(), row_size);
                 if (dx)
                 {
-                    float* dxs = dx + n0 * in_size;
-                    detail::nn::sgemm(true, false, rows, ld, c_grid_, 1.0f, wm, rows, ws.b.data(), ld, 0.0f,
-                                      ws.a.data(), ld);
-                    std::fill(dxs, dxs + g * in_size, 0.0f);
-                    col2im(ws.a.data(), ld, dxs);
+                    detail::nn::sgemm(false, false, rows, row_size, c_grid_, 1.0f, dz, c_grid_, wp, row_size,
+                                      0.0f, ws.a.data(), row_size);
+                    std::fill(din, din + g * in_size, 0.0f);
+                    col2im(ws.a.data(), g, din);
                 }
             }
             else
             {
-                // The image side's dL/d(pre-activation) {G, C_out, P_out}: dy itself without an activation.
-                const float* dz = dys;
-                if (act_ != Activation::none)
-                {
-                    detail::nn::act_grad(act_, slope_, ys, dys, ws.c.data(), g * out_size);
-                    dz = ws.c.data();
-                }
-                if (gb)
-                    for (int64_t i = 0; i < g; ++i)
-                        for (int64_t c = 0; c < c_out; ++c)
-                            gb[c] += detail::nn::sum(dz + (i * c_out + c) * p_out, p_out);
-                im2col(dz, ws.a.data(), ld);
-                for (int64_t i = 0; i < g; ++i)
-                    for (int64_t c = 0; c < c_grid_; ++c)
-                        std::memcpy(ws.b.data() + c * ld + i * p_grid_, xs + (i * c_grid_ + c) * p_grid_,
-                                    static_cast<size_t>(p_grid_) * sizeof(float));
-                detail::nn::sgemm(false, true, c_grid_, rows, ld, 1.0f, ws.b.data(), ld, ws.a.data(), ld,
-                                  1.0f, gw, rows);
+                // image side dz, grid side x: A = im2col(dz); dWp += x^T A; dx = A Wp^T.
+                im2col(dz, g, ws.a.data());
+                detail::nn::sgemm(true, false, c_grid_, row_size, rows, 1.0f, in, c_grid_, ws.a.data(),
+                                  row_size, 1.0f, ws.dw.data(), row_size);
                 if (dx)
-                {
-                    float* dxs = dx + n0 * in_size;
-                    detail::nn::sgemm(false, false, c_grid_, ld, rows, 1.0f, wm, rows, ws.a.data(), ld, 0.0f,
-                                      ws.b.data(), ld);
-                    for (int64_t i = 0; i < g; ++i)
-                        for (int64_t c = 0; c < c_grid_; ++c)
-                            std::memcpy(dxs + (i * c_grid_ + c) * p_grid_, ws.b.data() + c * ld + i * p_grid_,
-                                        static_cast<size_t>(p_grid_) * sizeof(float));
-                }
+                    detail::nn::sgemm(false, true, rows, c_grid_, row_size, 1.0f, ws.a.data(), row_size, wp,
+                                      row_size, 0.0f, din, c_grid_);
             }
+            if (dx && din != dxs)
+                to_channels_first(din, g, c_in, p_in, dxs);
         }
     });
-    // The other parts' sums, in part order (the same order for a given team size: reproducible).
+    // The parts' sums, in part order (the same order for a given team size: reproducible), the weight's
+    // back from Wp's order: dW[r, c, t] += sum_p dWp[p][r, (t, c)].
     for (int p = 1; p < parts; ++p)
     {
-        const Part& ws = parts_[static_cast<size_t>(p)];
-        detail::nn::add_to(grads[0], ws.dw.data(), static_cast<int64_t>(ws.dw.size()));
-        if (has_bias)
-            detail::nn::add_to(grads[1], ws.db.data(), static_cast<int64_t>(ws.db.size()));
+        detail::nn::add_to(parts_[0].dw.data(), parts_[static_cast<size_t>(p)].dw.data(),
+                           static_cast<int64_t>(parts_[0].dw.size()));
+        detail::nn::add_to(parts_[0].db.data(), parts_[static_cast<size_t>(p)].db.data(),
+                           static_cast<int64_t>(parts_[0].db.size()));
     }
+    const float* dwp = parts_[0].dw.data();
+    float* gw = grads[0];
+    for (int64_t r = 0; r < c_grid_; ++r)
+        for (int64_t c = 0; c < c_image_; ++c)
+            for (int64_t t = 0; t < taps_; ++t)
+                gw[(r * c_image_ + c) * taps_ + t] += dwp[(r * taps_ + t) * c_image_ + c];
+    if (has_bias)
+        detail::nn::add_to(grads[1], parts_[0].db.data(), c_out);
 }
 
 inline void Conv::products(int64_t batch, bool input_gradient, std::vector<Product>& out) const
 {
-    const int64_t rows = c_image_ * taps_, n = batch * p_grid_;
+    const int64_t k = c_image_ * taps_, rows = batch * p_grid_;
     if (!transposed_)
-        out.push_back({ c_grid_, n, rows, false, false, 1 }); // B = Wm A
+        out.push_back({ rows, c_grid_, k, false, true, 1 }); // R = A Wp^T
     else
-        out.push_back({ rows, n, c_grid_, true, false, 1 }); // A = Wm^T B
-    out.push_back({ c_grid_, rows, n, false, true, 1 });     // dWm += B A^T
+        out.push_back({ rows, k, c_grid_, false, false, 1 }); // A = R Wp
+    out.push_back({ c_grid_, k, rows, true, false, 1 });      // dWp += R^T A
     if (input_gradient)
     {
         if (!transposed_)
-            out.push_back({ rows, n, c_grid_, true, false, 1 });
+            out.push_back({ rows, k, c_grid_, false, false, 1 });
         else
-            out.push_back({ c_grid_, n, rows, false, false, 1 });
+            out.push_back({ rows, c_grid_, k, false, true, 1 });
     }
 }
 
@@ -971,6 +1052,7 @@ inline Sequential::Sequential(const std::vector<LayerSpec>& layers, Shape input,
         throw InputError("the input shape " + shape_string(input) + " has an extent below 1");
     Shape cur = input;
     Layer* fusable = nullptr; // the last layer with parameters, while no activation followed it
+    bool reshaped = false;    // a flatten or reshape since the last layer
     for (size_t i = 0; i < layers.size(); ++i)
     {
         const LayerSpec& spec = layers[i];
@@ -988,7 +1070,18 @@ inline Sequential::Sequential(const std::vector<LayerSpec>& layers, Shape input,
                 if (spec.kind == LayerKind::linear)
                     layer = std::make_unique<Linear>(cur.size(), spec.features, spec.bias);
                 else
-                    layer = std::make_unique<Conv>(cur, spec);
+                {
+                    auto conv = std::make_unique<Conv>(cur, spec);
+                    // Two convolutions in a row (activations fused between them) pass channels-last memory.
+                    if (!layers_.empty() && !reshaped)
+                        if (auto* before = dynamic_cast<Conv*>(layers_.back().get()))
+                        {
+                            before->set_channels_last(before->input_channels_last(), true);
+                            conv->set_channels_last(true, false);
+                        }
+                    layer = std::move(conv);
+                }
+                reshaped = false;
                 cur = layer->output_shape();
                 first_param_.push_back(static_cast<int32_t>(names_.size()));
                 for (const Parameter& p : layer->parameters())
@@ -1014,9 +1107,11 @@ inline Sequential::Sequential(const std::vector<LayerSpec>& layers, Shape input,
                 layers_.push_back(
                     std::make_unique<ActivationLayer>(cur, spec.activation, spec.negative_slope));
                 items_.push_back(static_cast<int>(i));
+                reshaped = false;
                 break;
             case LayerKind::flatten:
                 cur = { cur.size(), 1, 1 };
+                reshaped = true;
                 break;
             case LayerKind::reshape:
                 if (spec.shape.channels < 1 || spec.shape.height < 1 || spec.shape.width < 1)
@@ -1026,6 +1121,7 @@ inline Sequential::Sequential(const std::vector<LayerSpec>& layers, Shape input,
                                      shape_string(cur) + " to " + shape_string(spec.shape) + " (" +
                                      std::to_string(spec.shape.size()) + " values)");
                 cur = spec.shape;
+                reshaped = true;
                 break;
             }
         }

@@ -337,6 +337,33 @@ inline void add_to(float* sum, const float* x, int64_t n)
     zip(sum, x, sum, n, [](Floats a, Floats b) { return a + b; });
 }
 
+// Runs of im2col and col2im: a loop for the short ones (a kernel row of one channel is 3 floats), a
+// library call or vectors for the long ones. The same values either way (element by element).
+inline void zero(float* d, int64_t n)
+{
+    if (n >= 32)
+        std::memset(d, 0, static_cast<size_t>(n) * sizeof(float));
+    else
+        for (int64_t i = 0; i < n; ++i)
+            d[i] = 0.0f;
+}
+inline void copy(float* d, const float* s, int64_t n)
+{
+    if (n >= 32)
+        std::memcpy(d, s, static_cast<size_t>(n) * sizeof(float));
+    else
+        for (int64_t i = 0; i < n; ++i)
+            d[i] = s[i];
+}
+inline void add(float* d, const float* s, int64_t n)
+{
+    if (n >= 4 * lanes)
+        add_to(d, s, n);
+    else
+        for (int64_t i = 0; i < n; ++i)
+            d[i] += s[i];
+}
+
 // The sum of x, in lane-wise partial sums then a fixed order: the same for a given n and instruction set.
 inline float sum(const float* x, int64_t n)
 {
@@ -753,13 +780,13 @@ inline void Conv::im2col(const float* image, int64_t images, float* cols) const
                     const int64_t iy = gy * ay_.stride - ay_.before + ty;
                     if (iy < 0 || iy >= ay_.image || t0 >= t1)
                     {
-                        std::fill(dst, dst + run, 0.0f);
+                        detail::nn::zero(dst, run);
                         continue;
                     }
-                    std::fill(dst, dst + t0 * c, 0.0f);
-                    std::memcpy(dst + t0 * c, image + ((g * ay_.image + iy) * ax_.image + ix0 + t0) * c,
-                                static_cast<size_t>((t1 - t0) * c) * sizeof(float));
-                    std::fill(dst + t1 * c, dst + run, 0.0f);
+                    detail::nn::zero(dst, t0 * c);
+                    detail::nn::copy(dst + t0 * c, image + ((g * ay_.image + iy) * ax_.image + ix0 + t0) * c,
+                                     (t1 - t0) * c);
+                    detail::nn::zero(dst + t1 * c, run - t1 * c);
                 }
             }
 }
@@ -783,8 +810,8 @@ inline void Conv::col2im(const float* cols, int64_t images, float* image) const
                     const int64_t iy = gy * ay_.stride - ay_.before + ty;
                     if (iy < 0 || iy >= ay_.image)
                         continue;
-                    detail::nn::add_to(image + ((g * ay_.image + iy) * ax_.image + ix0 + t0) * c,
-                                       row + ty * run + t0 * c, (t1 - t0) * c);
+                    detail::nn::add(image + ((g * ay_.image + iy) * ax_.image + ix0 + t0) * c,
+                                    row + ty * run + t0 * c, (t1 - t0) * c);
                 }
             }
 }

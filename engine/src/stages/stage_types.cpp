@@ -86,6 +86,26 @@ KeySpec choice_key(const std::string& name, const std::string& choices, const st
     return k;
 }
 
+KeySpec optional_text_key(const std::string& name, const std::string& doc)
+{
+    KeySpec k;
+    k.name = name;
+    k.type = ANSATZ_PARAM_STRING;
+    k.flags = ANSATZ_PARAM_OPTIONAL;
+    k.doc = doc;
+    return k;
+}
+
+KeySpec optional_real_key(const std::string& name, const std::string& doc)
+{
+    KeySpec k;
+    k.name = name;
+    k.type = ANSATZ_PARAM_FLOAT;
+    k.flags = ANSATZ_PARAM_OPTIONAL | ANSATZ_PARAM_DOUBLE;
+    k.doc = doc;
+    return k;
+}
+
 namespace
 {
 
@@ -146,8 +166,14 @@ const std::vector<StageType>& stage_types()
           "measures a model on a dataset with evaluators (likelihoods, errors); one row of metrics.csv",
           { component_key("model", ANSATZ_KIND_MODEL, true, "the model to measure"),
             component_key("data", ANSATZ_KIND_DATASET, true, "the data to measure it on"),
-            component_list_key("evaluators", ANSATZ_KIND_EVALUATOR, true,
-                               "the evaluators to run, in order") },
+            component_list_key("evaluators", ANSATZ_KIND_EVALUATOR, true, "the evaluators to run, in order"),
+            optional_real_key("x", "this measurement's place on the x axis of the run's comparison (e.g. "
+                                   "the temperature): evaluate stages with an x make comparison.csv and one "
+                                   "plot per metric against x in report.html"),
+            optional_text_key("series", "the line this measurement belongs to in the comparison (e.g. mc, "
+                                        "rbm); needs x; absent: the model's name"),
+            optional_text_key("x_label", "the name of the comparison's x axis (e.g. temperature); needs x; "
+                                         "absent: x; every stage that gives one gives the same") },
           check_evaluate_stage,
           run_evaluate_stage },
         { "load",

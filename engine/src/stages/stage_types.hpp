@@ -39,6 +39,9 @@ KeySpec int_key(const std::string& name, int64_t default_value, int64_t min, con
 KeySpec optional_int_key(const std::string& name, int64_t min, const std::string& doc, int64_t max);
 // A required path that must exist, relative to the pipeline file.
 KeySpec path_key(const std::string& name, const std::string& doc);
+// A string or a double that may be absent.
+KeySpec optional_text_key(const std::string& name, const std::string& doc);
+KeySpec optional_real_key(const std::string& name, const std::string& doc);
 KeySpec bool_key(const std::string& name, bool default_value, const std::string& doc);
 KeySpec choice_key(const std::string& name, const std::string& choices, const std::string& default_value,
                    const std::string& doc);

@@ -110,10 +110,10 @@ TEST_CASE("bad input: unknown plugin, with the list of known ones", "[cli][bad-i
     expect(
         with_change("unknown_plugin", "{plugin: rbm,", "{plugin: rmb,"),
         "pipeline.yaml:5:19: unknown plugin 'rmb' for component 'rbm' (did you mean 'rbm'?)\n"
-        "  known plugins: adam (optimizer), ais (evaluator), contrastive_divergence (loss), exact_likelihood "
-        "(evaluator), free_energy (evaluator), gibbs (sampler), idx (dataset), pseudo_likelihood "
-        "(evaluator), "
-        "rbm (model), reconstruction_error (evaluator), sgd (optimizer)");
+        "  known plugins: adam (optimizer), ais (evaluator), contrastive_divergence (loss), elbo (loss), "
+        "elbo_estimate (evaluator), exact_likelihood (evaluator), free_energy (evaluator), gibbs (sampler), idx "
+        "(dataset), iwae (evaluator), pseudo_likelihood (evaluator), rbm (model), reconstruction_error "
+        "(evaluator), sgd (optimizer)");
 }
 
 TEST_CASE("bad input: unknown key, with a suggestion", "[cli][bad-input]")
@@ -202,7 +202,8 @@ TEST_CASE("bad input: missing required key", "[cli][bad-input]")
            "bytes, plain or gzip), first dimension the count)\n"
            "  valid keys: images (path (must exist), required), labels (path (must exist), optional), "
            "binarize (float [0, 1], "
-           "optional), binarize_sampling (bool, default false), limit (int >= 0, default 0)\n"
+           "optional), binarize_sampling (bool, default false), limit (int >= 0, default 0), label_names (list "
+           "of strings (at least 1 item), optional)\n"
            "  while validating component 'data' (plugin file {PLUGINS}/libansatz_idx.so)");
 }
 
@@ -319,7 +320,7 @@ TEST_CASE("bad input: unknown stage type", "[cli][bad-input]")
 {
     expect(with_change("stage_type", "- sample:", "- sampel:"),
            "pipeline.yaml:11:5: unknown stage type 'sampel' (did you mean 'sample'?); stage types: train, "
-           "sample, evaluate, load");
+           "sample, evaluate, load, latent");
 }
 
 TEST_CASE("bad input: a component without a plugin key", "[cli][bad-input]")
@@ -327,9 +328,9 @@ TEST_CASE("bad input: a component without a plugin key", "[cli][bad-input]")
     expect(
         with_change("no_plugin", "{plugin: gibbs, steps: 1}", "{steps: 1}"),
         "pipeline.yaml:6:10: component 'gibbs' has no 'plugin' key; known plugins: adam (optimizer), ais "
-        "(evaluator), contrastive_divergence (loss), exact_likelihood (evaluator), free_energy (evaluator), "
-        "gibbs (sampler), idx (dataset), pseudo_likelihood (evaluator), rbm (model), reconstruction_error "
-        "(evaluator), sgd (optimizer)");
+        "(evaluator), contrastive_divergence (loss), elbo (loss), elbo_estimate (evaluator), exact_likelihood "
+        "(evaluator), free_energy (evaluator), gibbs (sampler), idx (dataset), iwae (evaluator), "
+        "pseudo_likelihood (evaluator), rbm (model), reconstruction_error (evaluator), sgd (optimizer)");
 }
 
 TEST_CASE("bad input: --set with a key path the pipeline does not have", "[cli][bad-input]")

@@ -137,8 +137,9 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
     CHECK(
         unknown.err ==
         "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
-        "known: adam, ais, contrastive_divergence, exact_likelihood, free_energy, gibbs, idx, "
-        "pseudo_likelihood, rbm, reconstruction_error, sgd, and the stages train, sample, evaluate, load.\n");
+        "known: adam, ais, contrastive_divergence, elbo, elbo_estimate, exact_likelihood, free_energy, gibbs, "
+        "idx, iwae, pseudo_likelihood, rbm, reconstruction_error, sgd, and the stages train, sample, evaluate, "
+        "load, latent.\n");
 }
 
 TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples and their picture",

@@ -120,26 +120,30 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
 
     const auto rbm = run_ansatz({ "describe", "rbm" }, ANSATZ_TEST_WORK_DIR);
     CHECK(rbm.status == 0);
-    CHECK(rbm.out.find(
-              "provides: free_energy, free_energy_grad, energy_delta, conditional, tempered_free_energy "
-              "+ base_log_partition + tempered_conditional, block_free_energy, "
-              "free_energy_grad_weighted\n") != std::string::npos);
+    CHECK(
+        rbm.out.find(
+            "provides: free_energy, free_energy_grad, energy_delta, conditional, tempered_free_energy "
+            "+ base_log_partition + tempered_conditional, block_free_energy, "
+            "free_energy_grad_weighted, local_begin + local_commit + local_end, free_energy_grad_state\n") !=
+        std::string::npos);
     CHECK(rbm.out.find("  hidden         int >= 1, default 64\n") != std::string::npos);
 
     const auto gibbs = run_ansatz({ "describe", "gibbs" }, ANSATZ_TEST_WORK_DIR);
     CHECK(gibbs.out.find("needs of the model: conditional\n") != std::string::npos);
 
     const auto stage = run_ansatz({ "describe", "sample" }, ANSATZ_TEST_WORK_DIR);
-    CHECK(stage.out.find("  init     choice of {random data}, default random\n") != std::string::npos);
+    CHECK(stage.out.find("  init         choice of {random data}, default random\n") != std::string::npos);
+    CHECK(stage.out.find("  burn_in      int >= 0, optional\n") != std::string::npos);
 
     const auto unknown = run_ansatz({ "describe", "rbn" }, ANSATZ_TEST_WORK_DIR);
     CHECK(unknown.status == 2);
-    CHECK(
-        unknown.err ==
-        "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
-        "known: adam, ais, contrastive_divergence, elbo, elbo_estimate, exact_likelihood, free_energy, gibbs, "
-        "idx, iwae, pseudo_likelihood, rbm, reconstruction_error, sgd, and the stages train, sample, evaluate, "
-        "load, latent.\n");
+    CHECK(unknown.err ==
+          "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
+          "known: adam, ais, contrastive_divergence, elbo, elbo_estimate, exact_likelihood, free_energy, "
+          "gibbs, "
+          "idx, ising, ising_observables, iwae, npy, pseudo_likelihood, rbm, reconstruction_error, sgd, and "
+          "the "
+          "stages train, sample, generate, evaluate, load, latent.\n");
 }
 
 TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples and their picture",

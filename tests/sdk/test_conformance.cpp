@@ -76,8 +76,9 @@ TEST_CASE("conformance kit: the fixture RBM without a bug passes every check, no
     CHECK(r.passed());
     CHECK(r.skipped().empty());
     for (const char* check : { "random_state", "parameters", "energy_delta", "free_energy_grad",
-                               "conditionals_exact", "conditional_sampling" })
+                               "conditionals_exact", "conditional_sampling", "local_moves" })
         CHECK(r.outcome(check) == Outcome::passed);
+    CHECK(r.checks.size() == 7); // no state_grad: the fixture has no free_energy_grad_state
     CHECK_NOTHROW(r.require());
 }
 
@@ -129,7 +130,8 @@ TEST_CASE(
 {
     const ConformanceReport r = report_for("delta_sign");
     INFO(r.summary());
-    CHECK(r.failed() == std::vector<std::string>{ "energy_delta" });
+    // The session's energy_delta has the same sign error.
+    CHECK(r.failed() == std::vector<std::string>{ "energy_delta", "local_moves" });
     const std::string message = detail(r, "energy_delta");
     CHECK_THAT(message, Catch::StartsWith("conformance check 'energy_delta' failed: row 0, site "));
     CHECK_THAT(message, Catch::Contains(": energy_delta gives "));
@@ -284,4 +286,55 @@ TEST_CASE("conformance kit: each wrong latent function fails its own check, nami
         detail(rows, "latent_rows"),
         Catch::StartsWith("conformance check 'latent_rows' failed: encode's mu of row 15, element 0 is "));
     CHECK_THAT(detail(rows, "latent_rows"), Catch::EndsWith("a row's result depends on the rows beside it"));
+}
+
+TEST_CASE(
+    "conformance kit: a local session whose commit misses the change fails local_moves naming the round",
+    "[conformance]")
+{
+    const ConformanceReport r = report_for("local_stale");
+    INFO(r.summary());
+    CHECK(r.failed() == std::vector<std::string>{ "local_moves" });
+    const std::string message = detail(r, "local_moves");
+    // Round 0 compares before any commit; the stale cache shows from the first round after one.
+    CHECK_THAT(message, Catch::StartsWith("conformance check 'local_moves' failed: round 1 (after "));
+    CHECK_THAT(message, Catch::Contains(" committed changes), row "));
+    CHECK_THAT(message, Catch::Contains(": energy_delta in the session gives "));
+    CHECK_THAT(message, Catch::Contains(", free_energy gives F_beta(v') - F_beta(v) = "));
+}
+
+TEST_CASE(
+    "conformance kit: a Gaussian target passes local_moves and state_grad - and a gradient with the wrong "
+    "sign fails state_grad",
+    "[conformance]")
+{
+    const std::string yaml = "{mean: [0.5, -1.0], precision: [2.0, 0.9, 0.9, 1.0]";
+    {
+        Model m = make_fixture("gaussian_target", yaml + "}", { 2 });
+        const ConformanceReport r = ansatz::testing::check_model(m.ref, {});
+        INFO(r.summary());
+        CHECK(r.passed());
+        CHECK(r.outcome("local_moves") == Outcome::passed);
+        CHECK(r.outcome("state_grad") == Outcome::passed);
+        CHECK(r.skipped() ==
+              std::vector<std::string>{ "free_energy_grad", "conditionals_exact", "conditional_sampling" });
+    }
+    {
+        // Without the 2.2 functions their checks are not in the report at all.
+        Model m = make_fixture("gaussian_target_plain", yaml + "}", { 2 });
+        const ConformanceReport r = ansatz::testing::check_model(m.ref, {});
+        CHECK(r.passed());
+        CHECK(r.find("local_moves") == nullptr);
+        CHECK(r.find("state_grad") == nullptr);
+        CHECK(r.checks.size() == 6);
+    }
+    {
+        Model m = make_fixture("gaussian_target", yaml + ", bug: grad_sign}", { 2 });
+        const ConformanceReport r = ansatz::testing::check_model(m.ref, {});
+        CHECK(r.failed() == std::vector<std::string>{ "state_grad" });
+        const std::string message = detail(r, "state_grad");
+        CHECK_THAT(message, Catch::StartsWith("conformance check 'state_grad' failed: row 0, unit 0: "
+                                              "free_energy_grad_state gives "));
+        CHECK_THAT(message, Catch::Contains(", the central difference of free_energy gives "));
+    }
 }

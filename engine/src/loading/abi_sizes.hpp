@@ -37,6 +37,12 @@ ANSATZ_ABI_2_0_SIZE(ansatz_dataset_table, 88)
 
 #undef ANSATZ_ABI_2_0_SIZE
 
+// 2.1 and 2.2 put their new slots of the model, energy, conditionals and sampler tables into reserved
+// room: those tables keep their 2.0 size exactly.
+static_assert(sizeof(ansatz_energy_table) == 96 && sizeof(ansatz_conditionals_table) == 88 &&
+                  sizeof(ansatz_sampler_table) == 112 && sizeof(ansatz_model_table) == 128,
+              "a 2.x minor grew a table that was meant to grow into its reserved room");
+
 // Structs that came in a later minor: the smallest size a plugin of that minor may give.
 template <class T>
 constexpr size_t abi_2_1_size();

@@ -64,10 +64,21 @@ const char* state_refusal(const Table* t)
                : nullptr;
 }
 
+// True when none of the pointers is set: slots a later minor added were reserved room, hence zero, in a
+// plugin built for an earlier one (abi.h).
+bool none_set(std::initializer_list<const void*> slots)
+{
+    for (const void* p : slots)
+        if (p != nullptr)
+            return false;
+    return true;
+}
+
 // Why a component's table is unfit, or "". A NULL slot is an absent function (abi.h): only the
 // functions every component of its kind must have are required here; what a sampler or loss needs
-// of its model is checked when a pipeline pairs them.
-std::string table_refusal(const ansatz_component& c)
+// of its model is checked when a pipeline pairs them. `minor` is the plugin's ABI minor: slots of a
+// later minor must be zero (its reserved room).
+std::string table_refusal(const ansatz_component& c, uint32_t minor)
 {
     const char* missing = nullptr;
     const char* wrong = nullptr;
@@ -86,10 +97,29 @@ std::string table_refusal(const ansatz_component& c)
         {
             if (!table_of<ansatz_energy_table>(t->energy))
                 return "its energy table is smaller than ABI 2.0's";
-            clean = clean && zeroed(t->energy->reserved);
-            if ((t->energy->tempered_free_energy == nullptr) != (t->energy->base_log_partition == nullptr))
+            const ansatz_energy_table* e = t->energy;
+            clean = clean && zeroed(e->reserved);
+            if (minor < 1)
+                clean = clean && none_set({ reinterpret_cast<const void*>(e->free_energy_grad_weighted),
+                                            reinterpret_cast<const void*>(e->tempered_free_energy),
+                                            reinterpret_cast<const void*>(e->base_log_partition) });
+            if (minor < 2)
+                clean = clean && none_set({ reinterpret_cast<const void*>(e->local_begin),
+                                            reinterpret_cast<const void*>(e->local_commit),
+                                            reinterpret_cast<const void*>(e->local_end),
+                                            reinterpret_cast<const void*>(e->free_energy_grad_state) });
+            if ((e->tempered_free_energy == nullptr) != (e->base_log_partition == nullptr))
                 wrong = "its energy table has one of tempered_free_energy and base_log_partition without the "
                         "other";
+            const int local =
+                (e->local_begin != nullptr) + (e->local_commit != nullptr) + (e->local_end != nullptr);
+            if (local != 0 && local != 3)
+                wrong = "its energy table has some of local_begin, local_commit and local_end without the "
+                        "others";
+            else if (local == 3 && e->energy_delta == nullptr)
+                wrong =
+                    "its energy table has a local-move session (local_begin, local_commit, local_end) but "
+                    "no energy_delta";
         }
         if (t->conditionals)
         {
@@ -97,8 +127,21 @@ std::string table_refusal(const ansatz_component& c)
             if (!k)
                 return "its conditionals table is smaller than ABI 2.0's";
             clean = clean && zeroed(k->reserved);
+            if (minor < 1)
+                clean = clean && none_set({ reinterpret_cast<const void*>(k->tempered_conditional),
+                                            reinterpret_cast<const void*>(k->block_free_energy) });
             if ((k->block_size == nullptr) != (k->conditional == nullptr))
                 wrong = "its conditionals table has one of block_size and conditional without the other";
+            // The tempered functions (abi.h): tempered_conditional exactly when the energy table is
+            // tempered, for a model with conditionals.
+            const bool tempered_energy = t->energy && t->energy->tempered_free_energy;
+            if (!wrong && k->tempered_conditional && !tempered_energy)
+                wrong = "its conditionals table has tempered_conditional, but its energy table has no "
+                        "tempered_free_energy and base_log_partition";
+            if (!wrong && tempered_energy && k->conditional && !k->tempered_conditional)
+                wrong = "its energy table has tempered_free_energy and base_log_partition, but its "
+                        "conditionals table has no tempered_conditional (a model with conditionals needs "
+                        "all three)";
         }
         if (t->latent)
         {
@@ -106,6 +149,8 @@ std::string table_refusal(const ansatz_component& c)
             if (!l)
                 return "its latent table is smaller than ABI 2.0's";
             clean = clean && zeroed(l->reserved);
+            if (minor < 2)
+                clean = clean && none_set({ reinterpret_cast<const void*>(l->decode_backward_weighted) });
             if (!missing)
                 missing = first_missing({ ANSATZ_FN(l, latent_size), ANSATZ_FN(l, encode),
                                           ANSATZ_FN(l, encode_backward), ANSATZ_FN(l, decode_log_likelihood),
@@ -118,7 +163,7 @@ std::string table_refusal(const ansatz_component& c)
         const auto* t = table_of<ansatz_sampler_table>(c.table);
         if (!t)
             return "its table is smaller than ABI 2.0's";
-        clean = zeroed(t->reserved);
+        clean = zeroed(t->reserved) && (minor >= 2 || t->advance_tempered == nullptr);
         missing = first_missing({ ANSATZ_FN(t, bind), ANSATZ_FN(t, advance) });
         wrong = state_refusal(t);
         break;
@@ -173,7 +218,8 @@ std::string table_refusal(const ansatz_component& c)
         return "it declares model functions it needs, but only a sampler, a loss or an evaluator may";
     const uint64_t known = ANSATZ_FN_FREE_ENERGY | ANSATZ_FN_FREE_ENERGY_GRAD | ANSATZ_FN_ENERGY_DELTA |
                            ANSATZ_FN_CONDITIONAL | ANSATZ_FN_LATENT | ANSATZ_FN_TEMPERED |
-                           ANSATZ_FN_BLOCK_FREE_ENERGY | ANSATZ_FN_WEIGHTED_GRAD;
+                           ANSATZ_FN_BLOCK_FREE_ENERGY | ANSATZ_FN_WEIGHTED_GRAD | ANSATZ_FN_LOCAL_MOVES |
+                           ANSATZ_FN_STATE_GRAD;
     if (c.needs & ~known)
         return "it needs model functions this engine does not know (bits " +
                std::to_string(c.needs & ~known) + ")";
@@ -272,7 +318,7 @@ std::string descriptor_refusal(const ansatz_plugin_desc* d)
             return "its " + which + " has reserved room that is not zero";
         if (find_stage_type(c.name))
             return "its " + which + " has the name of the engine's stage type '" + c.name + "'";
-        if (const std::string why = table_refusal(c); !why.empty())
+        if (const std::string why = table_refusal(c, d->abi_minor); !why.empty())
             return "its " + which + " is unfit: " + why;
         if (const std::string why = params_refusal(c); !why.empty())
             return "its " + which + " is unfit: " + why;

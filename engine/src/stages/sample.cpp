@@ -1,11 +1,14 @@
 // The sample stage: `count` chains started from the model's random states (or from data), advanced
 // `steps` sweeps by the sampler; the final states are written as .npy and, for images, a PNG grid.
+// Every `trace_every` sweeps after `burn_in`, the chains' traces are recorded (stages/traces.hpp) and
+// their diagnostics reported.
 #include "ansatz/refs.hpp"
 #include "outputs/files.hpp"
 #include "outputs/progress.hpp"
 #include "pipeline/pipeline.hpp"
 #include "run/run.hpp"
 #include "stages/stages.hpp"
+#include "stages/traces.hpp"
 #include "user_error.hpp"
 
 #include <algorithm>
@@ -82,8 +85,26 @@ int64_t sample_slice(int64_t steps)
     return std::clamp<int64_t>(steps / 100, 1, max_slice);
 }
 
+int64_t sample_burn_in(const StageDecl& s)
+{
+    return s.has("burn_in") ? s.integer("burn_in") : s.integer("steps") / 2;
+}
+
+std::vector<std::string> sample_writes(const StageDecl& s)
+{
+    std::vector<std::string> out{ "stage" + std::to_string(s.index) + "_samples.npy" };
+    if (!s.has("sampler")) // a latent model's draws h ~ N(0, I) beside their decoded means
+        out.push_back("stage" + std::to_string(s.index) + "_latent.npy");
+    return out;
+}
+
 void check_sample_stage(const Pipeline& p, const StageDecl& s)
 {
+    if (s.has("burn_in") && s.integer("burn_in") >= s.integer("steps"))
+        throw UserError(p.source.where(s.values.at("burn_in").node) + ": " + s.label() + ": burn_in (" +
+                        std::to_string(s.integer("burn_in")) + ") must be below steps (" +
+                        std::to_string(s.integer("steps")) +
+                        "): the diagnostics' traces are recorded after the burn-in");
     if (!s.has("sampler"))
     {
         const ComponentDecl& model = p.component(s.text("model"));
@@ -103,6 +124,11 @@ void check_sample_stage(const Pipeline& p, const StageDecl& s)
                             ": init: data starts a sampler's chains at data rows, but this stage has "
                             "no sampler: the samples of latent model '" +
                             model.name + "' are decoded from h ~ N(0, I)");
+        if (s.has("burn_in"))
+            throw UserError(at("burn_in") +
+                            ": burn_in counts a sampler's sweeps, but this stage has no sampler: "
+                            "the samples of latent model '" +
+                            model.name + "' are exact draws, decoded from h ~ N(0, I)");
         if (s.text("picture") == "states")
             throw UserError(at("picture") +
                             ": picture: states shows a sampler's chains, but this stage has no "
@@ -209,15 +235,25 @@ void run_sample_stage(Run& run, const StageDecl& stage)
 
     char label[96];
     std::snprintf(label, sizeof label, "sample [stage %zu]", stage.index);
+    // The traces: after sweep burn_in + k * trace_every, k = 1, 2, ... (none with trace_every: 0).
+    const int64_t trace_every = stage.integer("trace_every");
+    const int64_t burn_in = sample_burn_in(stage);
+    ChainTraces traces(model_ref, count, dim);
+    int64_t next_record = trace_every > 0 ? burn_in + trace_every : steps + 1;
     Progress progress(label, steps, "sweeps");
     const int64_t slice = sample_slice(steps);
     for (int64_t done = 0; done < steps;)
     {
         if (run.stop_requested())
             throw Error(run.stop_word() + " during " + stage.label(), ANSATZ_STATUS_CANCELLED);
-        const int64_t now = std::min(slice, steps - done);
+        const int64_t now = std::min({ slice, steps - done, next_record - done });
         sampler_ref.advance(view, static_cast<int32_t>(now), streams);
         done += now;
+        if (done == next_record)
+        {
+            traces.record(view);
+            next_record += trace_every;
+        }
         run.host().progress().step = done;
         progress.update(done);
     }
@@ -238,6 +274,8 @@ void run_sample_stage(Run& run, const StageDecl& stage)
     MetricsSink sink;
     sampler_ref.metrics(*sink.c());
     for (const auto& metric : sink.take())
+        row.push_back(metric);
+    for (const auto& metric : traces.metrics())
         row.push_back(metric);
     row.emplace_back("seconds", seconds);
     // In double: steps x count may not fit in int64.
@@ -268,6 +306,10 @@ void run_sample_stage(Run& run, const StageDecl& stage)
     }
     std::fprintf(stderr, "%s: %lld chains x %lld sweeps in %.1f s -> %s\n", label,
                  static_cast<long long>(count), static_cast<long long>(steps), seconds, written.c_str());
+    if (trace_every > 0)
+        std::fprintf(stderr, "%s: %lld draws per chain after %lld sweeps of burn-in, every %lld: %s\n", label,
+                     static_cast<long long>(traces.draws()), static_cast<long long>(burn_in),
+                     static_cast<long long>(trace_every), traces.summary().c_str());
 }
 
 } // namespace ansatz::engine

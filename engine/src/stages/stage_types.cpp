@@ -46,7 +46,8 @@ KeySpec int_key(const std::string& name, int64_t default_value, int64_t min, con
     return k;
 }
 
-KeySpec optional_int_key(const std::string& name, int64_t min, const std::string& doc, int64_t max)
+KeySpec optional_int_key(const std::string& name, int64_t min, const std::string& doc,
+                         std::optional<int64_t> max)
 {
     KeySpec k = int_key(name, min, min, doc, max);
     k.flags |= ANSATZ_PARAM_OPTIONAL;
@@ -60,6 +61,29 @@ KeySpec path_key(const std::string& name, const std::string& doc)
     k.name = name;
     k.type = ANSATZ_PARAM_PATH;
     k.flags = ANSATZ_PARAM_REQUIRED | ANSATZ_PARAM_MUST_EXIST;
+    k.doc = doc;
+    return k;
+}
+
+KeySpec reals_key(const std::string& name, double min, bool min_exclusive, const std::string& doc)
+{
+    KeySpec k;
+    k.name = name;
+    k.type = ANSATZ_PARAM_FLOAT_LIST;
+    k.flags = ANSATZ_PARAM_OPTIONAL | ANSATZ_PARAM_HAS_MIN | ANSATZ_PARAM_DOUBLE |
+              (min_exclusive ? uint32_t{ ANSATZ_PARAM_MIN_EXCLUSIVE } : 0u);
+    k.min = min;
+    k.min_length = 1;
+    k.doc = doc;
+    return k;
+}
+
+KeySpec string_key(const std::string& name, const std::string& doc)
+{
+    KeySpec k;
+    k.name = name;
+    k.type = ANSATZ_PARAM_STRING;
+    k.flags = ANSATZ_PARAM_REQUIRED;
     k.doc = doc;
     return k;
 }
@@ -114,6 +138,9 @@ namespace
 constexpr int64_t max_epochs = 1'000'000'000;
 constexpr int64_t max_batch_size = 1'000'000;
 constexpr int64_t max_chains = 1'000'000;
+// burn_in + samples * thin sweeps must fit int64.
+constexpr int64_t max_thin = 1'000'000'000;
+constexpr int64_t max_samples = 1'000'000'000;
 
 KeySpec latent_model_key()
 {
@@ -188,9 +215,39 @@ const std::vector<StageType>& stage_types()
             bool_key("image", true, "also write a PNG grid when the samples are images"),
             choice_key("picture", "means|states", "means",
                        "what the PNG grid shows: E[v | h] from each final state (a model with conditionals), "
-                       "or the states themselves") },
+                       "or the states themselves"),
+            int_key("trace_every", 10, 0,
+                    "record the chains' traces (free energy, mean of the state) every N sweeps after the "
+                    "burn-in, for the diagnostics: tau, ESS, R-hat, binned error (0: none)"),
+            optional_int_key("burn_in", 0,
+                             "sweeps before the traces are recorded (absent: half the steps)") },
           check_sample_stage,
-          run_sample_stage },
+          run_sample_stage,
+          sample_writes },
+        { "generate",
+          "draws a dataset from a model with a sampler at one or several temperatures: <to>.npy and "
+          "<to>.beta.npy in the run folder, read back as $run/<to>.npy by the npy dataset",
+          { component_key("model", ANSATZ_KIND_MODEL, true, "the model to draw from"),
+            component_key(
+                "sampler", ANSATZ_KIND_SAMPLER, true,
+                "the Markov chain (at inverse temperatures other than 1: one with advance_tempered)"),
+            component_key("data", ANSATZ_KIND_DATASET, false,
+                          "a dataset giving the sample shape and, with init: data, the starting points"),
+            int_key("chains", 64, 1, "chains per temperature", max_chains),
+            int_key("burn_in", 1000, 0, "sweeps before the first kept state of every chain"),
+            int_key("thin", 1, 1, "sweeps between two kept states of a chain", max_thin),
+            int_key("samples", 100, 1, "states kept per chain: chains x samples rows per temperature",
+                    max_samples),
+            reals_key("temperatures", 0, true,
+                      "temperatures T to sample at (beta = 1 / T), one after the other; absent: beta = 1"),
+            reals_key("betas", 0, false, "inverse temperatures to sample at, instead of temperatures"),
+            choice_key("init", "random|data", "random",
+                       "start the chains from the model's random states or from random rows of 'data'"),
+            string_key("to", "the dataset's name: the run folder gets <to>.npy (rows {N, D}, float32) and "
+                             "<to>.beta.npy (the beta of each row, float64)") },
+          check_generate_stage,
+          run_generate_stage,
+          generate_writes },
         { "evaluate",
           "measures a model on a dataset with evaluators (likelihoods, errors); one row of metrics.csv",
           { component_key("model", ANSATZ_KIND_MODEL, true, "the model to measure"),

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace ansatz::engine
 {
@@ -15,6 +17,14 @@ void check_train_stage(const Pipeline& pipeline, const StageDecl& stage);
 void run_train_stage(Run& run, const StageDecl& stage);
 void check_sample_stage(const Pipeline& pipeline, const StageDecl& stage);
 void run_sample_stage(Run& run, const StageDecl& stage);
+// stage<i>_samples.npy: a later component may read it as $run/stage<i>_samples.npy.
+std::vector<std::string> sample_writes(const StageDecl& stage);
+// The sweeps before the sample stage records its traces (its burn_in key, or half its steps).
+int64_t sample_burn_in(const StageDecl& stage);
+void check_generate_stage(const Pipeline& pipeline, const StageDecl& stage);
+void run_generate_stage(Run& run, const StageDecl& stage);
+// <to>.npy and <to>.beta.npy.
+std::vector<std::string> generate_writes(const StageDecl& stage);
 void check_evaluate_stage(const Pipeline& pipeline, const StageDecl& stage);
 void run_evaluate_stage(Run& run, const StageDecl& stage);
 void check_load_stage(const Pipeline& pipeline, const StageDecl& stage);

@@ -71,10 +71,19 @@ std::string summary(const std::vector<std::pair<std::string, double>>& values)
     return out;
 }
 
+// The model's parameters, set up; a model without any (an Ising model: its couplings are keys) has
+// nothing to learn, and the stage is refused before its first batch.
 std::vector<ansatz_named_tensor> prepared_parameters(Run& run, const StageDecl& stage)
 {
     run.prepare_model(stage.text("model"), stage.text("data"), stage);
-    return model_parameters(run.instance(stage.text("model")));
+    const Instance& model = run.instance(stage.text("model"));
+    std::vector<ansatz_named_tensor> params = model_parameters(model);
+    if (params.empty())
+        throw UserError(run.pipeline().source.where(stage.values.at("model").node) + ": " + stage.label() +
+                        ": model '" + model.name() + "' (plugin '" + model.desc().name +
+                        "') has no trainable parameters, so there is nothing to train; use it in sample or "
+                        "evaluate stages");
+    return params;
 }
 
 // ---- the non-finite guard: a NaN or Inf in the loss, a gradient or a parameter stops the run

@@ -241,6 +241,11 @@ public:
     void energy_delta(const ansatz_tensor& v, const int64_t* sites, const float* new_values,
                       ansatz_tensor& out)
     {
+        if (session_.open)
+        {
+            session_delta(v, sites, new_values, out);
+            return;
+        }
         prepare();
         ansatz::require_matrix(v, -1, d_, "rbm energy_delta: v");
         const int64_t n = v.shape[0];
@@ -290,6 +295,214 @@ public:
         auto o = ansatz::adapt<1>(out);
         xt::noalias(o) =
             e - xt::cast<float>(xt::sum<double>(softplus(p + d_column * w) - softplus(p), { 1 }));
+    }
+
+    // ---- LOCAL MOVES (abi.h 2.2): a session on chains v in which energy_delta costs O(H) per row.
+    //
+    // Cached per row n, with q = beta_n p and p = b + x W the pre-activations (x = v, or v / sigma^2):
+    //   p (double, updated exactly on every accepted change), s = sigmoid(q) and c = sigmoid(-q)
+    //   (float, both, so neither saturating end loses its digits).
+    // Changing unit i by d changes p by e W_i (e = d, or d / sigma_i^2), and
+    //   softplus(q_j + y_j) - softplus(q_j) = log(c_j + s_j E_j),   y_j = beta e W_ij,  E_j = e^y_j,
+    // so the hidden part of F_beta(v') - F_beta(v) is -log prod_j (c_j + s_j E_j): one multiply-add
+    // and one multiply per hidden unit, and one log per row. For flips of binary units (e = +-1) E
+    // comes from a table e^(beta W) built at local_begin; for e = -1, c + s / E = (c E + s) / E, so the
+    // product is prod_j (c_j E_j + s_j) and the E's contribute -beta sum_j W_ij. Other changes compute
+    // E row by row. A commit updates s' = s E / f, c' = c / f (f = c + s E) and p += e W_i; every
+    // refresh_every commits of a row, s and c are recomputed from p. When a product could leave the
+    // range of a double (|log| > 700), E the range of a float, or some |q_j| >= 80 (where s or c would be
+    // subnormal or 0 in float, and a product update could not recover it), the row falls back to
+    // softplus differences in double from p.
+
+    void local_begin(const ansatz_tensor& v, const double* beta)
+    {
+        prepare();
+        require_matrix(v, -1, d_, "rbm local_begin", "v");
+        const int64_t n = v.shape[0];
+        if (beta)
+            require_betas(beta, n, "rbm local_begin");
+        LocalSession& ls = session_;
+        ls.open = false;
+        ls.data = v.data;
+        ls.rows = n;
+        ls.beta.assign(static_cast<size_t>(n), 1.0);
+        if (beta)
+            std::copy_n(beta, n, ls.beta.begin());
+        ls.pending = false;
+        const size_t nh = static_cast<size_t>(n * hidden_);
+        ls.p.resize(nh);
+        ls.s.resize(nh);
+        ls.c.resize(nh);
+        ls.e.resize(nh);
+        ls.kind.assign(static_cast<size_t>(n), Change::none);
+        ls.sites.resize(static_cast<size_t>(n));
+        ls.values.resize(static_cast<size_t>(n));
+        ls.factor.resize(static_cast<size_t>(n));
+        ls.commits.assign(static_cast<size_t>(n), 0);
+        ls.qmax.assign(static_cast<size_t>(n), 0.0);
+        ls.table_of_row.assign(static_cast<size_t>(n), -1);
+        ansatz_tensor pre = pre_activations(hidden_input(v));
+        const float* pf = ansatz::f32(pre);
+        for (size_t k = 0; k < nh; ++k)
+            ls.p[k] = pf[k];
+        for (int64_t r = 0; r < n; ++r)
+            refresh_row(r);
+        // Per visible unit: sum_j W_ij, the largest |W_ij|, sum_j |W_ij| and the bound of |log prod|
+        // for a flip, max(sum_j max(W_ij, 0), sum_j max(-W_ij, 0)).
+        const size_t d = static_cast<size_t>(d_);
+        ls.row_sum.resize(d);
+        ls.row_max.resize(d);
+        ls.row_abs.resize(d);
+        ls.row_bound.resize(d);
+        const float* w = weights_.data();
+        for (int64_t i = 0; i < d_; ++i)
+        {
+            double sum = 0, mx = 0, plus = 0, minus = 0;
+            for (int64_t j = 0; j < hidden_; ++j)
+            {
+                const double x = w[i * hidden_ + j];
+                sum += x;
+                mx = std::max(mx, std::abs(x));
+                (x > 0 ? plus : minus) += std::abs(x);
+            }
+            const size_t k = static_cast<size_t>(i);
+            ls.row_sum[k] = sum;
+            ls.row_max[k] = mx;
+            ls.row_abs[k] = plus + minus;
+            ls.row_bound[k] = std::max(plus, minus);
+        }
+        // Tables e^(beta W) for flips of binary units, one per distinct beta, while they fit.
+        ls.tables.clear();
+        if (!gaussian_)
+        {
+            double max_w = 0;
+            for (double m : ls.row_max)
+                max_w = std::max(max_w, m);
+            const double table_bytes = 4.0 * static_cast<double>(d_) * static_cast<double>(hidden_);
+            for (int64_t r = 0; r < n; ++r)
+            {
+                const double b = ls.beta[static_cast<size_t>(r)];
+                int32_t found = -1;
+                for (size_t t = 0; t < ls.tables.size() && found < 0; ++t)
+                    if (ls.tables[t].beta == b)
+                        found = static_cast<int32_t>(t);
+                if (found < 0 && std::abs(b) * max_w < max_exponent &&
+                    static_cast<double>(ls.tables.size() + 1) * table_bytes <= max_table_bytes)
+                {
+                    found = static_cast<int32_t>(ls.tables.size());
+                    Table& t = ls.tables.emplace_back();
+                    t.beta = b;
+                    t.exp.resize(static_cast<size_t>(d_ * hidden_));
+                    for (size_t k = 0; k < t.exp.size(); ++k)
+                        t.exp[k] = static_cast<float>(b * w[k]);
+                    ansatz::exp(t.exp.data(), static_cast<int64_t>(t.exp.size()));
+                }
+                ls.table_of_row[static_cast<size_t>(r)] = found;
+            }
+        }
+        ls.open = true;
+    }
+
+    void local_commit(const ansatz_tensor& v, const int64_t* sites, const float* previous_values,
+                      const uint8_t* accepted)
+    {
+        LocalSession& ls = session_;
+        require_session(v, "rbm local_commit");
+        if (!ls.pending)
+            throw ansatz::Error(
+                "rbm local_commit: no energy_delta of this session proposed changes to commit");
+        const float* values = ansatz::f32(v);
+        const float* w = weights_.data();
+        for (int64_t r = 0; r < ls.rows; ++r)
+        {
+            const size_t k = static_cast<size_t>(r);
+            if (sites[r] != ls.sites[k])
+                throw ansatz::Error("rbm local_commit: chain " + std::to_string(r) + " commits site " +
+                                    std::to_string(sites[r]) +
+                                    ", but the latest energy_delta proposed site " +
+                                    std::to_string(ls.sites[k]));
+            if (!accepted[r])
+                continue;
+            const int64_t i = sites[r];
+            const float now = values[r * d_ + i];
+            if (now != ls.values[k])
+                throw ansatz::Error("rbm local_commit: chain " + std::to_string(r) + " holds " +
+                                    std::to_string(now) + " at site " + std::to_string(i) +
+                                    ", not the value " + std::to_string(ls.values[k]) +
+                                    " the latest energy_delta proposed");
+            (void)previous_values; // the cache kept the change from energy_delta
+            if (ls.kind[k] == Change::none)
+                continue;
+            double* p = ls.p.data() + r * hidden_;
+            float* s = ls.s.data() + r * hidden_;
+            float* c = ls.c.data() + r * hidden_;
+            const double e = ls.factor[k];
+            const double b = ls.beta[k];
+            const float* wi = w + i * hidden_;
+            double qmax = 0;
+            for (int64_t j = 0; j < hidden_; ++j)
+            {
+                p[j] += e * wi[j];
+                qmax = std::max(qmax, std::abs(b * p[j]));
+            }
+            ls.qmax[k] = qmax;
+            if (++ls.commits[k] >= refresh_every || ls.kind[k] == Change::exact || qmax >= max_q)
+            {
+                refresh_row(r);
+                continue;
+            }
+            const float* ex =
+                ls.kind[k] == Change::general
+                    ? ls.e.data() + r * hidden_
+                    : ls.tables[static_cast<size_t>(ls.table_of_row[k])].exp.data() + i * hidden_;
+            if (ls.kind[k] == Change::flip_down)
+                for (int64_t j = 0; j < hidden_; ++j) // g = c E + s: s' = s / g, c' = c E / g
+                {
+                    const float g = c[j] * ex[j] + s[j];
+                    s[j] = s[j] / g;
+                    c[j] = c[j] * ex[j] / g;
+                }
+            else
+                for (int64_t j = 0; j < hidden_; ++j) // f = c + s E: s' = s E / f, c' = c / f
+                {
+                    const float f = c[j] + s[j] * ex[j];
+                    s[j] = s[j] * ex[j] / f;
+                    c[j] = c[j] / f;
+                }
+        }
+        ls.pending = false;
+    }
+
+    void local_end()
+    {
+        session_.open = false;
+        session_.pending = false;
+        session_.data = nullptr;
+    }
+
+    // ---- STATE GRADIENT (abi.h 2.2), gaussian units: with x = v / sigma^2 and p = b + x W,
+    //   dF/dv_i = (v_i - a_i) / sigma_i^2 - sum_j sigmoid(p_j) W_ij / sigma_i^2.
+    void free_energy_grad_state(const ansatz_tensor& v, ansatz_tensor& out)
+    {
+        prepare();
+        if (!gaussian_)
+            throw ansatz::InputError("rbm free_energy_grad_state: bernoulli visible units are discrete, so "
+                                     "dF/dv is defined only for visible_units: gaussian");
+        require_matrix(v, -1, d_, "rbm free_energy_grad_state", "v");
+        const int64_t n = v.shape[0];
+        require_matrix(out, n, d_, "rbm free_energy_grad_state", "out");
+        ansatz_tensor pre = pre_activations(hidden_input(v));
+        ansatz::sigmoid(ansatz::f32(pre), n * hidden_);
+        gemm(team(), Op::none, Op::transpose, 1.0f, pre, weights_view(), 0.0f, out); // sigmoid(p) W^T
+        const float* x = ansatz::f32(v);
+        float* o = ansatz::f32(out);
+        const float* a = visible_bias_.data();
+        for (int64_t r = 0; r < n; ++r)
+            for (int64_t i = 0; i < d_; ++i)
+            {
+                const size_t k = static_cast<size_t>(i);
+                o[r * d_ + i] = (x[r * d_ + i] - a[i] - o[r * d_ + i]) * precision_[k];
+            }
     }
 
     // ---- CONDITIONALS
@@ -408,6 +621,191 @@ public:
     }
 
 private:
+    // ---- the local-move session's cache (see LOCAL MOVES above)
+    enum class Change : uint8_t
+    {
+        none,      // no change proposed (the new value equals the old)
+        flip_up,   // e = +1 with the table e^(beta W): factors c + s E
+        flip_down, // e = -1 with the table: factors c E + s
+        general,   // E computed for this row into `e`: factors c + s E
+        exact,     // softplus differences in double (a product that could overflow)
+    };
+    struct Table
+    {
+        double beta = 1;
+        std::vector<float> exp; // e^(beta W) {D, H}
+    };
+    struct LocalSession
+    {
+        bool open = false;
+        const void* data = nullptr; // the chains' memory (checked, never read outside a call)
+        int64_t rows = 0;
+        std::vector<double> beta;                      // {N}
+        std::vector<double> p;                         // {N, H} b + x W
+        std::vector<float> s, c;                       // {N, H} sigmoid(+-beta p)
+        std::vector<float> e;                          // {N, H} E of a general change, for its commit
+        std::vector<double> row_sum, row_max, row_abs; // {D} sum_j W_ij, max_j |W_ij|, sum_j |W_ij|
+        std::vector<double> row_bound;                 // {D} max(sum_j W_ij^+, sum_j W_ij^-)
+        std::vector<Table> tables;
+        std::vector<int32_t> table_of_row; // {N} index into tables, or -1
+        // the latest energy_delta, for its commit
+        bool pending = false;
+        std::vector<Change> kind;     // {N}
+        std::vector<int64_t> sites;   // {N}
+        std::vector<float> values;    // {N} the proposed values
+        std::vector<double> factor;   // {N} e: the change of p is e W_i
+        std::vector<int32_t> commits; // {N} accepted changes since the row's s and c were recomputed
+        std::vector<double> qmax;     // {N} max_j |beta p_j|: s and c are normal floats while it is < max_q
+    };
+
+    // e^x of a float stays finite for x < 88.7 (and normal for x > -87.3); a double's product for
+    // |log| < 709. s = sigmoid(q) and c = sigmoid(-q) keep all their digits while |q| < max_q: beyond,
+    // one of them is subnormal or 0 and a product update could not bring it back.
+    static constexpr double max_exponent = 80;
+    static constexpr double max_q = 80;
+    static constexpr double max_log_product = 700;
+    static constexpr int32_t refresh_every = 64;
+    static constexpr double max_table_bytes = 64.0 * 1024 * 1024;
+
+    void require_session(const ansatz_tensor& v, const char* what) const
+    {
+        if (!session_.open)
+            throw ansatz::Error(std::string(what) + ": no local session is open (local_begin first)");
+        if (v.data != session_.data || v.rank != 2 || v.shape[0] != session_.rows || v.shape[1] != d_)
+            throw ansatz::Error(std::string(what) + ": the local session is open on other chains (" +
+                                std::to_string(session_.rows) +
+                                " rows at another address); pass the chains "
+                                "given to local_begin, or end the session first");
+    }
+
+    // s and c of row r from its p, at the row's beta.
+    void refresh_row(int64_t r)
+    {
+        LocalSession& ls = session_;
+        const size_t k = static_cast<size_t>(r);
+        const double b = ls.beta[k];
+        const double* p = ls.p.data() + r * hidden_;
+        float* s = ls.s.data() + r * hidden_;
+        float* c = ls.c.data() + r * hidden_;
+        double qmax = 0;
+        for (int64_t j = 0; j < hidden_; ++j)
+        {
+            s[j] = static_cast<float>(b * p[j]);
+            c[j] = -s[j];
+            qmax = std::max(qmax, std::abs(b * p[j]));
+        }
+        ansatz::sigmoid(s, hidden_);
+        ansatz::sigmoid(c, hidden_);
+        ls.commits[k] = 0;
+        ls.qmax[k] = qmax;
+    }
+
+    // prod_j (x_j + y_j z_j) in double, in 8 independent lanes (vectorisable), then its log.
+    static double log_product(const float* x, const float* y, const float* z, int64_t n)
+    {
+        double lane[8] = { 1, 1, 1, 1, 1, 1, 1, 1 };
+        int64_t j = 0;
+        for (; j + 8 <= n; j += 8)
+            for (int k = 0; k < 8; ++k)
+                lane[k] *= static_cast<double>(x[j + k] + y[j + k] * z[j + k]);
+        for (; j < n; ++j)
+            lane[0] *= static_cast<double>(x[j] + y[j] * z[j]);
+        return std::log(((lane[0] * lane[1]) * (lane[2] * lane[3])) *
+                        ((lane[4] * lane[5]) * (lane[6] * lane[7])));
+    }
+
+    // energy_delta while a session is open: F_beta(v') - F_beta(v) from the cache, O(H) per row.
+    void session_delta(const ansatz_tensor& v, const int64_t* sites, const float* new_values,
+                       ansatz_tensor& out)
+    {
+        require_ready();
+        LocalSession& ls = session_;
+        require_session(v, "rbm energy_delta");
+        const int64_t n = ls.rows;
+        ansatz::require_vector(out, n, "rbm energy_delta: out");
+        const float* values = ansatz::f32(v);
+        float* o = ansatz::f32(out);
+        const float* a = visible_bias_.data();
+        const float* w = weights_.data();
+        for (int64_t r = 0; r < n; ++r)
+        {
+            const size_t k = static_cast<size_t>(r);
+            const int64_t i = sites[r];
+            if (i < 0 || i >= d_)
+                throw ansatz::Error("rbm energy_delta: site " + std::to_string(i) + " of chain " +
+                                    std::to_string(r) + " is outside [0, " + std::to_string(d_) + ")");
+            const float u = new_values[r];
+            if (gaussian_ ? !std::isfinite(u) : !(u >= 0.0f && u <= 1.0f))
+                throw ansatz::Error("rbm energy_delta: new value " + std::to_string(u) + " of chain " +
+                                    std::to_string(r) + " is outside the units' support " +
+                                    (gaussian_ ? "(the finite reals)" : "[0, 1]"));
+            ls.sites[k] = i;
+            ls.values[k] = u;
+            const float now = values[r * d_ + i];
+            const double b = ls.beta[k];
+            const double d = static_cast<double>(u) - now;
+            if (d == 0)
+            {
+                ls.kind[k] = Change::none;
+                ls.factor[k] = 0;
+                o[r] = 0.0f;
+                continue;
+            }
+            const size_t ik = static_cast<size_t>(i);
+            // e: the change of p is e W_i; the visible term of F_beta.
+            double e = d, visible = 0;
+            if (gaussian_)
+            {
+                e = d / variance_[ik];
+                visible = d * (0.5 * (static_cast<double>(u) + now) - a[i]) / variance_[ik];
+            }
+            else
+                visible = -b * a[i] * d;
+            ls.factor[k] = e;
+            const float* s = ls.s.data() + r * hidden_;
+            const float* c = ls.c.data() + r * hidden_;
+            const float* wi = w + i * hidden_;
+            const int32_t table = ls.table_of_row[k];
+            double hidden_change = 0;               // sum_j softplus(q_j + y_j) - softplus(q_j)
+            const bool cached = ls.qmax[k] < max_q; // s and c hold all their digits
+            if (cached && table >= 0 && (d == 1 || d == -1) &&
+                std::abs(b) * ls.row_bound[ik] < max_log_product)
+            {
+                const float* ex = ls.tables[static_cast<size_t>(table)].exp.data() + i * hidden_;
+                if (d == 1)
+                {
+                    ls.kind[k] = Change::flip_up;
+                    hidden_change = log_product(c, s, ex, hidden_);
+                }
+                else
+                {
+                    ls.kind[k] = Change::flip_down;
+                    hidden_change = log_product(s, c, ex, hidden_) - b * ls.row_sum[ik];
+                }
+            }
+            else if (cached && std::abs(b * e) * ls.row_max[ik] < max_exponent &&
+                     std::abs(b * e) * ls.row_abs[ik] < max_log_product)
+            {
+                ls.kind[k] = Change::general;
+                float* ex = ls.e.data() + r * hidden_;
+                const float y = static_cast<float>(b * e);
+                for (int64_t j = 0; j < hidden_; ++j)
+                    ex[j] = y * wi[j];
+                ansatz::exp(ex, hidden_);
+                hidden_change = log_product(c, s, ex, hidden_);
+            }
+            else
+            {
+                ls.kind[k] = Change::exact;
+                const double* p = ls.p.data() + r * hidden_;
+                for (int64_t j = 0; j < hidden_; ++j)
+                    hidden_change += softplus_double(b * (p[j] + e * wi[j])) - softplus_double(b * p[j]);
+            }
+            o[r] = static_cast<float>(visible - hidden_change);
+        }
+        ls.pending = true;
+    }
+
     // Visible biases from the data's means (Hinton 2010, "A practical guide to training RBMs", 8.1):
     // over the first init_rows rows of init_data (all with 0), m_i = the mean of unit i, then
     // a_i = log(p_i / (1 - p_i)) with p_i = m_i clipped to [1e-3, 1 - 1e-3] for Bernoulli units, and
@@ -1064,6 +1462,7 @@ private:
     HiddenMemo memo_;
 
     Workspace pre_, flip_rows_, flip_change_, flip_bias_, visible_pre_, scaled_, weight_grad_;
+    LocalSession session_;
     std::vector<double> column_sums_, row_sums_, row_dots_, square_sums_;
     ansatz::ThreadTeam team_;
 };

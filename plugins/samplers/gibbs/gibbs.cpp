@@ -38,6 +38,30 @@ public:
 
     void advance(ansatz_tensor& chains, int32_t steps, ansatz::Streams rngs) override
     {
+        sweep(chains, steps, nullptr, rngs);
+    }
+
+    // Row n at inverse temperature beta[n]: the same two half-steps through the model's
+    // tempered_conditional, which samples p_beta(h | v) and p_beta(v | h) of E_beta = E0 + beta E1.
+    void advance_tempered(ansatz_tensor& chains, int32_t steps, const double* beta, ansatz::Streams rngs)
+    {
+        if (!model_.valid())
+            throw ansatz::Error("sampler '" + name_ + "' is advanced before bind()");
+        if (!model_.has(ANSATZ_FN_TEMPERED))
+            throw ansatz::InputError("sampler '" + name_ +
+                                     "' cannot temper this model: a tempered Gibbs sweep needs the model's "
+                                     "tempered functions (tempered_free_energy + base_log_partition + "
+                                     "tempered_conditional), and it has " +
+                                     ansatz::model_function_names(model_.functions()));
+        if (chains.rank >= 1 && chains.shape[0] == 0)
+            return;
+        sweep(chains, steps, beta, rngs);
+    }
+
+private:
+    // `steps` sweeps (0: the configured count); beta nullptr: the model's own conditionals.
+    void sweep(ansatz_tensor& chains, int32_t steps, const double* beta, ansatz::Streams rngs)
+    {
         if (!model_.valid())
             throw ansatz::Error("sampler '" + name_ + "' is advanced before bind()");
         if (steps < 0)
@@ -57,12 +81,19 @@ public:
         {
             if (host_.cancelled())
                 throw ansatz::Error("sampler '" + name_ + "' was cancelled", ANSATZ_STATUS_CANCELLED);
+            if (beta)
+            {
+                model_.tempered_conditional(ANSATZ_BLOCK_HIDDEN, chains, beta, nullptr, h_mean, &h, rngs);
+                model_.tempered_conditional(ANSATZ_BLOCK_VISIBLE, h, beta, nullptr, v_mean, &chains, rngs);
+                continue;
+            }
             model_.conditional(ANSATZ_BLOCK_HIDDEN, chains, h_mean, &h, rngs);
             model_.conditional(ANSATZ_BLOCK_VISIBLE, h, v_mean, &chains, rngs);
         }
         sweeps_ += sweeps;
     }
 
+public:
     // "gibbs_sweeps": sweeps done since the last call (summed over calls, not over chains).
     void metrics(ansatz::Metrics& out)
     {

@@ -27,13 +27,18 @@
  * ---- What each minor added ----
  *   2.0: the contract below, minus what later minors add.
  *   2.1: evaluators (ANSATZ_KIND_EVALUATOR, ansatz_evaluator_table); models' tempered functions
- *        (ANSATZ_FN_TEMPERED: tempered_free_energy, base_log_partition, tempered_conditional), the block
- *        free energy (ANSATZ_FN_BLOCK_FREE_ENERGY) and the weighted free-energy gradient
- *        (ANSATZ_FN_WEIGHTED_GRAD), each in what was reserved room of the energy and conditionals
- *        tables, so those tables keep their 2.0 size.
- *   2.2: the latent table's decode_backward_weighted (per-row weights, a value from the same pass:
- *        the IWAE gradient), the latent call order and the prior stated as N(0, I); the dataset
- *        info's label_names. Each in what was reserved room, so those structs keep their 2.0 size.
+ *        (ANSATZ_FN_TEMPERED: tempered_free_energy, base_log_partition and, for a model with
+ *        conditionals, tempered_conditional), the block free energy (ANSATZ_FN_BLOCK_FREE_ENERGY)
+ *        and the weighted free-energy gradient (ANSATZ_FN_WEIGHTED_GRAD), each in what was reserved room of
+ * the energy and conditionals tables, so those tables keep their 2.0 size. 2.2: samplers' advance_tempered
+ * (in the sampler table's reserved room); models' local-move session (ANSATZ_FN_LOCAL_MOVES: local_begin,
+ * local_commit, local_end, which change what energy_delta computes while a session is open) and the state
+ * gradient (ANSATZ_FN_STATE_GRAD: free_energy_grad_state), in the energy table's reserved room. Sizes stay
+ * those of 2.0. A plugin built for an older minor has these slots zeroed (they were reserved room): it reads
+ * as not having them, and the host refuses one whose older-minor reserved room is not zero. Also the latent
+ * table's decode_backward_weighted (per-row weights, the values of the same pass: the IWAE gradient), the
+ * latent call order and the prior stated as N(0, I), and the dataset info's label_names, each in what was
+ * reserved room.
  *
  * ---- Lifecycle (as GStreamer's element states, written down once) ----
  *   1. load: the host calls the entry symbol once and checks the descriptor (never calls it again).
@@ -354,9 +359,14 @@ typedef enum ansatz_model_function
     ANSATZ_FN_CONDITIONAL = 1u << 3, /* block_size and conditional */
     ANSATZ_FN_LATENT = 1u << 4,      /* the whole latent table */
     /* 2.1 */
-    ANSATZ_FN_TEMPERED = 1u << 5, /* tempered_free_energy, base_log_partition, tempered_conditional */
+    /* tempered_free_energy and base_log_partition; for a model with conditionals also
+     * tempered_conditional (a model without them, such as an Ising model, has none to temper) */
+    ANSATZ_FN_TEMPERED = 1u << 5,
     ANSATZ_FN_BLOCK_FREE_ENERGY = 1u << 6, /* block_free_energy */
     ANSATZ_FN_WEIGHTED_GRAD = 1u << 7,     /* free_energy_grad_weighted */
+    /* 2.2 */
+    ANSATZ_FN_LOCAL_MOVES = 1u << 8, /* local_begin, local_commit, local_end (with energy_delta) */
+    ANSATZ_FN_STATE_GRAD = 1u << 9,  /* free_energy_grad_state */
 } ansatz_model_function;
 
 /* The values a model's variables take (visible and, for a model with conditionals, hidden units
@@ -408,7 +418,9 @@ typedef struct ansatz_energy_table
     int32_t (*free_energy_grad_weighted)(void* self, const ansatz_tensor* v, const float* weights,
                                          ansatz_tensor* grads, int32_t n_grads, ansatz_tensor* out,
                                          ansatz_status* st);
-    /* 2.1, TEMPERED (with base_log_partition and the conditionals' tempered_conditional). The tempered
+    /* 2.1, TEMPERED (with base_log_partition, and with the conditionals' tempered_conditional exactly
+     * when the model has conditionals: the host refuses a model that has some of these without the
+     * others it needs). The tempered
      * family of a model with energy E(v, h) = E0(v) + E1(v, h), at inverse temperature beta in [0, 1]
      * and with an external field phi on the visible units, is
      *     E_beta,phi(v, h) = E0(v) + beta * E1(v, h) - phi . v,
@@ -424,7 +436,42 @@ typedef struct ansatz_energy_table
     /* 2.1, TEMPERED: *out = log Z_0,phi = log sum_{v,h} exp(-E_0,phi(v, h)), the normaliser at beta = 0
      * (for binary units sum_i log(1 + e^phi_i) + H log 2). field {D} or NULL. */
     int32_t (*base_log_partition)(void* self, const ansatz_tensor* field, double* out, ansatz_status* st);
-    void* reserved[5];
+    /* 2.2, LOCAL_MOVES (local_begin, local_commit and local_end come together, with energy_delta): a
+     * session in which one proposed change of one site per chain costs what that site touches (an RBM:
+     * O(H) from cached hidden pre-activations, instead of O(D H)), for single-site Metropolis-Hastings.
+     * F_beta below is the free energy of the tempered family with field 0 (tempered_free_energy's
+     * F_beta,0, E_beta = E0 + beta E1); a model that keeps no E0 (binary, spin and categorical units) and
+     * has no hidden units has F_beta = beta F, whether or not it fills the tempered slots. F_1 = F.
+     * Call order (one session per model at a time):
+     *   1. local_begin(v, beta): the model caches what it needs of the chains v {N, D} (FLOAT32) at the
+     *      inverse temperatures beta {N} (NULL: every row at 1). A local_begin while a session is open
+     *      ends that session first.
+     *   2. any number of rounds of:
+     *      a. energy_delta(v, sites, new_values, out) with the session's v (the same memory and N):
+     *         out[n] = F_beta[n](v[n] with unit sites[n] set to new_values[n]) - F_beta[n](v[n]), from
+     *         the cache. A model may refuse (FAILURE) another v while the session is open.
+     *      b. the caller writes new_values[n] into v[n, sites[n]] for the rows it accepts, and nothing
+     *         else into v;
+     *      c. local_commit(v, sites, previous_values, accepted) with the sites of the latest energy_delta:
+     *         accepted {N} (uint8, 0 or 1) says which rows changed; previous_values[n] is the value
+     *         v[n, sites[n]] had before (b). The model updates its cache for the accepted rows (O(what
+     *         one site touches) per row) and may rely on v[n, sites[n]] now being the latest
+     *         energy_delta's new_values[n] for them. A round in which no row is accepted may skip (c).
+     *   3. local_end(): closes the session (the model may keep its buffers for the next one).
+     * Lifetimes: the model keeps no pointer to v; the caller keeps v's memory and values as (b) says
+     * from local_begin to local_end, and changes no parameter of the model meanwhile. Other calls of the
+     * model (free_energy, conditionals, ...) may come during a session and do not disturb it; outside a
+     * session energy_delta is the 2.0 call (beta = 1). */
+    int32_t (*local_begin)(void* self, const ansatz_tensor* v, const double* beta, ansatz_status* st);
+    int32_t (*local_commit)(void* self, const ansatz_tensor* v, const int64_t* sites,
+                            const float* previous_values, const uint8_t* accepted, ansatz_status* st);
+    int32_t (*local_end)(void* self, ansatz_status* st);
+    /* 2.2, STATE_GRAD: out[n, i] = dF(v[n]) / dv[n, i], the gradient of the free energy with respect to
+     * the state (for Langevin proposals, MALA), for models whose variables are REAL; a model of another
+     * domain that fills the slot refuses the call (INVALID_INPUT). v and out {N, D} FLOAT32. */
+    int32_t (*free_energy_grad_state)(void* self, const ansatz_tensor* v, ansatz_tensor* out,
+                                      ansatz_status* st);
+    void* reserved[1];
 } ansatz_energy_table;
 
 /* p(block | the other block) factorises over the block's units. */
@@ -438,7 +485,8 @@ typedef struct ansatz_conditionals_table
      * sample {N, size of block}. */
     int32_t (*conditional)(void* self, int32_t block, const ansatz_tensor* given, ansatz_tensor* mean,
                            ansatz_tensor* sample, ansatz_rng* rngs, ansatz_status* st);
-    /* 2.1, TEMPERED: conditional under E_beta[n],phi (see the energy table's tempered_free_energy):
+    /* 2.1, TEMPERED (every tempered model with conditionals has it): conditional under E_beta[n],phi
+     * (see the energy table's tempered_free_energy):
      * as conditional, with beta {N} (one inverse temperature per row, so replicas at several
      * temperatures share one call) and field {D} or NULL (it acts on the visible block only). At
      * beta = 0 the visible conditional does not depend on the hidden units: it is the base
@@ -583,7 +631,16 @@ typedef struct ansatz_sampler_table
     int32_t (*metrics)(void* self, const ansatz_metrics* out, ansatz_status* st);
     ansatz_state_fn state;
     ansatz_set_state_fn set_state;
-    void* reserved[8];
+    /* 2.2: as advance, but chain n is advanced by a transition that leaves exp(-F_beta[n](v)) / Z_beta[n]
+     * invariant, F_beta the tempered family of the energy table's tempered_free_energy with field 0
+     * (E_beta = E0 + beta E1), for parallel tempering; beta {N}, one inverse temperature per row (any
+     * finite value the model accepts; 1 is the model itself). NULL: the sampler cannot temper. A sampler
+     * that cannot temper the bound model (it lacks the functions the sampler tempers through) refuses
+     * with INVALID_INPUT and a sentence naming them; a call with N = 0 rows does nothing else, so a
+     * wrapper can ask at bind whether tempering will work. */
+    int32_t (*advance_tempered)(void* self, ansatz_tensor* chains, int32_t steps, const double* beta,
+                                ansatz_rng* rngs, ansatz_status* st);
+    void* reserved[7];
 } ansatz_sampler_table;
 
 typedef struct ansatz_sampler_handle

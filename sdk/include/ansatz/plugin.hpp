@@ -121,7 +121,8 @@ concept HasWeightedGrad = requires(T& t, const ansatz_tensor& v, const float* w,
 {
     t.free_energy_grad_weighted(v, w, g, int32_t{}, out);
 };
-// The three tempered functions go together (abi.h): a class with only some of them is an error.
+// The tempered functions go together (abi.h): tempered_free_energy and base_log_partition always, and
+// tempered_conditional exactly when the model has conditionals. A class with only some is an error.
 template <class T>
 concept HasTemperedFreeEnergy = requires(T& t, const ansatz_tensor& v, const double* b,
                                          const ansatz_tensor* f, ansatz_tensor& out)
@@ -190,6 +191,33 @@ template <class T>
 concept HasDecodeMean = requires(T& t, const ansatz_tensor& h, ansatz_tensor& out)
 {
     t.decode_mean(h, out);
+};
+// 2.2: the local-move session (all three, with energy_delta) and the state gradient.
+template <class T>
+concept HasLocalBegin = requires(T& t, const ansatz_tensor& v, const double* b)
+{
+    t.local_begin(v, b);
+};
+template <class T>
+concept HasLocalCommit = requires(T& t, const ansatz_tensor& v, const int64_t* s, const float* p,
+                                  const uint8_t* a)
+{
+    t.local_commit(v, s, p, a);
+};
+template <class T>
+concept HasLocalEnd = requires(T& t)
+{
+    t.local_end();
+};
+template <class T>
+concept HasStateGrad = requires(T& t, const ansatz_tensor& v, ansatz_tensor& out)
+{
+    t.free_energy_grad_state(v, out);
+};
+template <class T>
+concept HasAdvanceTempered = requires(T& t, ansatz_tensor& c, const double* b, Streams r)
+{
+    t.advance_tempered(c, int32_t{}, b, r);
 };
 template <class T>
 concept HasMetrics = requires(T& t, Metrics& m)
@@ -491,12 +519,54 @@ struct ModelTables
     }
     static constexpr const ansatz_latent_table* latent_slot();
 
-    static constexpr bool has_tempered =
-        HasTemperedFreeEnergy<T> && HasBaseLogPartition<T> && HasTemperedConditional<T>;
+    static int32_t local_begin(void* p, const ansatz_tensor* v, const double* beta, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            require_rows(*v, "local_begin: v");
+            self<T>(p).local_begin(*v, beta);
+        });
+    }
+    static int32_t local_commit(void* p, const ansatz_tensor* v, const int64_t* sites,
+                                const float* previous_values, const uint8_t* accepted, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            require_rows(*v, "local_commit: v");
+            if (v->shape[0] > 0 && (!sites || !previous_values || !accepted))
+                throw Error("local_commit got no sites, previous values or accepted flags");
+            self<T>(p).local_commit(*v, sites, previous_values, accepted);
+        });
+    }
+    static int32_t local_end(void* p, ansatz_status* st)
+    {
+        return guard(st, [&] { self<T>(p).local_end(); });
+    }
+    static int32_t free_energy_grad_state(void* p, const ansatz_tensor* v, ansatz_tensor* out,
+                                          ansatz_status* st)
+    {
+        return guard(st, [&] {
+            require_rows(*v, "free_energy_grad_state: v");
+            self<T>(p).free_energy_grad_state(*v, *out);
+        });
+    }
+
+    // tempered_conditional belongs to the conditionals: a model without them (an Ising model) is tempered
+    // with the other two alone, and a model with them needs all three.
+    static constexpr bool has_tempered = HasTemperedFreeEnergy<T> && HasBaseLogPartition<T> &&
+                                         (HasConditionals<T> ? HasTemperedConditional<T> : true);
+    static constexpr bool has_local = HasLocalBegin<T> && HasLocalCommit<T> && HasLocalEnd<T>;
+    static_assert(
+        has_local || !(HasLocalBegin<T> || HasLocalCommit<T> || HasLocalEnd<T>),
+        "a model with a local-move session needs all three: local_begin, local_commit and local_end "
+        "(with the exact signatures of component.hpp)");
+    static_assert(!has_local || HasEnergyDelta<T>,
+                  "a model with a local-move session needs energy_delta, which the session serves");
     static_assert(has_tempered ||
                       !(HasTemperedFreeEnergy<T> || HasBaseLogPartition<T> || HasTemperedConditional<T>),
-                  "a model with tempered functions needs all three: tempered_free_energy, base_log_partition "
-                  "and tempered_conditional (with the exact signatures of component.hpp)");
+                  "a model with tempered functions needs tempered_free_energy and base_log_partition, and "
+                  "tempered_conditional too when it has conditionals (with the exact signatures of "
+                  "component.hpp)");
+    static_assert(HasConditionals<T> || !HasTemperedConditional<T>,
+                  "a model with tempered_conditional needs the conditionals (block_size and conditional)");
 
     // Each slot through `if constexpr`, so a class without the member never instantiates its body.
     static constexpr auto weighted_slot()
@@ -526,6 +596,34 @@ struct ModelTables
             return tempered_conditional;
         else
             return static_cast<decltype(&tempered_conditional)>(nullptr);
+    }
+    static constexpr auto local_begin_slot()
+    {
+        if constexpr (has_local)
+            return local_begin;
+        else
+            return static_cast<decltype(&local_begin)>(nullptr);
+    }
+    static constexpr auto local_commit_slot()
+    {
+        if constexpr (has_local)
+            return local_commit;
+        else
+            return static_cast<decltype(&local_commit)>(nullptr);
+    }
+    static constexpr auto local_end_slot()
+    {
+        if constexpr (has_local)
+            return local_end;
+        else
+            return static_cast<decltype(&local_end)>(nullptr);
+    }
+    static constexpr auto state_grad_slot()
+    {
+        if constexpr (HasStateGrad<T>)
+            return free_energy_grad_state;
+        else
+            return static_cast<decltype(&free_energy_grad_state)>(nullptr);
     }
     static constexpr auto block_free_energy_slot()
     {
@@ -557,8 +655,8 @@ struct ModelTables
     }
     static constexpr const ansatz_conditionals_table* conditionals_slot();
 
-    static constexpr bool has_energy =
-        HasFreeEnergy<T> || HasFreeEnergyGrad<T> || HasEnergyDelta<T> || HasWeightedGrad<T> || has_tempered;
+    static constexpr bool has_energy = HasFreeEnergy<T> || HasFreeEnergyGrad<T> || HasEnergyDelta<T> ||
+                                       HasWeightedGrad<T> || has_tempered || has_local || HasStateGrad<T>;
     static constexpr ansatz_energy_table energy_table = { sizeof(ansatz_energy_table),
                                                           free_energy_slot(),
                                                           free_energy_grad_slot(),
@@ -566,6 +664,10 @@ struct ModelTables
                                                           weighted_slot(),
                                                           tempered_free_energy_slot(),
                                                           base_log_partition_slot(),
+                                                          local_begin_slot(),
+                                                          local_commit_slot(),
+                                                          local_end_slot(),
+                                                          state_grad_slot(),
                                                           {} };
     static constexpr ansatz_conditionals_table conditionals_table = {
         sizeof(ansatz_conditionals_table), block_size, conditional, tempered_conditional_slot(),
@@ -627,6 +729,17 @@ struct SamplerTables
             self<T>(p).metrics(m);
         });
     }
+    static int32_t advance_tempered(void* p, ansatz_tensor* chains, int32_t steps, const double* beta,
+                                    ansatz_rng* rngs, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            require_rows(*chains, "advance_tempered: chains");
+            const int64_t rows = chains->shape[0];
+            if (rows > 0 && !beta)
+                throw Error("advance_tempered got no inverse temperatures");
+            self<T>(p).advance_tempered(*chains, steps, beta, row_streams(rngs, rows));
+        });
+    }
     static constexpr auto metrics_slot()
     {
         if constexpr (HasMetrics<T>)
@@ -634,10 +747,21 @@ struct SamplerTables
         else
             return static_cast<decltype(&metrics)>(nullptr);
     }
-    static constexpr ansatz_sampler_table table = {
-        sizeof(ansatz_sampler_table),  bind, advance, metrics_slot(), StateSlots<T>::state_fn(),
-        StateSlots<T>::set_state_fn(), {}
-    };
+    static constexpr auto advance_tempered_slot()
+    {
+        if constexpr (HasAdvanceTempered<T>)
+            return advance_tempered;
+        else
+            return static_cast<decltype(&advance_tempered)>(nullptr);
+    }
+    static constexpr ansatz_sampler_table table = { sizeof(ansatz_sampler_table),
+                                                    bind,
+                                                    advance,
+                                                    metrics_slot(),
+                                                    StateSlots<T>::state_fn(),
+                                                    StateSlots<T>::set_state_fn(),
+                                                    advance_tempered_slot(),
+                                                    {} };
 };
 
 // ---- loss

@@ -30,15 +30,23 @@ inline uint64_t model_functions(const ansatz_model_table* t)
         f |= e->energy_delta ? uint64_t{ ANSATZ_FN_ENERGY_DELTA } : 0u;
         // 2.1 slots were zeroed reserved room in 2.0 tables, so they read as absent there.
         f |= e->free_energy_grad_weighted ? uint64_t{ ANSATZ_FN_WEIGHTED_GRAD } : 0u;
+        // 2.2 slots, likewise zero in 2.0 and 2.1 tables.
+        if (e->local_begin && e->local_commit && e->local_end && e->energy_delta)
+            f |= ANSATZ_FN_LOCAL_MOVES;
+        f |= e->free_energy_grad_state ? uint64_t{ ANSATZ_FN_STATE_GRAD } : 0u;
     }
-    if (const ansatz_conditionals_table* c = t->conditionals; c && c->block_size && c->conditional)
+    const ansatz_conditionals_table* c = t->conditionals;
+    const bool conditionals = c && c->block_size && c->conditional;
+    if (conditionals)
     {
         f |= ANSATZ_FN_CONDITIONAL;
-        if (c->tempered_conditional && t->energy && t->energy->tempered_free_energy &&
-            t->energy->base_log_partition)
-            f |= ANSATZ_FN_TEMPERED;
         f |= c->block_free_energy ? uint64_t{ ANSATZ_FN_BLOCK_FREE_ENERGY } : 0u;
     }
+    // TEMPERED: tempered_free_energy and base_log_partition, and tempered_conditional when the model has
+    // conditionals (a model without them, an Ising model, has no conditional to temper).
+    if (t->energy && t->energy->tempered_free_energy && t->energy->base_log_partition &&
+        (!conditionals || c->tempered_conditional))
+        f |= ANSATZ_FN_TEMPERED;
     if (const ansatz_latent_table* l = t->latent; l && l->latent_size && l->encode && l->encode_backward &&
                                                   l->decode_log_likelihood && l->decode_backward &&
                                                   l->decode_mean)
@@ -58,7 +66,9 @@ inline std::string model_function_names(uint64_t functions)
         { ANSATZ_FN_TEMPERED, "tempered_free_energy + base_log_partition + "
                               "tempered_conditional" },
         { ANSATZ_FN_BLOCK_FREE_ENERGY, "block_free_energy" },
-        { ANSATZ_FN_WEIGHTED_GRAD, "free_energy_grad_weighted" }
+        { ANSATZ_FN_WEIGHTED_GRAD, "free_energy_grad_weighted" },
+        { ANSATZ_FN_LOCAL_MOVES, "local_begin + local_commit + local_end" },
+        { ANSATZ_FN_STATE_GRAD, "free_energy_grad_state" }
     };
     std::string out;
     for (const auto& [bit, name] : names)
@@ -163,6 +173,35 @@ public:
         check(slot(energy().free_energy_grad_weighted, "free_energy_grad_weighted")(h_.self, &v, weights,
                                                                                     grads, n_grads, out, &st),
               st);
+    }
+
+    // ---- LOCAL_MOVES (abi.h: the session's call order). Prefer LocalSession, which ends it.
+    // Opens a session on the chains v {N, D} at inverse temperatures beta {N} (nullptr: 1).
+    void local_begin(const ansatz_tensor& v, const double* beta = nullptr) const
+    {
+        ansatz_status st{};
+        check(slot(energy().local_begin, "local_begin")(h_.self, &v, beta, &st), st);
+    }
+    // The accepted rows of the latest energy_delta now hold its new values; previous_values {N} are
+    // what they held before, accepted {N} is 0 or 1 per row.
+    void local_commit(const ansatz_tensor& v, const int64_t* sites, const float* previous_values,
+                      const uint8_t* accepted) const
+    {
+        ansatz_status st{};
+        check(slot(energy().local_commit, "local_commit")(h_.self, &v, sites, previous_values, accepted, &st),
+              st);
+    }
+    void local_end() const
+    {
+        ansatz_status st{};
+        check(slot(energy().local_end, "local_end")(h_.self, &st), st);
+    }
+
+    // ---- STATE_GRAD: out[n, i] = dF(v[n]) / dv[n, i]; v and out {N, D}, a real-domain model.
+    void free_energy_grad_state(const ansatz_tensor& v, ansatz_tensor& out) const
+    {
+        ansatz_status st{};
+        check(slot(energy().free_energy_grad_state, "free_energy_grad_state")(h_.self, &v, &out, &st), st);
     }
 
     // ---- TEMPERED (abi.h: E_beta,phi = E0 + beta E1 - phi . v)
@@ -334,6 +373,51 @@ private:
     ansatz_model_handle h_{};
 };
 
+// A local-move session (abi.h, LOCAL_MOVES) that ends when it goes out of scope, also when a call in
+// it throws:
+//     ansatz::LocalSession session(model, chains, beta);     // local_begin
+//     ... model.energy_delta(chains, ...); write accepted values; session.commit(...) ...
+//                                                             // local_end in the destructor
+class LocalSession
+{
+public:
+    LocalSession(const ModelRef& model, const ansatz_tensor& v, const double* beta = nullptr) : model_(model)
+    {
+        model_.local_begin(v, beta);
+        open_ = true;
+    }
+    ~LocalSession()
+    {
+        if (!open_)
+            return;
+        try
+        {
+            model_.local_end();
+        }
+        catch (...) // a destructor does not throw; end() reports a failure to close
+        {
+        }
+    }
+    LocalSession(const LocalSession&) = delete;
+    LocalSession& operator=(const LocalSession&) = delete;
+
+    void commit(const ansatz_tensor& v, const int64_t* sites, const float* previous_values,
+                const uint8_t* accepted) const
+    {
+        model_.local_commit(v, sites, previous_values, accepted);
+    }
+    // Closes the session now (and reports a failure); the destructor then does nothing.
+    void end()
+    {
+        open_ = false;
+        model_.local_end();
+    }
+
+private:
+    ModelRef model_;
+    bool open_ = false;
+};
+
 class SamplerRef
 {
 public:
@@ -354,6 +438,27 @@ public:
         require_streams(rngs, chains);
         ansatz_status st{};
         check(h_.table->advance(h_.self, &chains, steps, c_states(rngs), &st), st);
+    }
+    // 2.2: whether it has advance_tempered (it may still refuse a model it cannot temper).
+    bool can_temper() const { return h_.table->advance_tempered != nullptr; }
+    // Advances row n at inverse temperature beta[n] (abi.h: advance_tempered); beta {N}.
+    void advance_tempered(ansatz_tensor& chains, int32_t steps, const double* beta, Streams rngs) const
+    {
+        if (!can_temper())
+            throw Error("the sampler cannot temper (it has no advance_tempered)");
+        require_streams(rngs, chains);
+        ansatz_status st{};
+        check(h_.table->advance_tempered(h_.self, &chains, steps, beta, c_states(rngs), &st), st);
+    }
+    // Asks whether advance_tempered will work on the bound model: a call on 0 rows, which throws the
+    // sampler's refusal (InputError) when it will not.
+    void require_tempering(int64_t sample_size) const
+    {
+        if (!can_temper())
+            throw InputError("the sampler cannot temper (it has no advance_tempered)");
+        ansatz_tensor none = make_view(static_cast<float*>(nullptr), { 0, sample_size });
+        ansatz_status st{};
+        check(h_.table->advance_tempered(h_.self, &none, 1, nullptr, nullptr, &st), st);
     }
     // Its diagnostics since the last call, into a host's sink.
     void metrics(const ansatz_metrics& sink) const

@@ -73,6 +73,21 @@
 //         sample is a value of the domain, the frequency of the high value (1, or +1) of every unit is
 //         within sampling_sigmas binomial standard errors (+ 1/R) of the probability the mean gives,
 //         and row 0 sampled alone with its stream gives the same row bit for bit.
+//     local_moves                              (2.2: needs local_begin/commit/end, free_energy)
+//         A session on local_rows random domain states runs local_rounds rounds of: a random site per
+//         row and a new value (7 rows in 8 a change of the domain, the 8th any value), energy_delta,
+//         a comparison with F_beta(v') - F_beta(v), a random half of the rows accepted (written into
+//         v) and local_commit. The reference is tempered_free_energy(v, beta, no field) with the rows
+//         at inverse temperatures {1, 0.5, 0.25, 1.5} when the model has the tempered functions;
+//         beta F at those temperatures for a model without conditionals and without a real domain
+//         (no hidden units, no E0: abi.h); else F itself, with beta NULL. Tolerance as energy_delta's;
+//         energy_delta must not write v; after local_end, energy_delta is again F(v') - F(v).
+//         The check runs after many commits, so a cache that drifts or misses a commit fails it.
+//     state_grad                                         (2.2: needs free_energy_grad_state, free_energy)
+//         For a model of the real domain, on grad_rows random states, every element (or a seeded
+//         subset of grad_max_elements) of dF/dv equals the central difference of F with step
+//         grad_step in float32, within grad_abs_tolerance + grad_rel_tolerance |fd| + 16 float epsilon
+//         |F| / step; v is not written. Skipped for other domains (the call is then defined to refuse).
 //     latent_rows                                                    (needs the latent functions)
 //         latent_size() >= 1; on latent_check_rows random rows x of the domain and h ~ N(0, I), encode,
 //         decode_log_likelihood and decode_mean give finite values (decode_mean in [0, 1] for a binary
@@ -93,6 +108,8 @@
 //         With weights of both signs and a zero, decode_backward_weighted's grads, d_h and out agree
 //         with one decode_backward call per row at scale weights[n] and with decode_log_likelihood
 //         (latent_agree_tolerance, relative to max(1, |value|)).
+// The 2.2 checks appear in a report only for a model that has their functions, so the report of a model
+// built for ABI 2.0 or 2.1 lists exactly the checks it always did.
 //
 // Statistical checks use a fixed seed (options.seed), so a report is reproducible; with the defaults
 // each of the conditional_sampling comparisons of a correct model fails by chance with probability
@@ -150,6 +167,10 @@ struct ConformanceOptions
     int64_t max_enumerated_units = 16; // D + H at most this: 2^(D+H) joint states
     double exact_abs_tolerance = 1e-6;
     double exact_rel_tolerance = 1e-3;
+
+    // local_moves
+    int64_t local_rows = 16;    // chains in the session
+    int64_t local_rounds = 300; // proposals per chain, each compared and half of them committed
 
     // latent_rows, latent_encode_backward, latent_decode_backward, latent_decode_weighted
     int64_t latent_check_rows = 16;       // rows of latent_rows
@@ -263,6 +284,8 @@ inline CheckResult check_energy_delta(const ModelRef& model, const ConformanceOp
 inline CheckResult check_free_energy_grad(const ModelRef& model, const ConformanceOptions& options = {});
 inline CheckResult check_conditionals_exact(const ModelRef& model, const ConformanceOptions& options = {});
 inline CheckResult check_conditional_sampling(const ModelRef& model, const ConformanceOptions& options = {});
+inline CheckResult check_local_moves(const ModelRef& model, const ConformanceOptions& options = {});
+inline CheckResult check_state_grad(const ModelRef& model, const ConformanceOptions& options = {});
 inline CheckResult check_latent_rows(const ModelRef& model, const ConformanceOptions& options = {});
 inline CheckResult check_latent_encode_backward(const ModelRef& model,
                                                 const ConformanceOptions& options = {});
@@ -1587,31 +1610,251 @@ inline CheckResult check_latent_decode_weighted(const ModelRef& model, const Con
     });
 }
 
+// ---------------------------------------------------------------- local_moves
+
+inline CheckResult check_local_moves(const ModelRef& model, const ConformanceOptions& options)
+{
+    using namespace detail::conformance;
+    const std::string check = "local_moves";
+    if (!model.has(ANSATZ_FN_LOCAL_MOVES))
+        return skipped(check, "the model has no local-move session");
+    if (!model.has(ANSATZ_FN_FREE_ENERGY))
+        return skipped(check, "the model has a local-move session but no free_energy to compare it with");
+    return run(check, [&] {
+        const Domain domain = domain_of(model);
+        const int64_t d = sample_size(model, options, check);
+        const int64_t n = std::max<int64_t>(1, options.local_rows);
+        const int64_t rounds = std::max<int64_t>(1, options.local_rounds);
+        // The reference free energy of the tempered family (abi.h).
+        enum class Reference
+        {
+            tempered,
+            scaled,
+            plain
+        };
+        const Reference reference = model.has(ANSATZ_FN_TEMPERED) ? Reference::tempered
+                                    : (!model.has(ANSATZ_FN_CONDITIONAL) && domain.kind != ANSATZ_DOMAIN_REAL)
+                                        ? Reference::scaled
+                                        : Reference::plain;
+        const double ladder[] = { 1.0, 0.5, 0.25, 1.5 };
+        std::vector<double> beta(static_cast<size_t>(n), 1.0);
+        if (reference != Reference::plain)
+            for (int64_t r = 0; r < n; ++r)
+                beta[static_cast<size_t>(r)] = ladder[r % 4];
+        const auto reference_f = [&](std::vector<float>& rows) {
+            std::vector<double> out(static_cast<size_t>(n));
+            ansatz_tensor vt = make_view(rows.data(), { n, d });
+            if (reference == Reference::tempered)
+            {
+                ansatz_tensor ot = make_view(out.data(), { n });
+                model.tempered_free_energy(vt, beta.data(), nullptr, ot);
+                return out;
+            }
+            const std::vector<float> f = free_energy(model, rows, n, d);
+            for (int64_t r = 0; r < n; ++r)
+                out[static_cast<size_t>(r)] = beta[static_cast<size_t>(r)] * f[static_cast<size_t>(r)];
+            return out;
+        };
+        const char* reference_name = reference == Reference::tempered ? "tempered_free_energy"
+                                     : reference == Reference::scaled ? "beta free_energy"
+                                                                      : "free_energy";
+        Rng rng = Rng::stream(options.seed, "conformance.local_moves");
+        std::vector<float> v = random_rows(domain, n, d, rng);
+        std::vector<int64_t> sites(static_cast<size_t>(n));
+        std::vector<float> values(static_cast<size_t>(n)), previous(static_cast<size_t>(n));
+        std::vector<uint8_t> accepted(static_cast<size_t>(n));
+        std::vector<float> delta(static_cast<size_t>(n));
+        ansatz_tensor vt = make_view(v.data(), { n, d });
+        ansatz_tensor dt = make_view(delta.data(), { n });
+        double worst = 0;
+        int64_t commits = 0;
+        {
+            LocalSession session(model, vt, reference == Reference::plain ? nullptr : beta.data());
+            for (int64_t round = 0; round < rounds; ++round)
+            {
+                std::vector<float> changed = v;
+                for (int64_t r = 0; r < n; ++r)
+                {
+                    const size_t k = static_cast<size_t>(r);
+                    sites[k] = static_cast<int64_t>(rng.below(static_cast<uint64_t>(d)));
+                    const float x = v[static_cast<size_t>(r * d + sites[k])];
+                    values[k] = r % 8 == 7 ? domain.random(rng) : domain.change(x, rng);
+                    changed[static_cast<size_t>(r * d + sites[k])] = values[k];
+                }
+                const std::vector<float> v_before = v;
+                std::fill(delta.begin(), delta.end(), std::numeric_limits<float>::quiet_NaN());
+                model.energy_delta(vt, sites.data(), values.data(), dt);
+                if (v != v_before)
+                    throw ConformanceError(check,
+                                           "energy_delta wrote into its input v during a local session "
+                                           "(inputs are never written, abi.h)");
+                const std::vector<double> f0 = reference_f(v);
+                const std::vector<double> f1 = reference_f(changed);
+                for (int64_t r = 0; r < n; ++r)
+                {
+                    const size_t k = static_cast<size_t>(r);
+                    const double want = f1[k] - f0[k];
+                    const double tolerance =
+                        options.delta_tolerance + 16 * FLT_EPSILON * (std::abs(f0[k]) + std::abs(f1[k]));
+                    const double error = std::abs(static_cast<double>(delta[k]) - want);
+                    if (!(error <= tolerance))
+                        throw ConformanceError(
+                            check, "round " + std::to_string(round) + " (after " + std::to_string(commits) +
+                                       " committed changes), row " + std::to_string(r) + " at beta " +
+                                       num(beta[k]) + ", site " + std::to_string(sites[k]) + " set from " +
+                                       num(v[static_cast<size_t>(r * d + sites[k])]) + " to " +
+                                       num(values[k]) + ": energy_delta in the session gives " +
+                                       num(delta[k]) + ", " + reference_name +
+                                       " gives F_beta(v') - F_beta(v) = " + num(want) + "; |difference| " +
+                                       num(error) + " exceeds the tolerance " + num(tolerance));
+                    worst = std::max(worst, error);
+                }
+                for (int64_t r = 0; r < n; ++r)
+                {
+                    const size_t k = static_cast<size_t>(r);
+                    accepted[k] = rng.uniform() < 0.5f ? 1 : 0;
+                    float& x = v[static_cast<size_t>(r * d + sites[k])];
+                    previous[k] = x;
+                    if (accepted[k])
+                    {
+                        x = values[k];
+                        ++commits;
+                    }
+                }
+                session.commit(vt, sites.data(), previous.data(), accepted.data());
+            }
+            session.end();
+        }
+        // Closed: energy_delta is the plain F(v') - F(v) again.
+        std::vector<float> changed = v;
+        for (int64_t r = 0; r < n; ++r)
+        {
+            const size_t k = static_cast<size_t>(r);
+            sites[k] = static_cast<int64_t>(rng.below(static_cast<uint64_t>(d)));
+            values[k] = domain.change(v[static_cast<size_t>(r * d + sites[k])], rng);
+            changed[static_cast<size_t>(r * d + sites[k])] = values[k];
+        }
+        model.energy_delta(vt, sites.data(), values.data(), dt);
+        const std::vector<float> f0 = free_energy(model, v, n, d);
+        const std::vector<float> f1 = free_energy(model, changed, n, d);
+        for (int64_t r = 0; r < n; ++r)
+        {
+            const size_t k = static_cast<size_t>(r);
+            const double want = static_cast<double>(f1[k]) - f0[k];
+            const double tolerance = options.delta_tolerance +
+                                     16 * FLT_EPSILON * (std::abs(double(f0[k])) + std::abs(double(f1[k])));
+            if (!(std::abs(delta[k] - want) <= tolerance))
+                throw ConformanceError(check, "after local_end, energy_delta of row " + std::to_string(r) +
+                                                  " gives " + num(delta[k]) +
+                                                  ", but free_energy gives F(v') - "
+                                                  "F(v) = " +
+                                                  num(want) +
+                                                  ": a closed session must not change energy_delta");
+        }
+        return passed(check, std::to_string(n) + " chains x " + std::to_string(rounds) + " proposals (" +
+                                 std::to_string(commits) + " committed) agree with differences of " +
+                                 reference_name + "; worst |difference| " + num(worst));
+    });
+}
+
+// ---------------------------------------------------------------- state_grad
+
+inline CheckResult check_state_grad(const ModelRef& model, const ConformanceOptions& options)
+{
+    using namespace detail::conformance;
+    const std::string check = "state_grad";
+    if (!model.has(ANSATZ_FN_STATE_GRAD))
+        return skipped(check, "the model has no free_energy_grad_state");
+    if (!model.has(ANSATZ_FN_FREE_ENERGY))
+        return skipped(check, "the model has free_energy_grad_state but no free_energy to compare it with");
+    const Domain domain = domain_of(model);
+    if (domain.kind != ANSATZ_DOMAIN_REAL)
+        return skipped(check, "dF/dv is defined for real variables; the model's domain is " + domain.name());
+    return run(check, [&] {
+        const int64_t d = sample_size(model, options, check);
+        const int64_t n = std::max<int64_t>(1, options.grad_rows);
+        Rng rng = Rng::stream(options.seed, "conformance.state_grad");
+        std::vector<float> v = random_rows(domain, n, d, rng);
+        const std::vector<float> v_before = v;
+        std::vector<float> grad(static_cast<size_t>(n * d), std::numeric_limits<float>::quiet_NaN());
+        ansatz_tensor vt = make_view(v.data(), { n, d });
+        ansatz_tensor gt = make_view(grad.data(), { n, d });
+        model.free_energy_grad_state(vt, gt);
+        if (v != v_before)
+            throw ConformanceError(check, "free_energy_grad_state wrote into its input v");
+        const int64_t total = n * d;
+        std::vector<int64_t> elements;
+        if (options.grad_max_elements <= 0 || total <= options.grad_max_elements)
+            for (int64_t k = 0; k < total; ++k)
+                elements.push_back(k);
+        else
+            for (int64_t k = 0; k < options.grad_max_elements; ++k)
+                elements.push_back(static_cast<int64_t>(rng.below(static_cast<uint64_t>(total))));
+        double worst = 0;
+        for (int64_t k : elements)
+        {
+            const int64_t r = k / d;
+            std::vector<float> row(v.begin() + r * d, v.begin() + (r + 1) * d);
+            const float x = row[static_cast<size_t>(k % d)];
+            const float up = static_cast<float>(x + options.grad_step);
+            const float down = static_cast<float>(x - options.grad_step);
+            row[static_cast<size_t>(k % d)] = up;
+            const float f_up = free_energy(model, row, 1, d)[0];
+            row[static_cast<size_t>(k % d)] = down;
+            const float f_down = free_energy(model, row, 1, d)[0];
+            const double fd = (static_cast<double>(f_up) - f_down) / (static_cast<double>(up) - down);
+            const double tolerance = options.grad_abs_tolerance + options.grad_rel_tolerance * std::abs(fd) +
+                                     16 * FLT_EPSILON * (std::abs(double(f_up)) + std::abs(double(f_down))) /
+                                         (static_cast<double>(up) - down);
+            const double error = std::abs(grad[static_cast<size_t>(k)] - fd);
+            if (!(error <= tolerance))
+                throw ConformanceError(
+                    check, "row " + std::to_string(r) + ", unit " + std::to_string(k % d) +
+                               ": free_energy_grad_state gives " + num(grad[static_cast<size_t>(k)]) +
+                               ", the central difference of free_energy gives " + num(fd) + " (step " +
+                               num(options.grad_step) + ", float32); |difference| " + num(error) +
+                               " exceeds the tolerance " + num(tolerance));
+            worst = std::max(worst, error / tolerance);
+        }
+        return passed(check, std::to_string(elements.size()) +
+                                 " elements of dF/dv agree with central "
+                                 "differences of free_energy; worst |difference| / "
+                                 "tolerance " +
+                                 num(worst));
+    });
+}
+
 // ---------------------------------------------------------------- all of them
 
 inline ConformanceReport check_model(const ModelRef& model, const ConformanceOptions& options)
 {
     using Check = CheckResult (*)(const ModelRef&, const ConformanceOptions&);
-    static const std::pair<const char*, Check> checks[] = {
-        { "random_state", check_random_state },
-        { "parameters", check_parameters },
-        { "energy_delta", check_energy_delta },
-        { "free_energy_grad", check_free_energy_grad },
-        { "conditionals_exact", check_conditionals_exact },
-        { "conditional_sampling", check_conditional_sampling },
-        { "latent_rows", check_latent_rows },
-        { "latent_encode_backward", check_latent_encode_backward },
-        { "latent_decode_backward", check_latent_decode_backward },
-        { "latent_decode_weighted", check_latent_decode_weighted },
+    struct Entry
+    {
+        const char* name;
+        Check run;
+        uint64_t only_with; // a 2.2 check: reported only when the model has this function
+    };
+    static const Entry checks[] = {
+        { "random_state", check_random_state, 0 },
+        { "parameters", check_parameters, 0 },
+        { "energy_delta", check_energy_delta, 0 },
+        { "free_energy_grad", check_free_energy_grad, 0 },
+        { "conditionals_exact", check_conditionals_exact, 0 },
+        { "conditional_sampling", check_conditional_sampling, 0 },
+        { "local_moves", check_local_moves, ANSATZ_FN_LOCAL_MOVES },
+        { "state_grad", check_state_grad, ANSATZ_FN_STATE_GRAD },
+        { "latent_rows", check_latent_rows, ANSATZ_FN_LATENT },
+        { "latent_encode_backward", check_latent_encode_backward, ANSATZ_FN_LATENT },
+        { "latent_decode_backward", check_latent_decode_backward, ANSATZ_FN_LATENT },
+        { "latent_decode_weighted", check_latent_decode_weighted, ANSATZ_FN_LATENT },
     };
     ConformanceReport report;
     if (!model.valid())
         throw Error("check_model got a ModelRef without a model table");
-    const bool latent = model.has_latent();
-    for (const auto& [name, run] : checks)
+    for (const auto& [name, run, only_with] : checks)
     {
-        // The latent checks belong to latent models: other models' reports do not list them.
-        if (!latent && std::string_view(name).substr(0, 7) == "latent_")
+        if (only_with && !(model.functions() & only_with))
             continue;
         try
         {

@@ -1,0 +1,336 @@
+// The rbm's local-move session (ABI 2.2) and its state gradient: the session's energy_delta equals
+// differences of the tempered free energy (computed in double here from the parameters) at every inverse
+// temperature, and stays equal after many thousands of commits; misuse is refused with a sentence;
+// free_energy_grad_state matches central differences for Gaussian units and is refused for Bernoulli ones.
+#include "support/plugins.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace
+{
+
+using ansatz::ModelRef;
+using ansatz::Rng;
+
+struct Model
+{
+    std::unique_ptr<ansatz::engine::Instance> inst;
+    ModelRef m;
+    int64_t d = 0;
+    bool gaussian = false;
+    double sigma = 1; // gaussian units without learn_sigma
+};
+
+// An rbm with `keys`, weights and biases set to N(0, scale^2) (log_sigma, when learnt, N(0, 0.3^2)).
+Model make(int64_t d, int64_t h, const std::string& keys, double scale, uint64_t seed)
+{
+    Model r;
+    r.inst = ansatz::test::make("rbm", "{hidden: " + std::to_string(h) + ", visible: " + std::to_string(d) +
+                                           (keys.empty() ? "" : ", " + keys) + "}");
+    r.m = ansatz::test::model_ref(*r.inst);
+    r.d = d;
+    r.gaussian = keys.find("gaussian") != std::string::npos;
+    if (const size_t at = keys.find("sigma: ");
+        at != std::string::npos && keys.find("learn_sigma") == std::string::npos)
+        r.sigma = std::stod(keys.substr(at + 7));
+    Rng rng(seed);
+    r.m.setup({ d }, rng);
+    for (ansatz_named_tensor& t : r.m.parameters())
+    {
+        const double s = std::string(t.name) == "log_sigma" ? 0.3 : scale;
+        for (int64_t k = 0; k < ansatz::element_count(t.tensor); ++k)
+            ansatz::f32(t.tensor)[k] = static_cast<float>(s * rng.normal());
+    }
+    return r;
+}
+
+// F_beta(v) of every row and its magnitude M = |visible term| + sum_j softplus(beta p_j) (what float
+// rounding of the terms scales with), in double from the model's float parameters:
+//   Bernoulli: F_beta = -beta a.v - sum_j softplus(beta p_j),                     p = b + v W
+//   Gaussian:  F_beta = sum_i (v_i - a_i)^2 / 2 sigma_i^2 - sum_j softplus(beta p_j), p = b + (v / sigma^2) W
+struct Reference
+{
+    std::vector<double> f, magnitude;
+};
+
+double softplus(double x)
+{
+    return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x)));
+}
+
+Reference reference_f(const Model& r, const std::vector<float>& v, const std::vector<double>& beta)
+{
+    const std::vector<ansatz_named_tensor> p = r.m.parameters();
+    const int64_t d = r.d, h = p[0].tensor.shape[1];
+    const float* w = ansatz::f32(p[0].tensor);
+    const float* a = ansatz::f32(p[1].tensor);
+    const float* b = ansatz::f32(p[2].tensor);
+    const float* log_sigma = p.size() > 3 ? ansatz::f32(p[3].tensor) : nullptr;
+    Reference out;
+    for (size_t n = 0; n < beta.size(); ++n)
+    {
+        const float* x = v.data() + n * static_cast<size_t>(d);
+        std::vector<double> input(static_cast<size_t>(d));
+        double visible = 0;
+        for (int64_t i = 0; i < d; ++i)
+        {
+            const double s = log_sigma ? std::exp(static_cast<double>(log_sigma[i])) : r.sigma;
+            input[static_cast<size_t>(i)] = r.gaussian ? x[i] / (s * s) : x[i];
+            visible += r.gaussian ? (x[i] - a[i]) * (x[i] - a[i]) / (2 * s * s) : -beta[n] * a[i] * x[i];
+        }
+        double hidden = 0;
+        for (int64_t j = 0; j < h; ++j)
+        {
+            double pre = b[j];
+            for (int64_t i = 0; i < d; ++i)
+                pre += input[static_cast<size_t>(i)] * w[i * h + j];
+            hidden += softplus(beta[n] * pre);
+        }
+        out.f.push_back(visible - hidden);
+        out.magnitude.push_back(std::abs(visible) + hidden);
+    }
+    return out;
+}
+
+struct Drift
+{
+    double worst = 0;     // the largest |session delta - reference delta|
+    double tolerance = 0; // the largest tolerance it was compared with
+    int64_t commits = 0;  // changes committed
+    int64_t compared = 0; // deltas compared
+};
+
+// A session on n chains at the inverse temperatures `beta` (cycled over the rows), `rounds` proposals per
+// chain (flips for Bernoulli units, Gaussian steps of 0.7 for Gaussian ones, every 5th a value anywhere
+// in the support), about half of them committed. Every `every`-th round all deltas are compared with
+// differences of F_beta computed in double here (reference_f); the first mismatch beyond
+// 2e-4 + 2e-6 (M(v) + M(v')) fails the test (M: the magnitude of the terms, reference_f).
+Drift run_session(const Model& r, int64_t n, int64_t rounds, int64_t every, const std::vector<double>& ladder,
+                  uint64_t seed)
+{
+    Rng rng(seed);
+    const int64_t d = r.d;
+    std::vector<float> v(static_cast<size_t>(n * d));
+    for (float& x : v)
+        x = r.gaussian ? static_cast<float>(rng.normal()) : (rng.uniform() < 0.5f ? 1.0f : 0.0f);
+    std::vector<double> beta(static_cast<size_t>(n));
+    for (int64_t k = 0; k < n; ++k)
+        beta[static_cast<size_t>(k)] = ladder[static_cast<size_t>(k) % ladder.size()];
+    std::vector<int64_t> sites(static_cast<size_t>(n));
+    std::vector<float> values(static_cast<size_t>(n)), previous(static_cast<size_t>(n)),
+        delta(static_cast<size_t>(n));
+    std::vector<uint8_t> accepted(static_cast<size_t>(n));
+    ansatz_tensor vt = ansatz::make_view(v.data(), { n, d });
+    ansatz_tensor dt = ansatz::make_view(delta.data(), { n });
+    Drift drift;
+    ansatz::LocalSession session(r.m, vt, beta.data());
+    for (int64_t round = 0; round < rounds; ++round)
+    {
+        for (int64_t k = 0; k < n; ++k)
+        {
+            const size_t s = static_cast<size_t>(k);
+            sites[s] = static_cast<int64_t>(rng.below(static_cast<uint64_t>(d)));
+            const float now = v[static_cast<size_t>(k * d + sites[s])];
+            if (round % 5 == 4)
+                values[s] = r.gaussian ? static_cast<float>(3 * rng.normal()) : rng.uniform();
+            else
+                values[s] = r.gaussian ? static_cast<float>(now + 0.7 * rng.normal()) : 1.0f - now;
+        }
+        r.m.energy_delta(vt, sites.data(), values.data(), dt);
+        if (round % every == 0 || round == rounds - 1)
+        {
+            std::vector<float> changed = v;
+            for (int64_t k = 0; k < n; ++k)
+                changed[static_cast<size_t>(k * d + sites[static_cast<size_t>(k)])] =
+                    values[static_cast<size_t>(k)];
+            const Reference f0 = reference_f(r, v, beta), f1 = reference_f(r, changed, beta);
+            for (int64_t k = 0; k < n; ++k)
+            {
+                const size_t s = static_cast<size_t>(k);
+                const double want = f1.f[s] - f0.f[s];
+                const double tolerance = 2e-4 + 2e-6 * (f0.magnitude[s] + f1.magnitude[s]);
+                const double error = std::abs(delta[s] - want);
+                INFO("round " << round << " after " << drift.commits << " commits, chain " << k << " at beta "
+                              << beta[s] << ": session " << delta[s] << ", reference " << want);
+                REQUIRE(error <= tolerance);
+                drift.worst = std::max(drift.worst, error);
+                drift.tolerance = std::max(drift.tolerance, tolerance);
+                ++drift.compared;
+            }
+        }
+        for (int64_t k = 0; k < n; ++k)
+        {
+            const size_t s = static_cast<size_t>(k);
+            float& x = v[static_cast<size_t>(k * d + sites[s])];
+            previous[s] = x;
+            accepted[s] = rng.uniform() < 0.5f;
+            if (accepted[s])
+            {
+                x = values[s];
+                ++drift.commits;
+            }
+        }
+        session.commit(vt, sites.data(), previous.data(), accepted.data());
+    }
+    session.end();
+    return drift;
+}
+
+} // namespace
+
+TEST_CASE(
+    "rbm local moves: bernoulli units - the session's deltas equal free-energy differences (in double) at "
+    "beta 1 and 0.5 and 0.25 and 1.5 through 64 chains x 4000 proposals (about 128000 commits)",
+    "[rbm][local]")
+{
+    const Model r = make(20, 16, "", 1.0, 301);
+    const Drift drift = run_session(r, 64, 4000, 50, { 1.0, 0.5, 0.25, 1.5 }, 302);
+    WARN("bernoulli: worst |difference| " << drift.worst << " over " << drift.compared << " deltas, "
+                                          << drift.commits << " commits");
+    CHECK(drift.commits > 120000);
+}
+
+TEST_CASE("rbm local moves: gaussian units with sigma 0.8 and with learn_sigma - the session's deltas equal "
+          "free-energy differences (in double) through 32 chains x 3000 proposals",
+          "[rbm][local][gaussian]")
+{
+    for (const std::string keys :
+         { "visible_units: gaussian, sigma: 0.8", "visible_units: gaussian, learn_sigma: true" })
+    {
+        INFO(keys);
+        const Model r = make(12, 10, keys, 0.5, 311);
+        const Drift drift = run_session(r, 32, 3000, 50, { 1.0, 0.5, 0.25, 1.5 }, 312);
+        WARN(keys << ": worst |difference| " << drift.worst << " over " << drift.compared << " deltas");
+        CHECK(drift.commits > 40000);
+    }
+}
+
+TEST_CASE(
+    "rbm local moves: large weights (sd 20 and sd 100) - where pre-activations leave the range "
+    "the cached sigmoids keep (|beta p| >= 80) and rows go back and forth to exact softplus differences - "
+    "still agree at every proposal",
+    "[rbm][local]")
+{
+    for (const double scale : { 20.0, 100.0 })
+    {
+        INFO("weights N(0, " << scale << "^2)");
+        const Model r = make(8, 6, "", scale, 321);
+        const Drift drift = run_session(r, 8, 400, 1, { 1.0, 0.5, 3.0 }, 322);
+        CHECK(drift.compared == 8 * 400);
+    }
+}
+
+TEST_CASE("rbm local moves: without beta the session is the model itself - and after local_end energy_delta "
+          "is the plain F(v') - F(v) again",
+          "[rbm][local]")
+{
+    const Model r = make(10, 7, "", 1.0, 331);
+    const int64_t n = 5, d = 10;
+    Rng rng(332);
+    std::vector<float> v(static_cast<size_t>(n * d));
+    for (float& x : v)
+        x = rng.uniform() < 0.5f ? 1.0f : 0.0f;
+    ansatz_tensor vt = ansatz::make_view(v.data(), { n, d });
+    std::vector<int64_t> sites = { 0, 3, 9, 4, 4 };
+    std::vector<float> values(static_cast<size_t>(n));
+    for (int64_t k = 0; k < n; ++k)
+        values[static_cast<size_t>(k)] = 1.0f - v[static_cast<size_t>(k * d + sites[static_cast<size_t>(k)])];
+    std::vector<float> outside(static_cast<size_t>(n)), inside(static_cast<size_t>(n));
+    ansatz_tensor ot = ansatz::make_view(outside.data(), { n }), it = ansatz::make_view(inside.data(), { n });
+    r.m.energy_delta(vt, sites.data(), values.data(), ot);
+    {
+        ansatz::LocalSession session(r.m, vt);
+        r.m.energy_delta(vt, sites.data(), values.data(), it);
+        for (int64_t k = 0; k < n; ++k)
+            CHECK(inside[static_cast<size_t>(k)] == Approx(outside[static_cast<size_t>(k)]).margin(1e-5));
+    }
+    std::vector<float> after(static_cast<size_t>(n));
+    ansatz_tensor at = ansatz::make_view(after.data(), { n });
+    r.m.energy_delta(vt, sites.data(), values.data(), at);
+    CHECK(after == outside); // the same code path as before the session, bit for bit
+}
+
+TEST_CASE("rbm local moves: misuse of a session is refused with a sentence", "[rbm][local]")
+{
+    const Model r = make(6, 4, "", 1.0, 341);
+    const int64_t n = 2, d = 6;
+    std::vector<float> v(static_cast<size_t>(n * d), 0.0f), other = v;
+    ansatz_tensor vt = ansatz::make_view(v.data(), { n, d }), ot = ansatz::make_view(other.data(), { n, d });
+    std::vector<int64_t> sites = { 1, 2 }, wrong = { 1, 3 };
+    std::vector<float> values = { 1.0f, 1.0f }, previous = { 0.0f, 0.0f }, delta(2);
+    std::vector<uint8_t> yes = { 1, 1 }, second = { 0, 1 };
+    ansatz_tensor dt = ansatz::make_view(delta.data(), { n });
+    REQUIRE_THROWS_WITH(r.m.local_commit(vt, sites.data(), previous.data(), yes.data()),
+                        "rbm local_commit: no local session is open (local_begin first)");
+    ansatz::LocalSession session(r.m, vt);
+    REQUIRE_THROWS_WITH(r.m.energy_delta(ot, sites.data(), values.data(), dt),
+                        "rbm energy_delta: the local session is open on other chains (2 rows at another "
+                        "address); pass the chains given to local_begin, or end the session first");
+    REQUIRE_THROWS_WITH(r.m.local_commit(vt, sites.data(), previous.data(), yes.data()),
+                        "rbm local_commit: no energy_delta of this session proposed changes to commit");
+    r.m.energy_delta(vt, sites.data(), values.data(), dt);
+    REQUIRE_THROWS_WITH(
+        r.m.local_commit(vt, wrong.data(), previous.data(), second.data()),
+        "rbm local_commit: chain 1 commits site 3, but the latest energy_delta proposed site 2");
+    // Accepted, but the value was not written into v.
+    REQUIRE_THROWS_WITH(
+        r.m.local_commit(vt, sites.data(), previous.data(), yes.data()),
+        "rbm local_commit: chain 0 holds 0.000000 at site 1, not the value 1.000000 the latest "
+        "energy_delta proposed");
+    std::vector<double> bad = { 1.0, std::nan("") };
+    REQUIRE_THROWS_WITH(r.m.local_begin(vt, bad.data()),
+                        "rbm local_begin: the inverse temperature of row 1 is nan; it must be finite");
+}
+
+TEST_CASE(
+    "rbm free_energy_grad_state: gaussian units match central differences of F in double (sigma 0.8 and "
+    "learn_sigma) and bernoulli units are refused",
+    "[rbm][gaussian][local]")
+{
+    for (const std::string keys :
+         { "visible_units: gaussian, sigma: 0.8", "visible_units: gaussian, learn_sigma: true" })
+    {
+        INFO(keys);
+        const Model r = make(7, 5, keys, 0.6, 351);
+        const int64_t n = 4, d = 7;
+        Rng rng(352);
+        std::vector<float> v(static_cast<size_t>(n * d));
+        for (float& x : v)
+            x = static_cast<float>(1.5 * rng.normal());
+        std::vector<float> grad(static_cast<size_t>(n * d));
+        ansatz_tensor vt = ansatz::make_view(v.data(), { n, d }),
+                      gt = ansatz::make_view(grad.data(), { n, d });
+        r.m.free_energy_grad_state(vt, gt);
+        // F in double (reference_f at beta 1) at the float states x +- step.
+        const std::vector<double> one(1, 1.0);
+        for (int64_t k = 0; k < n * d; ++k)
+        {
+            std::vector<float> row(v.begin() + (k / d) * d, v.begin() + (k / d + 1) * d);
+            const float x = row[static_cast<size_t>(k % d)];
+            const float step = 1.0f / 64; // exact in float: x +- step is the state F is evaluated at
+            row[static_cast<size_t>(k % d)] = x + step;
+            Model view = { nullptr, r.m, d, true, r.sigma };
+            const double up = reference_f(view, row, one).f[0];
+            row[static_cast<size_t>(k % d)] = x - step;
+            const double down = reference_f(view, row, one).f[0];
+            const double fd = (up - down) / (static_cast<double>(x + step) - (x - step));
+            INFO("element " << k << ": free_energy_grad_state " << grad[static_cast<size_t>(k)]
+                            << ", central "
+                            << "difference " << fd);
+            CHECK(grad[static_cast<size_t>(k)] == Approx(fd).epsilon(2e-3).margin(2e-4));
+        }
+    }
+    const Model b = make(4, 3, "", 1.0, 353);
+    std::vector<float> v(8, 0.0f), g(8);
+    ansatz_tensor vt = ansatz::make_view(v.data(), { 2, 4 }), gt = ansatz::make_view(g.data(), { 2, 4 });
+    REQUIRE_THROWS_AS(b.m.free_energy_grad_state(vt, gt), ansatz::InputError);
+    REQUIRE_THROWS_WITH(
+        b.m.free_energy_grad_state(vt, gt),
+        "rbm free_energy_grad_state: bernoulli visible units are discrete, so dF/dv is defined "
+        "only for visible_units: gaussian");
+}

@@ -79,6 +79,8 @@ void compare(const char* what, const char* size, int64_t n, const std::function<
     std::fflush(stdout);
 }
 
+void run_all(int repeats);
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -87,6 +89,29 @@ int main(int argc, char** argv)
     std::printf("xsimd %d.%d.%d, arch %s, batch<float>::size %zu, median of %d runs\n", XSIMD_VERSION_MAJOR,
                 XSIMD_VERSION_MINOR, XSIMD_VERSION_PATCH, xsimd::default_arch::name(),
                 xsimd::batch<float>::size, repeats);
+#ifdef ANSATZ_MATH_AVX2
+    // A build for plain x86-64 on a CPU with AVX2 + FMA: the SDK's portable kernels, then the AVX2
+    // ones it dispatches to.
+    const bool avx2 = ansatz::detail::math::avx2::enabled();
+    for (bool use : { false, true })
+    {
+        if (use && !avx2)
+            continue;
+        ansatz::detail::math::avx2::enabled() = use;
+        std::printf("-- sdk: %s\n", use ? "AVX2 + FMA kernels (chosen at run time)" : "portable kernels");
+        run_all(repeats);
+    }
+#else
+    run_all(repeats);
+#endif
+    return 0;
+}
+
+namespace
+{
+
+void run_all(int repeats)
+{
 
     struct Size
     {
@@ -182,5 +207,6 @@ int main(int argc, char** argv)
             },
             repeats);
     }
-    return 0;
 }
+
+} // namespace

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -409,4 +410,66 @@ TEST_CASE("bad input: metropolis_hastings keys - each refused with its message a
           "pipeline.yaml:8:37: stage 1 (sample): sampler 'mh' needs the model's energy_delta, but model "
           "'model' (plugin 'energy_only' from " +
               (extra / "libansatz_fixture_energy_only.so").string() + ") has only: free_energy\n");
+}
+
+TEST_CASE("resume: PCD with metropolis_hastings adapting its Gaussian steps - killed mid-epoch and resumed - ends "
+          "with the same checkpoint files and samples byte for byte",
+          "[metropolis_hastings][cli][resume]")
+{
+    // Gaussian visible units, 5 persistent chains moved by MH with per-chain step sizes adapted during
+    // the first 40 sweeps (the epochs' 6 batches each advance the chains one sweep): the kill at batch 9
+    // falls inside the adaptation, so the resumed run needs the step sizes and the sweep count.
+    const std::string pipeline = "pipeline: mh-resume\nseed: 7\nthreads: 1\ncomponents:\n"
+                                 "  data: {plugin: idx, images: images.idx}\n"
+                                 "  rbm:  {plugin: rbm, hidden: 5, visible_units: gaussian, init_std: 0.1}\n"
+                                 "  mh:   {plugin: metropolis_hastings, adapt_sweeps: 40, step_size: 0.3}\n"
+                                 "  pcd:  {plugin: contrastive_divergence, persistent: true, chains: 5}\n"
+                                 "  sgd:  {plugin: sgd, learning_rate: 0.05}\n"
+                                 "stages:\n"
+                                 "  - train:  {model: rbm, data: data, loss: pcd, sampler: mh, optimizer: sgd, "
+                                 "epochs: 4, batch_size: 8}\n"
+                                 "  - sample: {model: rbm, sampler: mh, count: 3, steps: 10, image: false}\n";
+    const auto outputs = [](const fs::path& run) {
+        std::map<std::string, std::string> files;
+        for (const auto& entry : fs::directory_iterator(run / "checkpoints"))
+            for (const auto& file : fs::directory_iterator(entry.path()))
+                if (file.path().filename() != "metrics.csv") // its timing columns differ
+                    files[entry.path().filename().string() + "/" + file.path().filename().string()] =
+                        read_text(file.path());
+        files["stage2_samples.npy"] = read_text(run / "stage2_samples.npy");
+        return files;
+    };
+    const auto setup = [&](const std::string& name) {
+        const fs::path dir = ansatz::test::fresh_folder("mh_cli/" + name);
+        write_text(dir / "pipeline.yaml", pipeline);
+        write_text(dir / "images.idx", ansatz::test::square_images(200, 40));
+        return dir;
+    };
+    const fs::path straight = setup("resume_reference");
+    auto r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs" }, straight);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    const auto want = outputs(run_folder(straight, r));
+    REQUIRE(want.size() >= 3);
+
+    const fs::path dir = setup("resume_killed");
+    r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs" }, dir, { "ANSATZ_FAULT=batch:9" });
+    REQUIRE(r.status == 128 + 9); // SIGKILL
+    const fs::path run = *fs::directory_iterator(dir / "runs" / "mh-resume");
+    r = run_ansatz({ "run", "--resume", run.string() }, dir);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    const auto got = outputs(run);
+    REQUIRE(got.size() == want.size());
+    for (const auto& [file, bytes] : want)
+    {
+        INFO(file);
+        REQUIRE(got.count(file) == 1);
+        CHECK(got.at(file) == bytes);
+    }
+    // The checkpoint carries the sampler's state: its counts and the adapted step sizes.
+    bool has_steps = false;
+    for (const auto& [file, bytes] : got)
+        has_steps = has_steps || file.find("mh.state.step_sizes.npy") != std::string::npos;
+    CHECK(has_steps);
 }

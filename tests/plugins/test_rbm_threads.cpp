@@ -123,3 +123,92 @@ TEST_CASE("rbm on 2 and 3 threads: conditionals and the weighted gradient repeat
         CHECK(share_differing(a.v_sample, one.v_sample) < 1e-3);
     }
 }
+
+TEST_CASE("rbm: conditional(HIDDEN) right after a weighted pass over the same rows reuses its E[h|v] only "
+          "while those rows, W and b are unchanged",
+          "[rbm][threads]")
+{
+    for (int threads : { 1, 2 })
+    {
+        INFO(threads << " threads");
+        HostServices host(1234, threads);
+        std::unique_ptr<Instance> rbm = ansatz::test::make("rbm", "{hidden: 96, init_std: 0.1}", &host);
+        ModelRef m = ansatz::test::model_ref(*rbm);
+        Rng init(11);
+        const int64_t dv = 200, hv = 96, n = 32; // a pass over 2n rows: chains, then data
+        m.setup({ dv }, init);
+        Rng data(12);
+        std::vector<float> rows(static_cast<size_t>(2 * n * dv));
+        for (float& x : rows)
+            x = data.uniform() < 0.3f ? 1.0f : 0.0f;
+        std::vector<float> weights(static_cast<size_t>(2 * n), 1.0f / n);
+        std::vector<std::vector<float>> grads;
+        std::vector<ansatz_tensor> gv;
+        for (const ansatz_named_tensor& p : m.parameters())
+            grads.emplace_back(static_cast<size_t>(ansatz::element_count(p.tensor)), 0.0f);
+        const std::vector<ansatz_named_tensor> params = m.parameters();
+        for (size_t k = 0; k < params.size(); ++k)
+        {
+            ansatz_tensor t = params[k].tensor;
+            t.data = grads[k].data();
+            gv.push_back(t);
+        }
+        const auto pass = [&] {
+            ansatz_tensor all = ansatz::make_view(rows.data(), { 2 * n, dv });
+            m.free_energy_grad_weighted(all, weights.data(), gv.data(), static_cast<int32_t>(gv.size()));
+        };
+        // The means of n rows starting at `at` (a pointer into `rows` or elsewhere), and of a copy of them.
+        const auto means = [&](const float* at) {
+            std::vector<float> out(static_cast<size_t>(n * hv));
+            ansatz_tensor given = ansatz::make_view(const_cast<float*>(at), { n, dv });
+            ansatz_tensor mean = ansatz::make_view(out.data(), { n, hv });
+            m.conditional(ANSATZ_BLOCK_HIDDEN, given, mean, nullptr);
+            return out;
+        };
+        const auto fresh = [&](const float* at) {
+            std::vector<float> copy(at, at + n * dv);
+            return means(copy.data());
+        };
+        const auto close = [](const std::vector<float>& a, const std::vector<float>& b) {
+            for (size_t i = 0; i < a.size(); ++i)
+                if (std::abs(a[i] - b[i]) > 1e-6f)
+                    return false;
+            return true;
+        };
+
+        pass();
+        const std::vector<float> chains = means(rows.data()), data_rows = means(rows.data() + n * dv);
+        CHECK(close(chains, fresh(rows.data())));
+        CHECK(close(data_rows, fresh(rows.data() + n * dv)));
+        CHECK(means(rows.data()) == chains); // reused again, the same bits
+
+        // Not rows of the pass: not row-aligned, or past its end.
+        CHECK(means(rows.data() + 3) == fresh(rows.data() + 3));
+
+        // W changed through the parameters' view: computed afresh; changed back: the pass's again.
+        float* w = ansatz::f32(params[0].tensor);
+        const float kept = w[17];
+        w[17] += 0.25f;
+        CHECK(means(rows.data()) == fresh(rows.data()));
+        w[17] = kept;
+        CHECK(means(rows.data()) == chains);
+
+        // b changed.
+        float* b = ansatz::f32(params[2].tensor);
+        b[3] -= 0.5f;
+        CHECK(means(rows.data()) == fresh(rows.data()));
+        b[3] += 0.5f;
+
+        // A row changed after the pass.
+        rows[5] = 1.0f - rows[5];
+        CHECK(means(rows.data()) == fresh(rows.data()));
+        rows[5] = 1.0f - rows[5];
+
+        // Another pass over other rows replaces the memo.
+        std::vector<float> other(rows.rbegin(), rows.rend());
+        std::swap(rows, other);
+        pass();
+        std::swap(rows, other);
+        CHECK(means(rows.data()) == fresh(rows.data()));
+    }
+}

@@ -132,6 +132,16 @@ std::string table_refusal(const ansatz_component& c, uint32_t minor)
                                             reinterpret_cast<const void*>(k->block_free_energy) });
             if ((k->block_size == nullptr) != (k->conditional == nullptr))
                 wrong = "its conditionals table has one of block_size and conditional without the other";
+            // The tempered functions (abi.h): tempered_conditional exactly when the energy table is
+            // tempered, for a model with conditionals.
+            const bool tempered_energy = t->energy && t->energy->tempered_free_energy;
+            if (!wrong && k->tempered_conditional && !tempered_energy)
+                wrong = "its conditionals table has tempered_conditional, but its energy table has no "
+                        "tempered_free_energy and base_log_partition";
+            if (!wrong && tempered_energy && k->conditional && !k->tempered_conditional)
+                wrong = "its energy table has tempered_free_energy and base_log_partition, but its "
+                        "conditionals table has no tempered_conditional (a model with conditionals needs "
+                        "all three)";
         }
         if (t->latent)
         {
@@ -139,6 +149,8 @@ std::string table_refusal(const ansatz_component& c, uint32_t minor)
             if (!l)
                 return "its latent table is smaller than ABI 2.0's";
             clean = clean && zeroed(l->reserved);
+            if (minor < 2)
+                clean = clean && none_set({ reinterpret_cast<const void*>(l->decode_backward_weighted) });
             if (!missing)
                 missing = first_missing({ ANSATZ_FN(l, latent_size), ANSATZ_FN(l, encode),
                                           ANSATZ_FN(l, encode_backward), ANSATZ_FN(l, decode_log_likelihood),

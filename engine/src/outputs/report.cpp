@@ -1,5 +1,6 @@
 #include "outputs/report.hpp"
 
+#include "outputs/comparison.hpp"
 #include "outputs/files.hpp"
 #include "outputs/metrics_csv.hpp"
 #include "outputs/plot/plot.hpp"
@@ -510,6 +511,7 @@ public:
                 "<section class=\"card\"><h2>No metrics yet</h2><p class=\"empty\">metrics.csv is not in the "
                 "folder: the run has not finished its first epoch or stage, or it stopped "
                 "before.</p></section>\n";
+        body += comparison_section();
         for (const StageInfo& s : r_.stages)
             body += stage_section(s);
         body += other_pictures();
@@ -530,6 +532,7 @@ public:
                    esc(ansatz_version()) + "\"/>\n<title>" + esc(title) + "</title>\n<style>" + style +
                    "</style>\n</head>\n<body>\n" + body + "</body>\n</html>\n";
         out.plots = std::move(plots_);
+        out.files = std::move(files_);
         return out;
     }
 
@@ -613,6 +616,8 @@ private:
         for (const StageInfo& s : r_.stages)
             h += "<a href=\"#stage-" + std::to_string(s.index) + "\">" + std::to_string(s.index) +
                  " \xc2\xb7 " + esc(s.type) + "</a>\n";
+        if (!report::comparison_of(r_).empty())
+            h += "<a href=\"#comparison\">comparison</a>\n";
         h += "<a href=\"#timing\">timing</a>\n<a href=\"#pipeline\">pipeline</a>\n"
              "<a href=\"#environment\">environment</a>\n<a "
              "href=\"#files\">files</a>\n</nav>\n</div></header>\n";
@@ -635,7 +640,26 @@ private:
             if (x.index == p.stage)
                 s = &x;
         const std::string name = fs::path(p.path).filename().string();
-        if (s && s->type == "sample" && name.find("_samples.") != std::string::npos)
+        if (s && s->type == "sample" && name.find("_samples.") != std::string::npos &&
+            !s->keys.count("sampler"))
+            caption = "Samples of stage " + std::to_string(s->index) + " (sample): decode_mean of " +
+                      (s->keys.count("count") ? s->keys.at("count") + " " : std::string()) +
+                      "draws h ~ N(0, I) from the prior of latent model " +
+                      (s->keys.count("model") ? s->keys.at("model") : std::string("?")) +
+                      ", one image per draw.";
+        else if (s && s->type == "latent" && name.find("_reconstructions.") != std::string::npos)
+            caption = "Reconstructions (stage " + std::to_string(s->index) +
+                      ", latent): rows of originals, each above the row of their reconstructions "
+                      "decode_mean(mu(x)).";
+        else if (s && s->type == "latent" && name.find("_manifold.") != std::string::npos)
+            caption =
+                "The decoded manifold (stage " + std::to_string(s->index) +
+                ", latent): decode_mean over a grid of the prior's quantiles, z1 from left to right, z2 from "
+                "bottom to top.";
+        else if (s && s->type == "latent" && name.find("_latent_scatter.") != std::string::npos)
+            caption = "Posterior means mu(x) of the data of stage " + std::to_string(s->index) +
+                      " (latent), coloured by label.";
+        else if (s && s->type == "sample" && name.find("_samples.") != std::string::npos)
         {
             caption = "The final states of the " +
                       (s->keys.count("count") ? s->keys.at("count") + " " : std::string()) +
@@ -746,6 +770,80 @@ private:
         if (!pictures.empty())
             h += "<div class=\"pictures\">\n" + pictures + "</div>\n";
         return h + "</section>\n";
+    }
+
+    // The evaluate stages with an `x`, side by side: one plot per metric against x, a line per series
+    // with its standard errors as bars, and the table (also written as comparison.csv).
+    std::string comparison_section()
+    {
+        const report::Comparison c = report::comparison_of(r_);
+        if (c.empty())
+            return {};
+        files_.push_back({ "comparison.csv", report::comparison_csv(c) });
+        std::string h = "<section class=\"card\" id=\"comparison\">\n<h2>Comparison</h2>\n<p>" +
+                        esc(std::to_string(c.rows.size()) + " evaluate stages measured at " + c.x_label +
+                            " = x, " + std::to_string(c.series.size()) + " series" + "; the table is ") +
+                        "<a href=\"comparison.csv\">comparison.csv</a>.</p>\n<div class=\"plots\">\n";
+        const auto is_error = [&](const std::string& column) {
+            const std::string owner = report::error_of(column);
+            return !owner.empty() && std::find(c.columns.begin(), c.columns.end(), owner) != c.columns.end();
+        };
+        std::string table_head = "<tr><th>" + esc(c.x_label) + "</th><th>series</th>";
+        for (const std::string& column : c.columns)
+        {
+            if (is_error(column))
+                continue;
+            table_head += "<th class=\"num\">" + esc(column) + "</th>";
+            std::string error_column;
+            for (const std::string& e : c.columns)
+                if (report::error_of(e) == column)
+                    error_column = e;
+            std::vector<plot::Series> series;
+            for (const std::string& name : c.series)
+            {
+                plot::Series line;
+                line.name = name;
+                for (const report::ComparisonRow& row : c.rows)
+                {
+                    const auto v = row.values.find(column);
+                    if (row.series != name || v == row.values.end())
+                        continue;
+                    line.x.push_back(row.x);
+                    line.y.push_back(v->second);
+                    const auto e = error_column.empty() ? row.values.end() : row.values.find(error_column);
+                    line.error.push_back(e == row.values.end() ? NAN : e->second);
+                }
+                if (error_column.empty())
+                    line.error.clear();
+                if (!line.x.empty())
+                    series.push_back(std::move(line));
+            }
+            plot::Figure f;
+            f.title = column + " against " + c.x_label;
+            f.x = { c.x_label, plot::Scale::linear, false };
+            f.y = { column, scale_for(series), false };
+            h += figure_of(Plot{ "comparison_" + file_stem(column) + ".svg", plot::line_plot(f, series),
+                                 esc(column) + (error_column.empty() ? "" : " \xc2\xb1 one standard error") +
+                                     " of each series against " + esc(c.x_label) });
+        }
+        h += "</div>\n<table class=\"metrics\">\n<thead>" + table_head + "</tr></thead>\n<tbody>\n";
+        for (const report::ComparisonRow& row : c.rows)
+        {
+            h += "<tr><td class=\"num\">" + value_text(row.x) + "</td><td>" + esc(row.series) + "</td>";
+            for (const std::string& column : c.columns)
+            {
+                if (is_error(column))
+                    continue;
+                const auto v = row.values.find(column);
+                std::string cell = v == row.values.end() ? std::string() : value_text(v->second);
+                for (const std::string& e : c.columns)
+                    if (report::error_of(e) == column && row.values.count(e))
+                        cell += " \xc2\xb1 " + value_text(row.values.at(e));
+                h += "<td class=\"num\">" + cell + "</td>";
+            }
+            h += "</tr>\n";
+        }
+        return h + "</tbody>\n</table>\n</section>\n";
     }
 
     // How the chains of a sample stage differ: a histogram of each chain's mean value.
@@ -971,6 +1069,7 @@ private:
 
     const RunData& r_;
     std::vector<std::pair<std::string, std::string>> plots_;
+    std::vector<std::pair<std::string, std::string>> files_;
 };
 
 } // namespace
@@ -1029,6 +1128,8 @@ void write_report(const fs::path& run_folder, ReportUpdate when)
         for (const auto& [name, svg] : files.plots)
             write_own_atomic(run_folder / "plots" / name, svg);
     }
+    for (const auto& [name, bytes] : files.files)
+        write_own_atomic(run_folder / name, bytes);
     write_own_atomic(run_folder / "report.html", files.html);
     const auto end = std::chrono::steady_clock::now();
     const std::lock_guard<std::mutex> lock(mutex);

@@ -41,6 +41,7 @@ struct ReportFiles
 {
     std::string html;
     std::vector<std::pair<std::string, std::string>> plots;
+    std::vector<std::pair<std::string, std::string>> files; // beside report.html: comparison.csv
 };
 ReportFiles build_report(const std::filesystem::path& run_folder);
 

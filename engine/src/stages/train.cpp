@@ -71,10 +71,19 @@ std::string summary(const std::vector<std::pair<std::string, double>>& values)
     return out;
 }
 
+// The model's parameters, set up; a model without any (an Ising model: its couplings are keys) has
+// nothing to learn, and the stage is refused before its first batch.
 std::vector<ansatz_named_tensor> prepared_parameters(Run& run, const StageDecl& stage)
 {
     run.prepare_model(stage.text("model"), stage.text("data"), stage);
-    return model_parameters(run.instance(stage.text("model")));
+    const Instance& model = run.instance(stage.text("model"));
+    std::vector<ansatz_named_tensor> params = model_parameters(model);
+    if (params.empty())
+        throw UserError(run.pipeline().source.where(stage.values.at("model").node) + ": " + stage.label() +
+                        ": model '" + model.name() + "' (plugin '" + model.desc().name +
+                        "') has no trainable parameters, so there is nothing to train; use it in sample or "
+                        "evaluate stages");
+    return params;
 }
 
 // ---- the non-finite guard: a NaN or Inf in the loss, a gradient or a parameter stops the run
@@ -82,22 +91,31 @@ std::vector<ansatz_named_tensor> prepared_parameters(Run& run, const StageDecl& 
 class NonFiniteGuard final : public TrainHook
 {
 public:
+    // The gradients are read only when something is already wrong: a non-finite gradient shows in the
+    // parameter it updates (p - lr * NaN is NaN, for every optimizer here), so one pass over the
+    // parameters per batch finds it, and the step it corrupted is never checkpointed (the run stops
+    // before the epoch ends). The gradient is then named, as the better clue.
     void after_loss(TrainLoop& loop, const BatchInfo& at) override
     {
-        // Gradients first: a NaN loss comes with NaN gradients, and the parameter is the better clue.
-        const std::vector<ansatz_tensor>& grads = loop.gradients().views();
-        for (size_t k = 0; k < grads.size(); ++k)
-            check(loop, at, grads[k], "the gradient of parameter '" + name_of(loop, k) + "'");
         for (const auto& [name, value] : *at.metrics)
             if (!std::isfinite(value))
+            {
+                // A NaN loss comes with NaN gradients, and the parameter is the better clue.
+                for (size_t k = 0; k < loop.gradients().views().size(); ++k)
+                    check_gradient(loop, at, k);
                 stop(loop, at,
                      "the loss '" + loop.loss().name() + "' reported " + name + " = " + text(value));
+            }
     }
     void after_step(TrainLoop& loop, const BatchInfo& at) override
     {
         for (size_t k = 0; k < loop.parameters().size(); ++k)
-            check(loop, at, loop.parameters()[k].tensor,
-                  "parameter '" + name_of(loop, k) + "', after the optimizer's step,");
+            if (!all_finite(loop.parameters()[k].tensor))
+            {
+                check_gradient(loop, at, k);
+                check(loop, at, loop.parameters()[k].tensor,
+                      "parameter '" + name_of(loop, k) + "', after the optimizer's step,");
+            }
     }
 
 private:
@@ -106,7 +124,7 @@ private:
         return std::string(loop.parameters()[k].name) + "' of model '" + loop.model_name();
     }
     static std::string text(double v) { return std::isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf"; }
-    static void check(TrainLoop& loop, const BatchInfo& at, const ansatz_tensor& t, const std::string& what)
+    static bool all_finite(const ansatz_tensor& t)
     {
         const float* x = f32(t);
         const int64_t n = element_count(t);
@@ -119,9 +137,18 @@ private:
             std::memcpy(&bits, x + i, sizeof bits);
             carried |= (bits & 0x7f800000u) + 0x00800000u;
         }
-        if (!(carried & 0x80000000u))
+        return !(carried & 0x80000000u);
+    }
+    static void check_gradient(TrainLoop& loop, const BatchInfo& at, size_t k)
+    {
+        check(loop, at, loop.gradients().views()[k], "the gradient of parameter '" + name_of(loop, k) + "'");
+    }
+    static void check(TrainLoop& loop, const BatchInfo& at, const ansatz_tensor& t, const std::string& what)
+    {
+        if (all_finite(t))
             return;
-        for (int64_t i = 0; i < n; ++i)
+        const float* x = f32(t);
+        for (int64_t i = 0; i < element_count(t); ++i)
             if (!std::isfinite(x[i]))
                 stop(loop, at, what + " is " + text(x[i]) + " at index " + std::to_string(i));
     }

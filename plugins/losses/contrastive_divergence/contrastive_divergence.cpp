@@ -14,6 +14,14 @@
 // The free energies of that pass give the loss. A model without the weighted gradient gets the two
 // calls of free_energy_grad.
 //
+// PCD keeps its chains advanced, ready for the next batch: created from random_state and advanced k
+// sweeps, then every call differentiates them as they stand and advances them k sweeps after the pass
+// (as scikit-learn's BernoulliRBM keeps its chains' hidden states from the last pass). Between two
+// gradients the chains make k sweeps, as in Tieleman (2008); a gradient sees chains advanced under the
+// parameters before the last update. The sweep's first half, h ~ p(h | v) of the chains, then needs
+// E[h | v] of rows the pass just differentiated, which a model may keep (the rbm does): one product
+// fewer per batch. CD advances its copy of the batch first, as it must.
+//
 // Random streams (so a run can be replayed): every chain draws from a stream of its own (abi.h), split
 // from the stream passed to compute():
 //   PCD: on the first call, one stream per persistent chain (ansatz::split), kept with its chain, which
@@ -112,6 +120,9 @@ public:
                 chains_.assign(static_cast<size_t>(chains_rows_ * d), 0.0f);
                 ansatz_tensor fresh = ansatz::make_view(chains_.data(), { chains_rows_, d });
                 model_.random_state(fresh, chain_streams_.split_from(rng, chains_rows_));
+                // The chains are kept advanced, ready for the next batch: the first gets them after k
+                // sweeps from their random start, like every later one after k more.
+                sampler_.advance(fresh, 0, chain_streams_.streams());
                 chains_ready_ = true;
             }
             if (d != chains_cols_)
@@ -127,8 +138,7 @@ public:
             }
             else
             {
-                // An evaluation: advance copies, so the persistent chains are not disturbed.
-                chain_copy_streams_.assign(chain_streams_.streams().begin(), chain_streams_.streams().end());
+                // An evaluation: the chains as they are (advanced, ready), copied; nothing changes.
                 grow(stack_copy_, (m + n) * d);
                 std::copy_n(chains_.data(), m * d, stack_copy_.data());
                 stack = stack_copy_.data();
@@ -142,10 +152,8 @@ public:
         }
         std::copy_n(ansatz::f32(batch), n * d, stack + m * d);
         ansatz_tensor chains = ansatz::make_view(stack, { m, d });
-        ansatz::Streams streams = !persistent_ ? negative_streams_.split_from(rng, n)
-                                  : grads      ? chain_streams_.streams()
-                                               : ansatz::Streams(chain_copy_streams_);
-        sampler_.advance(chains, 0, streams);
+        if (!persistent_) // CD: the chains start at the batch, advanced now
+            sampler_.advance(chains, 0, negative_streams_.split_from(rng, n));
 
         // ---- the loss, the free-energy gap (averaged in double), and its gradient <dF>_data - <dF>_chains,
         // each free energy computed in the same pass as its gradient
@@ -174,10 +182,21 @@ public:
         out.add("loss", gap);
         out.add("free_energy_gap", gap);
 
-        // ---- reconstruction error: v -> h ~ p(h|v) -> E[v|h], on the batches reconstruction_every says
-        if (!model_.has_conditionals() || reconstruction_every_ == 0)
-            return;
-        if (due_for_reconstruction(grads == nullptr) || !have_reconstruction_)
+        // ---- reconstruction error, on the batches reconstruction_every says; then PCD advances its chains
+        // for the next batch. Both start with h ~ p(h | v) of rows the pass just saw (the batch's copy, the
+        // chains), so a model that keeps that pass's E[h | v] (the rbm does) draws them without a product.
+        if (model_.has_conditionals() && reconstruction_every_ != 0)
+            reconstruction(ansatz::make_view(stack + m * d, { n, d }), grads == nullptr, rng, out);
+        if (persistent_ && grads)
+            sampler_.advance(chains, 0, chain_streams_.streams());
+    }
+
+    // v -> h ~ p(h|v) -> E[v|h] for the batch's rows, reported as reconstruction_error.
+    void reconstruction(const ansatz_tensor& batch, bool evaluation, ansatz::Rng& rng, ansatz::Metrics& out)
+    {
+        const int64_t n = batch.shape[0];
+        const int64_t d = batch.shape[1];
+        if (due_for_reconstruction(evaluation) || !have_reconstruction_)
         {
             const int64_t hidden = model_.block_size(ANSATZ_BLOCK_HIDDEN);
             ansatz_tensor h_mean = h_mean_.view(n, hidden);
@@ -191,7 +210,7 @@ public:
             for (int64_t i = 0; i < n * d; ++i)
                 sum += static_cast<double>((x[i] - r[i]) * (x[i] - r[i]));
             const double error = sum / static_cast<double>(n * d);
-            if (grads == nullptr) // an evaluation reports its own and keeps nothing
+            if (evaluation) // an evaluation reports its own and keeps nothing
             {
                 out.add("reconstruction_error", error);
                 return;
@@ -282,10 +301,9 @@ private:
     double last_reconstruction_ = 0.0; // reported again on the batches between two computations
     bool have_reconstruction_ = false;
 
-    ansatz::StreamArray chain_streams_;           // PCD: one per persistent chain
-    ansatz::StreamArray negative_streams_;        // CD: one per row of the batch
-    std::vector<ansatz::Rng> chain_copy_streams_; // an evaluation's copy of chain_streams_
-    ansatz::StreamArray row_streams_;             // the reconstruction's h ~ p(h | v)
+    ansatz::StreamArray chain_streams_;    // PCD: one per persistent chain
+    ansatz::StreamArray negative_streams_; // CD: one per row of the batch
+    ansatz::StreamArray row_streams_;      // the reconstruction's h ~ p(h | v)
     Workspace f_, h_mean_, h_sample_, v_mean_;
 };
 

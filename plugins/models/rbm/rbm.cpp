@@ -23,7 +23,9 @@
 #include <xtensor/xtensor.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 #include <numbers>
 #include <string>
 #include <vector>
@@ -261,6 +263,7 @@ public:
                                      " values (sample shape " + shape + ")");
         require_memory(d, "the data's " + std::to_string(d) + " values per sample");
         allocate(d);
+        memo_.valid = false;
         for (float& w : weights_)
             w = static_cast<float>(init_std_ * rng.normal());
         visible_bias_.fill(0.0f);
@@ -1148,6 +1151,7 @@ private:
         const int64_t n = v.shape[0];
 
         const ansatz_tensor x = hidden_input(v);
+        memo_.valid = false;
         ansatz_tensor pre = pre_activations(x);
         if (out)
             require_vector(*out, n, what, "out");
@@ -1155,12 +1159,22 @@ private:
             free_energy_from(v, pre, *out); // from the same pre-activations: no second gemm
         float* s = ansatz::f32(pre);
         double* row_sums = doubles(row_sums_, n); // sized here: the rows' parts write into it concurrently
+        // A weighted pass keeps E[h | v] for a conditional(HIDDEN) on the same rows (see HiddenMemo).
+        const bool keep = weights && !scaled_input_ && !learn_sigma_;
+        if (keep)
+            memo_.reserve(n, d_, hidden_);
         // One pass over the rows, split over the team: F from the pre-activations (Bernoulli units), then
         // E[h | v] = sigmoid(pre), times each row's weight.
         for_rows(n, 3 * hidden_ + (out ? d_ : 0), [&](int64_t first, int64_t last) {
             if (out && !gaussian_)
                 visible_terms(ansatz::f32(v), s, first, last, row_sums, ansatz::f32(*out));
             ansatz::sigmoid(s + first * hidden_, (last - first) * hidden_);
+            if (keep)
+            {
+                std::copy(s + first * hidden_, s + last * hidden_, memo_.means.data() + first * hidden_);
+                std::copy(ansatz::f32(v) + first * d_, ansatz::f32(v) + last * d_,
+                          memo_.input.data() + first * d_);
+            }
             if (weights)
                 for (int64_t r = first; r < last; ++r)
                     for (int64_t j = 0; j < hidden_; ++j)
@@ -1218,6 +1232,8 @@ private:
         float* gb = ansatz::f32(grads[2]);
         for (int64_t j = 0; j < hidden_; ++j)
             gb[j] += static_cast<float>(minus_scale * sums[j]);
+        if (keep)
+            memo_.keep(ansatz::f32(v), n, team(), weights_.data(), d_, hidden_bias_.data(), hidden_);
     }
 
     // sum_r w[r] x[r, j] for every column j of x {rows, cols}, in double (w = 1 when weights is null);
@@ -1284,6 +1300,15 @@ private:
         if (beta)
             require_betas(beta, n, what);
 
+        if (hidden && !beta && !scaled_input_ && !learn_sigma_ &&
+            memo_.reuse(ansatz::f32(given), n, ansatz::f32(mean), team(), weights_.data(),
+                        hidden_bias_.data()))
+        {
+            // E[h | v] of the last weighted pass over these rows, with these parameters: only the draws
+            if (sample)
+                draw_rows(ansatz::f32(mean), n, hidden_, ansatz::f32(*sample), rngs);
+            return;
+        }
         if (hidden)
         {
             fill_rows(mean, hidden_bias_.data());
@@ -1341,6 +1366,18 @@ private:
                 ansatz::bernoulli_rows(
                     m + first * size, last - first, size, out + first * size,
                     rngs.subspan(static_cast<size_t>(first), static_cast<size_t>(last - first)));
+        });
+    }
+
+    // Bernoulli draws from the means {rows, cols} by rows over the team (row r from rngs[r]).
+    void draw_rows(const float* mean, int64_t rows, int64_t cols, float* out, ansatz::Streams rngs)
+    {
+        if (static_cast<int64_t>(rngs.size()) < rows) // the SDK's refusal, before the rows are split
+            ansatz::bernoulli_rows(mean, rows, cols, out, rngs);
+        for_rows(rows, 2 * cols, [&](int64_t first, int64_t last) {
+            ansatz::bernoulli_rows(
+                mean + first * cols, last - first, cols, out + first * cols,
+                rngs.subspan(static_cast<size_t>(first), static_cast<size_t>(last - first)));
         });
     }
 
@@ -1505,6 +1542,77 @@ private:
     std::vector<double> variance_, sd_;
     std::vector<float> precision_;
     bool scaled_input_ = false; // the hidden units see v / sigma^2, not v
+
+    // E[h | v] of the last weighted gradient pass (hidden units that see v itself), kept for a
+    // conditional(HIDDEN) on rows of the same input right after it: a PCD loss differentiates its chains
+    // and the batch in one pass, then advances the chains, whose first half-sweep h ~ p(h | v) needs the
+    // same means. reuse() hands them out only when the rows and the parameters p(h | v) depends on (W, b)
+    // are bit for bit those of the pass (compared with copies taken then), so the result is the
+    // conditional's to rounding (the pass's product had more rows); anything else computes afresh.
+    struct HiddenMemo
+    {
+        bool valid = false;
+        const float* input_ptr = nullptr; // where the pass's rows were
+        int64_t rows = 0, d = 0, h = 0;
+        std::vector<float> means, input, weights, bias; // copies: E[h|v] {rows, H}, v {rows, D}, W, b
+
+        // Before the pass: room for n rows' means and inputs (copied by the pass's row phase).
+        void reserve(int64_t n, int64_t visible, int64_t hidden)
+        {
+            valid = false;
+            if (means.size() < static_cast<size_t>(n * hidden))
+                means.resize(static_cast<size_t>(n * hidden));
+            if (input.size() < static_cast<size_t>(n * visible))
+                input.resize(static_cast<size_t>(n * visible));
+        }
+        // After the pass over v {n, D}: W and b are copied, the memo holds.
+        void keep(const float* v, int64_t n, ansatz::ThreadTeam& team, const float* w, int64_t visible,
+                  const float* b, int64_t hidden)
+        {
+            const int64_t w_size = visible * hidden;
+            weights.resize(static_cast<size_t>(w_size));
+            const int parts = team.parts_for(w_size, 65536);
+            team.run(parts, [&](int part) {
+                const auto [first, last] = ansatz::ThreadTeam::range(w_size, part, parts, 1024);
+                std::copy(w + first, w + last, weights.data() + first);
+            });
+            bias.assign(b, b + hidden);
+            input_ptr = v;
+            rows = n;
+            d = visible;
+            h = hidden;
+            valid = true;
+        }
+        // The means of the rows `given` {n, D} when they are rows of the pass's input, unchanged, and W and
+        // b are unchanged: copied into mean, true. Else false (and mean untouched).
+        bool reuse(const float* given, int64_t n, float* mean, ansatz::ThreadTeam& team, const float* w,
+                   const float* b)
+        {
+            if (!valid || n <= 0 || given < input_ptr || given >= input_ptr + rows * d ||
+                (given - input_ptr) % d != 0)
+                return false;
+            const int64_t first = (given - input_ptr) / d;
+            if (first + n > rows || std::memcmp(b, bias.data(), static_cast<size_t>(h) * sizeof(float)) != 0)
+                return false;
+            const int64_t w_size = d * h;
+            const int parts = team.parts_for(w_size + n * d, 65536);
+            std::atomic<bool> same{ true };
+            team.run(parts, [&](int part) {
+                const auto [w0, w1] = ansatz::ThreadTeam::range(w_size, part, parts, 1024);
+                const auto [r0, r1] = ansatz::ThreadTeam::range(n, part, parts);
+                if (std::memcmp(w + w0, weights.data() + w0, static_cast<size_t>(w1 - w0) * sizeof(float)) !=
+                        0 ||
+                    std::memcmp(given + r0 * d, input.data() + (first + r0) * d,
+                                static_cast<size_t>((r1 - r0) * d) * sizeof(float)) != 0)
+                    same.store(false, std::memory_order_relaxed);
+            });
+            if (!same.load(std::memory_order_relaxed))
+                return false;
+            std::copy(means.data() + first * h, means.data() + (first + n) * h, mean);
+            return true;
+        }
+    };
+    HiddenMemo memo_;
 
     Workspace pre_, flip_rows_, flip_change_, flip_bias_, visible_pre_, scaled_, weight_grad_;
     LocalSession session_;

@@ -4,6 +4,7 @@
 //     theta -= lr * (nesterov ? g + momentum * buf : buf)
 // lr is the scheduled rate at this step (ansatz/schedule.hpp).
 // State: the momentum buffers ("momentum.<parameter>") and the first-step flag ("first_step").
+#include <ansatz/parallel.hpp>
 #include <ansatz/plugin.hpp>
 #include <ansatz/schedule.hpp>
 
@@ -70,20 +71,27 @@ public:
                 throw ansatz::Error(std::string("sgd: gradient of '") + params[k].name +
                                     "' has the wrong size");
             // The settings as locals, and plain SGD as a loop of its own: a member read through `this`
-            // inside the loop could alias theta (both are floats), which kept the loop scalar.
+            // inside the loop could alias theta (both are floats), which kept the loop scalar. The
+            // elements are split over the thread budget: the update is bound by memory, and the other
+            // cores would otherwise wait for it.
             const float weight_decay = weight_decay_, momentum = momentum_, keep = 1 - dampening_;
             const bool first = first_, nesterov = nesterov_;
-            if (momentum == 0)
-                for (int64_t i = 0; i < size; ++i)
-                    theta[i] -= lr * (g[i] + weight_decay * theta[i]);
-            else
-                for (int64_t i = 0; i < size; ++i)
-                {
-                    float d = g[i] + weight_decay * theta[i];
-                    buf[i] = first ? d : momentum * buf[i] + keep * d;
-                    d = nesterov ? d + momentum * buf[i] : buf[i];
-                    theta[i] -= lr * d;
-                }
+            ansatz::ThreadTeam& team = this->team();
+            const int parts = team.parts_for(size, 32768);
+            team.run(parts, [&](int part) {
+                const auto [begin, end] = ansatz::ThreadTeam::range(size, part, parts, 16);
+                if (momentum == 0)
+                    for (int64_t i = begin; i < end; ++i)
+                        theta[i] -= lr * (g[i] + weight_decay * theta[i]);
+                else
+                    for (int64_t i = begin; i < end; ++i)
+                    {
+                        float d = g[i] + weight_decay * theta[i];
+                        buf[i] = first ? d : momentum * buf[i] + keep * d;
+                        d = nesterov ? d + momentum * buf[i] : buf[i];
+                        theta[i] -= lr * d;
+                    }
+            });
         }
         first_ = false;
     }
@@ -115,6 +123,14 @@ public:
     }
 
 private:
+    // The threads of the host's budget, started on first use.
+    ansatz::ThreadTeam& team()
+    {
+        if (team_.size() != host_.threads())
+            team_.resize(host_.threads());
+        return team_;
+    }
+
     ansatz::Host host_;
     ansatz::Schedule schedule_;
     float momentum_, dampening_, weight_decay_;
@@ -122,6 +138,7 @@ private:
     bool first_ = true;
     int64_t first_flag_ = 1; // first_ as state() shows it
     std::vector<std::vector<float>> buffers_;
+    ansatz::ThreadTeam team_;
     std::vector<std::string> names_;
 };
 

@@ -135,14 +135,15 @@ public:
     }
 
     // The half-open range [begin, end) of part `part` of `parts` over n items, in blocks of `align`
-    // items (the last part takes the remainder), as even as the blocks allow.
+    // items (the last part takes the partial block), as even as the blocks allow.
     static std::pair<int64_t, int64_t> range(int64_t n, int part, int parts, int64_t align = 1)
     {
         align = std::max<int64_t>(align, 1);
         const int64_t blocks = (n + align - 1) / align;
-        const int64_t begin = std::min(n, blocks * part / parts * align);
-        const int64_t end = std::min(n, blocks * (part + 1) / parts * align);
-        return { begin, end };
+        // Part p starts at block ceil(blocks p / parts): the first parts get the larger shares (part 0
+        // is the caller's, which starts first), the last part the partial block.
+        const auto start = [&](int p) { return std::min(n, (blocks * p + parts - 1) / parts * align); };
+        return { start(part), start(part + 1) };
     }
 
     // How many parts work of `items` units deserves, at least `min_items` each: small calls (a test's

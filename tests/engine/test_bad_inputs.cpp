@@ -112,8 +112,8 @@ TEST_CASE("bad input: unknown plugin, with the list of known ones", "[cli][bad-i
         "pipeline.yaml:5:19: unknown plugin 'rmb' for component 'rbm' (did you mean 'rbm'?)\n"
         "  known plugins: adam (optimizer), ais (evaluator), contrastive_divergence (loss), exact_likelihood "
         "(evaluator), free_energy (evaluator), gibbs (sampler), idx (dataset), ising (model), "
-        "ising_observables (evaluator), pseudo_likelihood (evaluator), rbm (model), reconstruction_error "
-        "(evaluator), sgd (optimizer)");
+        "ising_observables (evaluator), parallel_tempering (sampler), pseudo_likelihood (evaluator), rbm "
+        "(model), reconstruction_error (evaluator), sgd (optimizer)");
 }
 
 TEST_CASE("bad input: unknown key, with a suggestion", "[cli][bad-input]")
@@ -328,8 +328,9 @@ TEST_CASE("bad input: a component without a plugin key", "[cli][bad-input]")
         with_change("no_plugin", "{plugin: gibbs, steps: 1}", "{steps: 1}"),
         "pipeline.yaml:6:10: component 'gibbs' has no 'plugin' key; known plugins: adam (optimizer), ais "
         "(evaluator), contrastive_divergence (loss), exact_likelihood (evaluator), free_energy (evaluator), "
-        "gibbs (sampler), idx (dataset), ising (model), ising_observables (evaluator), pseudo_likelihood "
-        "(evaluator), rbm (model), reconstruction_error (evaluator), sgd (optimizer)");
+        "gibbs (sampler), idx (dataset), ising (model), ising_observables (evaluator), parallel_tempering "
+        "(sampler), pseudo_likelihood (evaluator), rbm (model), reconstruction_error (evaluator), sgd "
+        "(optimizer)");
 }
 
 TEST_CASE("bad input: --set with a key path the pipeline does not have", "[cli][bad-input]")

@@ -136,12 +136,11 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
 
     const auto unknown = run_ansatz({ "describe", "rbn" }, ANSATZ_TEST_WORK_DIR);
     CHECK(unknown.status == 2);
-    CHECK(
-        unknown.err ==
-        "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
-        "known: adam, ais, contrastive_divergence, exact_likelihood, free_energy, gibbs, idx, ising, "
-        "ising_observables, pseudo_likelihood, rbm, reconstruction_error, sgd, and the stages train, sample, "
-        "evaluate, load.\n");
+    CHECK(unknown.err ==
+          "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
+          "known: adam, ais, contrastive_divergence, exact_likelihood, free_energy, gibbs, idx, ising, "
+          "ising_observables, parallel_tempering, pseudo_likelihood, rbm, reconstruction_error, sgd, and the "
+          "stages train, sample, evaluate, load.\n");
 }
 
 TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples and their picture",

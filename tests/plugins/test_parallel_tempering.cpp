@@ -9,6 +9,7 @@
 
 #include <ansatz/math.hpp>
 #include <ansatz/random.hpp>
+#include <ansatz/statistics.hpp>
 #include <ansatz/tensor.hpp>
 
 #include <catch2/catch.hpp>
@@ -41,14 +42,14 @@ fs::path run_pipeline(const fs::path& dir, const std::string& pipeline)
     return dir / folder;
 }
 
-// The value of column `name` in the last row of metrics.csv.
-double last_metric(const fs::path& run, const std::string& name)
+// The value of column `name` in the last row of metrics.csv (of stage `stage`, when given).
+double last_metric(const fs::path& run, const std::string& name, int stage = 0)
 {
     std::istringstream in(read_text(run / "metrics.csv"));
     std::string header, line, last;
     std::getline(in, header);
     while (std::getline(in, line))
-        if (!line.empty())
+        if (!line.empty() && (stage == 0 || line.rfind(std::to_string(stage) + ",", 0) == 0))
             last = line;
     std::vector<std::string> names, values;
     std::stringstream h(header), v(last);
@@ -322,5 +323,80 @@ TEST_CASE("parallel_tempering: a PCD run with PT killed in its second epoch and 
         INFO(file);
         REQUIRE(got.count(file) == 1);
         CHECK(got.at(file) == bytes);
+    }
+}
+
+TEST_CASE("parallel_tempering: PT with inner metropolis_hastings on the 4 x 4 Ising torus reproduces the exact "
+          "energy and |m| per site (3 standard errors) and energy histogram (chi-square) at T = 1.5 - 2.269 - 3.0 "
+          "(seed 1515 - 4000 chains x 300 sweeps - 4 replicas down to beta_min 0.4)",
+          "[parallel_tempering][ising][cli][statistical]")
+{
+    // One pipeline, a model and a PT sampler per temperature. The final states of independent chains are
+    // independent draws: the standard error of a mean is the sample deviation over sqrt(4000), and the
+    // energy histogram's chi-square is against the exact level probabilities (cells pooled to an
+    // expectation of at least 5), below its 1 - 1e-4 quantile.
+    const double temperatures[] = { 1.5, 2.269, 3.0 };
+    std::string pipeline = "pipeline: pt-ising\nseed: 1515\nthreads: 1\ncomponents:\n";
+    std::string stages = "stages:\n";
+    for (int k = 0; k < 3; ++k)
+    {
+        const std::string t = std::to_string(k);
+        char beta[32];
+        std::snprintf(beta, sizeof beta, "%.17g", 1.0 / temperatures[k]);
+        pipeline += "  ising" + t + ": {plugin: ising, size: 4, beta: " + beta + "}\n";
+        pipeline += "  mh" + t + ": {plugin: metropolis_hastings}\n";
+        pipeline += "  pt" + t + ": {plugin: parallel_tempering, inner: mh" + t + ", replicas: 4, beta_min: 0.4}\n";
+        stages += "  - sample: {model: ising" + t + ", sampler: pt" + t + ", count: 4000, steps: 300}\n";
+    }
+    const fs::path run = run_pipeline(ansatz::test::fresh_folder("parallel_tempering/ising"), pipeline + stages);
+    const std::string metrics = read_text(run / "metrics.csv");
+    CHECK(metrics.find("swap_acceptance_0_1") != std::string::npos);
+    CHECK(metrics.find("inner.acceptance") != std::string::npos);
+
+    const ansatz::ising::Lattice lattice{ 2, 4, true };
+    const ansatz::ising::DensityOfStates dos(lattice);
+    const auto bonds = lattice.bonds();
+    for (int k = 0; k < 3; ++k)
+    {
+        const double beta = 1.0 / temperatures[k];
+        INFO("T = " << temperatures[k]);
+        const std::vector<float> s = samples_of(run, "stage" + std::to_string(k + 1), { 4000, 4, 4 });
+        const ansatz::ising::Observables exact = dos.at(1.0, 0.0, beta);
+        const auto levels = dos.energy_distribution(1.0, 0.0, beta);
+        std::vector<double> p;
+        for (const auto& level : levels)
+            p.push_back(level.second);
+        std::vector<int64_t> counts(levels.size(), 0);
+        ansatz::MeanAndError energy, magnetisation;
+        for (int64_t c = 0; c < 4000; ++c)
+        {
+            double b = 0, m = 0;
+            for (const auto& [i, j] : bonds)
+                b += s[c * 16 + i] * s[c * 16 + j];
+            for (int i = 0; i < 16; ++i)
+                m += s[c * 16 + i];
+            energy.add(-b / 16);
+            magnetisation.add(std::abs(m) / 16);
+            size_t at = 0;
+            while (at < levels.size() && levels[at].first != -b)
+                ++at;
+            REQUIRE(at < levels.size());
+            ++counts[at];
+        }
+        INFO("energy " << energy.mean() << " +- " << energy.standard_error() << ", exact " << exact.energy);
+        INFO("|m| " << magnetisation.mean() << " +- " << magnetisation.standard_error() << ", exact "
+                    << exact.abs_magnetisation);
+        CHECK(std::abs(energy.mean() - exact.energy) < 3 * energy.standard_error());
+        CHECK(std::abs(magnetisation.mean() - exact.abs_magnetisation) < 3 * magnetisation.standard_error());
+        const ansatz::test::ChiSquare chi = ansatz::test::chi_square(p, counts, 4000);
+        INFO("chi-square " << chi.statistic << " over " << chi.cells << " cells, threshold " << chi.threshold);
+        CHECK(chi.statistic < chi.threshold);
+        for (const char* pair : { "swap_acceptance_0_1", "swap_acceptance_1_2", "swap_acceptance_2_3" })
+        {
+            INFO(pair);
+            const double rate = last_metric(run, pair, k + 1);
+            CHECK(rate > 0);
+            CHECK(rate <= 1);
+        }
     }
 }

@@ -132,15 +132,16 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
     CHECK(gibbs.out.find("needs of the model: conditional\n") != std::string::npos);
 
     const auto stage = run_ansatz({ "describe", "sample" }, ANSATZ_TEST_WORK_DIR);
-    CHECK(stage.out.find("  init     choice of {random data}, default random\n") != std::string::npos);
+    CHECK(stage.out.find("  init         choice of {random data}, default random\n") != std::string::npos);
+    CHECK(stage.out.find("  burn_in      int >= 0, optional\n") != std::string::npos);
 
     const auto unknown = run_ansatz({ "describe", "rbn" }, ANSATZ_TEST_WORK_DIR);
     CHECK(unknown.status == 2);
     CHECK(unknown.err ==
           "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
-          "known: adam, ais, contrastive_divergence, exact_likelihood, free_energy, gibbs, idx, ising, "
-          "ising_observables, parallel_tempering, pseudo_likelihood, rbm, reconstruction_error, sgd, and the "
-          "stages train, sample, evaluate, load.\n");
+          "known: adam, ais, contrastive_divergence, elbo, elbo_estimate, exact_likelihood, free_energy, "
+          "gibbs, idx, ising, ising_observables, iwae, npy, parallel_tempering, pseudo_likelihood, rbm, "
+          "reconstruction_error, sgd, and the stages train, sample, generate, evaluate, load, latent.\n");
 }
 
 TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples and their picture",

@@ -382,6 +382,15 @@ std::string convert_scalar(const KeySpec& spec, const YAML::Node& node, const So
     {
         if (text.empty())
             return "expects a file path, got an empty string";
+        if (text == "$run" || text == run_folder_prefix)
+            return "names the run folder itself; give a file in it, e.g. $run/samples.npy";
+        if (is_run_path(text))
+        {
+            // A file of the run folder, which does not exist yet: the pipeline's validation checks that
+            // an earlier stage writes it, and the run resolves it when it creates the component.
+            out.text = text;
+            return "";
+        }
         fs::path p(text);
         if (p.is_relative())
             p = source.folder() / p;

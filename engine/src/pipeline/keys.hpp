@@ -58,6 +58,15 @@ struct Value
 
 using Values = std::map<std::string, Value>;
 
+// A PATH value that begins with "$run/" names a file of the run folder (written by an earlier stage,
+// e.g. a generate stage's dataset): it is kept as written while validating and resolved when the
+// run creates the component.
+inline constexpr const char* run_folder_prefix = "$run/";
+inline bool is_run_path(const std::string& text)
+{
+    return text.size() > 5 && text.compare(0, 5, run_folder_prefix) == 0;
+}
+
 // Validates `map` (a YAML mapping) against specs; keys in `ignored` are skipped (e.g. "plugin").
 // `what` names the owner ("sampler 'gibbs'"), `context` is the trailing "while ..." line.
 Values validate_keys(const Source& source, const YAML::Node& map, const std::vector<KeySpec>& specs,

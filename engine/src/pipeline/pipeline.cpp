@@ -58,6 +58,7 @@ public:
         components();
         component_references();
         stages();
+        run_folder_paths();
     }
 
 private:
@@ -284,11 +285,93 @@ private:
         }
     }
 
+    // A path "$run/FILE" that must exist names a file an earlier stage writes into the run folder:
+    // some stage writes FILE, before the first stage that uses the component.
+    void run_folder_paths() const
+    {
+        std::map<std::string, size_t> written; // file -> the first stage that writes it
+        std::string list;
+        for (const StageDecl& s : p_.stages)
+            if (const StageType* type = find_stage_type(s.type); type->writes)
+                for (const std::string& file : type->writes(s))
+                {
+                    written.emplace(file, s.index);
+                    list += (list.empty() ? "" : ", ") + std::string(run_folder_prefix) + file + " (stage " +
+                            std::to_string(s.index) + ")";
+                }
+        for (const ComponentDecl& c : p_.components)
+            for (const KeySpec& key : c.specs)
+            {
+                const Value& v = c.values.at(key.name);
+                if (key.type != ANSATZ_PARAM_PATH || !v.present || !is_run_path(v.text) ||
+                    !(key.flags & ANSATZ_PARAM_MUST_EXIST))
+                    continue;
+                const std::string file = fs::path(v.text.substr(std::string(run_folder_prefix).size()))
+                                             .lexically_normal()
+                                             .string();
+                const std::string owner =
+                    "key '" + key.name + "' of component '" + c.name + "' names " + v.text;
+                const auto found = written.find(file);
+                if (found == written.end())
+                    fail(v.node,
+                         owner + ", a file of the run folder, but no stage writes it (" +
+                             (list.empty() ? std::string("no stage of this pipeline writes files there")
+                                           : "the stages write: " + list) +
+                             "; a generate stage with to: NAME writes $run/NAME.npy and "
+                             "$run/NAME.beta.npy)");
+                for (const StageDecl& s : p_.stages)
+                {
+                    const std::vector<std::string> used = stage_closure(p_, s);
+                    if (std::find(used.begin(), used.end(), c.name) == used.end())
+                        continue;
+                    if (s.index <= found->second)
+                        fail(v.node, owner + ", which stage " + std::to_string(found->second) + " (" +
+                                         p_.stages[found->second - 1].type + ") writes, but " + s.label() +
+                                         " uses component '" + c.name + "' " +
+                                         (s.index == found->second ? "in that same stage" : "before that"));
+                    break;
+                }
+            }
+    }
+
     Pipeline& p_;
     const Registry& registry_;
 };
 
 } // namespace
+
+std::vector<std::string> stage_components(const StageDecl& stage)
+{
+    std::vector<std::string> out;
+    for (const KeySpec& key : find_stage_type(stage.type)->keys)
+    {
+        const Value& v = stage.values.at(key.name);
+        if (key.type == ANSATZ_PARAM_COMPONENT && v.present)
+            out.push_back(v.text);
+        if (key.type == ANSATZ_PARAM_STRING_LIST && key.component_kind && v.present)
+            out.insert(out.end(), v.texts.begin(), v.texts.end()); // evaluators: [a, b]
+    }
+    return out;
+}
+
+std::vector<std::string> stage_closure(const Pipeline& p, const StageDecl& stage)
+{
+    std::vector<std::string> out;
+    std::vector<std::string> todo = stage_components(stage);
+    while (!todo.empty())
+    {
+        const std::string name = todo.back();
+        todo.pop_back();
+        if (std::find(out.begin(), out.end(), name) != out.end())
+            continue;
+        out.push_back(name);
+        const ComponentDecl& c = p.component(name);
+        for (const KeySpec& key : c.specs)
+            if (key.type == ANSATZ_PARAM_COMPONENT && c.values.at(key.name).present)
+                todo.push_back(c.values.at(key.name).text);
+    }
+    return out;
+}
 
 uint64_t model_functions_of(const ansatz_component& model)
 {

@@ -69,6 +69,12 @@ void require_model_functions(const Pipeline& p, const StageDecl& s, const std::s
 void require_model_functions(const Pipeline& p, const StageDecl& s, const std::string& user_name,
                              const YAML::Node& node, const std::string& model_name);
 
+// The components a stage's keys name (a list key's items too).
+std::vector<std::string> stage_components(const StageDecl& stage);
+// The components a stage uses: those its keys name and, through their component keys, those they
+// name (a wrapping sampler's inner one), each once.
+std::vector<std::string> stage_closure(const Pipeline& p, const StageDecl& stage);
+
 // "a sampler", "an optimizer": for messages that name a kind.
 std::string with_article(const std::string& word);
 

@@ -3,6 +3,7 @@
 #include "ansatz/refs.hpp"
 #include "outputs/report.hpp"
 #include "stages/stage_types.hpp"
+#include "stages/stages.hpp"
 #include "user_error.hpp"
 
 #include <algorithm>
@@ -91,54 +92,27 @@ Instance& Run::instance(const std::string& name)
     for (const KeySpec& key : c.specs)
         if (key.type == ANSATZ_PARAM_COMPONENT && c.values.at(key.name).present)
             instance(c.values.at(key.name).text);
+    // Paths in the run folder ($run/...) resolve now that it exists (the validation made sure an earlier
+    // stage writes them).
+    Values values = c.values;
+    for (const KeySpec& key : c.specs)
+        if (Value& v = values.at(key.name); key.type == ANSATZ_PARAM_PATH && v.present && is_run_path(v.text))
+        {
+            if (folder_.empty())
+                throw UserError("component '" + name + "': key '" + key.name + "' names " + v.text +
+                                ", a file of the run folder, but the component is needed before the run "
+                                "folder exists (to set up a model of a stage before it); give that model "
+                                "its shape in its own configuration or a 'data' key in that stage.");
+            v.text =
+                (folder_ / v.text.substr(std::string(run_folder_prefix).size())).lexically_normal().string();
+        }
     configs_.push_back(
-        to_config(c.specs, c.values, [&](const std::string& other) { return instance(other).handle(); }));
+        to_config(c.specs, values, [&](const std::string& other) { return instance(other).handle(); }));
     instances_.push_back(std::make_unique<Instance>(*c.plugin, configs_.back().c(c.name), host_.table()));
     creating_.pop_back();
     instance_index_[c.name] = instances_.size() - 1;
     return *instances_.back();
 }
-
-namespace
-{
-
-// The components a stage's keys name.
-std::vector<std::string> stage_components(const StageDecl& stage)
-{
-    std::vector<std::string> out;
-    for (const KeySpec& key : find_stage_type(stage.type)->keys)
-    {
-        const Value& v = stage.values.at(key.name);
-        if (key.type == ANSATZ_PARAM_COMPONENT && v.present)
-            out.push_back(v.text);
-        if (key.type == ANSATZ_PARAM_STRING_LIST && key.component_kind && v.present)
-            out.insert(out.end(), v.texts.begin(), v.texts.end()); // evaluators: [a, b]
-    }
-    return out;
-}
-
-// The components a stage uses: those its keys name and, through their component keys, those they
-// name (a wrapping sampler's inner one), each once.
-std::vector<std::string> stage_closure(const Pipeline& p, const StageDecl& stage)
-{
-    std::vector<std::string> out;
-    std::vector<std::string> todo = stage_components(stage);
-    while (!todo.empty())
-    {
-        const std::string name = todo.back();
-        todo.pop_back();
-        if (std::find(out.begin(), out.end(), name) != out.end())
-            continue;
-        out.push_back(name);
-        const ComponentDecl& c = p.component(name);
-        for (const KeySpec& key : c.specs)
-            if (key.type == ANSATZ_PARAM_COMPONENT && c.values.at(key.name).present)
-                todo.push_back(c.values.at(key.name).text);
-    }
-    return out;
-}
-
-} // namespace
 
 void Run::preflight(bool create_first_stage)
 {
@@ -160,11 +134,18 @@ void Run::preflight(bool create_first_stage)
                 "run a train stage with data before this one, or give this stage a 'data' key");
         shaped.insert(model);
     }
+    if (create_first_stage && !pipeline_.stages.empty())
+        for (const std::string& name : stage_components(pipeline_.stages.front()))
+            instance(name);
+    // A latent stage's keys that need a 2-D latent are checked against its model now (the model knows
+    // its latent size from create on, abi.h), and those that need labels against its data if it exists
+    // already, before any output.
+    for (const StageDecl& s : pipeline_.stages)
+        if (s.type == "latent")
+            check_latent_model(*this, s);
     if (!create_first_stage || pipeline_.stages.empty())
         return;
     const StageDecl& first = pipeline_.stages.front();
-    for (const std::string& name : stage_components(first))
-        instance(name);
     // Its model is set up now too: a size the machine cannot hold is refused before any output.
     if (!first.values.count("model"))
         return;

@@ -46,7 +46,8 @@ KeySpec int_key(const std::string& name, int64_t default_value, int64_t min, con
     return k;
 }
 
-KeySpec optional_int_key(const std::string& name, int64_t min, const std::string& doc, int64_t max)
+KeySpec optional_int_key(const std::string& name, int64_t min, const std::string& doc,
+                         std::optional<int64_t> max)
 {
     KeySpec k = int_key(name, min, min, doc, max);
     k.flags |= ANSATZ_PARAM_OPTIONAL;
@@ -60,6 +61,29 @@ KeySpec path_key(const std::string& name, const std::string& doc)
     k.name = name;
     k.type = ANSATZ_PARAM_PATH;
     k.flags = ANSATZ_PARAM_REQUIRED | ANSATZ_PARAM_MUST_EXIST;
+    k.doc = doc;
+    return k;
+}
+
+KeySpec reals_key(const std::string& name, double min, bool min_exclusive, const std::string& doc)
+{
+    KeySpec k;
+    k.name = name;
+    k.type = ANSATZ_PARAM_FLOAT_LIST;
+    k.flags = ANSATZ_PARAM_OPTIONAL | ANSATZ_PARAM_HAS_MIN | ANSATZ_PARAM_DOUBLE |
+              (min_exclusive ? uint32_t{ ANSATZ_PARAM_MIN_EXCLUSIVE } : 0u);
+    k.min = min;
+    k.min_length = 1;
+    k.doc = doc;
+    return k;
+}
+
+KeySpec string_key(const std::string& name, const std::string& doc)
+{
+    KeySpec k;
+    k.name = name;
+    k.type = ANSATZ_PARAM_STRING;
+    k.flags = ANSATZ_PARAM_REQUIRED;
     k.doc = doc;
     return k;
 }
@@ -114,6 +138,36 @@ namespace
 constexpr int64_t max_epochs = 1'000'000'000;
 constexpr int64_t max_batch_size = 1'000'000;
 constexpr int64_t max_chains = 1'000'000;
+// burn_in + samples * thin sweeps must fit int64.
+constexpr int64_t max_thin = 1'000'000'000;
+constexpr int64_t max_samples = 1'000'000'000;
+
+KeySpec latent_model_key()
+{
+    KeySpec k = component_key("model", ANSATZ_KIND_MODEL, true,
+                              "the latent-variable model (a VAE: encode, decode_mean, ...)");
+    k.component_needs = ANSATZ_FN_LATENT;
+    return k;
+}
+
+KeySpec optional_bool_key(const std::string& name, const std::string& doc)
+{
+    KeySpec k = bool_key(name, false, doc);
+    k.flags |= ANSATZ_PARAM_OPTIONAL;
+    k.default_value.clear();
+    return k;
+}
+
+KeySpec optional_names_key(const std::string& name, const std::string& doc)
+{
+    KeySpec k;
+    k.name = name;
+    k.type = ANSATZ_PARAM_STRING_LIST;
+    k.flags = ANSATZ_PARAM_OPTIONAL;
+    k.min_length = 1;
+    k.doc = doc;
+    return k;
+}
 
 } // namespace
 
@@ -149,19 +203,51 @@ const std::vector<StageType>& stage_types()
         { "sample",
           "draws samples from a model with a sampler; writes them as .npy and, for images, a PNG grid",
           { component_key("model", ANSATZ_KIND_MODEL, true, "the model to draw from"),
-            component_key("sampler", ANSATZ_KIND_SAMPLER, true, "the Markov chain"),
+            component_key("sampler", ANSATZ_KIND_SAMPLER, false,
+                          "the Markov chain; none for a latent-variable model, whose samples are decode_mean "
+                          "of h ~ N(0, I) (the prior)"),
             component_key("data", ANSATZ_KIND_DATASET, false,
                           "a dataset giving the sample shape and, with init: data, the starting points"),
             int_key("count", 64, 1, "number of chains (samples)", max_chains),
-            int_key("steps", 1000, 1, "sweeps of the sampler per chain"),
+            int_key("steps", 1000, 1, "sweeps of the sampler per chain (no meaning without a sampler)"),
             choice_key("init", "random|data", "random",
                        "start the chains from the model's random states or from random rows of 'data'"),
             bool_key("image", true, "also write a PNG grid when the samples are images"),
             choice_key("picture", "means|states", "means",
                        "what the PNG grid shows: E[v | h] from each final state (a model with conditionals), "
-                       "or the states themselves") },
+                       "or the states themselves"),
+            int_key("trace_every", 10, 0,
+                    "record the chains' traces (free energy, mean of the state) every N sweeps after the "
+                    "burn-in, for the diagnostics: tau, ESS, R-hat, binned error (0: none)"),
+            optional_int_key("burn_in", 0,
+                             "sweeps before the traces are recorded (absent: half the steps)") },
           check_sample_stage,
-          run_sample_stage },
+          run_sample_stage,
+          sample_writes },
+        { "generate",
+          "draws a dataset from a model with a sampler at one or several temperatures: <to>.npy and "
+          "<to>.beta.npy in the run folder, read back as $run/<to>.npy by the npy dataset",
+          { component_key("model", ANSATZ_KIND_MODEL, true, "the model to draw from"),
+            component_key(
+                "sampler", ANSATZ_KIND_SAMPLER, true,
+                "the Markov chain (at inverse temperatures other than 1: one with advance_tempered)"),
+            component_key("data", ANSATZ_KIND_DATASET, false,
+                          "a dataset giving the sample shape and, with init: data, the starting points"),
+            int_key("chains", 64, 1, "chains per temperature", max_chains),
+            int_key("burn_in", 1000, 0, "sweeps before the first kept state of every chain"),
+            int_key("thin", 1, 1, "sweeps between two kept states of a chain", max_thin),
+            int_key("samples", 100, 1, "states kept per chain: chains x samples rows per temperature",
+                    max_samples),
+            reals_key("temperatures", 0, true,
+                      "temperatures T to sample at (beta = 1 / T), one after the other; absent: beta = 1"),
+            reals_key("betas", 0, false, "inverse temperatures to sample at, instead of temperatures"),
+            choice_key("init", "random|data", "random",
+                       "start the chains from the model's random states or from random rows of 'data'"),
+            string_key("to", "the dataset's name: the run folder gets <to>.npy (rows {N, D}, float32) and "
+                             "<to>.beta.npy (the beta of each row, float64)") },
+          check_generate_stage,
+          run_generate_stage,
+          generate_writes },
         { "evaluate",
           "measures a model on a dataset with evaluators (likelihoods, errors); one row of metrics.csv",
           { component_key("model", ANSATZ_KIND_MODEL, true, "the model to measure"),
@@ -185,6 +271,28 @@ const std::vector<StageType>& stage_types()
                           "a dataset giving the sample shape, for a model that does not fix its own") },
           check_load_stage,
           run_load_stage },
+        { "latent",
+          "pictures of a latent-variable model on a dataset: reconstructions, the decoded manifold and the "
+          "scatter of posterior means by label (2-D latent)",
+          { latent_model_key(),
+            component_key("data", ANSATZ_KIND_DATASET, true, "the rows to reconstruct and to encode"),
+            int_key("reconstructions", 32, 0,
+                    "originals of the first N rows above their reconstructions decode_mean(mu(x)) (PNG; 0: "
+                    "none)",
+                    max_chains),
+            optional_int_key("manifold", 0,
+                             "n x n decoded means over the prior's quantiles of a 2-D latent (PNG; 0: none; "
+                             "absent: 20 for a 2-D latent)",
+                             100),
+            optional_bool_key("scatter",
+                              "the posterior means of the rows coloured by label (SVG; absent: for a "
+                              "2-D latent when the data has labels)"),
+            int_key("scatter_points", 10000, 1, "at most this many rows (the first) in the scatter",
+                    max_chains),
+            optional_names_key("label_names", "names of the label values 0, 1, ... in the scatter's legend "
+                                              "(absent: the dataset's, e.g. Fashion-MNIST's)") },
+          check_latent_stage,
+          run_latent_stage },
     };
     return types;
 }

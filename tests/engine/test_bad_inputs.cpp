@@ -204,7 +204,7 @@ TEST_CASE("bad input: missing required key", "[cli][bad-input]")
         "  valid keys: images (path (must exist), required), labels (path (must exist), optional), "
         "binarize (float [0, 1], "
         "optional), binarize_sampling (bool, default false), limit (int >= 0, default 0), label_names (list "
-        "of strings (at least 1 item), optional)\n"
+        "of strings, at least 1 item, optional)\n"
         "  while validating component 'data' (plugin file {PLUGINS}/libansatz_idx.so)");
 }
 

@@ -103,7 +103,8 @@ TEST_CASE("ising: sample_info declares the spin domain and the lattice's shape a
     CHECK(info.shape[0] == 5);
     CHECK(info.shape[1] == 5);
     CHECK(square.model.parameters().empty());
-    // Energy, local differences and the tempered pair; no conditionals, so no tempered_conditional.
+    // Energy, local differences, the tempered pair and the local-move session; no conditionals, so no
+    // tempered_conditional.
     const uint64_t f = square.model.functions();
     CHECK(f == (ANSATZ_FN_FREE_ENERGY | ANSATZ_FN_ENERGY_DELTA | ANSATZ_FN_TEMPERED | ANSATZ_FN_LOCAL_MOVES));
 }

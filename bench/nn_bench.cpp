@@ -188,8 +188,9 @@ int main(int argc, char** argv)
     for (size_t i = 0; i < per_step.size(); ++i)
         std::printf("%s%.6e", i ? ", " : "", per_step[i]);
     std::sort(cpu_per_step.begin(), cpu_per_step.end());
-    std::printf("], \"median_seconds_per_step\": %.6e, \"median_cpu_seconds_per_step\": %.6e, \"check\": %.6e}\n",
-                sorted[sorted.size() / 2], cpu_per_step[cpu_per_step.size() / 2],
-                static_cast<double>(ge.grads[0][0] + gd.grads[0][0]));
+    std::printf(
+        "], \"median_seconds_per_step\": %.6e, \"median_cpu_seconds_per_step\": %.6e, \"check\": %.6e}\n",
+        sorted[sorted.size() / 2], cpu_per_step[cpu_per_step.size() / 2],
+        static_cast<double>(ge.grads[0][0] + gd.grads[0][0]));
     return 0;
 }

@@ -111,9 +111,9 @@ TEST_CASE("bad input: unknown plugin, with the list of known ones", "[cli][bad-i
            "pipeline.yaml:5:19: unknown plugin 'rmb' for component 'rbm' (did you mean 'rbm'?)\n"
            "  known plugins: adam (optimizer), ais (evaluator), contrastive_divergence (loss), elbo (loss), "
            "elbo_estimate (evaluator), exact_likelihood (evaluator), free_energy (evaluator), gibbs "
-           "(sampler), idx "
-           "(dataset), ising (model), ising_observables (evaluator), iwae (evaluator), metropolis_hastings (sampler), npy (dataset), "
-           "pseudo_likelihood (evaluator), rbm (model), reconstruction_error (evaluator), sgd (optimizer)");
+           "(sampler), idx (dataset), ising (model), ising_observables (evaluator), iwae (evaluator), "
+           "metropolis_hastings (sampler), npy (dataset), parallel_tempering (sampler), pseudo_likelihood "
+           "(evaluator), rbm (model), reconstruction_error (evaluator), sgd (optimizer)");
 }
 
 TEST_CASE("bad input: unknown key, with a suggestion", "[cli][bad-input]")
@@ -204,7 +204,7 @@ TEST_CASE("bad input: missing required key", "[cli][bad-input]")
         "  valid keys: images (path (must exist), required), labels (path (must exist), optional), "
         "binarize (float [0, 1], "
         "optional), binarize_sampling (bool, default false), limit (int >= 0, default 0), label_names (list "
-        "of strings (at least 1 item), optional)\n"
+        "of strings, at least 1 item, optional)\n"
         "  while validating component 'data' (plugin file {PLUGINS}/libansatz_idx.so)");
 }
 
@@ -329,11 +329,10 @@ TEST_CASE("bad input: a component without a plugin key", "[cli][bad-input]")
     expect(with_change("no_plugin", "{plugin: gibbs, steps: 1}", "{steps: 1}"),
            "pipeline.yaml:6:10: component 'gibbs' has no 'plugin' key; known plugins: adam (optimizer), ais "
            "(evaluator), contrastive_divergence (loss), elbo (loss), elbo_estimate (evaluator), "
-           "exact_likelihood "
-           "(evaluator), free_energy (evaluator), gibbs (sampler), idx (dataset), ising (model), "
-           "ising_observables "
-           "(evaluator), iwae (evaluator), metropolis_hastings (sampler), npy (dataset), "
-           "pseudo_likelihood (evaluator), rbm (model), reconstruction_error (evaluator), sgd (optimizer)");
+           "exact_likelihood (evaluator), free_energy (evaluator), gibbs (sampler), idx (dataset), ising "
+           "(model), ising_observables (evaluator), iwae (evaluator), metropolis_hastings (sampler), npy "
+           "(dataset), parallel_tempering (sampler), pseudo_likelihood (evaluator), rbm (model), "
+           "reconstruction_error (evaluator), sgd (optimizer)");
 }
 
 TEST_CASE("bad input: --set with a key path the pipeline does not have", "[cli][bad-input]")

@@ -168,9 +168,10 @@ TEST_CASE(
     CHECK_THAT(report, Catch::Contains("coloured by label"));
 }
 
-TEST_CASE("latent stage: Fashion-MNIST's class names when the labels file's path says fashion-mnist; without "
-          "labels no scatter",
-          "[latent][cli]")
+TEST_CASE(
+    "latent stage: Fashion-MNIST's class names when the labels file's path says fashion-mnist and without "
+    "labels no scatter",
+    "[latent][cli]")
 {
     const std::string text = replace_all(replace_all(pipeline, ", label_names: [left, middle, right]", ""),
                                          "labels.idx", "fashion-mnist/t10k-labels-idx1-ubyte");
@@ -280,7 +281,8 @@ TEST_CASE("bad input: a latent model missing, for the loss, an evaluator, the la
         "pipeline.yaml:13:46: stage 1 (train): loss 'loss' needs the model's latent, but model 'vae' "
         "(plugin 'rbm' from {PLUGINS}/libansatz_rbm.so) has only: free_energy, free_energy_grad, "
         "energy_delta, conditional, tempered_free_energy + base_log_partition + tempered_conditional, "
-        "block_free_energy, free_energy_grad_weighted");
+        "block_free_energy, free_energy_grad_weighted, local_begin + local_commit + local_end, "
+        "free_energy_grad_state");
     const std::string no_train =
         replace_all(rbm,
                     "  - train:    {model: vae, data: data, loss: loss, optimizer: adam, "
@@ -293,7 +295,8 @@ TEST_CASE("bad input: a latent model missing, for the loss, an evaluator, the la
         "pipeline.yaml:13:53: stage 1 (evaluate): evaluator 'estimate' needs the model's latent, but "
         "model 'vae' (plugin 'rbm' from {PLUGINS}/libansatz_rbm.so) has only: free_energy, "
         "free_energy_grad, energy_delta, conditional, tempered_free_energy + base_log_partition + "
-        "tempered_conditional, block_free_energy, free_energy_grad_weighted");
+        "tempered_conditional, block_free_energy, free_energy_grad_weighted, local_begin + local_commit + "
+        "local_end, free_energy_grad_state");
     const std::string only_late =
         replace_all(no_train, "  - evaluate: {model: vae, data: data, evaluators: [estimate, iw]}\n", "");
     expect_refusal(
@@ -307,7 +310,7 @@ TEST_CASE("bad input: a latent model missing, for the loss, an evaluator, the la
         "pipeline.yaml:13:23: stage 1 (latent): key 'model' needs a model with latent, but model 'vae' "
         "(plugin 'rbm') has only: free_energy, free_energy_grad, energy_delta, conditional, "
         "tempered_free_energy + base_log_partition + tempered_conditional, block_free_energy, "
-        "free_energy_grad_weighted");
+        "free_energy_grad_weighted, local_begin + local_commit + local_end, free_energy_grad_state");
 }
 
 TEST_CASE("bad input: the sample stage of a latent model without a sampler", "[latent][cli][bad-input]")

@@ -156,7 +156,7 @@ TEST_CASE("elbo loss: value and every gradient (the mu and log sigma^2 terms thr
 }
 
 TEST_CASE(
-    "elbo loss: metrics are the reference's reconstruction, KL and ELBO; value-only calls report the same",
+    "elbo loss: metrics are the reference's reconstruction, KL and ELBO and value-only calls report the same",
     "[elbo]")
 {
     const int64_t n = 7, d = 4, l = 2, k = 3;

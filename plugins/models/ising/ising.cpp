@@ -149,7 +149,8 @@ public:
             if (now != 1.0f && now != -1.0f)
                 throw not_a_spin("ising energy_delta", k, i, now);
             const double scale = session_ ? beta_ * session_beta_[static_cast<size_t>(k)] : beta_;
-            o[k] = static_cast<float>(-scale * (u - now) * (coupling_ * lattice_.neighbour_sum(row, i) + field_));
+            o[k] = static_cast<float>(-scale * (u - now) *
+                                      (coupling_ * lattice_.neighbour_sum(row, i) + field_));
         }
     }
 
@@ -165,8 +166,9 @@ public:
             for (int64_t r = 0; r < n; ++r)
             {
                 if (!std::isfinite(beta[r]))
-                    throw ansatz::Error("ising local_begin: the inverse temperature of row " + std::to_string(r) +
-                                        " is " + std::to_string(beta[r]) + "; it must be finite");
+                    throw ansatz::Error("ising local_begin: the inverse temperature of row " +
+                                        std::to_string(r) + " is " + std::to_string(beta[r]) +
+                                        "; it must be finite");
                 session_beta_[static_cast<size_t>(r)] = beta[r];
             }
         session_ = true;
@@ -280,7 +282,7 @@ private:
     ansatz::Lattice lattice_; // the bonds (ansatz/lattice.hpp)
     int64_t sites_ = 0;
     bool ready_ = false;
-    bool session_ = false;              // a local-move session is open
+    bool session_ = false;             // a local-move session is open
     std::vector<double> session_beta_; // its inverse temperatures, one per chain
 };
 

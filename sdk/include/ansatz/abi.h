@@ -81,9 +81,10 @@
  * Every stream is xoshiro256** (ansatz/random.hpp), derived from the pipeline's seed and a name by
  * host->stream(). The host passes: "components.<name>.init" to a model's setup; for stage i,
  * "stages.<i>.train.order" (the data order), ".data" (dataset reads), ".loss" (the loss's compute),
- * "stages.<i>.sample.init" and ".chains" (split into one stream per chain), and to an evaluator's
- * evaluate "stages.<i>.evaluate.<name>" (in a train stage "stages.<i>.train.evaluate.<name>.epoch<E>",
- * a fresh one per evaluation). Calls on chains
+ * "stages.<i>.sample.init" and ".chains" (split into one stream per chain),
+ * "stages.<i>.generate.beta<b>.init" and ".chains" (the same, per inverse temperature b), and to an
+ * evaluator's evaluate "stages.<i>.evaluate.<name>" (in a train stage
+ * "stages.<i>.train.evaluate.<name>.epoch<E>", a fresh one per evaluation). Calls on chains
  * (random_state, conditional, advance) take one stream per row: `rngs` points to N states for N rows
  * and row n draws only from rngs[n], so a chain's trajectory never depends on how many chains run
  * beside it. A component that needs streams of its own splits them from the stream it was passed

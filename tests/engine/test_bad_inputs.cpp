@@ -107,13 +107,13 @@ TEST_CASE("bad input: YAML syntax error", "[cli][bad-input]")
 
 TEST_CASE("bad input: unknown plugin, with the list of known ones", "[cli][bad-input]")
 {
-    expect(
-        with_change("unknown_plugin", "{plugin: rbm,", "{plugin: rmb,"),
-        "pipeline.yaml:5:19: unknown plugin 'rmb' for component 'rbm' (did you mean 'rbm'?)\n"
-        "  known plugins: adam (optimizer), ais (evaluator), contrastive_divergence (loss), exact_likelihood "
-        "(evaluator), free_energy (evaluator), gibbs (sampler), idx (dataset), ising (model), "
-        "ising_observables (evaluator), npy (dataset), pseudo_likelihood (evaluator), rbm (model), "
-        "reconstruction_error (evaluator), sgd (optimizer)");
+    expect(with_change("unknown_plugin", "{plugin: rbm,", "{plugin: rmb,"),
+           "pipeline.yaml:5:19: unknown plugin 'rmb' for component 'rbm' (did you mean 'rbm'?)\n"
+           "  known plugins: adam (optimizer), ais (evaluator), contrastive_divergence (loss), elbo (loss), "
+           "elbo_estimate (evaluator), exact_likelihood (evaluator), free_energy (evaluator), gibbs "
+           "(sampler), idx "
+           "(dataset), ising (model), ising_observables (evaluator), iwae (evaluator), npy (dataset), "
+           "pseudo_likelihood (evaluator), rbm (model), reconstruction_error (evaluator), sgd (optimizer)");
 }
 
 TEST_CASE("bad input: unknown key, with a suggestion", "[cli][bad-input]")
@@ -196,14 +196,16 @@ TEST_CASE("bad input: an rbm init_data that names no dataset, and init_rows with
 
 TEST_CASE("bad input: missing required key", "[cli][bad-input]")
 {
-    expect(with_change("missing_required", "{plugin: idx, images: images.idx}", "{plugin: idx}"),
-           "pipeline.yaml:4:10: missing required key 'images' for dataset 'idx' (IDX file of the samples "
-           "(unsigned "
-           "bytes, plain or gzip), first dimension the count)\n"
-           "  valid keys: images (path (must exist), required), labels (path (must exist), optional), "
-           "binarize (float [0, 1], "
-           "optional), binarize_sampling (bool, default false), limit (int >= 0, default 0)\n"
-           "  while validating component 'data' (plugin file {PLUGINS}/libansatz_idx.so)");
+    expect(
+        with_change("missing_required", "{plugin: idx, images: images.idx}", "{plugin: idx}"),
+        "pipeline.yaml:4:10: missing required key 'images' for dataset 'idx' (IDX file of the samples "
+        "(unsigned "
+        "bytes, plain or gzip), first dimension the count)\n"
+        "  valid keys: images (path (must exist), required), labels (path (must exist), optional), "
+        "binarize (float [0, 1], "
+        "optional), binarize_sampling (bool, default false), limit (int >= 0, default 0), label_names (list "
+        "of strings (at least 1 item), optional)\n"
+        "  while validating component 'data' (plugin file {PLUGINS}/libansatz_idx.so)");
 }
 
 TEST_CASE("bad input: a stage references a missing component", "[cli][bad-input]")
@@ -319,17 +321,19 @@ TEST_CASE("bad input: unknown stage type", "[cli][bad-input]")
 {
     expect(with_change("stage_type", "- sample:", "- sampel:"),
            "pipeline.yaml:11:5: unknown stage type 'sampel' (did you mean 'sample'?); stage types: train, "
-           "sample, generate, evaluate, load");
+           "sample, generate, evaluate, load, latent");
 }
 
 TEST_CASE("bad input: a component without a plugin key", "[cli][bad-input]")
 {
-    expect(
-        with_change("no_plugin", "{plugin: gibbs, steps: 1}", "{steps: 1}"),
-        "pipeline.yaml:6:10: component 'gibbs' has no 'plugin' key; known plugins: adam (optimizer), ais "
-        "(evaluator), contrastive_divergence (loss), exact_likelihood (evaluator), free_energy (evaluator), "
-        "gibbs (sampler), idx (dataset), ising (model), ising_observables (evaluator), npy (dataset), "
-        "pseudo_likelihood (evaluator), rbm (model), reconstruction_error (evaluator), sgd (optimizer)");
+    expect(with_change("no_plugin", "{plugin: gibbs, steps: 1}", "{steps: 1}"),
+           "pipeline.yaml:6:10: component 'gibbs' has no 'plugin' key; known plugins: adam (optimizer), ais "
+           "(evaluator), contrastive_divergence (loss), elbo (loss), elbo_estimate (evaluator), "
+           "exact_likelihood "
+           "(evaluator), free_energy (evaluator), gibbs (sampler), idx (dataset), ising (model), "
+           "ising_observables "
+           "(evaluator), iwae (evaluator), npy (dataset), "
+           "pseudo_likelihood (evaluator), rbm (model), reconstruction_error (evaluator), sgd (optimizer)");
 }
 
 TEST_CASE("bad input: --set with a key path the pipeline does not have", "[cli][bad-input]")

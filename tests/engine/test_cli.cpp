@@ -139,9 +139,11 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
     CHECK(unknown.status == 2);
     CHECK(unknown.err ==
           "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
-          "known: adam, ais, contrastive_divergence, exact_likelihood, free_energy, gibbs, idx, ising, "
-          "ising_observables, npy, pseudo_likelihood, rbm, reconstruction_error, sgd, and the stages train, "
-          "sample, generate, evaluate, load.\n");
+          "known: adam, ais, contrastive_divergence, elbo, elbo_estimate, exact_likelihood, free_energy, "
+          "gibbs, "
+          "idx, ising, ising_observables, iwae, npy, pseudo_likelihood, rbm, reconstruction_error, sgd, and "
+          "the "
+          "stages train, sample, generate, evaluate, load, latent.\n");
 }
 
 TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples and their picture",

@@ -212,6 +212,82 @@ TEST_CASE("conformance kit: checks whose functions the model lacks are skipped a
     CHECK_THAT(detail(unknown, "random_state"), Catch::EndsWith("set ConformanceOptions::sample_shape"));
 }
 
+// ---- the latent checks, on the linear-Gaussian VAE fixture (tests/fixtures/plugins/linear_vae.cpp)
+
+namespace
+{
+
+ConformanceReport latent_report(const std::string& component, const std::string& bug)
+{
+    Model m = make_fixture(component, "{latent: 3, init_std: 0.5, init_sigma: 0.8, bug: " + bug + "}", { 5 });
+    ConformanceOptions options;
+    options.sample_shape = { 5 };
+    return ansatz::testing::check_model(m.ref, options);
+}
+
+} // namespace
+
+TEST_CASE("conformance kit: the linear VAE fixtures pass every latent check", "[conformance][latent]")
+{
+    for (const char* component : { "linear_vae", "linear_vae_weighted" })
+    {
+        INFO(component);
+        const ConformanceReport r = latent_report(component, "none");
+        INFO(r.summary());
+        CHECK(r.passed());
+        for (const char* check : { "random_state", "parameters", "latent_rows", "latent_encode_backward",
+                                   "latent_decode_backward", "latent_decode_weighted" })
+            CHECK(r.outcome(check) == Outcome::passed);
+        CHECK(r.skipped() == std::vector<std::string>{ "energy_delta", "free_energy_grad",
+                                                       "conditionals_exact", "conditional_sampling" });
+    }
+    // Without the 2.2 slot the weighted check is skipped (ModelRef makes the pass of decode_backward).
+    const ConformanceReport plain = latent_report("linear_vae_plain", "none");
+    INFO(plain.summary());
+    CHECK(plain.passed());
+    CHECK(plain.outcome("latent_decode_weighted") == Outcome::skipped);
+    CHECK(detail(plain, "latent_decode_weighted") ==
+          "the model has no decode_backward_weighted (2.2); ModelRef makes it of decode_backward calls");
+}
+
+TEST_CASE("conformance kit: each wrong latent function fails its own check, naming what it found",
+          "[conformance][latent]")
+{
+    const ConformanceReport encode = latent_report("linear_vae", "encode_grad");
+    INFO(encode.summary());
+    CHECK(encode.failed() == std::vector<std::string>{ "latent_encode_backward" });
+    CHECK_THAT(
+        detail(encode, "latent_encode_backward"),
+        Catch::StartsWith("conformance check 'latent_encode_backward' failed: parameter 'encoder.weight' "
+                          "element [0, 0] (value "));
+    CHECK_THAT(detail(encode, "latent_encode_backward"),
+               Catch::Contains("encode_backward's d(sum_n a.mu + b.log_var)/dtheta gives "));
+
+    const ConformanceReport dh = latent_report("linear_vae", "decode_grad_h");
+    INFO(dh.summary());
+    // (its weighted pass has the same sign error, so the two passes still agree with each other)
+    CHECK(dh.failed() == std::vector<std::string>{ "latent_decode_backward" });
+    CHECK_THAT(detail(dh, "latent_decode_backward"),
+               Catch::StartsWith("conformance check 'latent_decode_backward' failed: h row 0, unit 0: "
+                                 "decode_backward's d_h / scale = dlog p(x|h)/dh gives "));
+
+    const ConformanceReport weights = latent_report("linear_vae", "decode_weights");
+    INFO(weights.summary());
+    CHECK(weights.failed() == std::vector<std::string>{ "latent_decode_weighted" });
+    CHECK_THAT(
+        detail(weights, "latent_decode_weighted"),
+        Catch::StartsWith("conformance check 'latent_decode_weighted' failed: d_h row 1, unit 0 (weight 0) "
+                          "against decode_backward at that scale: decode_backward_weighted gives "));
+
+    const ConformanceReport rows = latent_report("linear_vae", "row_mixing");
+    INFO(rows.summary());
+    CHECK(rows.failed() == std::vector<std::string>{ "latent_rows" });
+    CHECK_THAT(
+        detail(rows, "latent_rows"),
+        Catch::StartsWith("conformance check 'latent_rows' failed: encode's mu of row 15, element 0 is "));
+    CHECK_THAT(detail(rows, "latent_rows"), Catch::EndsWith("a row's result depends on the rows beside it"));
+}
+
 TEST_CASE(
     "conformance kit: a local session whose commit misses the change fails local_moves naming the round",
     "[conformance]")

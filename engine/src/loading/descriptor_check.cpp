@@ -149,6 +149,8 @@ std::string table_refusal(const ansatz_component& c, uint32_t minor)
             if (!l)
                 return "its latent table is smaller than ABI 2.0's";
             clean = clean && zeroed(l->reserved);
+            if (minor < 2)
+                clean = clean && none_set({ reinterpret_cast<const void*>(l->decode_backward_weighted) });
             if (!missing)
                 missing = first_missing({ ANSATZ_FN(l, latent_size), ANSATZ_FN(l, encode),
                                           ANSATZ_FN(l, encode_backward), ANSATZ_FN(l, decode_log_likelihood),

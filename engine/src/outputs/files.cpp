@@ -122,6 +122,13 @@ std::vector<uint8_t> image_grid(const float* images, int64_t count, int64_t heig
 {
     const int64_t columns =
         std::max<int64_t>(1, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(count)))));
+    return image_grid(images, count, height, width, columns, grid_width, grid_height);
+}
+
+std::vector<uint8_t> image_grid(const float* images, int64_t count, int64_t height, int64_t width,
+                                int64_t columns, int& grid_width, int& grid_height)
+{
+    columns = std::max<int64_t>(1, columns);
     const int64_t rows = (count + columns - 1) / columns;
     grid_width = static_cast<int>(columns * (width + 1) + 1);
     grid_height = static_cast<int>(rows * (height + 1) + 1);

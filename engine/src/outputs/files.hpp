@@ -26,6 +26,9 @@ std::string png_bytes(const std::vector<uint8_t>& pixels, int width, int height)
 // grid with a 1-pixel border; returns the pixels and sets the grid's size.
 std::vector<uint8_t> image_grid(const float* images, int64_t count, int64_t height, int64_t width,
                                 int& grid_width, int& grid_height);
+// The same with `columns` images per row (ceil(sqrt(count)) above).
+std::vector<uint8_t> image_grid(const float* images, int64_t count, int64_t height, int64_t width,
+                                int64_t columns, int& grid_width, int& grid_height);
 
 // Each pixel becomes a scale x scale block.
 std::vector<uint8_t> upscale(const std::vector<uint8_t>& pixels, int width, int height, int scale);

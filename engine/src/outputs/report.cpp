@@ -640,7 +640,26 @@ private:
             if (x.index == p.stage)
                 s = &x;
         const std::string name = fs::path(p.path).filename().string();
-        if (s && s->type == "sample" && name.find("_samples.") != std::string::npos)
+        if (s && s->type == "sample" && name.find("_samples.") != std::string::npos &&
+            !s->keys.count("sampler"))
+            caption = "Samples of stage " + std::to_string(s->index) + " (sample): decode_mean of " +
+                      (s->keys.count("count") ? s->keys.at("count") + " " : std::string()) +
+                      "draws h ~ N(0, I) from the prior of latent model " +
+                      (s->keys.count("model") ? s->keys.at("model") : std::string("?")) +
+                      ", one image per draw.";
+        else if (s && s->type == "latent" && name.find("_reconstructions.") != std::string::npos)
+            caption = "Reconstructions (stage " + std::to_string(s->index) +
+                      ", latent): rows of originals, each above the row of their reconstructions "
+                      "decode_mean(mu(x)).";
+        else if (s && s->type == "latent" && name.find("_manifold.") != std::string::npos)
+            caption =
+                "The decoded manifold (stage " + std::to_string(s->index) +
+                ", latent): decode_mean over a grid of the prior's quantiles, z1 from left to right, z2 from "
+                "bottom to top.";
+        else if (s && s->type == "latent" && name.find("_latent_scatter.") != std::string::npos)
+            caption = "Posterior means mu(x) of the data of stage " + std::to_string(s->index) +
+                      " (latent), coloured by label.";
+        else if (s && s->type == "sample" && name.find("_samples.") != std::string::npos)
         {
             caption = "The final states of the " +
                       (s->keys.count("count") ? s->keys.at("count") + " " : std::string()) +

@@ -3,6 +3,7 @@
 #include "ansatz/refs.hpp"
 #include "outputs/report.hpp"
 #include "stages/stage_types.hpp"
+#include "stages/stages.hpp"
 #include "user_error.hpp"
 
 #include <algorithm>
@@ -133,11 +134,18 @@ void Run::preflight(bool create_first_stage)
                 "run a train stage with data before this one, or give this stage a 'data' key");
         shaped.insert(model);
     }
+    if (create_first_stage && !pipeline_.stages.empty())
+        for (const std::string& name : stage_components(pipeline_.stages.front()))
+            instance(name);
+    // A latent stage's keys that need a 2-D latent are checked against its model now (the model knows
+    // its latent size from create on, abi.h), and those that need labels against its data if it exists
+    // already, before any output.
+    for (const StageDecl& s : pipeline_.stages)
+        if (s.type == "latent")
+            check_latent_model(*this, s);
     if (!create_first_stage || pipeline_.stages.empty())
         return;
     const StageDecl& first = pipeline_.stages.front();
-    for (const std::string& name : stage_components(first))
-        instance(name);
     // Its model is set up now too: a size the machine cannot hold is refused before any output.
     if (!first.values.count("model"))
         return;

@@ -81,6 +81,8 @@ public:
     MetricsCsv& metrics() { return *metrics_; }
     // The component `name`, created the first time it is asked for (after what it names).
     Instance& instance(const std::string& name);
+    // Whether `name` has been created already.
+    bool created(const std::string& name) const { return instance_index_.count(name) != 0; }
 
     // Sets up `model` (the first time) for the shape it declares or, failing that, for the samples of
     // `dataset` ("" for none); later calls check that the dataset agrees.

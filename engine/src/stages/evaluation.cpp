@@ -67,8 +67,23 @@ std::vector<std::pair<std::string, double>> Evaluation::run(
         ansatz_status st{};
         evaluator.check(evaluator.evaluator().evaluate(evaluator.self(), &data_, &rng.state(), sink.c(), &st),
                         st);
-        for (auto& [metric, value] : sink.take())
-            out.emplace_back(used(metric) ? name + "." + metric : metric, value);
+        // A name already in the row gets the evaluator's prefix, and so does the standard error of a
+        // prefixed metric (x_stderr stays beside its x: "ais.log_likelihood", "ais.log_likelihood_stderr").
+        const auto metrics = sink.take();
+        std::vector<std::string> prefixed;
+        for (const auto& [metric, value] : metrics)
+            if (used(metric))
+                prefixed.push_back(metric);
+        const auto prefix = [&](const std::string& metric) {
+            const auto is = [&](const std::string& m) {
+                return std::find(prefixed.begin(), prefixed.end(), m) != prefixed.end();
+            };
+            const size_t n = metric.size();
+            return is(metric) ||
+                   (n > 7 && metric.compare(n - 7, 7, "_stderr") == 0 && is(metric.substr(0, n - 7)));
+        };
+        for (const auto& [metric, value] : metrics)
+            out.emplace_back(prefix(metric) ? name + "." + metric : metric, value);
     }
     return out;
 }

@@ -5,12 +5,14 @@
 #include "ansatz/refs.hpp"
 #include "outputs/files.hpp"
 #include "outputs/progress.hpp"
+#include "pipeline/pipeline.hpp"
 #include "run/run.hpp"
 #include "stages/stages.hpp"
 #include "stages/traces.hpp"
 #include "user_error.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 
 namespace ansatz::engine
@@ -90,7 +92,10 @@ int64_t sample_burn_in(const StageDecl& s)
 
 std::vector<std::string> sample_writes(const StageDecl& s)
 {
-    return { "stage" + std::to_string(s.index) + "_samples.npy" };
+    std::vector<std::string> out{ "stage" + std::to_string(s.index) + "_samples.npy" };
+    if (!s.has("sampler")) // a latent model's draws h ~ N(0, I) beside their decoded means
+        out.push_back("stage" + std::to_string(s.index) + "_latent.npy");
+    return out;
 }
 
 void check_sample_stage(const Pipeline& p, const StageDecl& s)
@@ -100,6 +105,37 @@ void check_sample_stage(const Pipeline& p, const StageDecl& s)
                         std::to_string(s.integer("burn_in")) + ") must be below steps (" +
                         std::to_string(s.integer("steps")) +
                         "): the diagnostics' traces are recorded after the burn-in");
+    if (!s.has("sampler"))
+    {
+        const ComponentDecl& model = p.component(s.text("model"));
+        const auto at = [&](const std::string& key) {
+            const Value& v = s.values.at(key);
+            return p.source.where(v.node.IsDefined() && !v.node.IsNull() ? v.node : s.node) + ": " +
+                   s.label();
+        };
+        if (!(model_functions_of(*model.plugin->desc) & ANSATZ_FN_LATENT))
+            throw UserError(
+                at("model") + ": key 'sampler' is missing: model '" + model.name + "' (plugin '" +
+                model.plugin->desc->name +
+                "') is sampled by a Markov chain; name a sampler (only a latent-variable model is "
+                "sampled without one, by decoding h ~ N(0, I))");
+        if (s.text("init") == "data")
+            throw UserError(at("init") +
+                            ": init: data starts a sampler's chains at data rows, but this stage has "
+                            "no sampler: the samples of latent model '" +
+                            model.name + "' are decoded from h ~ N(0, I)");
+        if (s.has("burn_in"))
+            throw UserError(at("burn_in") +
+                            ": burn_in counts a sampler's sweeps, but this stage has no sampler: "
+                            "the samples of latent model '" +
+                            model.name + "' are exact draws, decoded from h ~ N(0, I)");
+        if (s.text("picture") == "states")
+            throw UserError(at("picture") +
+                            ": picture: states shows a sampler's chains, but this stage has no "
+                            "sampler: the picture of latent model '" +
+                            model.name + "' shows its decoded means E[x | h]");
+        return;
+    }
     if (s.text("init") == "data" && !s.has("data"))
     {
         const Value& init = s.values.at("init");
@@ -109,8 +145,67 @@ void check_sample_stage(const Pipeline& p, const StageDecl& s)
     }
 }
 
+namespace
+{
+
+// A latent-variable model's ancestral samples: h ~ N(0, I) (abi.h: the prior), chain n's from the n-th
+// stream of "stages.<i>.sample.chains", decoded to E[x | h]. The means are the samples VAE users look at
+// (as the PyTorch and Keras examples); stage<i>_samples.npy holds them and stage<i>_latent.npy the h.
+void run_latent_samples(Run& run, const StageDecl& stage)
+{
+    const std::string model_name = stage.text("model");
+    run.prepare_model(model_name, stage.has("data") ? stage.text("data") : "", stage);
+    const ModelState& state = run.model_state(model_name);
+    const ModelRef model(run.instance(model_name).model());
+    const auto start = std::chrono::steady_clock::now();
+    const int64_t count = stage.integer("count");
+    const int64_t dim = flat_size(state.sample_shape);
+    const int64_t l = model.latent_size();
+    Rng chain_parent = run.host().stream("stages." + std::to_string(stage.index) + ".sample.chains");
+    StreamArray chain_streams;
+    const Streams streams = chain_streams.split_from(chain_parent, count);
+    std::vector<float> h(static_cast<size_t>(count * l)), x(static_cast<size_t>(count * dim));
+    for (int64_t n = 0; n < count; ++n)
+        for (int64_t j = 0; j < l; ++j)
+            h[static_cast<size_t>(n * l + j)] = static_cast<float>(streams[static_cast<size_t>(n)].normal());
+    const ansatz_tensor hv = make_view(h.data(), { count, l });
+    ansatz_tensor xv = make_view(x.data(), { count, dim });
+    model.decode_mean(hv, xv);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    run.metrics().add(stage.index, stage.type, 0,
+                      { { "seconds", seconds },
+                        { "samples_per_second", seconds > 0 ? static_cast<double>(count) / seconds : 0.0 } });
+
+    const std::string base = "stage" + std::to_string(stage.index) + "_";
+    std::vector<int64_t> shape{ count };
+    shape.insert(shape.end(), state.sample_shape.begin(), state.sample_shape.end());
+    write_file_atomic(run.folder() / (base + "samples.npy"), npy_bytes(x.data(), shape));
+    write_file_atomic(run.folder() / (base + "latent.npy"), npy_bytes(h.data(), { count, l }));
+    std::string written = base + "samples.npy, " + base + "latent.npy";
+    if (stage.values.at("image").integer && state.is_image && state.sample_shape.size() == 2)
+    {
+        std::vector<float> grey = x; // the data's range [0, 1]
+        for (float& v : grey)
+            v = std::clamp(v, 0.0f, 1.0f);
+        int width = 0, height = 0;
+        const std::vector<uint8_t> pixels =
+            image_grid(grey.data(), count, state.sample_shape[0], state.sample_shape[1], width, height);
+        const int scale = std::max(1, 512 / std::max(width, height));
+        write_file_atomic(run.folder() / (base + "samples.png"),
+                          png_bytes(upscale(pixels, width, height, scale), width * scale, height * scale));
+        written += ", " + base + "samples.png";
+    }
+    std::fprintf(stderr,
+                 "sample [stage %zu]: %lld samples of latent model '%s' (decode_mean of h ~ N(0, I)) -> %s\n",
+                 stage.index, static_cast<long long>(count), model_name.c_str(), written.c_str());
+}
+
+} // namespace
+
 void run_sample_stage(Run& run, const StageDecl& stage)
 {
+    if (!stage.has("sampler"))
+        return run_latent_samples(run, stage);
     const std::string model_name = stage.text("model");
     run.prepare_model(model_name, stage.has("data") ? stage.text("data") : "", stage);
     const ModelState& state = run.model_state(model_name);

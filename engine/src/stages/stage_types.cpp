@@ -142,6 +142,33 @@ constexpr int64_t max_chains = 1'000'000;
 constexpr int64_t max_thin = 1'000'000'000;
 constexpr int64_t max_samples = 1'000'000'000;
 
+KeySpec latent_model_key()
+{
+    KeySpec k = component_key("model", ANSATZ_KIND_MODEL, true,
+                              "the latent-variable model (a VAE: encode, decode_mean, ...)");
+    k.component_needs = ANSATZ_FN_LATENT;
+    return k;
+}
+
+KeySpec optional_bool_key(const std::string& name, const std::string& doc)
+{
+    KeySpec k = bool_key(name, false, doc);
+    k.flags |= ANSATZ_PARAM_OPTIONAL;
+    k.default_value.clear();
+    return k;
+}
+
+KeySpec optional_names_key(const std::string& name, const std::string& doc)
+{
+    KeySpec k;
+    k.name = name;
+    k.type = ANSATZ_PARAM_STRING_LIST;
+    k.flags = ANSATZ_PARAM_OPTIONAL;
+    k.min_length = 1;
+    k.doc = doc;
+    return k;
+}
+
 } // namespace
 
 const std::vector<StageType>& stage_types()
@@ -176,11 +203,13 @@ const std::vector<StageType>& stage_types()
         { "sample",
           "draws samples from a model with a sampler; writes them as .npy and, for images, a PNG grid",
           { component_key("model", ANSATZ_KIND_MODEL, true, "the model to draw from"),
-            component_key("sampler", ANSATZ_KIND_SAMPLER, true, "the Markov chain"),
+            component_key("sampler", ANSATZ_KIND_SAMPLER, false,
+                          "the Markov chain; none for a latent-variable model, whose samples are decode_mean "
+                          "of h ~ N(0, I) (the prior)"),
             component_key("data", ANSATZ_KIND_DATASET, false,
                           "a dataset giving the sample shape and, with init: data, the starting points"),
             int_key("count", 64, 1, "number of chains (samples)", max_chains),
-            int_key("steps", 1000, 1, "sweeps of the sampler per chain"),
+            int_key("steps", 1000, 1, "sweeps of the sampler per chain (no meaning without a sampler)"),
             choice_key("init", "random|data", "random",
                        "start the chains from the model's random states or from random rows of 'data'"),
             bool_key("image", true, "also write a PNG grid when the samples are images"),
@@ -242,6 +271,28 @@ const std::vector<StageType>& stage_types()
                           "a dataset giving the sample shape, for a model that does not fix its own") },
           check_load_stage,
           run_load_stage },
+        { "latent",
+          "pictures of a latent-variable model on a dataset: reconstructions, the decoded manifold and the "
+          "scatter of posterior means by label (2-D latent)",
+          { latent_model_key(),
+            component_key("data", ANSATZ_KIND_DATASET, true, "the rows to reconstruct and to encode"),
+            int_key("reconstructions", 32, 0,
+                    "originals of the first N rows above their reconstructions decode_mean(mu(x)) (PNG; 0: "
+                    "none)",
+                    max_chains),
+            optional_int_key("manifold", 0,
+                             "n x n decoded means over the prior's quantiles of a 2-D latent (PNG; 0: none; "
+                             "absent: 20 for a 2-D latent)",
+                             100),
+            optional_bool_key("scatter",
+                              "the posterior means of the rows coloured by label (SVG; absent: for a "
+                              "2-D latent when the data has labels)"),
+            int_key("scatter_points", 10000, 1, "at most this many rows (the first) in the scatter",
+                    max_chains),
+            optional_names_key("label_names", "names of the label values 0, 1, ... in the scatter's legend "
+                                              "(absent: the dataset's, e.g. Fashion-MNIST's)") },
+          check_latent_stage,
+          run_latent_stage },
     };
     return types;
 }

@@ -29,6 +29,10 @@ void check_evaluate_stage(const Pipeline& pipeline, const StageDecl& stage);
 void run_evaluate_stage(Run& run, const StageDecl& stage);
 void check_load_stage(const Pipeline& pipeline, const StageDecl& stage);
 void run_load_stage(Run& run, const StageDecl& stage);
+void check_latent_stage(const Pipeline& pipeline, const StageDecl& stage);
+void run_latent_stage(Run& run, const StageDecl& stage);
+// With the model created (before any output): keys that need a 2-D latent (manifold, scatter).
+void check_latent_model(Run& run, const StageDecl& stage);
 
 // The sweeps the sample stage asks of one advance() call, for `steps` in all (at least 1, at most
 // 1000: an int32 whatever `steps` is, and a stop request is seen between calls).

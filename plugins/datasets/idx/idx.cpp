@@ -6,6 +6,7 @@
 #include <ansatz/plugin.hpp>
 
 #include <array>
+#include <cctype>
 #include <string>
 
 namespace
@@ -27,6 +28,12 @@ public:
         s.boolean("binarize_sampling", "draw each pixel ~ Bernoulli(byte / 255) at every read")
             .default_value(false);
         s.integer("limit", "use only the first `limit` samples; 0 = all").default_value(0).min(0);
+        s.strings(
+             "label_names",
+             "names of the label values 0, 1, ... for legends (absent: Fashion-MNIST's ten names when the "
+             "labels file's path says fashion-mnist, else none)")
+            .optional()
+            .length(1);
     }
 
     Idx(const ansatz::Config& c, const ansatz::Host&)
@@ -59,6 +66,8 @@ public:
                                          " samples");
         }
 
+        label_names_ = names(c);
+
         // byte -> float, once: intensity, or the threshold's 0/1.
         threshold_ = c.has("binarize");
         const double level = threshold_ ? c.real("binarize") : 0.0;
@@ -83,6 +92,7 @@ public:
         out.count = count_;
         out.has_labels = has_labels_ ? 1 : 0;
         out.is_image = images_.dims.size() == 3 ? 1 : 0;
+        out.label_names = label_names_.empty() ? nullptr : label_names_.c_str();
         return out;
     }
 
@@ -122,7 +132,37 @@ public:
     }
 
 private:
+    // The names of the label values, '|'-separated (abi.h 2.2): the key's, or Fashion-MNIST's when the
+    // labels file's path says so (its folder or name has "fashion-mnist" or "fashion_mnist", any case).
+    std::string names(const ansatz::Config& c) const
+    {
+        if (c.has("label_names"))
+        {
+            if (!has_labels_)
+                throw ansatz::InputError(
+                    "key label_names names the label values, but the dataset has no labels "
+                    "(give the labels file in key labels)");
+            std::string joined;
+            for (const std::string& n : c.strings("label_names"))
+            {
+                if (n.find('|') != std::string::npos)
+                    throw ansatz::InputError("key label_names: the name '" + n +
+                                             "' has a '|', which separates names");
+                joined += (joined.empty() ? "" : "|") + n;
+            }
+            return joined;
+        }
+        std::string path = has_labels_ ? labels_.path : std::string();
+        for (char& ch : path)
+            ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (path.find("fashion-mnist") != std::string::npos ||
+            path.find("fashion_mnist") != std::string::npos)
+            return "T-shirt/top|Trouser|Pullover|Dress|Coat|Sandal|Shirt|Sneaker|Bag|Ankle boot";
+        return "";
+    }
+
     std::string name_;
+    std::string label_names_;
     bool sampling_;
     ansatz_idx::IdxFile images_;
     ansatz_idx::IdxFile labels_;

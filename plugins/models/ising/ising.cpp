@@ -4,7 +4,8 @@
 //
 // The bonds <ij> join every site to its neighbour one step up each axis, wrapping around with periodic
 // boundaries and stopping at the edge with open ones. No trainable parameters: J, h and beta are keys.
-// energy_delta costs O(neighbours) per chain; the tempered family (abi.h, E0 = 0 for spins) is
+// energy_delta costs O(neighbours) per chain (in a local-move session, times the chain's beta'); the
+// tempered family (abi.h, E0 = 0 for spins) is
 // F_beta',phi(s) = beta' beta H(s) - phi.s with log Z_0,phi = sum_i log(2 cosh phi_i). No conditionals,
 // so no tempered_conditional.
 #include <ansatz/lattice.hpp>
@@ -118,7 +119,8 @@ public:
             o[r] = static_cast<float>(beta_ * energy(ansatz::f32(v) + r * sites_, r, "ising free_energy"));
     }
 
-    // out[n] = beta (H(s with s_i = u) - H(s)) = -beta (u - s_i) (J sum_{j ~ i} s_j + h), i = sites[n].
+    // out[n] = beta (H(s with s_i = u) - H(s)) = -beta (u - s_i) (J sum_{j ~ i} s_j + h), i = sites[n];
+    // in a local-move session, times the session's beta'[n] (F_beta' = beta' F: spins keep no E0).
     void energy_delta(const ansatz_tensor& v, const int64_t* sites, const float* new_values,
                       ansatz_tensor& out)
     {
@@ -126,6 +128,10 @@ public:
         ansatz::require_matrix(v, -1, sites_, "ising energy_delta: v");
         const int64_t n = v.shape[0];
         ansatz::require_vector(out, n, "ising energy_delta: out");
+        if (session_ && n != static_cast<int64_t>(session_beta_.size()))
+            throw ansatz::Error("ising energy_delta: " + std::to_string(n) +
+                                " chains in a local-move session begun on " +
+                                std::to_string(session_beta_.size()));
         const float* s = ansatz::f32(v);
         float* o = ansatz::f32(out);
         for (int64_t k = 0; k < n; ++k)
@@ -142,10 +148,37 @@ public:
             const float now = row[i];
             if (now != 1.0f && now != -1.0f)
                 throw not_a_spin("ising energy_delta", k, i, now);
-            o[k] = static_cast<float>(-beta_ * (u - now) *
-                                      (coupling_ * lattice_.neighbour_sum(row, i) + field_));
+            const double scale = session_ ? beta_ * session_beta_[static_cast<size_t>(k)] : beta_;
+            o[k] = static_cast<float>(-scale * (u - now) * (coupling_ * lattice_.neighbour_sum(row, i) + field_));
         }
     }
+
+    // ---- LOCAL_MOVES (abi.h, 2.2): energy_delta reads the spins themselves, so a session has nothing to
+    // cache but the inverse temperature of every chain (for tempering by Metropolis-Hastings).
+    void local_begin(const ansatz_tensor& v, const double* beta)
+    {
+        require_ready();
+        ansatz::require_matrix(v, -1, sites_, "ising local_begin: v");
+        const int64_t n = v.shape[0];
+        session_beta_.assign(static_cast<size_t>(n), 1.0);
+        if (beta)
+            for (int64_t r = 0; r < n; ++r)
+            {
+                if (!std::isfinite(beta[r]))
+                    throw ansatz::Error("ising local_begin: the inverse temperature of row " + std::to_string(r) +
+                                        " is " + std::to_string(beta[r]) + "; it must be finite");
+                session_beta_[static_cast<size_t>(r)] = beta[r];
+            }
+        session_ = true;
+    }
+    void local_commit(const ansatz_tensor& v, const int64_t*, const float*, const uint8_t*)
+    {
+        if (!session_)
+            throw ansatz::Error("ising local_commit: no local-move session is open");
+        if (v.rank != 2 || v.shape[0] != static_cast<int64_t>(session_beta_.size()))
+            throw ansatz::Error("ising local_commit: the chains are not the session's");
+    }
+    void local_end() { session_ = false; }
 
     // ---- TEMPERED (abi.h): E0 = 0 for spins, E1 = F = beta H.
 
@@ -247,6 +280,8 @@ private:
     ansatz::Lattice lattice_; // the bonds (ansatz/lattice.hpp)
     int64_t sites_ = 0;
     bool ready_ = false;
+    bool session_ = false;              // a local-move session is open
+    std::vector<double> session_beta_; // its inverse temperatures, one per chain
 };
 
 } // namespace

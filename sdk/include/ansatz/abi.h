@@ -29,14 +29,16 @@
  *   2.1: evaluators (ANSATZ_KIND_EVALUATOR, ansatz_evaluator_table); models' tempered functions
  *        (ANSATZ_FN_TEMPERED: tempered_free_energy, base_log_partition and, for a model with
  *        conditionals, tempered_conditional), the block free energy (ANSATZ_FN_BLOCK_FREE_ENERGY)
- *        and the weighted free-energy gradient (ANSATZ_FN_WEIGHTED_GRAD), each in what was reserved room of the energy and conditionals
- *        tables, so those tables keep their 2.0 size.
- *   2.2: samplers' advance_tempered (in the sampler table's reserved room); models' local-move session
- *        (ANSATZ_FN_LOCAL_MOVES: local_begin, local_commit, local_end, which change what energy_delta
- *        computes while a session is open) and the state gradient (ANSATZ_FN_STATE_GRAD:
- *        free_energy_grad_state), in the energy table's reserved room. Sizes stay those of 2.0. A
- *        plugin built for an older minor has these slots zeroed (they were reserved room): it reads as
- *        not having them, and the host refuses one whose older-minor reserved room is not zero.
+ *        and the weighted free-energy gradient (ANSATZ_FN_WEIGHTED_GRAD), each in what was reserved room of
+ * the energy and conditionals tables, so those tables keep their 2.0 size. 2.2: samplers' advance_tempered
+ * (in the sampler table's reserved room); models' local-move session (ANSATZ_FN_LOCAL_MOVES: local_begin,
+ * local_commit, local_end, which change what energy_delta computes while a session is open) and the state
+ * gradient (ANSATZ_FN_STATE_GRAD: free_energy_grad_state), in the energy table's reserved room. Sizes stay
+ * those of 2.0. A plugin built for an older minor has these slots zeroed (they were reserved room): it reads
+ * as not having them, and the host refuses one whose older-minor reserved room is not zero. Also the latent
+ * table's decode_backward_weighted (per-row weights, the values of the same pass: the IWAE gradient), the
+ * latent call order and the prior stated as N(0, I), and the dataset info's label_names, each in what was
+ * reserved room.
  *
  * ---- Lifecycle (as GStreamer's element states, written down once) ----
  *   1. load: the host calls the entry symbol once and checks the descriptor (never calls it again).
@@ -81,14 +83,18 @@
  * Every stream is xoshiro256** (ansatz/random.hpp), derived from the pipeline's seed and a name by
  * host->stream(). The host passes: "components.<name>.init" to a model's setup; for stage i,
  * "stages.<i>.train.order" (the data order), ".data" (dataset reads), ".loss" (the loss's compute),
- * "stages.<i>.sample.init" and ".chains" (split into one stream per chain),
- * "stages.<i>.generate.beta<b>.init" and ".chains" (the same, per inverse temperature b), and to an
- * evaluator's evaluate "stages.<i>.evaluate.<name>" (in a train stage
+ * "stages.<i>.sample.init" and ".chains" (split into one stream per chain; for a latent model sampled
+ * without a sampler, chain n's h ~ N(0, I) is drawn from the n-th), "stages.<i>.generate.beta<b>.init"
+ * and ".chains" (the same, per inverse temperature b), "stages.<i>.latent.data" (the latent stage's
+ * read of its data), and to an evaluator's evaluate "stages.<i>.evaluate.<name>" (in a train stage
  * "stages.<i>.train.evaluate.<name>.epoch<E>", a fresh one per evaluation). Calls on chains
  * (random_state, conditional, advance) take one stream per row: `rngs` points to N states for N rows
  * and row n draws only from rngs[n], so a chain's trajectory never depends on how many chains run
  * beside it. A component that needs streams of its own splits them from the stream it was passed
- * (ansatz::split) and saves them in its state.
+ * (ansatz::split) and saves them in its state. A loss or evaluator whose draws belong to rows (the
+ * ELBO's eps, the IWAE's samples) splits the stream it was passed into one stream per row of its batch
+ * or data (row n draws from the n-th child only), so its result does not depend on how it chunks the
+ * rows or on its threads.
  */
 #ifndef ANSATZ_ABI_H
 #define ANSATZ_ABI_H
@@ -497,10 +503,36 @@ typedef struct ansatz_conditionals_table
     void* reserved[6];
 } ansatz_conditionals_table;
 
-/* An encoder Q(h|x) = N(mu(x), diag(exp(log_var(x)))) and a decoder p(x|h), each with its backward
- * pass, for the ELBO. Rows pair up: row n of h goes with row n of x. No call keeps state for a later
- * one: a backward pass recomputes what it needs from its inputs. grads are all the model's parameters
- * in parameters() order; each backward adds only to its half. */
+/* A latent-variable model (a variational autoencoder): a prior p(h), a decoder p(x|h) and an
+ * encoder Q(h|x) = N(mu(x), diag(exp(log_var(x)))), each with its backward pass, for the ELBO
+ *     ELBO(x) = E_Q[log p(x|h)] - KL(Q(h|x) || p(h)) <= log p(x),   log p(x) = log E_p(h)[p(x|h)].
+ *
+ * The prior is N(0, I) over the L latent units, for every latent model of 2.x: the host and the
+ * components that use this table compute log p(h), the closed-form KL, ancestral samples (the sample
+ * stage decodes h ~ N(0, I)) and the manifold's grid of prior quantiles from that, and a model never
+ * draws from or evaluates its prior itself. (A later minor may add a slot for another prior; its
+ * absence will mean N(0, I).)
+ *
+ * Rows pair up: row n of h goes with row n of x, and every call works on each row alone (a row's
+ * result does not depend on the rows beside it, up to rounding). x {N, D} are samples of the model's data
+ * (the sample size given to setup), h, mu, log_var and d_h are {N, L}, per-row outputs {N}, all FLOAT32.
+ * grads are views of every parameter's gradient in parameters() order (n_grads of them); a backward pass adds
+ * (+=) to the gradients of the parameters its half uses (the encoder's or the decoder's) and leaves
+ * the others alone.
+ *
+ * Call order and lifetimes. latent_size may be called from create on (the configuration fixes L); the
+ * rest after setup. No call depends on an earlier one: a backward pass is defined by its own inputs
+ * and the parameters as they are, and recomputes its forward pass. A model may keep what a forward
+ * pass computed (the activations of the last encode, say) to serve a later backward pass on the same
+ * rows, but only when it has checked that the inputs and the parameters are the ones that pass saw
+ * (an optimizer changes the parameters in place between two batches), so that a result never depends
+ * on what was kept. The ELBO loss calls, per batch (see plugins/losses/elbo):
+ *     encode(x) -> mu, log_var;  h = mu + exp(log_var / 2) * eps, eps ~ N(0, I) (one stream per row)
+ *     decode_backward_weighted(h, x, ...) (once per sample, or once for the K samples stacked)
+ *     encode_backward(x, d_mu, d_log_var, ...)
+ * so a model that keeps its last encode's activations for the encode_backward of the same x saves a
+ * forward pass of the encoder. Evaluators call encode and decode_log_likelihood; pictures call
+ * encode and decode_mean. */
 typedef struct ansatz_latent_table
 {
     uint32_t struct_size;
@@ -508,20 +540,36 @@ typedef struct ansatz_latent_table
     /* mu[n], log_var[n] of Q(h | x[n]); x {N, D}, mu and log_var {N, L}. */
     int32_t (*encode)(void* self, const ansatz_tensor* x, ansatz_tensor* mu, ansatz_tensor* log_var,
                       ansatz_status* st);
-    /* grads += scale * sum_n (d_mu[n] . dmu(x[n])/dtheta + d_log_var[n] . dlog_var(x[n])/dtheta). */
+    /* grads += scale * sum_n (d_mu[n] . dmu(x[n])/dtheta + d_log_var[n] . dlog_var(x[n])/dtheta):
+     * the encoder's half, given what the caller's objective says of mu and log_var (per-row weights
+     * go into d_mu and d_log_var). */
     int32_t (*encode_backward)(void* self, const ansatz_tensor* x, const ansatz_tensor* d_mu,
                                const ansatz_tensor* d_log_var, float scale, ansatz_tensor* grads,
                                int32_t n_grads, ansatz_status* st);
-    /* out[n] = log p(x[n] | h[n]); h {N, L}, x {N, D}, out {N}. */
+    /* out[n] = log p(x[n] | h[n]), normalised over x (a density for real x, a probability for binary
+     * x; for grey levels in [0, 1] under a Bernoulli decoder, the cross-entropy's negative, as the
+     * course's PyTorch code computes it); h {N, L}, x {N, D}, out {N}. */
     int32_t (*decode_log_likelihood)(void* self, const ansatz_tensor* h, const ansatz_tensor* x,
                                      ansatz_tensor* out, ansatz_status* st);
     /* grads += scale * sum_n dlog p(x[n] | h[n])/dtheta; when d_h is not NULL, also
-     * d_h[n] = scale * dlog p(x[n] | h[n])/dh[n]. */
+     * d_h[n] = scale * dlog p(x[n] | h[n])/dh[n] (written, not added). */
     int32_t (*decode_backward)(void* self, const ansatz_tensor* h, const ansatz_tensor* x, float scale,
                                ansatz_tensor* d_h, ansatz_tensor* grads, int32_t n_grads, ansatz_status* st);
-    /* x_mean[n] = E[x | h[n]], for pictures of samples and reconstructions. */
+    /* x_mean[n] = E[x | h[n]] {N, D}, for pictures of samples and reconstructions. */
     int32_t (*decode_mean)(void* self, const ansatz_tensor* h, ansatz_tensor* x_mean, ansatz_status* st);
-    void* reserved[8];
+    /* 2.2 (may be NULL: absent in a 2.0 or 2.1 plugin; the SDK's ModelRef then makes it of
+     * decode_log_likelihood and decode_backward calls, one per distinct weight). decode_backward with
+     * one weight per row, and the values from the same pass:
+     *     grads += sum_n weights[n] * dlog p(x[n] | h[n])/dtheta;
+     *     when d_h is not NULL: d_h[n] = weights[n] * dlog p(x[n] | h[n])/dh[n] (written);
+     *     when out is not NULL: out[n] = log p(x[n] | h[n]).
+     * weights {N} (any sign, 0 allowed). The importance-weighted bound's gradient weighs each sample by
+     * its normalised importance weight (Burda et al. 2016), and the ELBO's value comes from the pass
+     * that differentiates it. */
+    int32_t (*decode_backward_weighted)(void* self, const ansatz_tensor* h, const ansatz_tensor* x,
+                                        const float* weights, ansatz_tensor* d_h, ansatz_tensor* grads,
+                                        int32_t n_grads, ansatz_tensor* out, ansatz_status* st);
+    void* reserved[7];
 } ansatz_latent_table;
 
 typedef struct ansatz_model_table
@@ -646,7 +694,11 @@ typedef struct ansatz_dataset_info
     int32_t is_image; /* sample_shape is {H, W} or {H, W, C} with values in [0, 1] */
     int32_t domain;   /* ansatz_domain of the values */
     int32_t reserved_;
-    void* reserved[4];
+    /* 2.2 (NULL: none): the names of the label values 0, 1, 2, ... separated by '|' ("T-shirt/top|
+     * Trouser|..."), for legends; valid as long as the dataset lives. A label value without a name is
+     * shown as its number. */
+    const char* label_names;
+    void* reserved[3];
 } ansatz_dataset_info;
 
 typedef struct ansatz_dataset_table

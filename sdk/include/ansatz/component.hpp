@@ -38,6 +38,25 @@
 //                        (the local-move session: all three or none, and energy_delta, which returns
 //                        the session's tempered deltas while it is open; call order in abi.h)
 //                        void free_energy_grad_state(const ansatz_tensor& v, ansatz_tensor& out);
+//   model, latent (abi.h, ansatz_latent_table; the prior is N(0, I)), all together:
+//                        int64_t latent_size() const;                 (from create on: the config fixes L)
+//                        void encode(const ansatz_tensor& x, ansatz_tensor& mu, ansatz_tensor& log_var);
+//                        void encode_backward(const ansatz_tensor& x, const ansatz_tensor& d_mu,
+//                                             const ansatz_tensor& d_log_var, float scale,
+//                                             ansatz_tensor* grads, int32_t n_grads);
+//                        void decode_log_likelihood(const ansatz_tensor& h, const ansatz_tensor& x,
+//                                                   ansatz_tensor& out);
+//                        void decode_mean(const ansatz_tensor& h, ansatz_tensor& x_mean);
+//                        and one or both of the decoder's backward passes:
+//                        void decode_backward(const ansatz_tensor& h, const ansatz_tensor& x, float scale,
+//                                             ansatz_tensor* d_h, ansatz_tensor* grads, int32_t n_grads);
+//                        void decode_backward_weighted(const ansatz_tensor& h, const ansatz_tensor& x,
+//                                                      const float* weights, ansatz_tensor* d_h,
+//                                                      ansatz_tensor* grads, int32_t n_grads,
+//                                                      ansatz_tensor* out);          (2.2)
+//                        (with only the weighted one, ANSATZ_PLUGIN makes decode_backward of it, every
+//                        weight the scale; the trampolines check every shape against latent_size()
+//                        before the call: x {N, D}, mu, log_var, h, d_mu, d_log_var, d_h {N, L}, out {N})
 //   sampler:             void metrics(Metrics& out);
 //   sampler, 2.2:        void advance_tempered(ansatz_tensor& chains, int32_t steps, const double* beta,
 //                                              Streams rngs);

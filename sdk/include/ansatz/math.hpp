@@ -60,6 +60,14 @@ inline void sigmoid(float* x, int64_t n);
 inline void softplus(const float* x, float* out, int64_t n);
 inline void softplus(float* x, int64_t n);
 
+// tanh(x), the hyperbolic tangent: Cephes' odd polynomial x + x^3 P(x^2) for |x| < 0.625, else
+// sign(x) (1 - 2 / (e^{2|x|} + 1)), so it neither overflows nor loses tiny x.
+//   requires: x and out hold n >= 0 floats (out == x allowed).
+//   ensures:  out[i] in [-1, 1] within 3 ulp of the exact value; tanh(+-0) = +-0, out[i] = x[i] for
+//             |x[i]| < 2^-12 (to the ulp), tanh(+-10) = +-1, tanh(+-inf) = +-1.
+inline void tanh(const float* x, float* out, int64_t n);
+inline void tanh(float* x, int64_t n);
+
 // ---- Row reductions ---------------------------------------------------------------------------------
 
 // Sum of softplus over each row of x {rows, cols}, e.g. the hidden units' term of an RBM's free

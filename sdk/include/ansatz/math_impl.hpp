@@ -94,6 +94,24 @@ inline floats<A> softplus(const floats<A>& x) noexcept
     return xsimd::max(x, B(0.0f)) + xsimd::log1p(z);
 }
 
+// tanh on |x| (Cephes' tanhf), then the sign of x put back by its bit (so tanh(-0) = -0 and NaN stays NaN).
+template <class A>
+inline floats<A> tanh(const floats<A>& x) noexcept
+{
+    using B = floats<A>;
+    const B ax = xsimd::abs(x);
+    const B e = detail::math::exp(ax + ax); // +inf from |x| = 44.4 on: 2 / inf = 0
+    const B big = B(1.0f) - B(2.0f) / (e + B(1.0f));
+    const B z = ax * ax;
+    B p(-5.70498872745e-3f);
+    p = xsimd::fma(p, z, B(2.06390887954e-2f));
+    p = xsimd::fma(p, z, B(-5.37397155531e-2f));
+    p = xsimd::fma(p, z, B(1.33314422036e-1f));
+    p = xsimd::fma(p, z, B(-3.33332819422e-1f));
+    const B small = xsimd::fma(p * z, ax, ax);
+    return xsimd::select(ax >= B(0.625f), big, small) | xsimd::bitofsign(x);
+}
+
 // out[i] = f(x[i]): whole batches, then the last n % size elements in a batch padded with zeros, so
 // that every element goes through the same code.
 template <class A, class F>
@@ -353,6 +371,25 @@ ANSATZ_TARGET_AVX2 inline __m256 softplus(__m256 x) noexcept
     return _mm256_add_ps(_mm256_max_ps(x, _mm256_setzero_ps()), avx2::log1p(z));
 }
 
+// The tanh kernel above, as xsimd computes it for fma3<avx2>.
+ANSATZ_TARGET_AVX2 inline __m256 tanh(__m256 x) noexcept
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 ax = _mm256_andnot_ps(sign, x);
+    const __m256 e = avx2::exp(_mm256_add_ps(ax, ax));
+    const __m256 big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+    const __m256 z = _mm256_mul_ps(ax, ax);
+    __m256 p = _mm256_set1_ps(-5.70498872745e-3f);
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954e-2f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531e-2f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036e-1f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422e-1f));
+    const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), ax, ax);
+    const __m256 t = _mm256_blendv_ps(small, big, _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_GE_OQ));
+    return _mm256_or_ps(t, _mm256_and_ps(x, sign));
+}
+
 // out[i] = f(x[i]) as map() above: whole batches of 8, then the tail in a batch padded with zeros. One
 // function per kernel (a lambda would need the target attribute too).
 #define ANSATZ_AVX2_MAP(name)                                                                                \
@@ -375,6 +412,7 @@ ANSATZ_AVX2_MAP(exp)
 ANSATZ_AVX2_MAP(log1p)
 ANSATZ_AVX2_MAP(sigmoid)
 ANSATZ_AVX2_MAP(softplus)
+ANSATZ_AVX2_MAP(tanh)
 #undef ANSATZ_AVX2_MAP
 
 // sum_softplus above, 8 terms at a time: element j still goes to partial sum j % 16, and the 16 partial
@@ -559,6 +597,19 @@ inline void softplus(const float* x, float* out, int64_t n)
 inline void softplus(float* x, int64_t n)
 {
     ansatz::softplus(x, x, n);
+}
+
+inline void tanh(const float* x, float* out, int64_t n)
+{
+#ifdef ANSATZ_MATH_AVX2
+    if (detail::math::avx2::available())
+        return detail::math::avx2::tanh_n(x, out, n);
+#endif
+    detail::math::map<detail::math::arch>(x, out, n, [](const auto& b) { return detail::math::tanh(b); });
+}
+inline void tanh(float* x, int64_t n)
+{
+    ansatz::tanh(x, x, n);
 }
 
 // ---- Row reductions

@@ -148,6 +148,50 @@ concept HasBlockFreeEnergy = requires(T& t, const ansatz_tensor& s, ansatz_tenso
 {
     t.block_free_energy(ANSATZ_BLOCK_VISIBLE, s, out);
 };
+// The latent functions (abi.h, ansatz_latent_table): latent_size, encode, encode_backward,
+// decode_log_likelihood, decode_mean and a decoder backward pass (decode_backward, or
+// decode_backward_weighted, or both) go together: a class with only some of them is an error.
+template <class T>
+concept HasLatentSize = requires(T& t)
+{
+    {
+        t.latent_size()
+        } -> std::convertible_to<int64_t>;
+};
+template <class T>
+concept HasEncode = requires(T& t, const ansatz_tensor& x, ansatz_tensor& mu, ansatz_tensor& lv)
+{
+    t.encode(x, mu, lv);
+};
+template <class T>
+concept HasEncodeBackward = requires(T& t, const ansatz_tensor& x, const ansatz_tensor& d, ansatz_tensor* g)
+{
+    t.encode_backward(x, d, d, 1.0f, g, int32_t{});
+};
+template <class T>
+concept HasDecodeLogLikelihood = requires(T& t, const ansatz_tensor& h, const ansatz_tensor& x,
+                                          ansatz_tensor& out)
+{
+    t.decode_log_likelihood(h, x, out);
+};
+template <class T>
+concept HasDecodeBackward = requires(T& t, const ansatz_tensor& h, const ansatz_tensor& x, ansatz_tensor* d_h,
+                                     ansatz_tensor* g)
+{
+    t.decode_backward(h, x, 1.0f, d_h, g, int32_t{});
+};
+template <class T>
+concept HasDecodeBackwardWeighted = requires(T& t, const ansatz_tensor& h, const ansatz_tensor& x,
+                                             const float* w, ansatz_tensor* d_h, ansatz_tensor* g,
+                                             ansatz_tensor* out)
+{
+    t.decode_backward_weighted(h, x, w, d_h, g, int32_t{}, out);
+};
+template <class T>
+concept HasDecodeMean = requires(T& t, const ansatz_tensor& h, ansatz_tensor& out)
+{
+    t.decode_mean(h, out);
+};
 // 2.2: the local-move session (all three, with energy_delta) and the state gradient.
 template <class T>
 concept HasLocalBegin = requires(T& t, const ansatz_tensor& v, const double* b)
@@ -348,6 +392,133 @@ struct ModelTables
         });
     }
 
+    // ---- latent (abi.h, ansatz_latent_table): shapes checked here, so every model reports alike
+    static int64_t latent_size(void* p)
+    {
+        try
+        {
+            return self<T>(p).latent_size();
+        }
+        catch (...)
+        {
+            return -1;
+        }
+    }
+    // {rows, L} float32 (rows < 0: any), named in the error.
+    static void require_latent(T& model, const ansatz_tensor& t, int64_t rows, const char* what)
+    {
+        require_matrix(t, rows, model.latent_size(), what);
+    }
+    static void require_grads(const ansatz_tensor* grads, int32_t n, const char* what)
+    {
+        if (n < 0 || (n > 0 && !grads))
+            throw Error(std::string(what) + " got no gradients to add to");
+    }
+    static int32_t encode(void* p, const ansatz_tensor* x, ansatz_tensor* mu, ansatz_tensor* log_var,
+                          ansatz_status* st)
+    {
+        return guard(st, [&] {
+            T& m = self<T>(p);
+            require_matrix(*x, -1, -1, "encode: x");
+            require_latent(m, *mu, x->shape[0], "encode: mu");
+            require_latent(m, *log_var, x->shape[0], "encode: log_var");
+            m.encode(*x, *mu, *log_var);
+        });
+    }
+    static int32_t encode_backward(void* p, const ansatz_tensor* x, const ansatz_tensor* d_mu,
+                                   const ansatz_tensor* d_log_var, float scale, ansatz_tensor* grads,
+                                   int32_t n, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            T& m = self<T>(p);
+            require_matrix(*x, -1, -1, "encode_backward: x");
+            require_latent(m, *d_mu, x->shape[0], "encode_backward: d_mu");
+            require_latent(m, *d_log_var, x->shape[0], "encode_backward: d_log_var");
+            require_grads(grads, n, "encode_backward");
+            m.encode_backward(*x, *d_mu, *d_log_var, scale, grads, n);
+        });
+    }
+    static int32_t decode_log_likelihood(void* p, const ansatz_tensor* h, const ansatz_tensor* x,
+                                         ansatz_tensor* out, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            T& m = self<T>(p);
+            require_latent(m, *h, -1, "decode_log_likelihood: h");
+            require_matrix(*x, h->shape[0], -1, "decode_log_likelihood: x");
+            require_vector(*out, h->shape[0], "decode_log_likelihood: out");
+            m.decode_log_likelihood(*h, *x, *out);
+        });
+    }
+    static void check_decode_backward(T& m, const ansatz_tensor* h, const ansatz_tensor* x,
+                                      const ansatz_tensor* d_h, const ansatz_tensor* grads, int32_t n,
+                                      const char* what)
+    {
+        const std::string w(what);
+        require_latent(m, *h, -1, (w + ": h").c_str());
+        require_matrix(*x, h->shape[0], -1, (w + ": x").c_str());
+        if (d_h)
+            require_latent(m, *d_h, h->shape[0], (w + ": d_h").c_str());
+        require_grads(grads, n, what);
+    }
+    static int32_t decode_backward(void* p, const ansatz_tensor* h, const ansatz_tensor* x, float scale,
+                                   ansatz_tensor* d_h, ansatz_tensor* grads, int32_t n, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            T& m = self<T>(p);
+            check_decode_backward(m, h, x, d_h, grads, n, "decode_backward");
+            if constexpr (HasDecodeBackward<T>)
+                m.decode_backward(*h, *x, scale, d_h, grads, n);
+            else
+            {
+                // Made of the weighted pass with every row weighted alike.
+                thread_local std::vector<float> weights;
+                weights.assign(static_cast<size_t>(h->shape[0]), scale);
+                m.decode_backward_weighted(*h, *x, weights.data(), d_h, grads, n, nullptr);
+            }
+        });
+    }
+    static int32_t decode_backward_weighted(void* p, const ansatz_tensor* h, const ansatz_tensor* x,
+                                            const float* weights, ansatz_tensor* d_h, ansatz_tensor* grads,
+                                            int32_t n, ansatz_tensor* out, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            T& m = self<T>(p);
+            check_decode_backward(m, h, x, d_h, grads, n, "decode_backward_weighted");
+            if (!weights && h->shape[0] > 0)
+                throw Error("decode_backward_weighted got no weights");
+            if (out)
+                require_vector(*out, h->shape[0], "decode_backward_weighted: out");
+            m.decode_backward_weighted(*h, *x, weights, d_h, grads, n, out);
+        });
+    }
+    static int32_t decode_mean(void* p, const ansatz_tensor* h, ansatz_tensor* x_mean, ansatz_status* st)
+    {
+        return guard(st, [&] {
+            T& m = self<T>(p);
+            require_latent(m, *h, -1, "decode_mean: h");
+            require_matrix(*x_mean, h->shape[0], -1, "decode_mean: x_mean");
+            m.decode_mean(*h, *x_mean);
+        });
+    }
+
+    static constexpr bool has_latent = HasLatentSize<T> && HasEncode<T> && HasEncodeBackward<T> &&
+                                       HasDecodeLogLikelihood<T> && HasDecodeMean<T> &&
+                                       (HasDecodeBackward<T> || HasDecodeBackwardWeighted<T>);
+    static_assert(has_latent || !(HasLatentSize<T> || HasEncode<T> || HasEncodeBackward<T> ||
+                                  HasDecodeLogLikelihood<T> || HasDecodeMean<T> || HasDecodeBackward<T> ||
+                                  HasDecodeBackwardWeighted<T>),
+                  "a latent model needs all of latent_size, encode, encode_backward, decode_log_likelihood, "
+                  "decode_mean and decode_backward or decode_backward_weighted (with the exact signatures of "
+                  "component.hpp)");
+    static constexpr auto decode_backward_weighted_slot()
+    {
+        if constexpr (has_latent && HasDecodeBackwardWeighted<T>)
+            return decode_backward_weighted;
+        else
+            return static_cast<decltype(&decode_backward_weighted)>(nullptr);
+    }
+    static constexpr const ansatz_latent_table* latent_slot();
+
     static int32_t local_begin(void* p, const ansatz_tensor* v, const double* beta, ansatz_status* st)
     {
         return guard(st, [&] {
@@ -502,18 +673,29 @@ struct ModelTables
         sizeof(ansatz_conditionals_table), block_size, conditional, tempered_conditional_slot(),
         block_free_energy_slot(),          {}
     };
+    static constexpr ansatz_latent_table latent_table = { sizeof(ansatz_latent_table),
+                                                          latent_size,
+                                                          encode,
+                                                          encode_backward,
+                                                          decode_log_likelihood,
+                                                          decode_backward,
+                                                          decode_mean,
+                                                          decode_backward_weighted_slot(),
+                                                          {} };
     static constexpr ansatz_model_table table = {
-        sizeof(ansatz_model_table),
-        sample_info,
-        setup,
-        parameters,
-        random_state,
-        has_energy ? &energy_table : nullptr,
-        conditionals_slot(),
-        nullptr, // latent: the VAE issue adds the C++ side of ansatz_latent_table
-        {}
+        sizeof(ansatz_model_table),           sample_info,         setup,         parameters, random_state,
+        has_energy ? &energy_table : nullptr, conditionals_slot(), latent_slot(), {}
     };
 };
+
+template <class T>
+constexpr const ansatz_latent_table* ModelTables<T>::latent_slot()
+{
+    if constexpr (has_latent)
+        return &latent_table;
+    else
+        return nullptr;
+}
 
 template <class T>
 constexpr const ansatz_conditionals_table* ModelTables<T>::conditionals_slot()

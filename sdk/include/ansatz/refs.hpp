@@ -255,7 +255,100 @@ public:
               st);
     }
 
+    // ---- LATENT (abi.h, ansatz_latent_table; the prior is N(0, I))
+    // L, the number of latent units.
+    int64_t latent_size() const
+    {
+        const int64_t l = latent().latent_size(h_.self);
+        if (l < 0)
+            throw Error("the model's latent_size failed");
+        return l;
+    }
+    // mu[n], log_var[n] of Q(h | x[n]); x {N, D}, mu and log_var {N, L}.
+    void encode(const ansatz_tensor& x, ansatz_tensor& mu, ansatz_tensor& log_var) const
+    {
+        ansatz_status st{};
+        check(latent().encode(h_.self, &x, &mu, &log_var, &st), st);
+    }
+    // grads += scale * sum_n (d_mu[n] . dmu/dtheta + d_log_var[n] . dlog_var/dtheta).
+    void encode_backward(const ansatz_tensor& x, const ansatz_tensor& d_mu, const ansatz_tensor& d_log_var,
+                         float scale, ansatz_tensor* grads, int32_t n_grads) const
+    {
+        ansatz_status st{};
+        check(latent().encode_backward(h_.self, &x, &d_mu, &d_log_var, scale, grads, n_grads, &st), st);
+    }
+    // out[n] = log p(x[n] | h[n]); h {N, L}, x {N, D}, out {N}.
+    void decode_log_likelihood(const ansatz_tensor& h, const ansatz_tensor& x, ansatz_tensor& out) const
+    {
+        ansatz_status st{};
+        check(latent().decode_log_likelihood(h_.self, &h, &x, &out, &st), st);
+    }
+    // grads += scale * sum_n dlog p(x[n] | h[n])/dtheta; d_h (optional) = scale * dlog p/dh.
+    void decode_backward(const ansatz_tensor& h, const ansatz_tensor& x, float scale, ansatz_tensor* d_h,
+                         ansatz_tensor* grads, int32_t n_grads) const
+    {
+        ansatz_status st{};
+        check(latent().decode_backward(h_.self, &h, &x, scale, d_h, grads, n_grads, &st), st);
+    }
+    // x_mean[n] = E[x | h[n]].
+    void decode_mean(const ansatz_tensor& h, ansatz_tensor& x_mean) const
+    {
+        ansatz_status st{};
+        check(latent().decode_mean(h_.self, &h, &x_mean, &st), st);
+    }
+    // Whether the model has the 2.2 slot itself (decode_backward_weighted works either way).
+    bool has_decode_backward_weighted() const
+    {
+        return has_latent() && h_.table->latent->decode_backward_weighted != nullptr;
+    }
+    // grads += sum_n weights[n] * dlog p(x[n] | h[n])/dtheta; d_h (optional)[n] = weights[n] * dlog p/dh[n];
+    // out (optional)[n] = log p(x[n] | h[n]). A model without the 2.2 slot gets decode_log_likelihood (for
+    // out) and one decode_backward per run of consecutive rows with equal weights.
+    void decode_backward_weighted(const ansatz_tensor& h, const ansatz_tensor& x, const float* weights,
+                                  ansatz_tensor* d_h, ansatz_tensor* grads, int32_t n_grads,
+                                  ansatz_tensor* out = nullptr) const
+    {
+        ansatz_status st{};
+        if (has_decode_backward_weighted())
+        {
+            check(latent().decode_backward_weighted(h_.self, &h, &x, weights, d_h, grads, n_grads, out, &st),
+                  st);
+            return;
+        }
+        if (out)
+            decode_log_likelihood(h, x, *out);
+        if (h.rank != 2 || x.rank != 2 || h.shape[0] != x.shape[0] || (d_h && d_h->rank != 2))
+            throw Error("decode_backward_weighted: h " + shape_string(h) + " and x " + shape_string(x) +
+                        " are not batches of the same rows");
+        const int64_t rows = h.shape[0];
+        const auto rows_of = [](const ansatz_tensor& t, int64_t first, int64_t count) {
+            ansatz_tensor v = t;
+            v.data =
+                static_cast<char*>(t.data) + first * t.shape[1] * static_cast<int64_t>(dtype_size(t.dtype));
+            v.shape[0] = count;
+            return v;
+        };
+        for (int64_t first = 0; first < rows;)
+        {
+            int64_t end = first + 1;
+            while (end < rows && weights[end] == weights[first])
+                ++end;
+            const ansatz_tensor hr = rows_of(h, first, end - first), xr = rows_of(x, first, end - first);
+            ansatz_tensor dr;
+            if (d_h)
+                dr = rows_of(*d_h, first, end - first);
+            decode_backward(hr, xr, weights[first], d_h ? &dr : nullptr, grads, n_grads);
+            first = end;
+        }
+    }
+
 private:
+    const ansatz_latent_table& latent() const
+    {
+        if (!has_latent())
+            throw Error("the model has no latent functions (encode, decode, ...)");
+        return *h_.table->latent;
+    }
     const ansatz_energy_table& energy() const
     {
         if (!h_.table->energy)
@@ -379,6 +472,29 @@ public:
 private:
     ansatz_sampler_handle h_{};
 };
+
+// The names of a dataset's label values (abi.h 2.2, ansatz_dataset_info.label_names): name k of label
+// value k; empty when the dataset gives none. An empty item is a value without a name.
+inline std::vector<std::string> label_names(const ansatz_dataset_info& info)
+{
+    std::vector<std::string> out;
+    if (!info.label_names)
+        return out;
+    std::string item;
+    for (const char* c = info.label_names;; ++c)
+    {
+        if (*c == '|' || *c == '\0')
+        {
+            out.push_back(item);
+            item.clear();
+            if (*c == '\0')
+                break;
+        }
+        else
+            item += *c;
+    }
+    return out;
+}
 
 // A dataset as another component sees it (an evaluator's reference data, say).
 class DatasetRef

@@ -88,6 +88,26 @@
 //         subset of grad_max_elements) of dF/dv equals the central difference of F with step
 //         grad_step in float32, within grad_abs_tolerance + grad_rel_tolerance |fd| + 16 float epsilon
 //         |F| / step; v is not written. Skipped for other domains (the call is then defined to refuse).
+//     latent_rows                                                    (needs the latent functions)
+//         latent_size() >= 1; on latent_check_rows random rows x of the domain and h ~ N(0, I), encode,
+//         decode_log_likelihood and decode_mean give finite values (decode_mean in [0, 1] for a binary
+//         domain, [-1, 1] for spins), write every output element, leave their inputs unchanged, and
+//         rows 0 and N - 1 computed alone agree with the batch's (value_tolerance, relative): a row's
+//         result does not depend on the rows beside it (abi.h, ansatz_latent_table).
+//     latent_encode_backward                                         (needs the latent functions)
+//         With random a, b {N, L} as d_mu and d_log_var, grads (starting at 0.25, scale grad_scale)
+//         equal 0.25 + scale * dS/dtheta_k for S = sum_n a[n] . mu(x[n]) + b[n] . log_var(x[n]), the
+//         central difference of encode's outputs (as free_energy_grad: step, subset, tolerances). The
+//         decoder's parameters, on which S does not depend, keep 0.25.
+//     latent_decode_backward                                         (needs the latent functions)
+//         With S = sum_n log p(x[n] | h[n]) from decode_log_likelihood: grads = 0.25 + scale *
+//         dS/dtheta_k for every checked parameter element (the encoder's keep 0.25), and d_h (filled
+//         with NaN before the call: it is written, not added) = scale * dS/dh[n] for every element of
+//         h, both against central differences.
+//     latent_decode_weighted                                  (needs the 2.2 decode_backward_weighted)
+//         With weights of both signs and a zero, decode_backward_weighted's grads, d_h and out agree
+//         with one decode_backward call per row at scale weights[n] and with decode_log_likelihood
+//         (latent_agree_tolerance, relative to max(1, |value|)).
 // The 2.2 checks appear in a report only for a model that has their functions, so the report of a model
 // built for ABI 2.0 or 2.1 lists exactly the checks it always did.
 //
@@ -151,6 +171,10 @@ struct ConformanceOptions
     // local_moves
     int64_t local_rows = 16;    // chains in the session
     int64_t local_rounds = 300; // proposals per chain, each compared and half of them committed
+
+    // latent_rows, latent_encode_backward, latent_decode_backward, latent_decode_weighted
+    int64_t latent_check_rows = 16;       // rows of latent_rows
+    double latent_agree_tolerance = 1e-4; // weighted pass against per-row calls (float sums in another order)
 
     // conditional_sampling
     int64_t sampling_given = 4;             // given states per block
@@ -262,8 +286,16 @@ inline CheckResult check_conditionals_exact(const ModelRef& model, const Conform
 inline CheckResult check_conditional_sampling(const ModelRef& model, const ConformanceOptions& options = {});
 inline CheckResult check_local_moves(const ModelRef& model, const ConformanceOptions& options = {});
 inline CheckResult check_state_grad(const ModelRef& model, const ConformanceOptions& options = {});
+inline CheckResult check_latent_rows(const ModelRef& model, const ConformanceOptions& options = {});
+inline CheckResult check_latent_encode_backward(const ModelRef& model,
+                                                const ConformanceOptions& options = {});
+inline CheckResult check_latent_decode_backward(const ModelRef& model,
+                                                const ConformanceOptions& options = {});
+inline CheckResult check_latent_decode_weighted(const ModelRef& model,
+                                                const ConformanceOptions& options = {});
 
-// Runs every check above, in that order; a failure of one does not stop the others.
+// Runs every check above, in that order; a failure of one does not stop the others. The latent_*
+// checks run (and are listed) only for a model with the latent functions.
 inline ConformanceReport check_model(const ModelRef& model, const ConformanceOptions& options = {});
 
 // ================================================================ implementation
@@ -1177,6 +1209,407 @@ inline CheckResult check_conditional_sampling(const ModelRef& model, const Confo
     });
 }
 
+// ---------------------------------------------------------------- latent
+
+namespace detail::conformance
+{
+
+// Gradient buffers shaped like the parameters, every element starting at `start`.
+struct GradBuffers
+{
+    std::vector<std::vector<float>> storage;
+    std::vector<ansatz_tensor> views;
+
+    GradBuffers(const std::vector<ansatz_named_tensor>& params, float start)
+    {
+        for (const ansatz_named_tensor& p : params)
+            storage.emplace_back(static_cast<size_t>(element_count(p.tensor)), start);
+        for (size_t k = 0; k < params.size(); ++k)
+        {
+            ansatz_tensor t = params[k].tensor;
+            t.data = storage[k].data();
+            views.push_back(t);
+        }
+    }
+    int32_t count() const { return static_cast<int32_t>(views.size()); }
+};
+
+// The elements of a parameter of `size` values the gradient checks visit (a seeded subset when large).
+inline std::vector<int64_t> checked_elements(int64_t size, const ConformanceOptions& options, Rng& rng)
+{
+    std::vector<int64_t> elements;
+    if (options.grad_max_elements <= 0 || size <= options.grad_max_elements)
+    {
+        for (int64_t i = 0; i < size; ++i)
+            elements.push_back(i);
+        return elements;
+    }
+    std::vector<int64_t> all(static_cast<size_t>(size));
+    for (int64_t i = 0; i < size; ++i)
+        all[static_cast<size_t>(i)] = i;
+    for (int64_t i = 0; i < options.grad_max_elements; ++i)
+        std::swap(
+            all[static_cast<size_t>(i)],
+            all[static_cast<size_t>(i + static_cast<int64_t>(rng.below(static_cast<uint64_t>(size - i))))]);
+    elements.assign(all.begin(), all.begin() + options.grad_max_elements);
+    std::sort(elements.begin(), elements.end());
+    return elements;
+}
+
+// Counts of a gradient comparison, and its first failure.
+struct GradTally
+{
+    int64_t checked = 0, total = 0, off = 0;
+    double worst = 0;
+    std::string first_failure;
+
+    // got against the central difference fd; `what` names the element and the call.
+    void compare(double got, double fd, double rounding, const ConformanceOptions& options,
+                 const std::string& what)
+    {
+        const double tolerance =
+            options.grad_abs_tolerance + options.grad_rel_tolerance * std::abs(fd) + rounding;
+        const double error = std::abs(got - fd);
+        ++checked;
+        worst = std::max(worst, error / tolerance);
+        if (!(error <= tolerance))
+        {
+            ++off;
+            if (first_failure.empty())
+                first_failure = what + " gives " + num(got) + ", the central difference " + num(fd) +
+                                " (step " + num(options.grad_step) + ", float32); |difference| " +
+                                num(error) + " exceeds the tolerance " + num(tolerance) + " (" +
+                                num(options.grad_abs_tolerance) + " + " + num(options.grad_rel_tolerance) +
+                                " |fd| + rounding " + num(rounding) + ")";
+        }
+    }
+    void require(const std::string& check) const
+    {
+        if (off > 0)
+            throw ConformanceError(check, first_failure + "; " + std::to_string(off) + " of " +
+                                              std::to_string(checked) + " checked elements are off");
+    }
+};
+
+// Every parameter element (or a subset) of grads = 0.25 + scale * dS/dtheta against the central
+// difference of S(), where S is summed in double and `magnitude` bounds sum |terms| for the rounding.
+template <class Objective>
+void compare_parameter_gradient(const ModelRef& model, const std::vector<ansatz_named_tensor>& params,
+                                const GradBuffers& g, float scale, Objective&& objective, double magnitude,
+                                const ConformanceOptions& options, Rng& rng, const std::string& call,
+                                GradTally& tally)
+{
+    ParameterGuard guard(model);
+    for (size_t k = 0; k < params.size(); ++k)
+    {
+        const int64_t size = element_count(params[k].tensor);
+        tally.total += size;
+        for (int64_t i : checked_elements(size, options, rng))
+        {
+            const float original = guard.saved()[k][static_cast<size_t>(i)];
+            const float plus = static_cast<float>(original + options.grad_step);
+            const float minus = static_cast<float>(original - options.grad_step);
+            *element(model, k, i) = plus;
+            const double s_plus = objective();
+            *element(model, k, i) = minus;
+            const double s_minus = objective();
+            *element(model, k, i) = original;
+            const double width = static_cast<double>(plus) - static_cast<double>(minus);
+            const double fd = (s_plus - s_minus) / width;
+            const double got = (static_cast<double>(g.storage[k][static_cast<size_t>(i)]) - 0.25) / scale;
+            tally.compare(got, fd, 16 * FLT_EPSILON * magnitude / width, options,
+                          "parameter '" + std::string(params[k].name) + "' element " +
+                              index_string(params[k].tensor, i) + " (value " + num(original) + "): " + call);
+        }
+    }
+}
+
+inline std::vector<float> normal_rows(int64_t rows, int64_t cols, Rng& rng)
+{
+    std::vector<float> out(static_cast<size_t>(rows * cols));
+    for (float& x : out)
+        x = static_cast<float>(rng.normal());
+    return out;
+}
+
+inline void require_finite(const std::string& check, const std::vector<float>& values, int64_t cols,
+                           const std::string& what)
+{
+    for (size_t k = 0; k < values.size(); ++k)
+        if (!std::isfinite(values[k]))
+            throw ConformanceError(check, what + " row " + std::to_string(static_cast<int64_t>(k) / cols) +
+                                              ", element " + std::to_string(static_cast<int64_t>(k) % cols) +
+                                              " is " + num(values[k]) +
+                                              " (NaN if the call did not write it: outputs start as NaN)");
+}
+
+} // namespace detail::conformance
+
+inline CheckResult check_latent_rows(const ModelRef& model, const ConformanceOptions& options)
+{
+    using namespace detail::conformance;
+    const std::string check = "latent_rows";
+    if (!model.has_latent())
+        return skipped(check, "the model has no latent functions");
+    return run(check, [&] {
+        const int64_t l = model.latent_size();
+        if (l < 1)
+            throw ConformanceError(check, "latent_size() is " + std::to_string(l) +
+                                              "; a latent model has at least 1");
+        const Domain domain = domain_of(model);
+        const int64_t d = sample_size(model, options, check);
+        const int64_t n = std::max<int64_t>(2, options.latent_check_rows);
+        Rng rng = Rng::stream(options.seed, "conformance.latent_rows");
+        std::vector<float> x = random_rows(domain, n, d, rng);
+        std::vector<float> h = normal_rows(n, l, rng);
+        const std::vector<float> x_before = x, h_before = h;
+        const float nan = std::numeric_limits<float>::quiet_NaN();
+        // All rows, then rows 0 and n - 1 alone.
+        const auto outputs = [&](int64_t first, int64_t rows) {
+            std::vector<float> mu(static_cast<size_t>(rows * l), nan), lv(mu.size(), nan),
+                ll(static_cast<size_t>(rows), nan), mean(static_cast<size_t>(rows * d), nan);
+            ansatz_tensor xt = make_view(x.data() + first * d, { rows, d });
+            ansatz_tensor ht = make_view(h.data() + first * l, { rows, l });
+            ansatz_tensor mt = make_view(mu.data(), { rows, l }), vt = make_view(lv.data(), { rows, l });
+            ansatz_tensor lt = make_view(ll.data(), { rows }), et = make_view(mean.data(), { rows, d });
+            model.encode(xt, mt, vt);
+            model.decode_log_likelihood(ht, xt, lt);
+            model.decode_mean(ht, et);
+            return std::vector<std::vector<float>>{ mu, lv, ll, mean };
+        };
+        const std::vector<std::vector<float>> all = outputs(0, n);
+        if (x != x_before || h != h_before)
+            throw ConformanceError(check,
+                                   "encode or a decode function wrote into its input x or h (inputs are "
+                                   "never written, abi.h)");
+        const char* names[] = { "encode's mu", "encode's log_var", "decode_log_likelihood", "decode_mean" };
+        const int64_t widths[] = { l, l, 1, d };
+        for (int k = 0; k < 4; ++k)
+            require_finite(check, all[static_cast<size_t>(k)], widths[k], names[k]);
+        if (domain.two_valued())
+            for (size_t k = 0; k < all[3].size(); ++k)
+                if (all[3][k] < domain.mean_low() || all[3][k] > domain.mean_high())
+                    throw ConformanceError(
+                        check, "decode_mean row " + std::to_string(static_cast<int64_t>(k) / d) + ", unit " +
+                                   std::to_string(static_cast<int64_t>(k) % d) + " is " + num(all[3][k]) +
+                                   ", outside the mean's range [" + num(domain.mean_low()) + ", " +
+                                   num(domain.mean_high()) + "] of the " + domain.name() + " domain");
+        for (int64_t r : { int64_t(0), n - 1 })
+        {
+            const std::vector<std::vector<float>> alone = outputs(r, 1);
+            for (int k = 0; k < 4; ++k)
+                for (int64_t j = 0; j < widths[k]; ++j)
+                {
+                    const float a = alone[static_cast<size_t>(k)][static_cast<size_t>(j)];
+                    const float b = all[static_cast<size_t>(k)][static_cast<size_t>(r * widths[k] + j)];
+                    if (!close(a, b, options.value_tolerance))
+                        throw ConformanceError(check, std::string(names[k]) + " of row " + std::to_string(r) +
+                                                          ", element " + std::to_string(j) + " is " + num(b) +
+                                                          " among " + std::to_string(n) + " rows, but " +
+                                                          num(a) + " computed alone (tolerance " +
+                                                          num(options.value_tolerance) +
+                                                          " relative): a row's result depends on the rows "
+                                                          "beside it");
+                }
+        }
+        return passed(check, "L = " + std::to_string(l) + "; " + std::to_string(n) + " rows of " +
+                                 std::to_string(d) +
+                                 " values: encode, decode_log_likelihood and decode_mean "
+                                 "finite, inputs unchanged, rows 0 and " +
+                                 std::to_string(n - 1) + " alone agree");
+    });
+}
+
+inline CheckResult check_latent_encode_backward(const ModelRef& model, const ConformanceOptions& options)
+{
+    using namespace detail::conformance;
+    const std::string check = "latent_encode_backward";
+    if (!model.has_latent())
+        return skipped(check, "the model has no latent functions");
+    return run(check, [&] {
+        const int64_t l = model.latent_size();
+        const Domain domain = domain_of(model);
+        const int64_t d = sample_size(model, options, check);
+        const int64_t n = std::max<int64_t>(1, options.grad_rows);
+        const float scale = options.grad_scale;
+        Rng rng = Rng::stream(options.seed, "conformance.latent_encode_backward");
+        std::vector<float> x = random_rows(domain, n, d, rng);
+        const std::vector<float> a = normal_rows(n, l, rng), b = normal_rows(n, l, rng);
+        const std::vector<ansatz_named_tensor> params = float_parameters(model, check);
+        if (params.empty())
+            return passed(check, "the model has no parameters");
+        GradBuffers g(params, 0.25f);
+        ansatz_tensor xt = make_view(x.data(), { n, d });
+        ansatz_tensor at = make_view(a.data(), { n, l }), bt = make_view(b.data(), { n, l });
+        const std::vector<float> x_before = x;
+        model.encode_backward(xt, at, bt, scale, g.views.data(), g.count());
+        if (x != x_before)
+            throw ConformanceError(check,
+                                   "encode_backward wrote into its input x (inputs are never written)");
+        double magnitude = 0;
+        const auto objective = [&] {
+            std::vector<float> mu(static_cast<size_t>(n * l)), lv(mu.size());
+            ansatz_tensor mt = make_view(mu.data(), { n, l }), vt = make_view(lv.data(), { n, l });
+            model.encode(xt, mt, vt);
+            double sum = 0, abs_sum = 0;
+            for (size_t k = 0; k < mu.size(); ++k)
+            {
+                sum += double(a[k]) * mu[k] + double(b[k]) * lv[k];
+                abs_sum += std::abs(double(a[k]) * mu[k]) + std::abs(double(b[k]) * lv[k]);
+            }
+            magnitude = std::max(magnitude, abs_sum);
+            return sum;
+        };
+        objective();
+        GradTally tally;
+        compare_parameter_gradient(model, params, g, scale, objective, magnitude, options, rng,
+                                   "encode_backward's d(sum_n a.mu + b.log_var)/dtheta", tally);
+        tally.require(check);
+        return passed(check, std::to_string(tally.checked) + " of " + std::to_string(tally.total) +
+                                 " parameter elements agree with central differences of encode (" +
+                                 std::to_string(n) + " rows, scale " + num(scale) +
+                                 "); worst |difference| / "
+                                 "tolerance " +
+                                 num(tally.worst));
+    });
+}
+
+inline CheckResult check_latent_decode_backward(const ModelRef& model, const ConformanceOptions& options)
+{
+    using namespace detail::conformance;
+    const std::string check = "latent_decode_backward";
+    if (!model.has_latent())
+        return skipped(check, "the model has no latent functions");
+    return run(check, [&] {
+        const int64_t l = model.latent_size();
+        const Domain domain = domain_of(model);
+        const int64_t d = sample_size(model, options, check);
+        const int64_t n = std::max<int64_t>(1, options.grad_rows);
+        const float scale = options.grad_scale;
+        Rng rng = Rng::stream(options.seed, "conformance.latent_decode_backward");
+        std::vector<float> x = random_rows(domain, n, d, rng);
+        std::vector<float> h = normal_rows(n, l, rng);
+        const std::vector<ansatz_named_tensor> params = float_parameters(model, check);
+        GradBuffers g(params, 0.25f);
+        ansatz_tensor xt = make_view(x.data(), { n, d }), ht = make_view(h.data(), { n, l });
+        std::vector<float> d_h(static_cast<size_t>(n * l), std::numeric_limits<float>::quiet_NaN());
+        ansatz_tensor dt = make_view(d_h.data(), { n, l });
+        const std::vector<float> x_before = x, h_before = h;
+        model.decode_backward(ht, xt, scale, &dt, g.views.data(), g.count());
+        if (x != x_before || h != h_before)
+            throw ConformanceError(check,
+                                   "decode_backward wrote into its input x or h (inputs are never written)");
+        require_finite(check, d_h, l, "decode_backward's d_h");
+        double magnitude = 0;
+        const auto objective = [&] {
+            std::vector<float> ll(static_cast<size_t>(n));
+            ansatz_tensor lt = make_view(ll.data(), { n });
+            model.decode_log_likelihood(ht, xt, lt);
+            double sum = 0, abs_sum = 0;
+            for (float v : ll)
+                sum += v, abs_sum += std::abs(double(v));
+            magnitude = std::max(magnitude, abs_sum);
+            return sum;
+        };
+        objective();
+        GradTally tally;
+        compare_parameter_gradient(model, params, g, scale, objective, magnitude, options, rng,
+                                   "decode_backward's dlog p(x|h)/dtheta", tally);
+        // d_h against central differences in h.
+        for (int64_t k = 0; k < n * l; ++k)
+        {
+            const float original = h[static_cast<size_t>(k)];
+            const float plus = static_cast<float>(original + options.grad_step);
+            const float minus = static_cast<float>(original - options.grad_step);
+            h[static_cast<size_t>(k)] = plus;
+            const double s_plus = objective();
+            h[static_cast<size_t>(k)] = minus;
+            const double s_minus = objective();
+            h[static_cast<size_t>(k)] = original;
+            const double width = static_cast<double>(plus) - static_cast<double>(minus);
+            tally.compare(d_h[static_cast<size_t>(k)] / double(scale), (s_plus - s_minus) / width,
+                          16 * FLT_EPSILON * magnitude / width, options,
+                          "h row " + std::to_string(k / l) + ", unit " + std::to_string(k % l) +
+                              ": decode_backward's d_h / scale = dlog p(x|h)/dh");
+        }
+        tally.require(check);
+        return passed(check, std::to_string(tally.checked) +
+                                 " gradient elements (of the parameters and of h) "
+                                 "agree with central differences of decode_log_likelihood (" +
+                                 std::to_string(n) + " rows, scale " + num(scale) +
+                                 "); worst |difference| / "
+                                 "tolerance " +
+                                 num(tally.worst));
+    });
+}
+
+inline CheckResult check_latent_decode_weighted(const ModelRef& model, const ConformanceOptions& options)
+{
+    using namespace detail::conformance;
+    const std::string check = "latent_decode_weighted";
+    if (!model.has_latent())
+        return skipped(check, "the model has no latent functions");
+    if (!model.has_decode_backward_weighted())
+        return skipped(check, "the model has no decode_backward_weighted (2.2); ModelRef makes it of "
+                              "decode_backward calls");
+    return run(check, [&] {
+        const int64_t l = model.latent_size();
+        const Domain domain = domain_of(model);
+        const int64_t d = sample_size(model, options, check);
+        const int64_t n = std::max<int64_t>(3, options.grad_rows);
+        Rng rng = Rng::stream(options.seed, "conformance.latent_decode_weighted");
+        std::vector<float> x = random_rows(domain, n, d, rng);
+        std::vector<float> h = normal_rows(n, l, rng);
+        std::vector<float> weights(static_cast<size_t>(n));
+        for (float& w : weights)
+            w = static_cast<float>(2 * rng.uniform_double() - 1);
+        weights[1] = 0.0f;
+        const std::vector<ansatz_named_tensor> params = float_parameters(model, check);
+        GradBuffers g(params, 0.25f), reference(params, 0.25f);
+        ansatz_tensor xt = make_view(x.data(), { n, d }), ht = make_view(h.data(), { n, l });
+        const float nan = std::numeric_limits<float>::quiet_NaN();
+        std::vector<float> d_h(static_cast<size_t>(n * l), nan), d_ref(d_h.size(), nan);
+        std::vector<float> out(static_cast<size_t>(n), nan), ll(out.size(), nan);
+        ansatz_tensor dt = make_view(d_h.data(), { n, l }), ot = make_view(out.data(), { n });
+        ansatz_tensor lt = make_view(ll.data(), { n });
+        model.decode_backward_weighted(ht, xt, weights.data(), &dt, g.views.data(), g.count(), &ot);
+        model.decode_log_likelihood(ht, xt, lt);
+        for (int64_t r = 0; r < n; ++r)
+        {
+            ansatz_tensor hr = make_view(h.data() + r * l, { 1, l }),
+                          xr = make_view(x.data() + r * d, { 1, d });
+            ansatz_tensor dr = make_view(d_ref.data() + r * l, { 1, l });
+            model.decode_backward(hr, xr, weights[static_cast<size_t>(r)], &dr, reference.views.data(),
+                                  reference.count());
+        }
+        const double tol = options.latent_agree_tolerance;
+        const auto agree = [&](float got, float want, const std::string& what) {
+            if (!(std::abs(double(got) - double(want)) <= tol * std::max(1.0, std::abs(double(want)))))
+                throw ConformanceError(check, what + ": decode_backward_weighted gives " + num(got) + ", " +
+                                                  num(want) + " expected (tolerance " + num(tol) +
+                                                  " relative to max(1, |value|))");
+        };
+        for (int64_t r = 0; r < n; ++r)
+            agree(out[static_cast<size_t>(r)], ll[static_cast<size_t>(r)],
+                  "out[" + std::to_string(r) + "] against decode_log_likelihood");
+        for (int64_t k = 0; k < n * l; ++k)
+            agree(d_h[static_cast<size_t>(k)], d_ref[static_cast<size_t>(k)],
+                  "d_h row " + std::to_string(k / l) + ", unit " + std::to_string(k % l) + " (weight " +
+                      num(weights[static_cast<size_t>(k / l)]) + ") against decode_backward at that scale");
+        int64_t values = 0;
+        for (size_t k = 0; k < params.size(); ++k)
+            for (size_t i = 0; i < g.storage[k].size(); ++i, ++values)
+                agree(g.storage[k][i], reference.storage[k][i],
+                      "parameter '" + std::string(params[k].name) + "' element " +
+                          index_string(params[k].tensor, static_cast<int64_t>(i)) +
+                          " against one decode_backward per row at scale weights[n]");
+        return passed(check, std::to_string(n) +
+                                 " rows with weights of both signs and a zero: " + std::to_string(values) +
+                                 " gradient values, d_h and out agree with per-row "
+                                 "decode_backward and decode_log_likelihood");
+    });
+}
+
 // ---------------------------------------------------------------- local_moves
 
 inline CheckResult check_local_moves(const ModelRef& model, const ConformanceOptions& options)
@@ -1411,6 +1844,10 @@ inline ConformanceReport check_model(const ModelRef& model, const ConformanceOpt
         { "conditional_sampling", check_conditional_sampling, 0 },
         { "local_moves", check_local_moves, ANSATZ_FN_LOCAL_MOVES },
         { "state_grad", check_state_grad, ANSATZ_FN_STATE_GRAD },
+        { "latent_rows", check_latent_rows, ANSATZ_FN_LATENT },
+        { "latent_encode_backward", check_latent_encode_backward, ANSATZ_FN_LATENT },
+        { "latent_decode_backward", check_latent_decode_backward, ANSATZ_FN_LATENT },
+        { "latent_decode_weighted", check_latent_decode_weighted, ANSATZ_FN_LATENT },
     };
     ConformanceReport report;
     if (!model.valid())

@@ -84,10 +84,10 @@
  * host->stream(). The host passes: "components.<name>.init" to a model's setup; for stage i,
  * "stages.<i>.train.order" (the data order), ".data" (dataset reads), ".loss" (the loss's compute),
  * "stages.<i>.sample.init" and ".chains" (split into one stream per chain; for a latent model sampled
- * without a sampler, chain n's h ~ N(0, I) is drawn from the n-th), "stages.<i>.latent.data" (the
- * latent stage's read of its data), and to an evaluator's
- * evaluate "stages.<i>.evaluate.<name>" (in a train stage "stages.<i>.train.evaluate.<name>.epoch<E>",
- * a fresh one per evaluation). Calls on chains
+ * without a sampler, chain n's h ~ N(0, I) is drawn from the n-th), "stages.<i>.generate.beta<b>.init"
+ * and ".chains" (the same, per inverse temperature b), "stages.<i>.latent.data" (the latent stage's
+ * read of its data), and to an evaluator's evaluate "stages.<i>.evaluate.<name>" (in a train stage
+ * "stages.<i>.train.evaluate.<name>.epoch<E>", a fresh one per evaluation). Calls on chains
  * (random_state, conditional, advance) take one stream per row: `rngs` points to N states for N rows
  * and row n draws only from rngs[n], so a chain's trajectory never depends on how many chains run
  * beside it. A component that needs streams of its own splits them from the stream it was passed

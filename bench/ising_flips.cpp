@@ -76,7 +76,8 @@ struct HandWritten
     std::vector<int32_t> neighbours; // {n, 4}
     double accept[9] = {};           // e^(-beta dE) by dE = 0, 4, 8 (the others unused)
 
-    HandWritten(int64_t size, double beta) : l(size), n(size * size), neighbours(static_cast<size_t>(4 * size * size))
+    HandWritten(int64_t size, double beta)
+        : l(size), n(size * size), neighbours(static_cast<size_t>(4 * size * size))
     {
         for (int64_t i = 0; i < n; ++i)
         {
@@ -140,10 +141,11 @@ int main(int argc, char** argv)
     const HandWritten hand(l, beta);
     const int repeats = 5;
 
-    std::printf("2-D Ising model, %lld x %lld periodic, J = 1, h = 0, beta = %g; %d sweeps (%lld attempts per "
-                "chain each) per timing, median of %d, process CPU time, one thread\n",
-                static_cast<long long>(l), static_cast<long long>(l), beta, sweeps, static_cast<long long>(n),
-                repeats);
+    std::printf(
+        "2-D Ising model, %lld x %lld periodic, J = 1, h = 0, beta = %g; %d sweeps (%lld attempts per "
+        "chain each) per timing, median of %d, process CPU time, one thread\n",
+        static_cast<long long>(l), static_cast<long long>(l), beta, sweeps, static_cast<long long>(n),
+        repeats);
     std::printf("%8s  %22s  %22s  %8s  %18s\n", "chains", "generic attempts/s", "hand-written attempts/s",
                 "ratio", "acceptance (g / h)");
     for (const int64_t chains : { int64_t(1), int64_t(64) })
@@ -171,8 +173,10 @@ int main(int argc, char** argv)
             if (name == "acceptance")
                 acceptance_g = value;
         int64_t accepted = 0;
-        const double hand_s = median_seconds([&] { accepted += hand.sweeps(s, chains, sweeps, rh.data()); }, repeats);
-        const double attempts = static_cast<double>(chains) * static_cast<double>(sweeps) * static_cast<double>(n);
+        const double hand_s =
+            median_seconds([&] { accepted += hand.sweeps(s, chains, sweeps, rh.data()); }, repeats);
+        const double attempts =
+            static_cast<double>(chains) * static_cast<double>(sweeps) * static_cast<double>(n);
         const double acceptance_h = static_cast<double>(accepted) / (attempts * (repeats + 1));
         std::printf("%8lld  %22.3e  %22.3e  %8.2f  %8.3f / %.3f\n", static_cast<long long>(chains),
                     attempts / generic_s, attempts / hand_s, hand_s / generic_s, acceptance_g, acceptance_h);

@@ -412,23 +412,25 @@ TEST_CASE("bad input: metropolis_hastings keys - each refused with its message a
               (extra / "libansatz_fixture_energy_only.so").string() + ") has only: free_energy\n");
 }
 
-TEST_CASE("resume: PCD with metropolis_hastings adapting its Gaussian steps - killed mid-epoch and resumed - ends "
-          "with the same checkpoint files and samples byte for byte",
-          "[metropolis_hastings][cli][resume]")
+TEST_CASE(
+    "resume: PCD with metropolis_hastings adapting its Gaussian steps - killed mid-epoch and resumed - ends "
+    "with the same checkpoint files and samples byte for byte",
+    "[metropolis_hastings][cli][resume]")
 {
     // Gaussian visible units, 5 persistent chains moved by MH with per-chain step sizes adapted during
     // the first 40 sweeps (the epochs' 6 batches each advance the chains one sweep): the kill at batch 9
     // falls inside the adaptation, so the resumed run needs the step sizes and the sweep count.
-    const std::string pipeline = "pipeline: mh-resume\nseed: 7\nthreads: 1\ncomponents:\n"
-                                 "  data: {plugin: idx, images: images.idx}\n"
-                                 "  rbm:  {plugin: rbm, hidden: 5, visible_units: gaussian, init_std: 0.1}\n"
-                                 "  mh:   {plugin: metropolis_hastings, adapt_sweeps: 40, step_size: 0.3}\n"
-                                 "  pcd:  {plugin: contrastive_divergence, persistent: true, chains: 5}\n"
-                                 "  sgd:  {plugin: sgd, learning_rate: 0.05}\n"
-                                 "stages:\n"
-                                 "  - train:  {model: rbm, data: data, loss: pcd, sampler: mh, optimizer: sgd, "
-                                 "epochs: 4, batch_size: 8}\n"
-                                 "  - sample: {model: rbm, sampler: mh, count: 3, steps: 10, image: false}\n";
+    const std::string pipeline =
+        "pipeline: mh-resume\nseed: 7\nthreads: 1\ncomponents:\n"
+        "  data: {plugin: idx, images: images.idx}\n"
+        "  rbm:  {plugin: rbm, hidden: 5, visible_units: gaussian, init_std: 0.1}\n"
+        "  mh:   {plugin: metropolis_hastings, adapt_sweeps: 40, step_size: 0.3}\n"
+        "  pcd:  {plugin: contrastive_divergence, persistent: true, chains: 5}\n"
+        "  sgd:  {plugin: sgd, learning_rate: 0.05}\n"
+        "stages:\n"
+        "  - train:  {model: rbm, data: data, loss: pcd, sampler: mh, optimizer: sgd, "
+        "epochs: 4, batch_size: 8}\n"
+        "  - sample: {model: rbm, sampler: mh, count: 3, steps: 10, image: false}\n";
     const auto outputs = [](const fs::path& run) {
         std::map<std::string, std::string> files;
         for (const auto& entry : fs::directory_iterator(run / "checkpoints"))

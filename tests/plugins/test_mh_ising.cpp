@@ -127,8 +127,8 @@ void check_against_exact(const Result& r, double t, const std::string& what)
         return ansatz::test::chi_square(p, counts, static_cast<int64_t>(r.energies.size()));
     };
     const ChiSquare good = histogram(t);
-    WARN(what << " at T = " << t << ": energy histogram chi-square " << good.statistic << " over " << good.cells
-              << " cells, threshold " << good.threshold);
+    WARN(what << " at T = " << t << ": energy histogram chi-square " << good.statistic << " over "
+              << good.cells << " cells, threshold " << good.threshold);
     CHECK(good.statistic < good.threshold);
     const ChiSquare other = histogram(1.15 * t);
     CHECK(other.statistic > other.threshold);
@@ -136,19 +136,21 @@ void check_against_exact(const Result& r, double t, const std::string& what)
 
 } // namespace
 
-TEST_CASE("metropolis_hastings on the 4x4 periodic Ising model: mean energy and |m| per site within 3 SE and the "
-          "energy histogram (chi-square) at T = 1.5 and 2.269 and 3.0 (seeds 801-803 - 20000 chains x 500 "
-          "sweeps - one sample per chain)",
-          "[metropolis_hastings][ising][statistical]")
+TEST_CASE(
+    "metropolis_hastings on the 4x4 periodic Ising model: mean energy and |m| per site within 3 SE and the "
+    "energy histogram (chi-square) at T = 1.5 and 2.269 and 3.0 (seeds 801-803 - 20000 chains x 500 "
+    "sweeps - one sample per chain)",
+    "[metropolis_hastings][ising][statistical]")
 {
     uint64_t seed = 801;
     for (const double t : { 1.5, 2.269, 3.0 })
         check_against_exact(run(1 / t, 0, "{}", 20000, 500, seed++), t, "metropolis_hastings");
 }
 
-TEST_CASE("metropolis_hastings on the 4x4 Ising model through advance_tempered (model at T = 1 - chains at beta' "
-          "= 1/2.269) and with the checkerboard order at T = 2.269 (seeds 811-812 - 20000 chains x 500 sweeps)",
-          "[metropolis_hastings][ising][tempered][statistical]")
+TEST_CASE(
+    "metropolis_hastings on the 4x4 Ising model through advance_tempered (model at T = 1 - chains at beta' "
+    "= 1/2.269) and with the checkerboard order at T = 2.269 (seeds 811-812 - 20000 chains x 500 sweeps)",
+    "[metropolis_hastings][ising][tempered][statistical]")
 {
     check_against_exact(run(1.0, 1 / 2.269, "{}", 20000, 500, 811), 2.269, "tempered metropolis_hastings");
     check_against_exact(run(1 / 2.269, 0, "{order: checkerboard}", 20000, 500, 812), 2.269,

@@ -326,10 +326,11 @@ TEST_CASE("parallel_tempering: a PCD run with PT killed in its second epoch and 
     }
 }
 
-TEST_CASE("parallel_tempering: PT with inner metropolis_hastings on the 4 x 4 Ising torus reproduces the exact "
-          "energy and |m| per site (3 standard errors) and energy histogram (chi-square) at T = 1.5 - 2.269 - 3.0 "
-          "(seed 1515 - 4000 chains x 300 sweeps - 4 replicas down to beta_min 0.4)",
-          "[parallel_tempering][ising][cli][statistical]")
+TEST_CASE(
+    "parallel_tempering: PT with inner metropolis_hastings on the 4 x 4 Ising torus reproduces the exact "
+    "energy and |m| per site (3 standard errors) and energy histogram (chi-square) at T = 1.5 - 2.269 - 3.0 "
+    "(seed 1515 - 4000 chains x 300 sweeps - 4 replicas down to beta_min 0.4)",
+    "[parallel_tempering][ising][cli][statistical]")
 {
     // One pipeline, a model and a PT sampler per temperature. The final states of independent chains are
     // independent draws: the standard error of a mean is the sample deviation over sqrt(4000), and the
@@ -345,10 +346,12 @@ TEST_CASE("parallel_tempering: PT with inner metropolis_hastings on the 4 x 4 Is
         std::snprintf(beta, sizeof beta, "%.17g", 1.0 / temperatures[k]);
         pipeline += "  ising" + t + ": {plugin: ising, size: 4, beta: " + beta + "}\n";
         pipeline += "  mh" + t + ": {plugin: metropolis_hastings}\n";
-        pipeline += "  pt" + t + ": {plugin: parallel_tempering, inner: mh" + t + ", replicas: 4, beta_min: 0.4}\n";
+        pipeline +=
+            "  pt" + t + ": {plugin: parallel_tempering, inner: mh" + t + ", replicas: 4, beta_min: 0.4}\n";
         stages += "  - sample: {model: ising" + t + ", sampler: pt" + t + ", count: 4000, steps: 300}\n";
     }
-    const fs::path run = run_pipeline(ansatz::test::fresh_folder("parallel_tempering/ising"), pipeline + stages);
+    const fs::path run =
+        run_pipeline(ansatz::test::fresh_folder("parallel_tempering/ising"), pipeline + stages);
     const std::string metrics = read_text(run / "metrics.csv");
     CHECK(metrics.find("swap_acceptance_0_1") != std::string::npos);
     CHECK(metrics.find("inner.acceptance") != std::string::npos);
@@ -389,7 +392,8 @@ TEST_CASE("parallel_tempering: PT with inner metropolis_hastings on the 4 x 4 Is
         CHECK(std::abs(energy.mean() - exact.energy) < 3 * energy.standard_error());
         CHECK(std::abs(magnetisation.mean() - exact.abs_magnetisation) < 3 * magnetisation.standard_error());
         const ansatz::test::ChiSquare chi = ansatz::test::chi_square(p, counts, 4000);
-        INFO("chi-square " << chi.statistic << " over " << chi.cells << " cells, threshold " << chi.threshold);
+        INFO("chi-square " << chi.statistic << " over " << chi.cells << " cells, threshold "
+                           << chi.threshold);
         CHECK(chi.statistic < chi.threshold);
         for (const char* pair : { "swap_acceptance_0_1", "swap_acceptance_1_2", "swap_acceptance_2_3" })
         {

@@ -335,6 +335,29 @@ TEST_CASE("SIGTERM stops a run like an interrupt, says so, and keeps the last fi
     check_stop_by_signal("terminate", "TERM", "terminated");
 }
 
+TEST_CASE("an interrupt that reaches the sampler between its sweeps inside a batch stops the run with the "
+          "same sentence and status 130",
+          "[cli][run]")
+{
+    // One Gibbs step of the loss is 10^9 sweeps: the signal comes while gibbs advances (it returns
+    // ANSATZ_STATUS_CANCELLED between sweeps), not between batches.
+    const fs::path dir = ansatz::test::fresh_folder("cli/interrupt_in_sampler");
+    write_text(dir / "pipeline.yaml", small_pipeline);
+    write_text(dir / "images.idx", ansatz::test::square_images());
+    const std::string script = "cd '" + dir.string() +
+                               "' && (" ANSATZ_TEST_BINARY
+                               " run pipeline.yaml --runs runs --set components.gibbs.steps=1000000000 "
+                               ">out.txt 2>err.txt & pid=$!; sleep 1; kill -INT $pid; wait $pid; "
+                               "echo $? >status.txt)";
+    REQUIRE(std::system(script.c_str()) == 0);
+    CHECK(read_text(dir / "status.txt") == "130\n");
+    const std::string err = read_text(dir / "err.txt");
+    INFO(err);
+    CHECK(err.find("error: interrupted during stage 1 (train), epoch 1; the checkpoint of the last finished "
+                   "epoch is kept\n") != std::string::npos);
+    CHECK(err.find("was cancelled") == std::string::npos);
+}
+
 TEST_CASE("`ansatz validate` checks without running", "[cli]")
 {
     const fs::path dir = ansatz::test::fresh_folder("cli/validate");

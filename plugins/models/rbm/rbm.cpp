@@ -287,6 +287,9 @@ public:
         return out;
     }
 
+    // The host wrote the parameters (abi.h 2.3): the kept E[h | v] belongs to the old ones.
+    void parameters_changed() { memo_.valid = false; }
+
     // Bernoulli units: every unit Bernoulli(0.5); Gaussian units: v_i ~ N(a_i, sigma_i^2).
     void random_state(ansatz_tensor& out, ansatz::Streams rngs) override
     {
@@ -1233,7 +1236,7 @@ private:
         for (int64_t j = 0; j < hidden_; ++j)
             gb[j] += static_cast<float>(minus_scale * sums[j]);
         if (keep)
-            memo_.keep(ansatz::f32(v), n, team(), weights_.data(), d_, hidden_bias_.data(), hidden_);
+            memo_.keep(ansatz::f32(v), n, d_, hidden_);
     }
 
     // sum_r w[r] x[r, j] for every column j of x {rows, cols}, in double (w = 1 when weights is null);
@@ -1301,8 +1304,7 @@ private:
             require_betas(beta, n, what);
 
         if (hidden && !beta && !scaled_input_ && !learn_sigma_ &&
-            memo_.reuse(ansatz::f32(given), n, ansatz::f32(mean), team(), weights_.data(),
-                        hidden_bias_.data()))
+            memo_.reuse(ansatz::f32(given), n, ansatz::f32(mean), team()))
         {
             // E[h | v] of the last weighted pass over these rows, with these parameters: only the draws
             if (sample)
@@ -1546,15 +1548,16 @@ private:
     // E[h | v] of the last weighted gradient pass (hidden units that see v itself), kept for a
     // conditional(HIDDEN) on rows of the same input right after it: a PCD loss differentiates its chains
     // and the batch in one pass, then advances the chains, whose first half-sweep h ~ p(h | v) needs the
-    // same means. reuse() hands them out only when the rows and the parameters p(h | v) depends on (W, b)
-    // are bit for bit those of the pass (compared with copies taken then), so the result is the
-    // conditional's to rounding (the pass's product had more rows); anything else computes afresh.
+    // same means. reuse() hands them out only when the rows are bit for bit those of the pass (compared
+    // with a copy taken then) and the parameters have not changed since (the host calls
+    // parameters_changed() after it writes them: abi.h 2.3), so the result is the conditional's to
+    // rounding (the pass's product had more rows); anything else computes afresh.
     struct HiddenMemo
     {
         bool valid = false;
         const float* input_ptr = nullptr; // where the pass's rows were
         int64_t rows = 0, d = 0, h = 0;
-        std::vector<float> means, input, weights, bias; // copies: E[h|v] {rows, H}, v {rows, D}, W, b
+        std::vector<float> means, input; // copies: E[h|v] {rows, H}, v {rows, D}
 
         // Before the pass: room for n rows' means and inputs (copied by the pass's row phase).
         void reserve(int64_t n, int64_t visible, int64_t hidden)
@@ -1565,44 +1568,30 @@ private:
             if (input.size() < static_cast<size_t>(n * visible))
                 input.resize(static_cast<size_t>(n * visible));
         }
-        // After the pass over v {n, D}: W and b are copied, the memo holds.
-        void keep(const float* v, int64_t n, ansatz::ThreadTeam& team, const float* w, int64_t visible,
-                  const float* b, int64_t hidden)
+        // After the pass over v {n, D}: the memo holds.
+        void keep(const float* v, int64_t n, int64_t visible, int64_t hidden)
         {
-            const int64_t w_size = visible * hidden;
-            weights.resize(static_cast<size_t>(w_size));
-            const int parts = team.parts_for(w_size, 65536);
-            team.run(parts, [&](int part) {
-                const auto [first, last] = ansatz::ThreadTeam::range(w_size, part, parts, 1024);
-                std::copy(w + first, w + last, weights.data() + first);
-            });
-            bias.assign(b, b + hidden);
             input_ptr = v;
             rows = n;
             d = visible;
             h = hidden;
             valid = true;
         }
-        // The means of the rows `given` {n, D} when they are rows of the pass's input, unchanged, and W and
-        // b are unchanged: copied into mean, true. Else false (and mean untouched).
-        bool reuse(const float* given, int64_t n, float* mean, ansatz::ThreadTeam& team, const float* w,
-                   const float* b)
+        // The means of the rows `given` {n, D} when they are rows of the pass's input, unchanged: copied
+        // into mean, true. Else false (and mean untouched).
+        bool reuse(const float* given, int64_t n, float* mean, ansatz::ThreadTeam& team)
         {
             if (!valid || n <= 0 || given < input_ptr || given >= input_ptr + rows * d ||
                 (given - input_ptr) % d != 0)
                 return false;
             const int64_t first = (given - input_ptr) / d;
-            if (first + n > rows || std::memcmp(b, bias.data(), static_cast<size_t>(h) * sizeof(float)) != 0)
+            if (first + n > rows)
                 return false;
-            const int64_t w_size = d * h;
-            const int parts = team.parts_for(w_size + n * d, 65536);
+            const int parts = team.parts_for(n * d, 65536);
             std::atomic<bool> same{ true };
             team.run(parts, [&](int part) {
-                const auto [w0, w1] = ansatz::ThreadTeam::range(w_size, part, parts, 1024);
                 const auto [r0, r1] = ansatz::ThreadTeam::range(n, part, parts);
-                if (std::memcmp(w + w0, weights.data() + w0, static_cast<size_t>(w1 - w0) * sizeof(float)) !=
-                        0 ||
-                    std::memcmp(given + r0 * d, input.data() + (first + r0) * d,
+                if (std::memcmp(given + r0 * d, input.data() + (first + r0) * d,
                                 static_cast<size_t>((r1 - r0) * d) * sizeof(float)) != 0)
                     same.store(false, std::memory_order_relaxed);
             });

@@ -134,6 +134,16 @@ public:
         return out;
     }
 
+    // Say that the parameters were just written through the views of parameters() (abi.h 2.3: whoever
+    // writes them does so before the model's next call). Nothing for a model without the slot.
+    void parameters_changed() const
+    {
+        if (!h_.table->parameters_changed)
+            return;
+        ansatz_status st{};
+        check(h_.table->parameters_changed(h_.self, &st), st);
+    }
+
     // Row n of out from rngs[n]; rngs has a stream per row.
     void random_state(ansatz_tensor& out, Streams rngs) const
     {

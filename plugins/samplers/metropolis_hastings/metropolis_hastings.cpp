@@ -334,19 +334,49 @@ private:
             throw ansatz::Error("sampler '" + name_ + "' was cancelled", ANSATZ_STATUS_CANCELLED);
     }
 
-    // After a sweep in which chain r accepted rate[r] of its proposals: while the chains are in their first
-    // adapt_sweeps sweeps, log h_r += t^-0.6 (rate_r - target) (Robbins-Monro, t the sweep's number).
-    void adapt(const std::vector<double>& rate)
+    // After sweep t (t = clock + 1: the chains' life so far) in which chain r accepted accepted[r] of its
+    // d proposals, for rows first ... first + n - 1: while t <= adapt_sweeps,
+    // log h_r += t^-0.6 (rate_r - target) (Robbins-Monro).
+    void adapt(int64_t first, int64_t n, const int64_t* accepted, int64_t d, int64_t clock)
     {
-        if (step_.empty() || clock_ >= adapt_sweeps_)
+        if (step_.empty() || clock >= adapt_sweeps_)
             return;
-        const double gain = std::pow(static_cast<double>(clock_ + 1), -0.6);
-        for (size_t r = 0; r < step_.size(); ++r)
-            step_[r] = std::clamp(step_[r] * std::exp(gain * (rate[r] - target_)), 1e-12, 1e12);
+        const double gain = std::pow(static_cast<double>(clock + 1), -0.6);
+        for (int64_t r = 0; r < n; ++r)
+        {
+            double& h = step_[static_cast<size_t>(first + r)];
+            const double rate = static_cast<double>(accepted[r]) / static_cast<double>(d);
+            h = std::clamp(h * std::exp(gain * (rate - target_)), 1e-12, 1e12);
+        }
     }
 
     // D single-site proposals per chain and sweep, through the model's local session when it has one.
+    // The chains go in blocks of about kBlockBytes of state each (all of them when they fit): a block
+    // runs all its sweeps, in a session of its own, before the next block starts, so the spins that the
+    // proposals read stay in the core's cache instead of streaming all the chains' states through it at
+    // every proposal step. Chain r draws only from rngs[r] and its moves depend only on its own row, so
+    // the blocks change no chain's trajectory, only the order in which the chains are moved.
     void single_site(ansatz_tensor& chains, int64_t sweeps, const double* beta, ansatz::Streams rngs)
+    {
+        const int64_t n = chains.shape[0], d = chains.shape[1];
+        const int64_t per_block =
+            std::clamp<int64_t>(kBlockBytes / (d * static_cast<int64_t>(sizeof(float))), 1, n);
+        row_accepted_.assign(static_cast<size_t>(n), 0);
+        for (int64_t first = 0; first < n; first += per_block)
+        {
+            const int64_t rows = std::min(per_block, n - first);
+            ansatz_tensor block = ansatz::make_view(ansatz::f32(chains) + first * d, { rows, d });
+            block_sweeps(block, first, sweeps, beta ? beta + first : nullptr,
+                         rngs.subspan(static_cast<size_t>(first), static_cast<size_t>(rows)));
+        }
+        proposed_ += n * d * sweeps;
+        metric_sweeps_ += sweeps;
+        clock_ += sweeps;
+    }
+
+    // All `sweeps` sweeps of the chains of one block (rows first ... first + n - 1 of the caller's).
+    void block_sweeps(ansatz_tensor& chains, int64_t first, int64_t sweeps, const double* beta,
+                      ansatz::Streams rngs)
     {
         const int64_t n = chains.shape[0], d = chains.shape[1];
         const size_t rows = static_cast<size_t>(n);
@@ -357,74 +387,80 @@ private:
         delta_.resize(rows);
         threshold_.resize(rows);
         accepted_flag_.resize(rows);
-        row_accepted_.assign(rows, 0);
-        rate_.resize(rows);
         ansatz_tensor delta_view = ansatz::make_view(delta_.data(), { n });
         const int64_t categories = info_.categories;
         const float low = info_.domain == ANSATZ_DOMAIN_SPIN ? -1.0f : 0.0f;
         std::optional<ansatz::LocalSession> session;
         if (local_)
             session.emplace(model_, chains, beta);
+        int64_t* row_accepted = row_accepted_.data() + first;
         for (int64_t sweep = 0; sweep < sweeps; ++sweep)
         {
             cancel_point();
-            std::fill(row_accepted_.begin(), row_accepted_.end(), 0);
+            std::fill(row_accepted, row_accepted + n, 0);
             for (int64_t k = 0; k < d; ++k)
             {
                 // The sites first (the chains' values there are fetched meanwhile), then the new values.
-                for (size_t r = 0; r < rows; ++r)
-                {
-                    const int64_t site = order_ == Order::random
-                                             ? static_cast<int64_t>(rngs[r].below(static_cast<uint64_t>(d)))
-                                         : order_ == Order::sequential ? k
-                                                                       : scan_[static_cast<size_t>(k)];
-                    sites_[r] = site;
-                    __builtin_prefetch(x + static_cast<int64_t>(r) * d + site);
-                }
-                for (size_t r = 0; r < rows; ++r)
-                {
-                    ansatz::Rng& rng = rngs[r];
-                    const int64_t site = sites_[r];
-                    const float now = x[static_cast<int64_t>(r) * d + site];
-                    float next = 0;
-                    switch (proposal_)
+                int64_t* const sites = sites_.data();
+                float* const values = values_.data();
+                float* const previous = previous_.data();
+                if (order_ == Order::random)
+                    for (size_t r = 0; r < rows; ++r)
                     {
-                    case Proposal::flip:
-                        next = now == 1.0f ? low : 1.0f;
-                        break;
-                    case Proposal::category:
+                        const int64_t site = static_cast<int64_t>(rngs[r].below(static_cast<uint64_t>(d)));
+                        sites[r] = site;
+                        __builtin_prefetch(x + static_cast<int64_t>(r) * d + site);
+                    }
+                else
+                    std::fill(sites, sites + n,
+                              order_ == Order::sequential ? k : scan_[static_cast<size_t>(k)]);
+                if (proposal_ == Proposal::flip) // the common case, without the switch
+                    for (size_t r = 0; r < rows; ++r)
                     {
-                        // One of the K - 1 other categories, uniformly.
-                        const int64_t other =
-                            static_cast<int64_t>(rng.below(static_cast<uint64_t>(categories - 1)));
-                        const int64_t c = static_cast<int64_t>(now);
-                        next = static_cast<float>(other >= c ? other + 1 : other);
-                        break;
+                        const float now = x[static_cast<int64_t>(r) * d + sites[r]];
+                        values[r] = now == 1.0f ? low : 1.0f;
+                        previous[r] = now;
                     }
-                    default:
-                        next = static_cast<float>(now + step_[r] * rng.normal());
-                        break;
+                else
+                    for (size_t r = 0; r < rows; ++r)
+                    {
+                        ansatz::Rng& rng = rngs[r];
+                        const float now = x[static_cast<int64_t>(r) * d + sites[r]];
+                        float next = 0;
+                        if (proposal_ == Proposal::category)
+                        {
+                            // One of the K - 1 other categories, uniformly.
+                            const int64_t other =
+                                static_cast<int64_t>(rng.below(static_cast<uint64_t>(categories - 1)));
+                            const int64_t c = static_cast<int64_t>(now);
+                            next = static_cast<float>(other >= c ? other + 1 : other);
+                        }
+                        else
+                            next = static_cast<float>(now +
+                                                      step_[static_cast<size_t>(first) + r] * rng.normal());
+                        values[r] = next;
+                        previous[r] = now;
                     }
-                    values_[r] = next;
-                    previous_[r] = now;
-                }
                 model_.energy_delta(chains, sites_.data(), values_.data(), delta_view);
                 // Accept with probability min(1, e^-delta): u < e^min(0, -delta); NaN is rejected.
+                const float* const delta = delta_.data();
+                float* const threshold = threshold_.data();
+                uint8_t* const flags = accepted_flag_.data();
                 for (size_t r = 0; r < rows; ++r)
                 {
-                    const float minus = -delta_[r];
-                    threshold_[r] = minus >= 0.0f ? 0.0f : minus;
+                    const float minus = -delta[r];
+                    threshold[r] = minus >= 0.0f ? 0.0f : minus;
                 }
-                ansatz::exp(threshold_.data(), n);
+                ansatz::exp(threshold, n);
                 int64_t any = 0;
                 for (size_t r = 0; r < rows; ++r)
                 {
-                    const bool accept = rngs[r].uniform() < threshold_[r];
-                    accepted_flag_[r] = accept ? 1 : 0;
+                    const bool accept = rngs[r].uniform() < threshold[r];
+                    flags[r] = accept ? 1 : 0;
                     if (accept)
                     {
-                        x[static_cast<int64_t>(r) * d + sites_[r]] = values_[r];
-                        ++row_accepted_[r];
+                        x[static_cast<int64_t>(r) * d + sites[r]] = values[r];
+                        ++row_accepted[r];
                         ++any;
                     }
                 }
@@ -432,12 +468,7 @@ private:
                 if (session && any)
                     session->commit(chains, sites_.data(), previous_.data(), accepted_flag_.data());
             }
-            proposed_ += n * d;
-            ++metric_sweeps_;
-            for (size_t r = 0; r < rows; ++r)
-                rate_[r] = static_cast<double>(row_accepted_[r]) / static_cast<double>(d);
-            adapt(rate_);
-            ++clock_;
+            adapt(first, n, row_accepted, d, clock_ + sweep);
         }
         if (session)
             session->end();
@@ -457,7 +488,7 @@ private:
         proposal_grad_.resize(size);
         f_.resize(rows);
         proposal_f_.resize(rows);
-        rate_.resize(rows);
+        row_accepted_.assign(rows, 0);
         ansatz_tensor g = ansatz::make_view(grad_.data(), { n, d });
         ansatz_tensor y = ansatz::make_view(proposal_state_.data(), { n, d });
         ansatz_tensor gy = ansatz::make_view(proposal_grad_.data(), { n, d });
@@ -501,7 +532,7 @@ private:
                     static_cast<double>(f_[r]) - proposal_f_[r] - (back - forward) / (2 * h * h);
                 const double u = rngs[r].uniform_double();
                 const bool accept = u < std::exp(std::min(0.0, log_alpha)); // NaN: exp(NaN) -> rejected
-                rate_[r] = accept ? 1.0 : 0.0;
+                row_accepted_[r] = accept ? 1 : 0;
                 if (!accept)
                     continue;
                 ++accepted;
@@ -514,7 +545,7 @@ private:
             accepted_ += accepted;
             proposed_ += n;
             ++metric_sweeps_;
-            adapt(rate_);
+            adapt(0, n, row_accepted_.data(), 1, clock_);
             ++clock_;
         }
     }
@@ -537,7 +568,9 @@ private:
 
     // state
     std::vector<double> step_; // each chain's step size (gaussian, mala)
-    int64_t clock_ = 0;        // sweeps of the current batch of chains (the adaptation's t)
+    // Chains per block of single_site: about this many bytes of their states (the core's L2 holds it).
+    static constexpr int64_t kBlockBytes = 256 * 1024;
+    int64_t clock_ = 0; // sweeps of the current batch of chains (the adaptation's t)
     int64_t proposed_ = 0, accepted_ = 0, metric_sweeps_ = 0;
     int64_t counts_[4] = {};
 
@@ -546,7 +579,6 @@ private:
     std::vector<float> values_, previous_, delta_, threshold_;
     std::vector<uint8_t> accepted_flag_;
     std::vector<int64_t> row_accepted_;
-    std::vector<double> rate_;
     std::vector<float> grad_, proposal_state_, proposal_grad_, f_, proposal_f_;
 };
 

@@ -171,7 +171,7 @@ public:
     void energy_delta(const ansatz_tensor& v, const int64_t* sites, const float* new_values,
                       ansatz_tensor& out) const
     {
-        ansatz_status st{};
+        ansatz_status st = fresh_status(); // once per proposal step of Metropolis-Hastings
         check(slot(energy().energy_delta, "energy_delta")(h_.self, &v, sites, new_values, &out, &st), st);
     }
 
@@ -197,7 +197,7 @@ public:
     void local_commit(const ansatz_tensor& v, const int64_t* sites, const float* previous_values,
                       const uint8_t* accepted) const
     {
-        ansatz_status st{};
+        ansatz_status st = fresh_status(); // once per proposal step of Metropolis-Hastings
         check(slot(energy().local_commit, "local_commit")(h_.self, &v, sites, previous_values, accepted, &st),
               st);
     }

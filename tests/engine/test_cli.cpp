@@ -141,7 +141,8 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
           "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
           "known: adam, ais, contrastive_divergence, elbo, elbo_estimate, exact_likelihood, free_energy, "
           "gibbs, "
-          "idx, ising, ising_observables, iwae, npy, pseudo_likelihood, rbm, reconstruction_error, sgd, and "
+          "idx, ising, ising_observables, iwae, npy, pseudo_likelihood, rbm, reconstruction_error, sgd, vae, "
+          "and "
           "the "
           "stages train, sample, generate, evaluate, load, latent.\n");
 }

@@ -48,10 +48,11 @@ void Likelihood::check_data(const float* x, int64_t count) const
 {
     if (!bernoulli_)
         return;
-    bool inside = true;
+    // Branch-free, so it vectorises: a value outside [0, 1], or NaN, fails one of the comparisons.
+    int outside = 0;
     for (int64_t i = 0; i < count; ++i)
-        inside &= x[i] >= 0.0f && x[i] <= 1.0f;
-    if (inside)
+        outside |= static_cast<int>(!(x[i] >= 0.0f)) | static_cast<int>(!(x[i] <= 1.0f));
+    if (!outside)
         return;
     for (int64_t i = 0; i < count; ++i)
         if (!(x[i] >= 0.0f && x[i] <= 1.0f))

@@ -171,10 +171,15 @@ public:
     void encode_backward(const ansatz_tensor& x, const ansatz_tensor& d_mu, const ansatz_tensor& d_log_var,
                          float scale, ansatz_tensor* grads, int32_t n_grads)
     {
-        const int64_t n = data_rows(x, "encode_backward: x");
+        require_setup();
+        ansatz::require_matrix(x, -1, d_, "encode_backward: x");
+        const int64_t n = x.shape[0];
         require_grads(n_grads);
-        if (!cache_holds(ansatz::f32(x), n))
+        if (!cache_holds(ansatz::f32(x), n)) // else x equals the rows encode checked
+        {
+            likelihood_.check_data(ansatz::f32(x), n * d_);
             forward_encoder(ansatz::f32(x), n);
+        }
         const int64_t l = arch_.latent;
         float* dy = grow(d_encoder_, n * 2 * l);
         const float* dm = ansatz::f32(d_mu);

@@ -34,8 +34,10 @@ struct Coefficients
 // -fno-math-errno for sqrt). The operations and their order are torch's: m.mul_(b1).add_(g, alpha),
 // v.mul_(b2).addcmul_(g, g, value), (sqrt(v) / bc2_sqrt).add_(eps), theta.addcdiv_(m, denom, value).
 template <bool L2, bool Decoupled, bool Amsgrad>
-void update(float* __restrict theta, const float* __restrict grad, float* __restrict m, float* __restrict v,
-            float* __restrict v_max, int64_t n, const Coefficients& c)
+inline __attribute__((always_inline)) void update_body(float* __restrict theta, const float* __restrict grad,
+                                                       float* __restrict m, float* __restrict v,
+                                                       float* __restrict v_max, int64_t n,
+                                                       const Coefficients& c)
 {
     for (int64_t i = 0; i < n; ++i)
     {
@@ -58,6 +60,28 @@ void update(float* __restrict theta, const float* __restrict grad, float* __rest
         const float denom = std::sqrt(second) / c.bias2_sqrt + c.eps;
         theta[i] = p + c.neg_step_size * mi / denom;
     }
+}
+
+// The same loop compiled for AVX2 (8 floats a vector) and chosen at run time on a CPU that has it. Without
+// FMA: every operation is the same IEEE single-precision operation as in the portable build, so the
+// results are bit for bit the same on either path; only the vector width differs.
+template <bool L2, bool Decoupled, bool Amsgrad>
+__attribute__((target("avx2"))) void update_avx2(float* __restrict theta, const float* __restrict grad,
+                                                 float* __restrict m, float* __restrict v,
+                                                 float* __restrict v_max, int64_t n, const Coefficients& c)
+{
+    update_body<L2, Decoupled, Amsgrad>(theta, grad, m, v, v_max, n, c);
+}
+
+template <bool L2, bool Decoupled, bool Amsgrad>
+void update(float* __restrict theta, const float* __restrict grad, float* __restrict m, float* __restrict v,
+            float* __restrict v_max, int64_t n, const Coefficients& c)
+{
+    static const bool avx2 = __builtin_cpu_supports("avx2");
+    if (avx2)
+        update_avx2<L2, Decoupled, Amsgrad>(theta, grad, m, v, v_max, n, c);
+    else
+        update_body<L2, Decoupled, Amsgrad>(theta, grad, m, v, v_max, n, c);
 }
 
 class Adam final : public ansatz::Optimizer

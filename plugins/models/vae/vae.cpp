@@ -118,6 +118,15 @@ public:
         likelihood_.setup(d);
         d_ = d;
         encoder_count_ = encoder_.parameter_count();
+        encoder_spans_.clear();
+        int64_t offset = 0;
+        for (const ansatz_named_tensor& p : encoder_.parameters())
+        {
+            const int64_t count = ansatz::element_count(p.tensor);
+            encoder_spans_.push_back({ ansatz::f32(p.tensor), offset, count });
+            offset += count;
+        }
+        parameter_cache_.assign(static_cast<size_t>(offset), 0.0f);
         decoder_count_ = decoder_.parameter_count();
         cached_rows_ = -1;
         ready_ = true;
@@ -290,13 +299,10 @@ private:
         float* copy = grow(x_cache_, n * d_);
         std::memcpy(copy, x, sizeof(float) * static_cast<size_t>(n * d_));
         encoder_output_ = encoder_.forward(team_, copy, n);
-        float* at = grow(parameter_cache_, encoder_.parameter_size());
-        for (const ansatz_named_tensor& p : encoder_.parameters())
-        {
-            const size_t count = static_cast<size_t>(ansatz::element_count(p.tensor));
-            std::memcpy(at, p.tensor.data, sizeof(float) * count);
-            at += count;
-        }
+        over_parameters([](float* live, float* kept, size_t count) {
+            std::memcpy(kept, live, sizeof(float) * count);
+            return true;
+        });
         cached_rows_ = n;
     }
     // Whether the kept forward pass is the one of x with the parameters as they are now.
@@ -305,14 +311,34 @@ private:
         if (cached_rows_ != n ||
             std::memcmp(x, x_cache_.data(), sizeof(float) * static_cast<size_t>(n * d_)) != 0)
             return false;
-        const float* at = parameter_cache_.data();
-        for (const ansatz_named_tensor& p : encoder_.parameters())
-        {
-            const size_t count = static_cast<size_t>(ansatz::element_count(p.tensor));
-            if (std::memcmp(at, p.tensor.data, sizeof(float) * count) != 0)
+        return over_parameters([](float* live, float* kept, size_t count) {
+            return std::memcmp(kept, live, sizeof(float) * count) == 0;
+        });
+    }
+    // f(live, kept, count) on every piece of the encoder's parameters and their copy, the whole cut in
+    // even parts over the team (a few MiB for the course's MLP: one core would take a while); true when
+    // every call returned true.
+    template <class F>
+    bool over_parameters(F&& f)
+    {
+        const int64_t total = static_cast<int64_t>(parameter_cache_.size());
+        const int parts = total >= (1 << 18) ? team_.size() : 1;
+        int agree[64];
+        const int used = std::min(parts, 64);
+        team_.run(used, [&](int part) {
+            const auto [g0, g1] = ansatz::ThreadTeam::range(total, part, used, 16);
+            bool all = true;
+            for (const auto& [live, offset, count] : encoder_spans_)
+            {
+                const int64_t a = std::max(g0, offset), b = std::min(g1, offset + count);
+                if (a < b)
+                    all &= f(live + (a - offset), parameter_cache_.data() + a, static_cast<size_t>(b - a));
+            }
+            agree[part] = all;
+        });
+        for (int part = 0; part < used; ++part)
+            if (!agree[part])
                 return false;
-            at += count;
-        }
         return true;
     }
 
@@ -342,6 +368,12 @@ private:
     nn::Sequential encoder_, decoder_;
     int32_t encoder_count_ = 0, decoder_count_ = 0;
     // encode's kept forward pass: its input, the encoder's parameters, its output, its rows (-1: none).
+    struct Span
+    {
+        float* live;
+        int64_t offset, count; // in parameter_cache_
+    };
+    std::vector<Span> encoder_spans_; // the encoder's parameters, end to end
     std::vector<float> x_cache_, parameter_cache_;
     const float* encoder_output_ = nullptr;
     int64_t cached_rows_ = -1;

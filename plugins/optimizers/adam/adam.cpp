@@ -8,6 +8,7 @@
 //     theta += (-lr / (1 - beta1^t)) * m / denom
 // lr is the scheduled rate at this step (ansatz/schedule.hpp). State: the step count ("step", int64),
 // "exp_avg.<parameter>", "exp_avg_sq.<parameter>" and, with amsgrad, "max_exp_avg_sq.<parameter>".
+#include <ansatz/parallel.hpp>
 #include <ansatz/plugin.hpp>
 #include <ansatz/schedule.hpp>
 
@@ -122,7 +123,8 @@ public:
     Adam(const ansatz::Config& c, const ansatz::Host& host)
         : host_(host), schedule_(c, c.real("learning_rate")), beta1_(c.real("beta1")),
           beta2_(c.real("beta2")), eps_(c.real("eps")), weight_decay_(c.real("weight_decay")),
-          decoupled_(c.boolean("decoupled_weight_decay")), amsgrad_(c.boolean("amsgrad"))
+          decoupled_(c.boolean("decoupled_weight_decay")), amsgrad_(c.boolean("amsgrad")),
+          team_(std::max(1, host.threads()))
     {
     }
 
@@ -163,23 +165,39 @@ public:
         };
         const bool l2 = weight_decay_ != 0 && !decoupled_;
         const bool decoupled = weight_decay_ != 0 && decoupled_;
+        // Each parameter's elements in chunks, the chunks over the host's thread budget: the update is
+        // element-wise, so the values do not depend on how it is cut (or on the thread count).
+        chunks_.clear();
         for (int32_t k = 0; k < n; ++k)
         {
-            Buffers& b = buffers_[static_cast<size_t>(k)];
-            float* theta = ansatz::f32(params[k].tensor);
-            const float* g = ansatz::f32(grads[k]);
             const int64_t size = ansatz::element_count(params[k].tensor);
-            if (ansatz::element_count(grads[k]) != size || static_cast<size_t>(size) != b.exp_avg.size())
+            if (ansatz::element_count(grads[k]) != size ||
+                static_cast<size_t>(size) != buffers_[static_cast<size_t>(k)].exp_avg.size())
                 throw ansatz::Error(std::string("adam: gradient or parameter '") + params[k].name +
                                     "' has another size than bind() saw");
-            float* m = b.exp_avg.data();
-            float* v = b.exp_avg_sq.data();
-            float* v_max = amsgrad_ ? b.max_exp_avg_sq.data() : nullptr;
+            for (int64_t first = 0; first < size; first += chunk_size)
+                chunks_.push_back({ k, first, std::min(size, first + chunk_size) });
+        }
+        auto run = [&](int part) {
+            const Chunk& ch = chunks_[static_cast<size_t>(part)];
+            Buffers& b = buffers_[static_cast<size_t>(ch.k)];
+            float* theta = ansatz::f32(params[ch.k].tensor) + ch.first;
+            const float* g = ansatz::f32(grads[ch.k]) + ch.first;
+            float* m = b.exp_avg.data() + ch.first;
+            float* v = b.exp_avg_sq.data() + ch.first;
+            float* v_max = amsgrad_ ? b.max_exp_avg_sq.data() + ch.first : nullptr;
+            const int64_t size = ch.end - ch.first;
             if (amsgrad_)
                 dispatch<true>(l2, decoupled, theta, g, m, v, v_max, size, c);
             else
                 dispatch<false>(l2, decoupled, theta, g, m, v, v_max, size, c);
-        }
+        };
+        const int parts = static_cast<int>(chunks_.size());
+        if (parts < 4 || team_.size() == 1) // small models stay on the caller
+            for (int part = 0; part < parts; ++part)
+                run(part);
+        else
+            team_.run(parts, run);
     }
 
     std::vector<ansatz_named_tensor> state()
@@ -237,6 +255,15 @@ private:
     bool decoupled_, amsgrad_;
     int64_t step_ = 0;
     std::vector<Buffers> buffers_;
+    // The step's work: [first, end) of parameter k, at most chunk_size elements each.
+    struct Chunk
+    {
+        int32_t k;
+        int64_t first, end;
+    };
+    static constexpr int64_t chunk_size = 1 << 16;
+    std::vector<Chunk> chunks_;
+    ansatz::ThreadTeam team_;
 };
 
 } // namespace

@@ -178,8 +178,8 @@ public:
             for (int64_t first = 0; first < size; first += chunk_size)
                 chunks_.push_back({ k, first, std::min(size, first + chunk_size) });
         }
-        auto run = [&](int part) {
-            const Chunk& ch = chunks_[static_cast<size_t>(part)];
+        const auto update_chunk = [&](size_t index) {
+            const Chunk& ch = chunks_[index];
             Buffers& b = buffers_[static_cast<size_t>(ch.k)];
             float* theta = ansatz::f32(params[ch.k].tensor) + ch.first;
             const float* g = ansatz::f32(grads[ch.k]) + ch.first;
@@ -192,12 +192,16 @@ public:
             else
                 dispatch<false>(l2, decoupled, theta, g, m, v, v_max, size, c);
         };
-        const int parts = static_cast<int>(chunks_.size());
-        if (parts < 4 || team_.size() == 1) // small models stay on the caller
-            for (int part = 0; part < parts; ++part)
-                run(part);
-        else
-            team_.run(parts, run);
+        // A part per thread (ThreadTeam::run runs at most that many), each an even share of the chunks;
+        // a model of fewer than 4 chunks stays on the caller.
+        const int64_t count = static_cast<int64_t>(chunks_.size());
+        const int parts = count < 4 ? 1 : team_.size();
+        auto run = [&](int part) {
+            const auto [first, end] = ansatz::ThreadTeam::range(count, part, parts);
+            for (int64_t i = first; i < end; ++i)
+                update_chunk(static_cast<size_t>(i));
+        };
+        team_.run(parts, run);
     }
 
     std::vector<ansatz_named_tensor> state()

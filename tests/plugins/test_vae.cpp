@@ -668,3 +668,49 @@ TEST_CASE("vae: the Keras architecture on 2 threads agrees with one thread on va
     for (size_t k = 0; k < one.grads.size(); ++k)
         agree(one.grads[k], two.grads[k], ("gradient " + std::to_string(k)).c_str());
 }
+
+TEST_CASE("vae: the Keras architecture's gradients of a batch of 40 equal the sums of its rows' gradients",
+          "[vae]")
+{
+    // The convolutions work on chunks of images: the gradient of a batch (several chunks) must be the
+    // sum of the gradients of its rows, each alone, within 1e-4 of the largest gradient of the parameter.
+    const std::string config = "{architecture: conv, latent: 2, filters: [32, 64], dense: [16]}";
+    const int64_t n = 40, d = 784, l = 2;
+    Rng rng(31);
+    const std::vector<float> x = uniform(rng, n * d, 0, 1), h = uniform(rng, n * l, -2, 2);
+    const std::vector<float> dm = uniform(rng, n * l, -1, 1), dv = uniform(rng, n * l, -1, 1), w = uniform(rng, n, -1, 1);
+    const auto instance = ansatz::test::make("vae", config);
+    const ModelRef m = ansatz::test::model_ref(*instance);
+    Rng init(5);
+    m.setup({ 28, 28 }, init);
+    const auto grads = [&](int64_t first, int64_t rows) {
+        Grads g(m);
+        const ansatz_tensor xv = ansatz::make_view(x.data() + first * d, { rows, d });
+        const ansatz_tensor hv = ansatz::make_view(h.data() + first * l, { rows, l });
+        m.decode_backward_weighted(hv, xv, w.data() + first, nullptr, g.views.data(), g.count());
+        m.encode_backward(xv, ansatz::make_view(dm.data() + first * l, { rows, l }),
+                          ansatz::make_view(dv.data() + first * l, { rows, l }), 1.0f, g.views.data(), g.count());
+        return g.values;
+    };
+    const auto all = grads(0, n);
+    auto sum = grads(0, 1);
+    for (int64_t r = 1; r < n; ++r)
+    {
+        const auto one = grads(r, 1);
+        for (size_t k = 0; k < sum.size(); ++k)
+            for (size_t i = 0; i < sum[k].size(); ++i)
+                sum[k][i] += one[k][i];
+    }
+    const std::vector<ansatz_named_tensor> names = m.parameters();
+    for (size_t k = 0; k < all.size(); ++k)
+    {
+        double largest = 0, worst = 0;
+        for (size_t i = 0; i < all[k].size(); ++i)
+        {
+            largest = std::max(largest, std::abs(double(sum[k][i])));
+            worst = std::max(worst, std::abs(double(all[k][i]) - sum[k][i]));
+        }
+        INFO(names[k].name << ": worst " << worst << " of largest " << largest);
+        CHECK(worst <= 1e-4 * largest + 1e-6);
+    }
+}

@@ -678,7 +678,8 @@ TEST_CASE("vae: the Keras architecture's gradients of a batch of 40 equal the su
     const int64_t n = 40, d = 784, l = 2;
     Rng rng(31);
     const std::vector<float> x = uniform(rng, n * d, 0, 1), h = uniform(rng, n * l, -2, 2);
-    const std::vector<float> dm = uniform(rng, n * l, -1, 1), dv = uniform(rng, n * l, -1, 1), w = uniform(rng, n, -1, 1);
+    const std::vector<float> dm = uniform(rng, n * l, -1, 1), dv = uniform(rng, n * l, -1, 1),
+                             w = uniform(rng, n, -1, 1);
     const auto instance = ansatz::test::make("vae", config);
     const ModelRef m = ansatz::test::model_ref(*instance);
     Rng init(5);
@@ -689,7 +690,8 @@ TEST_CASE("vae: the Keras architecture's gradients of a batch of 40 equal the su
         const ansatz_tensor hv = ansatz::make_view(h.data() + first * l, { rows, l });
         m.decode_backward_weighted(hv, xv, w.data() + first, nullptr, g.views.data(), g.count());
         m.encode_backward(xv, ansatz::make_view(dm.data() + first * l, { rows, l }),
-                          ansatz::make_view(dv.data() + first * l, { rows, l }), 1.0f, g.views.data(), g.count());
+                          ansatz::make_view(dv.data() + first * l, { rows, l }), 1.0f, g.views.data(),
+                          g.count());
         return g.values;
     };
     const auto all = grads(0, n);

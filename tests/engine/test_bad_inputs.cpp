@@ -113,7 +113,7 @@ TEST_CASE("bad input: unknown plugin, with the list of known ones", "[cli][bad-i
            "elbo_estimate (evaluator), exact_likelihood (evaluator), free_energy (evaluator), gibbs "
            "(sampler), idx (dataset), ising (model), ising_observables (evaluator), iwae (evaluator), "
            "metropolis_hastings (sampler), npy (dataset), parallel_tempering (sampler), pseudo_likelihood "
-           "(evaluator), rbm (model), reconstruction_error (evaluator), sgd (optimizer)");
+           "(evaluator), rbm (model), reconstruction_error (evaluator), sgd (optimizer), vae (model)");
 }
 
 TEST_CASE("bad input: unknown key, with a suggestion", "[cli][bad-input]")
@@ -332,7 +332,7 @@ TEST_CASE("bad input: a component without a plugin key", "[cli][bad-input]")
            "exact_likelihood (evaluator), free_energy (evaluator), gibbs (sampler), idx (dataset), ising "
            "(model), ising_observables (evaluator), iwae (evaluator), metropolis_hastings (sampler), npy "
            "(dataset), parallel_tempering (sampler), pseudo_likelihood (evaluator), rbm (model), "
-           "reconstruction_error (evaluator), sgd (optimizer)");
+           "reconstruction_error (evaluator), sgd (optimizer), vae (model)");
 }
 
 TEST_CASE("bad input: --set with a key path the pipeline does not have", "[cli][bad-input]")

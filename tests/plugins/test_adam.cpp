@@ -55,8 +55,8 @@ struct Run
     std::vector<float> theta;
     std::vector<ansatz_named_tensor> params;
 
-    explicit Run(const std::string& yaml, std::vector<float> start = theta0)
-        : inst(ansatz::test::make("adam", yaml, &host)), theta(std::move(start))
+    explicit Run(const std::string& yaml, std::vector<float> start = theta0, int threads = 1)
+        : host(1234, threads), inst(ansatz::test::make("adam", yaml, &host)), theta(std::move(start))
     {
         params.push_back(
             { "theta", ansatz::make_view(theta.data(), { static_cast<int64_t>(theta.size()) }) });
@@ -237,5 +237,30 @@ TEST_CASE("adam: a step on 200 000 elements equals the same update on each eleme
         one.step({ g[static_cast<size_t>(n - 1 - i)] });
         INFO("element " << i);
         CHECK(one.theta[0] == big.theta[static_cast<size_t>(i)]);
+    }
+}
+
+TEST_CASE("adam: on 2 and 3 threads, steps on 300 000 elements are bit-equal to one thread's",
+          "[adam][threads]")
+{
+    // The update is element-wise: cut into chunks over the thread budget, it computes the same values.
+    const int64_t n = 300007;
+    std::vector<float> start(static_cast<size_t>(n)), g(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i)
+    {
+        start[static_cast<size_t>(i)] = static_cast<float>((i * 7919) % 2001 - 1000) * 1e-3f;
+        g[static_cast<size_t>(i)] = static_cast<float>((i * 104729) % 1999 - 999) * 1e-4f;
+    }
+    const std::string config = "{learning_rate: 0.01, weight_decay: 0.001}";
+    Run one(config, start, 1);
+    one.step(g);
+    one.step(std::vector<float>(g.rbegin(), g.rend()));
+    for (int threads : { 2, 3 })
+    {
+        Run many(config, start, threads);
+        many.step(g);
+        many.step(std::vector<float>(g.rbegin(), g.rend()));
+        INFO(threads << " threads");
+        CHECK(many.theta == one.theta);
     }
 }

@@ -1,7 +1,8 @@
 // The SDK's thread team (ansatz/parallel.hpp) and the products split over it (ansatz/blas.hpp): every
 // part runs once per run(), also right after the team starts or resizes and after its workers fell
-// asleep; exceptions come back to the caller; ranges cover their items; a split product agrees with
-// the single call to rounding and is reproducible bit for bit for a given team size.
+// asleep or were sent to sleep by rest(); exceptions come back to the caller; ranges cover their items; a
+// split product agrees with the single call to rounding and is reproducible bit for bit for a given team
+// size.
 #include "ansatz/blas.hpp"
 #include "ansatz/parallel.hpp"
 #include "ansatz/random.hpp"
@@ -59,6 +60,31 @@ TEST_CASE("ThreadTeam: workers that fell asleep wake for the next run", "[parall
         std::atomic<int> calls{ 0 };
         team.run(3, [&](int) { calls.fetch_add(1); });
         CHECK(calls.load() == 3);
+    }
+}
+
+TEST_CASE("ThreadTeam: after rest() the workers sleep at once and still wake to run parts of the next run "
+          "beside the caller",
+          "[parallel]")
+{
+    // Each part waits (up to 2 s) until every part of its run has started: only parts that run on
+    // different threads at the same time all see that, so a worker that missed its wake-up after
+    // rest() leaves the caller to run the parts one after another, and the first gives up unseen.
+    ThreadTeam team(3);
+    for (int round = 0; round < 200; ++round)
+    {
+        std::atomic<int> started{ 0 }, saw_all{ 0 };
+        team.run(3, [&](int) {
+            started.fetch_add(1);
+            const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+            while (started.load() < 3 && std::chrono::steady_clock::now() < until)
+                std::this_thread::yield();
+            saw_all.fetch_add(started.load() == 3 ? 1 : 0);
+        });
+        REQUIRE(saw_all.load() == 3); // on one thread the first part would have given up alone
+        team.rest();
+        if (round % 50 == 0)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1)); // some runs after a real sleep
     }
 }
 

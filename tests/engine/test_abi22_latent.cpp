@@ -25,12 +25,13 @@ int32_t encode_backward(void*, const ansatz_tensor*, const ansatz_tensor*, const
 {
     return 0;
 }
-int32_t decode_log_likelihood(void*, const ansatz_tensor*, const ansatz_tensor*, ansatz_tensor*, ansatz_status*)
+int32_t decode_log_likelihood(void*, const ansatz_tensor*, const ansatz_tensor*, ansatz_tensor*,
+                              ansatz_status*)
 {
     return 0;
 }
-int32_t decode_backward(void*, const ansatz_tensor*, const ansatz_tensor*, float, ansatz_tensor*, ansatz_tensor*,
-                        int32_t, ansatz_status*)
+int32_t decode_backward(void*, const ansatz_tensor*, const ansatz_tensor*, float, ansatz_tensor*,
+                        ansatz_tensor*, int32_t, ansatz_status*)
 {
     return 0;
 }
@@ -38,8 +39,8 @@ int32_t decode_mean(void*, const ansatz_tensor*, ansatz_tensor*, ansatz_status*)
 {
     return 0;
 }
-int32_t decode_backward_weighted(void*, const ansatz_tensor*, const ansatz_tensor*, const float*, ansatz_tensor*,
-                                 ansatz_tensor*, int32_t, ansatz_tensor*, ansatz_status*)
+int32_t decode_backward_weighted(void*, const ansatz_tensor*, const ansatz_tensor*, const float*,
+                                 ansatz_tensor*, ansatz_tensor*, int32_t, ansatz_tensor*, ansatz_status*)
 {
     return 0;
 }
@@ -105,7 +106,8 @@ struct Plugin
 
 } // namespace
 
-TEST_CASE("abi 2.2 latent: decode_backward_weighted loads in a 2.2 plugin and is optional", "[abi22][registry]")
+TEST_CASE("abi 2.2 latent: decode_backward_weighted loads in a 2.2 plugin and is optional",
+          "[abi22][registry]")
 {
     Plugin with(2);
     with.latent.decode_backward_weighted = decode_backward_weighted;
@@ -137,7 +139,8 @@ TEST_CASE("abi 2.2 latent: a plugin that claims 2.1 or 2.0 but fills decode_back
     }
 }
 
-TEST_CASE("abi 2.2 latent: a latent table without one of its functions is refused naming it", "[abi22][registry]")
+TEST_CASE("abi 2.2 latent: a latent table without one of its functions is refused naming it",
+          "[abi22][registry]")
 {
     Plugin p(2);
     p.latent.encode_backward = nullptr;

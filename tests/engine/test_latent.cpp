@@ -320,9 +320,10 @@ TEST_CASE("bad input: the sample stage of a latent model without a sampler", "[l
         with("{model: vae, count: 16}", "{model: vae, count: 16, init: data, data: data}"),
         "pipeline.yaml:16:45: stage 3 (sample): init: data starts a sampler's chains at data rows, but "
         "this stage has no sampler: the samples of latent model 'vae' are decoded from h ~ N(0, I)");
-    expect_refusal("sample_burn_in", with("{model: vae, count: 16}", "{model: vae, count: 16, burn_in: 5}"),
-                   "pipeline.yaml:16:48: stage 3 (sample): burn_in counts a sampler's sweeps, but this stage has no "
-                   "sampler: the samples of latent model 'vae' are exact draws, decoded from h ~ N(0, I)");
+    expect_refusal(
+        "sample_burn_in", with("{model: vae, count: 16}", "{model: vae, count: 16, burn_in: 5}"),
+        "pipeline.yaml:16:48: stage 3 (sample): burn_in counts a sampler's sweeps, but this stage has no "
+        "sampler: the samples of latent model 'vae' are exact draws, decoded from h ~ N(0, I)");
     expect_refusal(
         "sample_states", with("{model: vae, count: 16}", "{model: vae, count: 16, picture: states}"),
         "pipeline.yaml:16:48: stage 3 (sample): picture: states shows a sampler's chains, but this stage "

@@ -418,6 +418,11 @@ int command_describe(const Options& o)
         std::printf("provides: %s\n", model_function_names(model_functions_of(d)).c_str());
     else if (d.needs)
         std::printf("needs of the model: %s\n", model_function_names(d.needs).c_str());
+    if (d.kind == ANSATZ_KIND_SAMPLER) // 2.2: the slot was zeroed reserved room before
+        std::printf("tempered advance: %s\n",
+                    static_cast<const ansatz_sampler_table*>(d.table)->advance_tempered
+                        ? "yes (advance_tempered)"
+                        : "no");
     if (d.flags & ANSATZ_LOSS_NEEDS_SAMPLER)
         std::printf("needs a sampler in its train stage\n");
     std::printf("\nkeys:\n");

@@ -1,7 +1,7 @@
-// ABI 2.2's loader checks, on descriptors built here in memory: the local-move session's three slots
-// come together and with energy_delta; slots a later minor added must be zero in a plugin that claims an
-// earlier minor (they were its reserved room); the new capability bits are known; a complete 2.2 model
-// and sampler load. The C++ side (ModelRef, SamplerRef) reads the bits from the slots.
+// ABI 2.2's (and 2.3's) loader checks, on descriptors built here in memory: the local-move session's three
+// slots come together and with energy_delta; slots a later minor added must be zero in a plugin that claims
+// an earlier minor (they were its reserved room); the new capability bits are known; a complete 2.2 model and
+// sampler load. The C++ side (ModelRef, SamplerRef) reads the bits from the slots.
 #include "ansatz/refs.hpp"
 #include "loading/descriptor_check.hpp"
 
@@ -192,4 +192,39 @@ TEST_CASE(
     CHECK_NOTHROW(a.require_tempering(6));
     REQUIRE_THROWS_AS(b.require_tempering(6), ansatz::InputError);
     REQUIRE_THROWS_WITH(b.require_tempering(6), "the sampler cannot temper (it has no advance_tempered)");
+}
+
+// ---- 2.3: a model's parameters_changed
+
+namespace
+{
+int announced = 0;
+int32_t parameters_changed(void*, ansatz_status*)
+{
+    ++announced;
+    return 0;
+}
+} // namespace
+
+TEST_CASE("abi 2.3: a model's parameters_changed loads in a 2.3 plugin - is refused in one that claims 2.2 - "
+          "and ModelRef calls it when it is there",
+          "[abi22][abi23][registry]")
+{
+    Plugin p(3);
+    p.model.parameters_changed = parameters_changed;
+    CHECK(p.refusal().empty());
+    Plugin old(2);
+    old.model.parameters_changed = parameters_changed;
+    CHECK(old.refusal() == "its model 'test_model' is unfit: its table's reserved room is not zero");
+
+    announced = 0;
+    const ansatz::ModelRef with(ansatz_model_handle{ &p.model, nullptr });
+    with.parameters_changed();
+    with.parameters_changed();
+    CHECK(announced == 2);
+    // A model without the slot (any 2.0 to 2.2 plugin): nothing to call.
+    Plugin none(2);
+    const ansatz::ModelRef without(ansatz_model_handle{ &none.model, nullptr });
+    CHECK_NOTHROW(without.parameters_changed());
+    CHECK(announced == 2);
 }

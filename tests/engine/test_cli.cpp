@@ -130,6 +130,12 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
 
     const auto gibbs = run_ansatz({ "describe", "gibbs" }, ANSATZ_TEST_WORK_DIR);
     CHECK(gibbs.out.find("needs of the model: conditional\n") != std::string::npos);
+    CHECK(gibbs.out.find("tempered advance: yes (advance_tempered)\n") != std::string::npos);
+    const auto mh = run_ansatz({ "describe", "metropolis_hastings" }, ANSATZ_TEST_WORK_DIR);
+    CHECK(mh.out.find("needs of the model: energy_delta\n") != std::string::npos);
+    CHECK(mh.out.find("tempered advance: yes (advance_tempered)\n") != std::string::npos);
+    CHECK(mh.out.find("  proposal           choice of {auto flip category gaussian mala}, default auto\n") !=
+          std::string::npos);
 
     const auto stage = run_ansatz({ "describe", "sample" }, ANSATZ_TEST_WORK_DIR);
     CHECK(stage.out.find("  init         choice of {random data}, default random\n") != std::string::npos);
@@ -140,11 +146,9 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
     CHECK(unknown.err ==
           "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
           "known: adam, ais, contrastive_divergence, elbo, elbo_estimate, exact_likelihood, free_energy, "
-          "gibbs, "
-          "idx, ising, ising_observables, iwae, npy, pseudo_likelihood, rbm, reconstruction_error, sgd, vae, "
-          "and "
-          "the "
-          "stages train, sample, generate, evaluate, load, latent.\n");
+          "gibbs, idx, ising, ising_observables, iwae, metropolis_hastings, npy, parallel_tempering, "
+          "pseudo_likelihood, rbm, reconstruction_error, sgd, vae, and the stages train, sample, generate, "
+          "evaluate, load, latent.\n");
 }
 
 TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples and their picture",
@@ -328,6 +332,29 @@ TEST_CASE("SIGTERM stops a run like an interrupt, says so, and keeps the last fi
           "[cli][run]")
 {
     check_stop_by_signal("terminate", "TERM", "terminated");
+}
+
+TEST_CASE("an interrupt that reaches the sampler between its sweeps inside a batch stops the run with the "
+          "same sentence and status 130",
+          "[cli][run]")
+{
+    // One Gibbs step of the loss is 10^9 sweeps: the signal comes while gibbs advances (it returns
+    // ANSATZ_STATUS_CANCELLED between sweeps), not between batches.
+    const fs::path dir = ansatz::test::fresh_folder("cli/interrupt_in_sampler");
+    write_text(dir / "pipeline.yaml", small_pipeline);
+    write_text(dir / "images.idx", ansatz::test::square_images());
+    const std::string script = "cd '" + dir.string() +
+                               "' && (" ANSATZ_TEST_BINARY
+                               " run pipeline.yaml --runs runs --set components.gibbs.steps=1000000000 "
+                               ">out.txt 2>err.txt & pid=$!; sleep 1; kill -INT $pid; wait $pid; "
+                               "echo $? >status.txt)";
+    REQUIRE(std::system(script.c_str()) == 0);
+    CHECK(read_text(dir / "status.txt") == "130\n");
+    const std::string err = read_text(dir / "err.txt");
+    INFO(err);
+    CHECK(err.find("error: interrupted during stage 1 (train), epoch 1; the checkpoint of the last finished "
+                   "epoch is kept\n") != std::string::npos);
+    CHECK(err.find("was cancelled") == std::string::npos);
 }
 
 TEST_CASE("`ansatz validate` checks without running", "[cli]")

@@ -76,6 +76,12 @@ struct Teacher
 // per listed beta trained on that beta's rows.
 std::string pipeline(const std::string& betas, int chains = 16, const std::string& extra_stages = "")
 {
+    // A student of the beta 0.5 rows too, when there are some.
+    const std::string hot_stage =
+        betas.find("0.5") == std::string::npos
+            ? std::string()
+            : "  - train:    {model: hot_student, data: hot, loss: cd, sampler: gibbs, "
+              "optimizer: sgd, epochs: 3, batch_size: 50}\n";
     return "pipeline: generated\n"
            "seed: 11\n"
            "threads: 1\n"
@@ -83,7 +89,10 @@ std::string pipeline(const std::string& betas, int chains = 16, const std::strin
            "  teacher: {plugin: rbm, visible: 10, hidden: 4}\n"
            "  gibbs:   {plugin: gibbs}\n"
            "  cold:    {plugin: npy, samples: $run/teacher.npy, betas: $run/teacher.beta.npy, beta: 1}\n"
+           "  hot:     {plugin: npy, samples: $run/teacher.npy, betas: $run/teacher.beta.npy, temperature: "
+           "2}\n"
            "  student: {plugin: rbm, hidden: 4}\n"
+           "  hot_student: {plugin: rbm, hidden: 4}\n"
            "  cd:      {plugin: contrastive_divergence, persistent: true, chains: 8}\n"
            "  sgd:     {plugin: sgd, learning_rate: 0.05}\n"
            "stages:\n"
@@ -93,7 +102,7 @@ std::string pipeline(const std::string& betas, int chains = 16, const std::strin
            ", to: teacher}\n"
            "  - train:    {model: student, data: cold, loss: cd, sampler: gibbs, optimizer: sgd, epochs: 3, "
            "batch_size: 50}\n" +
-           extra_stages;
+           hot_stage + extra_stages;
 }
 
 fs::path setup(const std::string& name, const std::string& text)
@@ -158,8 +167,8 @@ TEST_CASE("generate: Gibbs rows of a known RBM match its exact visible means and
     // mean over a temperature's 3200 rows is compared with the exact E_beta[v_i] within 4 standard
     // errors, the error taken from the spread of the 16 chains' own means (which carries their
     // autocorrelation): 20 comparisons, so a false alarm has odds of about 1e-3.
-    const std::vector<double> betas = { 1.0 };
-    const fs::path dir = setup("end_to_end", pipeline("[1]"));
+    const std::vector<double> betas = { 0.5, 1.0 };
+    const fs::path dir = setup("end_to_end", pipeline("[0.5, 1]"));
     const auto r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs" }, dir);
     INFO(r.err);
     REQUIRE(r.status == 0);
@@ -234,9 +243,11 @@ TEST_CASE("generate: Gibbs rows of a known RBM match its exact visible means and
         CHECK(std::stod(row.at("free_energy_ess")) > 500);
         CHECK(std::stod(row.at("gibbs_sweeps")) == 50 + 200 * 3);
     }
-    CHECK(std::count_if(m.begin(), m.end(), [](const auto& row) { return row.at("type") == "train"; }) == 3);
-    CHECK(r.err.find("generate [stage 2]: beta 1: 16 chains x 200 rows (burn-in 50, thin 3)") !=
-          std::string::npos);
+    // Each student trained on its temperature's 3200 rows: 64 batches of 50 per epoch, 3 epochs each.
+    CHECK(std::count_if(m.begin(), m.end(), [](const auto& row) { return row.at("type") == "train"; }) == 6);
+    for (const char* line : { "generate [stage 2]: beta 0.5: 16 chains x 200 rows (burn-in 50, thin 3)",
+                              "generate [stage 2]: beta 1: 16 chains x 200 rows (burn-in 50, thin 3)" })
+        CHECK(r.err.find(line) != std::string::npos);
 }
 
 TEST_CASE("generate: reruns give the same bytes and a chain's rows do not depend on the chain count",
@@ -520,4 +531,30 @@ TEST_CASE("sample: the diagnostics columns come with trace_every and a later dat
     CHECK(std::stod(rows[0].at("free_energy_rhat")) < 1.05);
     CHECK(std::stod(rows[0].at("free_energy_ess")) > 500);
     CHECK(rows[2].at("type") == "train");
+}
+
+TEST_CASE("generate: a sampler that cannot temper the model says so before the first sweep",
+          "[generate][bad-input]")
+{
+    // Gibbs tempers through the model's tempered functions, which the conformance fixture's RBM lacks.
+    const fs::path dir = ansatz::test::fresh_folder("generate_bad/cannot_temper");
+    fs::create_directories(dir / "plugins");
+    fs::copy_file(fs::path(ANSATZ_TEST_FIXTURE_DIR) / "libansatz_fixture_conformance_rbm.so",
+                  dir / "plugins" / "libansatz_fixture_conformance_rbm.so");
+    write_text(dir / "pipeline.yaml", "pipeline: bad\n"
+                                      "seed: 1\n"
+                                      "components:\n"
+                                      "  rbm:   {plugin: conformance_rbm}\n"
+                                      "  gibbs: {plugin: gibbs}\n"
+                                      "stages:\n"
+                                      "  - generate: {model: rbm, sampler: gibbs, chains: 4, burn_in: 10, "
+                                      "samples: 5, betas: [0.5], to: gen}\n");
+    const auto r =
+        run_ansatz({ "run", "pipeline.yaml", "--runs", "runs", "--plugin-path", "plugins" }, dir, 60);
+    CHECK(r.status == 2);
+    CHECK(r.err.find(
+              "pipeline.yaml:7:15: stage 1 (generate): sampler 'gibbs' cannot temper this model: a tempered "
+              "Gibbs sweep needs the model's tempered functions (tempered_free_energy + base_log_partition "
+              "+ tempered_conditional), and it has ") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "runs" / "bad" / "finished"));
 }

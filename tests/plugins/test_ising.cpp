@@ -109,7 +109,7 @@ TEST_CASE("ising: sample_info declares the spin domain and the lattice's shape a
     CHECK(f == (ANSATZ_FN_FREE_ENERGY | ANSATZ_FN_ENERGY_DELTA | ANSATZ_FN_TEMPERED | ANSATZ_FN_LOCAL_MOVES));
 }
 
-TEST_CASE("ising: free_energy is beta H of brute force over the bonds, and known states", "[ising]")
+TEST_CASE("ising: free_energy is beta H of brute force over the bonds and of known states", "[ising]")
 {
     for (const Case& c : cases)
     {
@@ -173,7 +173,9 @@ TEST_CASE("ising: energy_delta is the difference of brute-force energies for eve
     }
 }
 
-TEST_CASE("ising: the SDK's conformance kit passes (random states, parameters, energy_delta)", "[ising]")
+TEST_CASE(
+    "ising: the SDK's conformance kit passes (random states and parameters and energy_delta and local moves)",
+    "[ising]")
 {
     for (const Case& c : { cases[1], cases[5], cases[6] })
     {
@@ -185,7 +187,56 @@ TEST_CASE("ising: the SDK's conformance kit passes (random states, parameters, e
     }
 }
 
-TEST_CASE("ising: random_state draws spins, about half up, each row from its own stream", "[ising]")
+TEST_CASE("ising: in a local-move session energy_delta is beta' times the plain difference through commits",
+          "[ising][local]")
+{
+    const TestIsing t = make_ising(2, 4, true, 1.0, 0.3, 0.44);
+    CHECK(t.model.has(ANSATZ_FN_LOCAL_MOVES));
+    const int64_t n = 16, rows = 6;
+    std::vector<float> v = random_spins(rows, n, 41);
+    const std::vector<double> beta = { 1.0, 0.5, 0.0, 2.0, 0.25, 0.8 };
+    ansatz_tensor vt = ansatz::make_view(v.data(), { rows, n });
+    std::vector<int64_t> sites(rows);
+    std::vector<float> values(rows), previous(rows), plain(rows), tempered(rows);
+    std::vector<uint8_t> accepted(rows);
+    ansatz_tensor pt = ansatz::make_view(plain.data(), { rows }),
+                  tt = ansatz::make_view(tempered.data(), { rows });
+    Rng rng(43);
+    for (int round = 0; round < 200; ++round)
+    {
+        for (int64_t r = 0; r < rows; ++r)
+        {
+            sites[r] = static_cast<int64_t>(rng.below(n));
+            values[r] = -v[r * n + sites[r]];
+        }
+        t.model.energy_delta(vt, sites.data(), values.data(), pt); // outside a session: beta' = 1
+        {
+            ansatz::LocalSession session(t.model, vt, beta.data());
+            t.model.energy_delta(vt, sites.data(), values.data(), tt);
+            for (int64_t r = 0; r < rows; ++r)
+            {
+                INFO("round " << round << " row " << r);
+                CHECK(tempered[r] == Approx(beta[r] * plain[r]).margin(1e-6));
+                accepted[r] = rng.uniform() < 0.5f;
+                previous[r] = v[r * n + sites[r]];
+                if (accepted[r])
+                    v[r * n + sites[r]] = values[r];
+            }
+            session.commit(vt, sites.data(), previous.data(), accepted.data());
+        }
+    }
+    // Misuse: another number of chains in a session, a commit outside one.
+    std::vector<float> fewer(2 * n, 1.0f), out(2);
+    ansatz_tensor ft = ansatz::make_view(fewer.data(), { 2, n }), ot = ansatz::make_view(out.data(), { 2 });
+    ansatz::LocalSession session(t.model, vt, beta.data());
+    REQUIRE_THROWS_WITH(t.model.energy_delta(ft, sites.data(), values.data(), ot),
+                        "ising energy_delta: 2 chains in a local-move session begun on 6");
+    session.end();
+    REQUIRE_THROWS_WITH(t.model.local_commit(vt, sites.data(), previous.data(), accepted.data()),
+                        "ising local_commit: no local-move session is open");
+}
+
+TEST_CASE("ising: random_state draws spins about half up with each row from its own stream", "[ising]")
 {
     const TestIsing t = make_ising(2, 8, true, 1, 0, 1);
     const int64_t rows = 400, n = 64;
@@ -204,7 +255,7 @@ TEST_CASE("ising: random_state draws spins, about half up, each row from its own
     CHECK(std::abs(up / (rows * n) - 0.5) < 5 * 0.003125);
 }
 
-TEST_CASE("ising: bad states and proposals are refused, naming the row and site", "[ising]")
+TEST_CASE("ising: bad states and proposals are refused naming the row and site", "[ising]")
 {
     const TestIsing t = make_ising(1, 4, true, 1, 0, 1);
     std::vector<float> v = { 1, -1, 0, 1 }, out(1);
@@ -302,8 +353,9 @@ TEST_CASE(
     CHECK(flat.abs_magnetisation == Approx(am));
 }
 
-TEST_CASE("ising: a 12-spin chain by enumeration equals the transfer matrix, periodic and open, with a field",
-          "[ising][exact]")
+TEST_CASE(
+    "ising: a 12-spin chain by enumeration equals the transfer matrix - periodic and open - with a field",
+    "[ising][exact]")
 {
     for (bool periodic : { true, false })
         for (double h : { 0.0, 0.3, -0.7 })
@@ -433,7 +485,7 @@ const std::string plugin_file = std::string(ANSATZ_TEST_PLUGIN_DIR) + "/libansat
 
 } // namespace
 
-TEST_CASE("bad input: ising keys out of range, a bad boundary and a lattice too large",
+TEST_CASE("bad input: ising keys out of range - a bad boundary - a lattice too large",
           "[ising][cli][bad-input]")
 {
     const std::string where = "\n  while validating component 'ising' (plugin file " + plugin_file + ")\n";
@@ -485,7 +537,7 @@ TEST_CASE("bad input: an ising model evaluated on data that are not spins names 
 
 TEST_CASE(
     "ising: a sample stage with the frozen ABI 2.0 Metropolis sampler reproduces the exact energy histogram "
-    "of the 3 x 3 torus (seed 33, 20000 chains x 200 sweeps, chi-square below its 1 - 1e-4 quantile)",
+    "of the 3 x 3 torus (seed 33 - 20000 chains x 200 sweeps - chi-square below its 1 - 1e-4 quantile)",
     "[ising][cli][statistical]")
 {
     // A model without parameters in a sample stage: the chains start from random_state, the states are

@@ -122,7 +122,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "ising_observables: rows of 0/1 read as s = 2v - 1 give the spins' numbers, for a binary model or by key",
+    "ising_observables: rows of 0/1 read as s = 2v - 1 give the spins' numbers for a binary model or by key",
     "[ising_observables]")
 {
     const Lattice lattice{ 2, 4, true };

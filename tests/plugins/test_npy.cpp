@@ -256,6 +256,30 @@ TEST_CASE("npy: the domain is found from the values or checked against the key",
                        ": byte 132: row 0, value 1 is 0, but domain: spin takes only -1 and +1");
 }
 
+TEST_CASE("npy: spins_to_bits hands an RBM the spins as 0/1 bits", "[npy]")
+{
+    // spins.npy is [[1, -1, 1], [-1, -1, 1]]: v = (s + 1) / 2.
+    auto bits = ansatz::test::make("npy", "{samples: '" + fixture("spins.npy") + "', spins_to_bits: true}");
+    CHECK(info(*bits).domain == ANSATZ_DOMAIN_BINARY);
+    CHECK(all_rows(*bits) == std::vector<float>{ 1, 0, 1, 0, 0, 1 });
+    auto checked = ansatz::test::make("npy", "{samples: '" + fixture("spins.npy") +
+                                                 "', spins_to_bits: true, domain: binary}");
+    CHECK(all_rows(*checked) == std::vector<float>{ 1, 0, 1, 0, 0, 1 });
+}
+
+TEST_CASE("npy: spins_to_bits refuses values that are not spins and domain spin", "[npy][bad-input]")
+{
+    // binary.npy is [[1, 0, 1], ...]: row 0, value 1 is 0, at byte 128 + 4.
+    expect_refused(
+        "{samples: '" + fixture("binary.npy") + "', spins_to_bits: true}",
+        fixture("binary.npy") +
+            ": byte 132: row 0, value 1 is 0, but spins_to_bits: true reads only spins, -1 and +1");
+    expect_refused(
+        "{samples: '" + fixture("spins.npy") + "', spins_to_bits: true, domain: spin}",
+        "spins_to_bits: true turns the spins into 0/1 bits, but domain: spin takes only -1 and +1; "
+        "drop one of the two keys");
+}
+
 TEST_CASE("npy: files numpy wrote that this reader refuses name the file and the byte", "[npy][bad-input]")
 {
     // numpy's version-1.0 headers begin at byte 10: {'descr': at 10, its value at 20; 'fortran_order'

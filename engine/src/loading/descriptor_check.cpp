@@ -90,7 +90,7 @@ std::string table_refusal(const ansatz_component& c, uint32_t minor)
         const auto* t = table_of<ansatz_model_table>(c.table);
         if (!t)
             return "its table is smaller than ABI 2.0's";
-        clean = zeroed(t->reserved);
+        clean = zeroed(t->reserved) && (minor >= 3 || t->parameters_changed == nullptr);
         missing =
             first_missing({ ANSATZ_FN(t, setup), ANSATZ_FN(t, parameters), ANSATZ_FN(t, random_state) });
         if (t->energy)

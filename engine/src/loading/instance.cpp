@@ -145,6 +145,14 @@ ansatz_model_handle Instance::model() const
 {
     return { static_cast<const ansatz_model_table*>(table(ANSATZ_KIND_MODEL)), self_ };
 }
+void Instance::parameters_changed() const
+{
+    const ansatz_model_handle m = model();
+    if (!m.table->parameters_changed)
+        return;
+    ansatz_status st{};
+    check(m.table->parameters_changed(m.self, &st), st);
+}
 ansatz_sampler_handle Instance::sampler() const
 {
     return { static_cast<const ansatz_sampler_table*>(table(ANSATZ_KIND_SAMPLER)), self_ };

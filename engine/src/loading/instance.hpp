@@ -33,6 +33,10 @@ public:
     const ansatz_dataset_table& dataset() const;
     const ansatz_evaluator_table& evaluator() const;
 
+    // A model's parameters were just written through their views (an optimizer's step, a restored
+    // checkpoint, a load stage): calls its parameters_changed (abi.h 2.3) when it has one.
+    void parameters_changed() const;
+
     // Samplers, losses and optimizers may have state (abi.h); models and datasets have none.
     bool has_state() const;
     // Views of its state, checked (names, ranks, dtypes, data); a bug in the plugin is an Error.

@@ -241,6 +241,7 @@ void Run::restore(const Checkpoint& c)
                                 shape_string(to) + " of model '" + m.model + "'.");
             std::memcpy(to.data, from.data, static_cast<size_t>(element_count(to)) * dtype_size(to.dtype));
         }
+        model.parameters_changed();
     }
     // State of the components the resumed stage binds is applied after that bind (restore_state);
     // the others' now, before any bind (abi.h lifecycle).

@@ -6,6 +6,7 @@
 // after temperature, then sample after sample, then chain after chain. metrics.csv gets one row per
 // temperature (its epoch column is the temperature's number, 1 for the first): beta, the sampler's
 // metrics and the diagnostics of the kept rows' traces (stages/traces.hpp).
+#include "ansatz/error.hpp"
 #include "ansatz/refs.hpp"
 #include "outputs/files.hpp"
 #include "outputs/npy.hpp"
@@ -41,11 +42,11 @@ std::vector<double> stage_betas(const StageDecl& s)
     return { 1.0 };
 }
 
-// Whether a sampler component can advance chains at inverse temperatures other than 1.
+// Whether a sampler component can advance chains at inverse temperatures other than 1: ABI 2.2's
+// advance_tempered (what was reserved room before, so zero in a 2.0 or 2.1 plugin's table).
 bool can_temper(const ansatz_component& sampler)
 {
-    (void)sampler;
-    return false; // ABI 2.2 (advance_tempered) is not merged yet
+    return static_cast<const ansatz_sampler_table*>(sampler.table)->advance_tempered != nullptr;
 }
 
 // "0.44", "1": the shortest text that reads back as the value.
@@ -139,11 +140,22 @@ void run_generate_stage(Run& run, const StageDecl& stage)
     run.restore_bound_state(stage);
 
     const std::vector<double> betas = stage_betas(stage);
+    const int64_t dim = flat_size(state.sample_shape);
+    if (std::any_of(betas.begin(), betas.end(), [](double b) { return b != 1.0; }))
+        try
+        {
+            // The sampler says now, before any sweep, if it cannot temper this model.
+            sampler_ref.require_tempering(dim);
+        }
+        catch (const InputError& e)
+        {
+            throw UserError(run.pipeline().source.where(stage.node) + ": " + stage.label() + ": " + e.what() +
+                            ".");
+        }
     const int64_t chains = stage.integer("chains");
     const int64_t burn_in = stage.integer("burn_in");
     const int64_t thin = stage.integer("thin");
     const int64_t samples = stage.integer("samples");
-    const int64_t dim = flat_size(state.sample_shape);
     const int64_t per_temperature = chains * samples;
     const int64_t rows = per_temperature * static_cast<int64_t>(betas.size());
     const double bytes =
@@ -165,9 +177,9 @@ void run_generate_stage(Run& run, const StageDecl& stage)
     for (size_t t = 0; t < betas.size(); ++t)
     {
         const double beta = betas[t];
-        // One stream per chain, derived from a name of the temperature's position: chain n of
-        // temperature t draws the same numbers whatever the other temperatures and chain counts are.
-        const std::string name = prefix + ".t" + std::to_string(t);
+        // One stream per chain, derived from a name of the temperature: chain n at beta b draws the
+        // same numbers whatever the other temperatures and the chain count are.
+        const std::string name = prefix + ".beta" + number(beta);
         Rng init_rng = run.host().stream(name + ".init");
         Rng chain_parent = run.host().stream(name + ".chains");
         StreamArray chain_streams;
@@ -203,6 +215,7 @@ void run_generate_stage(Run& run, const StageDecl& stage)
                       number(beta).c_str(), t + 1, betas.size());
         Progress progress(temperature_label, sweeps, "sweeps");
         ChainTraces traces(model_ref, chains, dim);
+        const std::vector<double> chain_betas(static_cast<size_t>(chains), beta);
         const int64_t slice = sample_slice(sweeps);
         int64_t done = 0, kept = 0;
         const int64_t first_row = static_cast<int64_t>(t) * per_temperature;
@@ -212,7 +225,11 @@ void run_generate_stage(Run& run, const StageDecl& stage)
                 throw Error(run.stop_word() + " during " + stage.label(), ANSATZ_STATUS_CANCELLED);
             const int64_t next_keep = burn_in + (kept + 1) * thin;
             const int64_t now = std::min({ slice, next_keep - done });
-            sampler_ref.advance(view, static_cast<int32_t>(now), streams);
+            // Beta 1 is the model itself: advance, which every sampler has (and a 2.0 one only).
+            if (beta == 1.0)
+                sampler_ref.advance(view, static_cast<int32_t>(now), streams);
+            else
+                sampler_ref.advance_tempered(view, static_cast<int32_t>(now), chain_betas.data(), streams);
             done += now;
             if (done == next_keep)
             {

@@ -63,6 +63,7 @@ void run_load_stage(Run& run, const StageDecl& stage)
                     static_cast<size_t>(element_count(live.tensor)) * dtype_size(live.tensor.dtype));
         loaded += (loaded.empty() ? "" : ", ") + std::string(live.name) + " " + shape_string(live.tensor);
     }
+    run.instance(model).parameters_changed();
     std::fprintf(stderr, "load [stage %zu]: model '%s' from %s: %s\n", stage.index, model.c_str(),
                  from.string().c_str(), loaded.c_str());
 }

@@ -213,7 +213,10 @@ void run_sample_stage(Run& run, const StageDecl& stage)
     Instance& sampler = run.instance(stage.text("sampler"));
     const ModelRef model_ref(model.model());
     const SamplerRef sampler_ref(sampler.sampler());
-    sampler_ref.bind(model_ref);
+    const ansatz_sampler_handle sampler_handle = sampler.sampler();
+    ansatz_status st{};
+    // Through the instance, so a refusal names the component (as in a train stage).
+    sampler.check(sampler_handle.table->bind(sampler_handle.self, &model_ref.handle(), &st), st);
     run.restore_bound_state(stage);
 
     const int64_t count = stage.integer("count");
@@ -247,7 +250,9 @@ void run_sample_stage(Run& run, const StageDecl& stage)
         if (run.stop_requested())
             throw Error(run.stop_word() + " during " + stage.label(), ANSATZ_STATUS_CANCELLED);
         const int64_t now = std::min({ slice, steps - done, next_record - done });
-        sampler_ref.advance(view, static_cast<int32_t>(now), streams);
+        sampler.check(sampler_handle.table->advance(sampler_handle.self, &view, static_cast<int32_t>(now),
+                                                    c_states(streams), &st),
+                      st);
         done += now;
         if (done == next_record)
         {

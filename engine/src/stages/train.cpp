@@ -396,23 +396,31 @@ void TrainLoop::epoch(int64_t epoch)
     ansatz_status st{};
     ansatz_progress& progress = run_.host().progress();
     progress.epoch = epoch;
+    // The one sentence of a stop, whether the loop sees it between batches or a component (a sampler
+    // between its sweeps) returned ANSATZ_STATUS_CANCELLED for it.
+    const auto stopped = [&] {
+        return Error(run_.stop_word() + " during " + stage_.label() + ", epoch " + std::to_string(epoch) +
+                         "; the checkpoint of the last finished epoch is kept",
+                     ANSATZ_STATUS_CANCELLED);
+    };
+    const auto check_call = [&](const Instance& component, int32_t code) {
+        if (code == ANSATZ_STATUS_CANCELLED && run_.stop_requested())
+            throw stopped();
+        component.check(code, st);
+    };
     for (int64_t b = 0; b < batches_; ++b)
     {
         if (run_.stop_requested())
-            throw Error(run_.stop_word() + " during " + stage_.label() + ", epoch " + std::to_string(epoch) +
-                            "; the checkpoint of the last finished epoch is kept",
-                        ANSATZ_STATUS_CANCELLED);
+            throw stopped();
         const int64_t start = b * batch_size_;
         const int64_t n = std::min(batch_size_, count_ - start);
         ansatz_tensor batch = make_view(batch_storage_.data(), { n, dim_ });
-        data_->check(data_->dataset().read(data_->self(), state_.order.data() + start, n, &batch, nullptr,
-                                           &state_.data_rng.state(), &st),
-                     st);
+        check_call(*data_, data_->dataset().read(data_->self(), state_.order.data() + start, n, &batch,
+                                                 nullptr, &state_.data_rng.state(), &st));
         grads_.zero();
-        loss_->check(loss_->loss().compute(loss_->self(), &batch, grads_.views().data(),
-                                           static_cast<int32_t>(grads_.views().size()),
-                                           &state_.loss_rng.state(), sink.c(), &st),
-                     st);
+        check_call(*loss_, loss_->loss().compute(loss_->self(), &batch, grads_.views().data(),
+                                                 static_cast<int32_t>(grads_.views().size()),
+                                                 &state_.loss_rng.state(), sink.c(), &st));
         const std::vector<std::pair<std::string, double>> reported = sink.take();
         const BatchInfo at{ epoch, b + 1, n, &reported };
         for (auto& hook : hooks_)
@@ -423,6 +431,7 @@ void TrainLoop::epoch(int64_t epoch)
                                                        grads_.views().data(),
                                                        static_cast<int32_t>(params_.size()), &st),
                           st);
+        model_->parameters_changed();
         for (auto& hook : hooks_)
             hook->after_step(*this, at);
         means.add(reported, n);

@@ -58,6 +58,11 @@ public:
              "the values' domain: binary {0,1}, spin {-1,+1}, real; auto: binary or spin when every value "
              "is, else real")
             .default_value("auto");
+        s.boolean(
+             "spins_to_bits",
+             "read -1/+1 spins as 0/1 bits, v = (s + 1) / 2 (for an RBM with 0/1 visible units); a value "
+             "other than -1 or +1 is refused")
+            .default_value(false);
         s.integer("limit", "use only the first `limit` rows (after the beta selection); 0 = all")
             .default_value(0)
             .min(0);
@@ -68,6 +73,11 @@ public:
         if (c.has("beta") && c.has("temperature"))
             throw ansatz::InputError("keys beta and temperature exclude each other; give one of them");
         const bool select = c.has("beta") || c.has("temperature");
+        const bool to_bits = c.boolean("spins_to_bits");
+        if (to_bits && c.string("domain") == "spin")
+            throw ansatz::InputError(
+                "spins_to_bits: true turns the spins into 0/1 bits, but domain: spin takes "
+                "only -1 and +1; drop one of the two keys");
         if (select && !c.has("betas"))
             throw ansatz::InputError(std::string("key ") + (c.has("beta") ? "beta" : "temperature") +
                                      " selects rows by their beta, which the key betas (a .npy file of "
@@ -112,6 +122,9 @@ public:
             for (int64_t j = 0; j < row_size_; ++j)
                 values_[static_cast<size_t>(i * row_size_ + j)] =
                     static_cast<float>(samples.value(kept[static_cast<size_t>(i)] * row_size_ + j));
+
+        if (to_bits)
+            spins_to_bits(samples, kept);
 
         if (c.has("labels"))
         {
@@ -191,6 +204,32 @@ private:
         return out;
     }
 
+    // v = (s + 1) / 2 for every value, which must be a spin (the byte of the first that is not).
+    void spins_to_bits(const NpyFile& samples, const std::vector<int64_t>& kept)
+    {
+        for (size_t i = 0; i < values_.size(); ++i)
+        {
+            const float v = values_[i];
+            if (v != -1.0f && v != 1.0f)
+            {
+                const int64_t row = kept[i / static_cast<size_t>(row_size_)];
+                const int64_t column = static_cast<int64_t>(i) % row_size_;
+                throw ansatz::InputError(samples.path + ": byte " +
+                                         std::to_string(byte_of(samples, row, column)) + ": row " +
+                                         std::to_string(row) + ", value " + std::to_string(column) + " is " +
+                                         number(samples.value(row * row_size_ + column)) +
+                                         ", but spins_to_bits: true reads only spins, -1 and +1");
+            }
+            values_[i] = v > 0.0f ? 1.0f : 0.0f;
+        }
+    }
+
+    size_t byte_of(const NpyFile& samples, int64_t row, int64_t column) const
+    {
+        return samples.data_offset +
+               static_cast<size_t>(row * row_size_ + column) * ansatz_npy::item_size(samples.dtype);
+    }
+
     int32_t domain_of(const std::string& choice, const NpyFile& samples,
                       const std::vector<int64_t>& kept) const
     {
@@ -213,8 +252,7 @@ private:
             return is_binary ? ANSATZ_DOMAIN_BINARY : ANSATZ_DOMAIN_SPIN;
         const int64_t i = is_binary ? first_not_binary : first_not_spin;
         const int64_t row = kept[static_cast<size_t>(i / row_size_)], column = i % row_size_;
-        const size_t at = samples.data_offset + static_cast<size_t>(row * row_size_ + column) *
-                                                    ansatz_npy::item_size(samples.dtype);
+        const size_t at = byte_of(samples, row, column);
         throw ansatz::InputError(samples.path + ": byte " + std::to_string(at) + ": row " +
                                  std::to_string(row) + ", value " + std::to_string(column) + " is " +
                                  number(samples.value(row * row_size_ + column)) + ", but domain: " + choice +

@@ -59,6 +59,43 @@ public:
         sites_ = lattice_.sites();
     }
 
+    // Periodic lattices: the 2d neighbours of every site (a site twice when L = 2), so energy_delta sums
+    // them without the divisions of Lattice::neighbour_sum; open ones use neighbour_sum (fewer at edges).
+    void build_neighbours()
+    {
+        neighbours_.clear();
+        if (!periodic_)
+            return;
+        const int64_t per_site = 2 * dimension_;
+        neighbours_.resize(static_cast<size_t>(sites_ * per_site));
+        for (int64_t i = 0; i < sites_; ++i)
+        {
+            const int64_t x = i % size_, y = i / size_;
+            int32_t* nb = neighbours_.data() + i * per_site;
+            nb[0] = static_cast<int32_t>(y * size_ + (x + 1) % size_);
+            nb[1] = static_cast<int32_t>(y * size_ + (x + size_ - 1) % size_);
+            if (dimension_ == 2)
+            {
+                nb[2] = static_cast<int32_t>(((y + 1) % size_) * size_ + x);
+                nb[3] = static_cast<int32_t>(((y + size_ - 1) % size_) * size_ + x);
+            }
+        }
+    }
+
+    // The sum of the spins bonded to site i of one row (exact: a sum of at most four +-1 values).
+    double neighbour_sum(const float* row, int64_t i) const
+    {
+        if (neighbours_.empty())
+            return lattice_.neighbour_sum(row, i);
+        if (dimension_ == 2)
+        {
+            const int32_t* nb = neighbours_.data() + 4 * i;
+            return static_cast<double>((row[nb[0]] + row[nb[1]]) + (row[nb[2]] + row[nb[3]]));
+        }
+        const int32_t* nb = neighbours_.data() + 2 * i;
+        return static_cast<double>(row[nb[0]] + row[nb[1]]);
+    }
+
     ansatz_sample_info sample_info() const override
     {
         ansatz_sample_info info = Model::sample_info();
@@ -80,6 +117,7 @@ public:
                                      " values, but the lattice (size: " + std::to_string(size_) +
                                      ", dimension: " + std::to_string(dimension_) + ") has " +
                                      std::to_string(sites_) + " spins");
+        build_neighbours();
         ready_ = true;
     }
 
@@ -149,8 +187,7 @@ public:
             if (now != 1.0f && now != -1.0f)
                 throw not_a_spin("ising energy_delta", k, i, now);
             const double scale = session_ ? beta_ * session_beta_[static_cast<size_t>(k)] : beta_;
-            o[k] = static_cast<float>(-scale * (u - now) *
-                                      (coupling_ * lattice_.neighbour_sum(row, i) + field_));
+            o[k] = static_cast<float>(-scale * (u - now) * (coupling_ * neighbour_sum(row, i) + field_));
         }
     }
 
@@ -279,7 +316,8 @@ private:
     double field_;    // h
     double beta_;
     bool periodic_;
-    ansatz::Lattice lattice_; // the bonds (ansatz/lattice.hpp)
+    ansatz::Lattice lattice_;         // the bonds (ansatz/lattice.hpp)
+    std::vector<int32_t> neighbours_; // periodic lattices: 2 d neighbours per site (build_neighbours)
     int64_t sites_ = 0;
     bool ready_ = false;
     bool session_ = false;             // a local-move session is open

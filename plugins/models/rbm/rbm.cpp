@@ -86,6 +86,96 @@ void require_vector(const ansatz_tensor& t, int64_t size, const char* call, cons
     ansatz::require_vector(t, size, (std::string(call) + ": " + part).c_str());
 }
 
+// ---- the local-move session's kernels (see LOCAL MOVES in the class), written once and compiled
+// twice: for the baseline instruction set and, on x86-64, for AVX2, chosen at run time. Neither uses
+// fused multiply-adds (-std=c++20 does not contract) and the reductions have fixed lanes, so both give
+// the same bits.
+// p += e w over n values.
+[[gnu::always_inline]] inline void add_scaled_body(double* p, double e, const float* w, int64_t n)
+{
+    for (int64_t j = 0; j < n; ++j)
+        p[j] += e * w[j];
+}
+
+// x' = x E / (y + x E), y' = y / (y + x E) over n units: one division each.
+[[gnu::always_inline]] inline void rescale_body(float* x, float* y, const float* ex, int64_t n)
+{
+    for (int64_t j = 0; j < n; ++j)
+    {
+        const float xe = x[j] * ex[j];
+        const float r = 1.0f / (y[j] + xe);
+        x[j] = xe * r;
+        y[j] = y[j] * r;
+    }
+}
+
+// prod_j (x_j + y_j z_j) in double, in 16 independent lanes (vectorisable), then its log.
+[[gnu::always_inline]] inline double log_product_body(const float* x, const float* y, const float* z,
+                                                      int64_t n)
+{
+    // 16 lanes: 4 independent chains of products in AVX2 registers, so the multiply's latency is hidden.
+    double lane[16];
+    for (double& l : lane)
+        l = 1;
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int k = 0; k < 16; ++k)
+            lane[k] *= static_cast<double>(x[j + k] + y[j + k] * z[j + k]);
+    for (; j < n; ++j)
+        lane[0] *= static_cast<double>(x[j] + y[j] * z[j]);
+    for (int width = 8; width >= 1; width /= 2) // a fixed tree: the same bits on every instruction set
+        for (int k = 0; k < width; ++k)
+            lane[k] *= lane[k + width];
+    return std::log(lane[0]);
+}
+
+struct SessionKernels
+{
+    void (*add_scaled)(double* p, double e, const float* w, int64_t n);
+    void (*rescale)(float* x, float* y, const float* ex, int64_t n);
+    double (*log_product)(const float* x, const float* y, const float* z, int64_t n);
+};
+
+void add_scaled_base(double* p, double e, const float* w, int64_t n)
+{
+    add_scaled_body(p, e, w, n);
+}
+void rescale_base(float* x, float* y, const float* ex, int64_t n)
+{
+    rescale_body(x, y, ex, n);
+}
+double log_product_base(const float* x, const float* y, const float* z, int64_t n)
+{
+    return log_product_body(x, y, z, n);
+}
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) void add_scaled_avx2(double* p, double e, const float* w, int64_t n)
+{
+    add_scaled_body(p, e, w, n);
+}
+__attribute__((target("avx2"))) void rescale_avx2(float* x, float* y, const float* ex, int64_t n)
+{
+    rescale_body(x, y, ex, n);
+}
+__attribute__((target("avx2"))) double log_product_avx2(const float* x, const float* y, const float* z,
+                                                        int64_t n)
+{
+    return log_product_body(x, y, z, n);
+}
+#endif
+
+const SessionKernels& session_kernels()
+{
+    static const SessionKernels kernels = [] {
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (__builtin_cpu_supports("avx2"))
+            return SessionKernels{ add_scaled_avx2, rescale_avx2, log_product_avx2 };
+#endif
+        return SessionKernels{ add_scaled_base, rescale_base, log_product_base };
+    }();
+    return kernels;
+}
+
 using ansatz::Workspace;
 
 class Rbm final : public ansatz::Model
@@ -196,6 +286,9 @@ public:
             out.push_back({ "log_sigma", ansatz::make_view(log_sigma_.data(), { d_ }) });
         return out;
     }
+
+    // The host wrote the parameters (abi.h 2.3): the kept E[h | v] belongs to the old ones.
+    void parameters_changed() { memo_.valid = false; }
 
     // Bernoulli units: every unit Bernoulli(0.5); Gaussian units: v_i ~ N(a_i, sigma_i^2).
     void random_state(ansatz_tensor& out, ansatz::Streams rngs) override
@@ -308,8 +401,9 @@ public:
     // and one multiply per hidden unit, and one log per row. For flips of binary units (e = +-1) E
     // comes from a table e^(beta W) built at local_begin; for e = -1, c + s / E = (c E + s) / E, so the
     // product is prod_j (c_j E_j + s_j) and the E's contribute -beta sum_j W_ij. Other changes compute
-    // E row by row. A commit updates s' = s E / f, c' = c / f (f = c + s E) and p += e W_i; every
-    // refresh_every commits of a row, s and c are recomputed from p. When a product could leave the
+    // E row by row. A commit updates s' = s E / f, c' = c / f (f = c + s E), and logs (i, e); every
+    // refresh_every commits of a row the logged changes are added to p (p += e W_i, in double) and s
+    // and c are recomputed from p. When a product could leave the
     // range of a double (|log| > 700), E the range of a float, or some |q_j| >= 80 (where s or c would be
     // subnormal or 0 in float, and a product update could not recover it), the row falls back to
     // softplus differences in double from p.
@@ -339,6 +433,9 @@ public:
         ls.values.resize(static_cast<size_t>(n));
         ls.factor.resize(static_cast<size_t>(n));
         ls.commits.assign(static_cast<size_t>(n), 0);
+        ls.rounds = 0;
+        ls.log_sites.resize(static_cast<size_t>(n * refresh_every));
+        ls.log_factors.resize(static_cast<size_t>(n * refresh_every));
         ls.qmax.assign(static_cast<size_t>(n), 0.0);
         ls.table_of_row.assign(static_cast<size_t>(n), -1);
         ansatz_tensor pre = pre_activations(hidden_input(v));
@@ -412,7 +509,6 @@ public:
             throw ansatz::Error(
                 "rbm local_commit: no energy_delta of this session proposed changes to commit");
         const float* values = ansatz::f32(v);
-        const float* w = weights_.data();
         for (int64_t r = 0; r < ls.rows; ++r)
         {
             const size_t k = static_cast<size_t>(r);
@@ -433,42 +529,32 @@ public:
             (void)previous_values; // the cache kept the change from energy_delta
             if (ls.kind[k] == Change::none)
                 continue;
-            double* p = ls.p.data() + r * hidden_;
             float* s = ls.s.data() + r * hidden_;
             float* c = ls.c.data() + r * hidden_;
             const double e = ls.factor[k];
             const double b = ls.beta[k];
-            const float* wi = w + i * hidden_;
-            double qmax = 0;
-            for (int64_t j = 0; j < hidden_; ++j)
+            // p is updated lazily: the change joins the chain's log, applied at its next refresh (so a
+            // commit touches only s and c, which the proposal has just read). qmax bounds max_j |beta p_j|:
+            // the change moved each by at most |beta e| max_j |W_ij|.
+            const size_t at = k * static_cast<size_t>(refresh_every) + static_cast<size_t>(ls.commits[k]);
+            ls.log_sites[at] = i;
+            ls.log_factors[at] = e;
+            ls.qmax[k] += std::abs(b * e) * ls.row_max[static_cast<size_t>(i)];
+            if (++ls.commits[k] >= refresh_every || ls.kind[k] == Change::exact || ls.qmax[k] >= max_q)
             {
-                p[j] += e * wi[j];
-                qmax = std::max(qmax, std::abs(b * p[j]));
-            }
-            ls.qmax[k] = qmax;
-            if (++ls.commits[k] >= refresh_every || ls.kind[k] == Change::exact || qmax >= max_q)
-            {
-                refresh_row(r);
+                refresh_row(r); // (a full log only when the rounds' refresh is due anyway)
                 continue;
             }
             const float* ex =
                 ls.kind[k] == Change::general
                     ? ls.e.data() + r * hidden_
                     : ls.tables[static_cast<size_t>(ls.table_of_row[k])].exp.data() + i * hidden_;
+            // One division per unit: with f = c + s E, s' = s E / f and c' = c / f; for a flip down,
+            // with g = c E + s, s' = s / g and c' = c E / g (the same update with s and c swapped).
             if (ls.kind[k] == Change::flip_down)
-                for (int64_t j = 0; j < hidden_; ++j) // g = c E + s: s' = s / g, c' = c E / g
-                {
-                    const float g = c[j] * ex[j] + s[j];
-                    s[j] = s[j] / g;
-                    c[j] = c[j] * ex[j] / g;
-                }
+                session_kernels().rescale(c, s, ex, hidden_);
             else
-                for (int64_t j = 0; j < hidden_; ++j) // f = c + s E: s' = s E / f, c' = c / f
-                {
-                    const float f = c[j] + s[j] * ex[j];
-                    s[j] = s[j] * ex[j] / f;
-                    c[j] = c[j] / f;
-                }
+                session_kernels().rescale(s, c, ex, hidden_);
         }
         ls.pending = false;
     }
@@ -650,12 +736,17 @@ private:
         std::vector<int32_t> table_of_row; // {N} index into tables, or -1
         // the latest energy_delta, for its commit
         bool pending = false;
-        std::vector<Change> kind;     // {N}
-        std::vector<int64_t> sites;   // {N}
-        std::vector<float> values;    // {N} the proposed values
-        std::vector<double> factor;   // {N} e: the change of p is e W_i
-        std::vector<int32_t> commits; // {N} accepted changes since the row's s and c were recomputed
-        std::vector<double> qmax;     // {N} max_j |beta p_j|: s and c are normal floats while it is < max_q
+        std::vector<Change> kind;              // {N}
+        std::vector<int64_t> sites;            // {N}
+        std::vector<float> values;             // {N} the proposed values
+        std::vector<double> factor;            // {N} e: the change of p is e W_i
+        std::vector<int32_t> commits;          // {N} accepted changes since the row's s and c were recomputed
+        std::vector<int64_t> log_sites;        // {N, refresh_every}: the sites of those changes
+        std::vector<double> log_factors;       // {N, refresh_every}: their e (the change of p is e W_i)
+        int32_t rounds = 0;                    // energy_delta calls since the last refresh of every chain
+        std::vector<int64_t> site_start, fill; // refresh_all's counting sort of the logs by site
+        std::vector<size_t> by_site;
+        std::vector<double> qmax; // {N} a bound on max_j |beta p_j|: s and c are normal floats while < max_q
     };
 
     // e^x of a float stays finite for x < 88.7 (and normal for x > -87.3); a double's product for
@@ -681,6 +772,7 @@ private:
     // s and c of row r from its p, at the row's beta.
     void refresh_row(int64_t r)
     {
+        flush_row(r);
         LocalSession& ls = session_;
         const size_t k = static_cast<size_t>(r);
         const double b = ls.beta[k];
@@ -700,18 +792,73 @@ private:
         ls.qmax[k] = qmax;
     }
 
-    // prod_j (x_j + y_j z_j) in double, in 8 independent lanes (vectorisable), then its log.
-    static double log_product(const float* x, const float* y, const float* z, int64_t n)
+    // Every chain's logged changes added to its p, one visible unit at a time (a row of W read once for
+    // all the chains that changed that unit: a counting sort of the log by site), then s and c of every
+    // chain recomputed from p; the logs are then empty.
+    void refresh_all()
     {
-        double lane[8] = { 1, 1, 1, 1, 1, 1, 1, 1 };
-        int64_t j = 0;
-        for (; j + 8 <= n; j += 8)
-            for (int k = 0; k < 8; ++k)
-                lane[k] *= static_cast<double>(x[j + k] + y[j + k] * z[j + k]);
-        for (; j < n; ++j)
-            lane[0] *= static_cast<double>(x[j] + y[j] * z[j]);
-        return std::log(((lane[0] * lane[1]) * (lane[2] * lane[3])) *
-                        ((lane[4] * lane[5]) * (lane[6] * lane[7])));
+        LocalSession& ls = session_;
+        const size_t rows = static_cast<size_t>(ls.rows), per_row = static_cast<size_t>(refresh_every);
+        ls.site_start.assign(static_cast<size_t>(d_) + 1, 0);
+        for (size_t k = 0; k < rows; ++k)
+            for (int32_t m = 0; m < ls.commits[k]; ++m)
+                ++ls.site_start[static_cast<size_t>(ls.log_sites[k * per_row + static_cast<size_t>(m)]) + 1];
+        for (size_t i = 0; i < static_cast<size_t>(d_); ++i)
+            ls.site_start[i + 1] += ls.site_start[i];
+        ls.by_site.resize(static_cast<size_t>(ls.site_start.back()));
+        ls.fill.assign(ls.site_start.begin(), ls.site_start.end() - 1);
+        for (size_t k = 0; k < rows; ++k)
+            for (int32_t m = 0; m < ls.commits[k]; ++m)
+            {
+                const size_t at = k * per_row + static_cast<size_t>(m);
+                ls.by_site[static_cast<size_t>(ls.fill[static_cast<size_t>(ls.log_sites[at])]++)] = at;
+            }
+        for (size_t i = 0; i < static_cast<size_t>(d_); ++i)
+        {
+            const float* wi = weights_.data() + static_cast<int64_t>(i) * hidden_;
+            for (int64_t e = ls.site_start[i]; e < ls.site_start[i + 1]; ++e)
+            {
+                const size_t at = ls.by_site[static_cast<size_t>(e)];
+                session_kernels().add_scaled(ls.p.data() + static_cast<int64_t>(at / per_row) * hidden_,
+                                             ls.log_factors[at], wi, hidden_);
+            }
+        }
+        for (int64_t r = 0; r < ls.rows; ++r)
+        {
+            ls.commits[static_cast<size_t>(r)] = 0; // flushed above
+            refresh_row(r);
+        }
+        ls.rounds = 1;
+    }
+
+    // p of row r += the logged changes e W_i since its last refresh (the log is then empty).
+    void flush_row(int64_t r)
+    {
+        LocalSession& ls = session_;
+        const size_t k = static_cast<size_t>(r);
+        double* p = ls.p.data() + r * hidden_;
+        for (int32_t m = 0; m < ls.commits[k]; ++m)
+        {
+            const size_t at = k * static_cast<size_t>(refresh_every) + static_cast<size_t>(m);
+            session_kernels().add_scaled(p, ls.log_factors[at], weights_.data() + ls.log_sites[at] * hidden_,
+                                         hidden_);
+        }
+        ls.commits[k] = 0;
+    }
+
+    // Asks the memory for what a proposal at `site` in chain r reads: its s and c and, for a flip, the
+    // row of its e^(beta W) table (a hint; a site out of range is checked by the caller).
+    void prefetch_row(int64_t r, int64_t site) const
+    {
+        const LocalSession& ls = session_;
+        const size_t k = static_cast<size_t>(r);
+        const float* rows[3] = { ls.s.data() + r * hidden_, ls.c.data() + r * hidden_, nullptr };
+        const int32_t table = ls.table_of_row[k];
+        if (table >= 0 && site >= 0 && site < d_)
+            rows[2] = ls.tables[static_cast<size_t>(table)].exp.data() + site * hidden_;
+        for (const float* row : rows)
+            for (int64_t j = 0; row && j < hidden_; j += 16) // one cache line of 64 bytes
+                __builtin_prefetch(row + j);
     }
 
     // energy_delta while a session is open: F_beta(v') - F_beta(v) from the cache, O(H) per row.
@@ -723,14 +870,22 @@ private:
         require_session(v, "rbm energy_delta");
         const int64_t n = ls.rows;
         ansatz::require_vector(out, n, "rbm energy_delta: out");
+        // Every refresh_every rounds (energy_delta calls, the same for every chain) all chains' logged
+        // changes are added to p and s, c recomputed: a schedule that does not depend on the other chains.
+        if (++ls.rounds > refresh_every)
+            refresh_all();
         const float* values = ansatz::f32(v);
         float* o = ansatz::f32(out);
         const float* a = visible_bias_.data();
         const float* w = weights_.data();
+        if (n > 0)
+            prefetch_row(0, sites[0]);
         for (int64_t r = 0; r < n; ++r)
         {
             const size_t k = static_cast<size_t>(r);
             const int64_t i = sites[r];
+            if (r + 1 < n) // the next chain's rows load while this one computes
+                prefetch_row(r + 1, sites[r + 1]);
             if (i < 0 || i >= d_)
                 throw ansatz::Error("rbm energy_delta: site " + std::to_string(i) + " of chain " +
                                     std::to_string(r) + " is outside [0, " + std::to_string(d_) + ")");
@@ -775,12 +930,12 @@ private:
                 if (d == 1)
                 {
                     ls.kind[k] = Change::flip_up;
-                    hidden_change = log_product(c, s, ex, hidden_);
+                    hidden_change = session_kernels().log_product(c, s, ex, hidden_);
                 }
                 else
                 {
                     ls.kind[k] = Change::flip_down;
-                    hidden_change = log_product(s, c, ex, hidden_) - b * ls.row_sum[ik];
+                    hidden_change = session_kernels().log_product(s, c, ex, hidden_) - b * ls.row_sum[ik];
                 }
             }
             else if (cached && std::abs(b * e) * ls.row_max[ik] < max_exponent &&
@@ -792,11 +947,12 @@ private:
                 for (int64_t j = 0; j < hidden_; ++j)
                     ex[j] = y * wi[j];
                 ansatz::exp(ex, hidden_);
-                hidden_change = log_product(c, s, ex, hidden_);
+                hidden_change = session_kernels().log_product(c, s, ex, hidden_);
             }
             else
             {
                 ls.kind[k] = Change::exact;
+                flush_row(r); // p itself is needed
                 const double* p = ls.p.data() + r * hidden_;
                 for (int64_t j = 0; j < hidden_; ++j)
                     hidden_change += softplus_double(b * (p[j] + e * wi[j])) - softplus_double(b * p[j]);
@@ -1080,7 +1236,7 @@ private:
         for (int64_t j = 0; j < hidden_; ++j)
             gb[j] += static_cast<float>(minus_scale * sums[j]);
         if (keep)
-            memo_.keep(ansatz::f32(v), n, team(), weights_.data(), d_, hidden_bias_.data(), hidden_);
+            memo_.keep(ansatz::f32(v), n, d_, hidden_);
     }
 
     // sum_r w[r] x[r, j] for every column j of x {rows, cols}, in double (w = 1 when weights is null);
@@ -1148,8 +1304,7 @@ private:
             require_betas(beta, n, what);
 
         if (hidden && !beta && !scaled_input_ && !learn_sigma_ &&
-            memo_.reuse(ansatz::f32(given), n, ansatz::f32(mean), team(), weights_.data(),
-                        hidden_bias_.data()))
+            memo_.reuse(ansatz::f32(given), n, ansatz::f32(mean), team()))
         {
             // E[h | v] of the last weighted pass over these rows, with these parameters: only the draws
             if (sample)
@@ -1393,15 +1548,16 @@ private:
     // E[h | v] of the last weighted gradient pass (hidden units that see v itself), kept for a
     // conditional(HIDDEN) on rows of the same input right after it: a PCD loss differentiates its chains
     // and the batch in one pass, then advances the chains, whose first half-sweep h ~ p(h | v) needs the
-    // same means. reuse() hands them out only when the rows and the parameters p(h | v) depends on (W, b)
-    // are bit for bit those of the pass (compared with copies taken then), so the result is the
-    // conditional's to rounding (the pass's product had more rows); anything else computes afresh.
+    // same means. reuse() hands them out only when the rows are bit for bit those of the pass (compared
+    // with a copy taken then) and the parameters have not changed since (the host calls
+    // parameters_changed() after it writes them: abi.h 2.3), so the result is the conditional's to
+    // rounding (the pass's product had more rows); anything else computes afresh.
     struct HiddenMemo
     {
         bool valid = false;
         const float* input_ptr = nullptr; // where the pass's rows were
         int64_t rows = 0, d = 0, h = 0;
-        std::vector<float> means, input, weights, bias; // copies: E[h|v] {rows, H}, v {rows, D}, W, b
+        std::vector<float> means, input; // copies: E[h|v] {rows, H}, v {rows, D}
 
         // Before the pass: room for n rows' means and inputs (copied by the pass's row phase).
         void reserve(int64_t n, int64_t visible, int64_t hidden)
@@ -1412,44 +1568,30 @@ private:
             if (input.size() < static_cast<size_t>(n * visible))
                 input.resize(static_cast<size_t>(n * visible));
         }
-        // After the pass over v {n, D}: W and b are copied, the memo holds.
-        void keep(const float* v, int64_t n, ansatz::ThreadTeam& team, const float* w, int64_t visible,
-                  const float* b, int64_t hidden)
+        // After the pass over v {n, D}: the memo holds.
+        void keep(const float* v, int64_t n, int64_t visible, int64_t hidden)
         {
-            const int64_t w_size = visible * hidden;
-            weights.resize(static_cast<size_t>(w_size));
-            const int parts = team.parts_for(w_size, 65536);
-            team.run(parts, [&](int part) {
-                const auto [first, last] = ansatz::ThreadTeam::range(w_size, part, parts, 1024);
-                std::copy(w + first, w + last, weights.data() + first);
-            });
-            bias.assign(b, b + hidden);
             input_ptr = v;
             rows = n;
             d = visible;
             h = hidden;
             valid = true;
         }
-        // The means of the rows `given` {n, D} when they are rows of the pass's input, unchanged, and W and
-        // b are unchanged: copied into mean, true. Else false (and mean untouched).
-        bool reuse(const float* given, int64_t n, float* mean, ansatz::ThreadTeam& team, const float* w,
-                   const float* b)
+        // The means of the rows `given` {n, D} when they are rows of the pass's input, unchanged: copied
+        // into mean, true. Else false (and mean untouched).
+        bool reuse(const float* given, int64_t n, float* mean, ansatz::ThreadTeam& team)
         {
             if (!valid || n <= 0 || given < input_ptr || given >= input_ptr + rows * d ||
                 (given - input_ptr) % d != 0)
                 return false;
             const int64_t first = (given - input_ptr) / d;
-            if (first + n > rows || std::memcmp(b, bias.data(), static_cast<size_t>(h) * sizeof(float)) != 0)
+            if (first + n > rows)
                 return false;
-            const int64_t w_size = d * h;
-            const int parts = team.parts_for(w_size + n * d, 65536);
+            const int parts = team.parts_for(n * d, 65536);
             std::atomic<bool> same{ true };
             team.run(parts, [&](int part) {
-                const auto [w0, w1] = ansatz::ThreadTeam::range(w_size, part, parts, 1024);
                 const auto [r0, r1] = ansatz::ThreadTeam::range(n, part, parts);
-                if (std::memcmp(w + w0, weights.data() + w0, static_cast<size_t>(w1 - w0) * sizeof(float)) !=
-                        0 ||
-                    std::memcmp(given + r0 * d, input.data() + (first + r0) * d,
+                if (std::memcmp(given + r0 * d, input.data() + (first + r0) * d,
                                 static_cast<size_t>((r1 - r0) * d) * sizeof(float)) != 0)
                     same.store(false, std::memory_order_relaxed);
             });

@@ -202,6 +202,9 @@ public:
                 update_chunk(static_cast<size_t>(i));
         };
         team_.run(parts, run);
+        // The next step is a whole batch away: the model's team needs the cores until then
+        // (ansatz/parallel.hpp, rest()).
+        team_.rest();
     }
 
     std::vector<ansatz_named_tensor> state()

@@ -93,6 +93,8 @@ public:
                     }
             });
         }
+        // The next step is a whole batch away: the model's team needs the cores until then.
+        team().rest();
         first_ = false;
     }
 

@@ -39,6 +39,8 @@
  * table's decode_backward_weighted (per-row weights, the values of the same pass: the IWAE gradient), the
  * latent call order and the prior stated as N(0, I), and the dataset info's label_names, each in what was
  * reserved room.
+ *   2.3: models' parameters_changed (in the model table's reserved room): the host says when it has
+ *        written a model's parameters, so a model may keep what it derives from them until then.
  *
  * ---- Lifecycle (as GStreamer's element states, written down once) ----
  *   1. load: the host calls the entry symbol once and checks the descriptor (never calls it again).
@@ -68,6 +70,10 @@
  *     a model's parameters() views stay valid until its next setup or destroy (an optimizer updates
  *     the parameters through them in place); state() views only until the component's next call
  *     other than state().
+ *   - Who writes a model's parameters: only the host, directly (a checkpoint restored, a load stage)
+ *     or through the optimizer's step it calls; then, before the model's next call, it calls the
+ *     model's parameters_changed (2.3, when not NULL). No other component writes them. A program that
+ *     drives plugins itself (a test, a harness) and writes them through the views does the same.
  *   - Inputs are never written. Outputs are preallocated by the caller with the shapes documented.
  *   - Errors: every call that can fail takes an `ansatz_status*` and returns its `code`; calls that
  *     return a count return -1 on failure and fill the status too.
@@ -84,10 +90,10 @@
  * host->stream(). The host passes: "components.<name>.init" to a model's setup; for stage i,
  * "stages.<i>.train.order" (the data order), ".data" (dataset reads), ".loss" (the loss's compute),
  * "stages.<i>.sample.init" and ".chains" (split into one stream per chain; for a latent model sampled
- * without a sampler, chain n's h ~ N(0, I) is drawn from the n-th), "stages.<i>.latent.data" (the
- * latent stage's read of its data), and to an evaluator's
- * evaluate "stages.<i>.evaluate.<name>" (in a train stage "stages.<i>.train.evaluate.<name>.epoch<E>",
- * a fresh one per evaluation). Calls on chains
+ * without a sampler, chain n's h ~ N(0, I) is drawn from the n-th), "stages.<i>.generate.beta<b>.init"
+ * and ".chains" (the same, per inverse temperature b), "stages.<i>.latent.data" (the latent stage's
+ * read of its data), and to an evaluator's evaluate "stages.<i>.evaluate.<name>" (in a train stage
+ * "stages.<i>.train.evaluate.<name>.epoch<E>", a fresh one per evaluation). Calls on chains
  * (random_state, conditional, advance) take one stream per row: `rngs` points to N states for N rows
  * and row n draws only from rngs[n], so a chain's trajectory never depends on how many chains run
  * beside it. A component that needs streams of its own splits them from the stream it was passed
@@ -107,7 +113,7 @@ extern "C" {
 #endif
 
 #define ANSATZ_ABI_MAJOR 2
-#define ANSATZ_ABI_MINOR 2
+#define ANSATZ_ABI_MINOR 3
 
 /* The one symbol a plugin exports; its type is ansatz_plugin_entry_fn. The name never changes: every
  * major's descriptor starts with abi_major and abi_minor, so a host can name the version of a plugin
@@ -592,7 +598,13 @@ typedef struct ansatz_model_table
     const ansatz_energy_table* energy;             /* NULL: no energy functions */
     const ansatz_conditionals_table* conditionals; /* NULL: no conditionals */
     const ansatz_latent_table* latent;             /* NULL: not a latent-variable model */
-    void* reserved[8];
+    /* 2.3 (may be NULL: absent in a 2.0 to 2.2 plugin). The host has just written the parameters
+     * through the views of parameters() (an optimizer's step, a restored checkpoint, a load stage):
+     * whatever the model derived from them (a copy, a product, the means of its last pass) is stale.
+     * Between two such calls the parameters do not change, so a model may keep such things without
+     * checking them (see "Who writes a model's parameters" above). */
+    int32_t (*parameters_changed)(void* self, ansatz_status* st);
+    void* reserved[7];
 } ansatz_model_table;
 
 /* A model as another component sees it: its table and its instance. */

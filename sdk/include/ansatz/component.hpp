@@ -38,6 +38,8 @@
 //                        (the local-move session: all three or none, and energy_delta, which returns
 //                        the session's tempered deltas while it is open; call order in abi.h)
 //                        void free_energy_grad_state(const ansatz_tensor& v, ansatz_tensor& out);
+//   model, 2.3:          void parameters_changed();   (the host wrote the parameters: drop what you
+//                        derived from them; between two calls they do not change)
 //   model, latent (abi.h, ansatz_latent_table; the prior is N(0, I)), all together:
 //                        int64_t latent_size() const;                 (from create on: the config fixes L)
 //                        void encode(const ansatz_tensor& x, ansatz_tensor& mu, ansatz_tensor& log_var);

@@ -214,6 +214,13 @@ concept HasStateGrad = requires(T& t, const ansatz_tensor& v, ansatz_tensor& out
 {
     t.free_energy_grad_state(v, out);
 };
+// 2.3: told when the host has written the parameters (abi.h); a model that keeps nothing derived from
+// them does not declare it.
+template <class T>
+concept HasParametersChanged = requires(T& t)
+{
+    t.parameters_changed();
+};
 template <class T>
 concept HasAdvanceTempered = requires(T& t, ansatz_tensor& c, const double* b, Streams r)
 {
@@ -296,6 +303,17 @@ struct ModelTables
     static int32_t parameters(void* p, ansatz_named_tensor* out, int32_t capacity, ansatz_status* st)
     {
         return count_guard(st, [&] { return copy_views(self<T>(p).parameters(), out, capacity); });
+    }
+    static int32_t parameters_changed(void* p, ansatz_status* st)
+    {
+        return guard(st, [&] { self<T>(p).parameters_changed(); });
+    }
+    static constexpr auto parameters_changed_slot()
+    {
+        if constexpr (HasParametersChanged<T>)
+            return parameters_changed;
+        else
+            return static_cast<decltype(&parameters_changed)>(nullptr);
     }
     static int32_t random_state(void* p, ansatz_tensor* out, ansatz_rng* rngs, ansatz_status* st)
     {
@@ -682,10 +700,16 @@ struct ModelTables
                                                           decode_mean,
                                                           decode_backward_weighted_slot(),
                                                           {} };
-    static constexpr ansatz_model_table table = {
-        sizeof(ansatz_model_table),           sample_info,         setup,         parameters, random_state,
-        has_energy ? &energy_table : nullptr, conditionals_slot(), latent_slot(), {}
-    };
+    static constexpr ansatz_model_table table = { sizeof(ansatz_model_table),
+                                                  sample_info,
+                                                  setup,
+                                                  parameters,
+                                                  random_state,
+                                                  has_energy ? &energy_table : nullptr,
+                                                  conditionals_slot(),
+                                                  latent_slot(),
+                                                  parameters_changed_slot(),
+                                                  {} };
 };
 
 template <class T>

@@ -134,6 +134,16 @@ public:
         return out;
     }
 
+    // Say that the parameters were just written through the views of parameters() (abi.h 2.3: whoever
+    // writes them does so before the model's next call). Nothing for a model without the slot.
+    void parameters_changed() const
+    {
+        if (!h_.table->parameters_changed)
+            return;
+        ansatz_status st{};
+        check(h_.table->parameters_changed(h_.self, &st), st);
+    }
+
     // Row n of out from rngs[n]; rngs has a stream per row.
     void random_state(ansatz_tensor& out, Streams rngs) const
     {
@@ -161,7 +171,7 @@ public:
     void energy_delta(const ansatz_tensor& v, const int64_t* sites, const float* new_values,
                       ansatz_tensor& out) const
     {
-        ansatz_status st{};
+        ansatz_status st = fresh_status(); // once per proposal step of Metropolis-Hastings
         check(slot(energy().energy_delta, "energy_delta")(h_.self, &v, sites, new_values, &out, &st), st);
     }
 
@@ -187,7 +197,7 @@ public:
     void local_commit(const ansatz_tensor& v, const int64_t* sites, const float* previous_values,
                       const uint8_t* accepted) const
     {
-        ansatz_status st{};
+        ansatz_status st = fresh_status(); // once per proposal step of Metropolis-Hastings
         check(slot(energy().local_commit, "local_commit")(h_.self, &v, sites, previous_values, accepted, &st),
               st);
     }

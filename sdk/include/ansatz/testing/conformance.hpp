@@ -498,6 +498,14 @@ inline float* element(const ModelRef& model, size_t param, int64_t k)
     return static_cast<float*>(model.parameters()[param].tensor.data) + k;
 }
 
+// Writes one parameter value through the views and says so (abi.h 2.3: whoever writes the parameters
+// calls parameters_changed before the model's next call).
+inline void set_element(const ModelRef& model, size_t param, int64_t k, float value)
+{
+    *element(model, param, k) = value;
+    model.parameters_changed();
+}
+
 // Restores every parameter value on scope exit (also when a check throws).
 class ParameterGuard
 {
@@ -517,6 +525,7 @@ public:
             std::vector<ansatz_named_tensor> p = model_.parameters();
             for (size_t k = 0; k < p.size() && k < saved_.size(); ++k)
                 std::copy(saved_[k].begin(), saved_[k].end(), static_cast<float*>(p[k].tensor.data));
+            model_.parameters_changed();
         }
         catch (...)
         {
@@ -702,7 +711,7 @@ inline CheckResult check_parameters(const ModelRef& model, const ConformanceOpti
         const auto write_pattern = [&] {
             for (size_t k = 0; k < first.size(); ++k)
                 for (int64_t i = 0; i < element_count(first[k].tensor); ++i)
-                    *element(model, k, i) = pattern(k, i);
+                    set_element(model, k, i, pattern(k, i));
         };
         const auto read_back = [&](bool patterned, const char* when) {
             const std::vector<ansatz_named_tensor> now = float_parameters(model, check);
@@ -725,7 +734,7 @@ inline CheckResult check_parameters(const ModelRef& model, const ConformanceOpti
             f_pattern = free_energy(model, v, 8, d);
         for (size_t k = 0; k < first.size(); ++k)
             for (int64_t i = 0; i < element_count(first[k].tensor); ++i)
-                *element(model, k, i) = guard.saved()[k][static_cast<size_t>(i)];
+                set_element(model, k, i, guard.saved()[k][static_cast<size_t>(i)]);
         read_back(false, "(restored)");
         if (has_f)
         {
@@ -916,11 +925,11 @@ inline CheckResult check_free_energy_grad(const ModelRef& model, const Conforman
                 const float original = guard.saved()[k][static_cast<size_t>(i)];
                 const float plus = static_cast<float>(original + options.grad_step);
                 const float minus = static_cast<float>(original - options.grad_step);
-                *element(model, k, i) = plus;
+                set_element(model, k, i, plus);
                 const double f_plus = sum_free_energy(model, v, n, d);
-                *element(model, k, i) = minus;
+                set_element(model, k, i, minus);
                 const double f_minus = sum_free_energy(model, v, n, d);
-                *element(model, k, i) = original;
+                set_element(model, k, i, original);
                 const double width = static_cast<double>(plus) - static_cast<double>(minus);
                 const double fd = (f_plus - f_minus) / width;
                 const double got = (static_cast<double>(g[k][static_cast<size_t>(i)]) - 0.25) / scale;
@@ -1309,11 +1318,11 @@ void compare_parameter_gradient(const ModelRef& model, const std::vector<ansatz_
             const float original = guard.saved()[k][static_cast<size_t>(i)];
             const float plus = static_cast<float>(original + options.grad_step);
             const float minus = static_cast<float>(original - options.grad_step);
-            *element(model, k, i) = plus;
+            set_element(model, k, i, plus);
             const double s_plus = objective();
-            *element(model, k, i) = minus;
+            set_element(model, k, i, minus);
             const double s_minus = objective();
-            *element(model, k, i) = original;
+            set_element(model, k, i, original);
             const double width = static_cast<double>(plus) - static_cast<double>(minus);
             const double fd = (s_plus - s_minus) / width;
             const double got = (static_cast<double>(g.storage[k][static_cast<size_t>(i)]) - 0.25) / scale;

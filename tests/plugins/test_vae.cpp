@@ -281,6 +281,7 @@ ModelRef set_up(const Case& c, const ansatz::engine::Instance& instance, uint64_
         for (int64_t i = 0; i < ansatz::element_count(t.tensor); ++i)
             v[i] = (sigma ? 0.3f : 0.6f) * (2 * rng.uniform() - 1);
     }
+    m.parameters_changed();
     return m;
 }
 
@@ -527,19 +528,27 @@ TEST_CASE("vae: encode_backward after encode on other rows or other parameters r
     const auto grads_after = [&](const ModelRef& m, const std::vector<float>& encoded, bool bump) {
         m.encode(ansatz::make_view(encoded.data(), { 1, 4 }), muv, lvv);
         if (bump)
+        {
             ansatz::f32(m.parameters()[0].tensor)[0] += 0.25f;
+            m.parameters_changed(); // as the host does after every write (abi.h 2.3)
+        }
         Grads g(m);
         m.encode_backward(ansatz::make_view(x2.data(), { 1, 4 }), ansatz::make_view(dm.data(), { 1, 2 }),
                           ansatz::make_view(dv.data(), { 1, 2 }), 1.0f, g.views.data(), g.count());
         if (bump)
+        {
             ansatz::f32(m.parameters()[0].tensor)[0] -= 0.25f;
+            m.parameters_changed();
+        }
         return g.values;
     };
     CHECK(grads_after(ma, x1, false) == grads_after(mb, x2, false)); // other rows: forward again
     const auto bumped = grads_after(ma, x2, true);
     ansatz::f32(mb.parameters()[0].tensor)[0] += 0.25f;
+    mb.parameters_changed();
     const auto fresh = grads_after(mb, x1, false);
     ansatz::f32(mb.parameters()[0].tensor)[0] -= 0.25f;
+    mb.parameters_changed();
     CHECK(bumped == fresh); // other parameters: forward again
 }
 

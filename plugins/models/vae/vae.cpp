@@ -8,9 +8,10 @@
 // (bernoulli) or the means (gaussian) of every value. Every call checks its rows against the data's size
 // and a bernoulli decoder's data against [0, 1].
 //
-// encode keeps what its forward pass computed, with a copy of its input and of the encoder's parameters
-// as they were; encode_backward reuses it only when its x and the parameters are equal to those copies
-// (abi.h: a result never depends on what was kept), else runs the forward pass again. The ELBO loss
+// encode keeps what its forward pass computed, with a copy of its input; encode_backward reuses it only
+// when its x equals that copy and the host has not written the parameters since (it calls
+// parameters_changed after every write: abi.h 2.3), so a result never depends on what was kept; else it
+// runs the forward pass again. The ELBO loss
 // calls encode and encode_backward on the same batch with the same parameters, so a training step costs
 // one encoder forward pass, not two.
 #include "architecture.hpp"
@@ -118,15 +119,6 @@ public:
         likelihood_.setup(d);
         d_ = d;
         encoder_count_ = encoder_.parameter_count();
-        encoder_spans_.clear();
-        int64_t offset = 0;
-        for (const ansatz_named_tensor& p : encoder_.parameters())
-        {
-            const int64_t count = ansatz::element_count(p.tensor);
-            encoder_spans_.push_back({ ansatz::f32(p.tensor), offset, count });
-            offset += count;
-        }
-        parameter_cache_.assign(static_cast<size_t>(offset), 0.0f);
         decoder_count_ = decoder_.parameter_count();
         cached_rows_ = -1;
         ready_ = true;
@@ -142,6 +134,9 @@ public:
             p.push_back(t);
         return p;
     }
+
+    // The host wrote the parameters (abi.h 2.3): the kept forward pass of the encoder is the old ones'.
+    void parameters_changed() { cached_rows_ = -1; }
 
     // bernoulli: each value 0 or 1 with probability 1/2; gaussian: N(0, 1). Row n from rngs[n].
     void random_state(ansatz_tensor& out, ansatz::Streams rngs) override
@@ -293,53 +288,19 @@ private:
                                 std::to_string(want) + " parameters");
     }
 
-    // The encoder's forward pass on a copy of x (kept, with a copy of the encoder's parameters).
+    // The encoder's forward pass on a copy of x (kept until the parameters change).
     void forward_encoder(const float* x, int64_t n)
     {
         float* copy = grow(x_cache_, n * d_);
         std::memcpy(copy, x, sizeof(float) * static_cast<size_t>(n * d_));
         encoder_output_ = encoder_.forward(team_, copy, n);
-        over_parameters([](float* live, float* kept, size_t count) {
-            std::memcpy(kept, live, sizeof(float) * count);
-            return true;
-        });
         cached_rows_ = n;
     }
     // Whether the kept forward pass is the one of x with the parameters as they are now.
-    bool cache_holds(const float* x, int64_t n)
+    bool cache_holds(const float* x, int64_t n) const
     {
-        if (cached_rows_ != n ||
-            std::memcmp(x, x_cache_.data(), sizeof(float) * static_cast<size_t>(n * d_)) != 0)
-            return false;
-        return over_parameters([](float* live, float* kept, size_t count) {
-            return std::memcmp(kept, live, sizeof(float) * count) == 0;
-        });
-    }
-    // f(live, kept, count) on every piece of the encoder's parameters and their copy, the whole cut in
-    // even parts over the team (a few MiB for the course's MLP: one core would take a while); true when
-    // every call returned true.
-    template <class F>
-    bool over_parameters(F&& f)
-    {
-        const int64_t total = static_cast<int64_t>(parameter_cache_.size());
-        const int parts = total >= (1 << 18) ? team_.size() : 1;
-        int agree[64];
-        const int used = std::min(parts, 64);
-        team_.run(used, [&](int part) {
-            const auto [g0, g1] = ansatz::ThreadTeam::range(total, part, used, 16);
-            bool all = true;
-            for (const auto& [live, offset, count] : encoder_spans_)
-            {
-                const int64_t a = std::max(g0, offset), b = std::min(g1, offset + count);
-                if (a < b)
-                    all &= f(live + (a - offset), parameter_cache_.data() + a, static_cast<size_t>(b - a));
-            }
-            agree[part] = all;
-        });
-        for (int part = 0; part < used; ++part)
-            if (!agree[part])
-                return false;
-        return true;
+        return cached_rows_ == n &&
+               std::memcmp(x, x_cache_.data(), sizeof(float) * static_cast<size_t>(n * d_)) == 0;
     }
 
     // f(part, first row, end row) over the team, a block of rows each; returns the number of parts.
@@ -367,14 +328,8 @@ private:
     int64_t d_ = 0;
     nn::Sequential encoder_, decoder_;
     int32_t encoder_count_ = 0, decoder_count_ = 0;
-    // encode's kept forward pass: its input, the encoder's parameters, its output, its rows (-1: none).
-    struct Span
-    {
-        float* live;
-        int64_t offset, count; // in parameter_cache_
-    };
-    std::vector<Span> encoder_spans_; // the encoder's parameters, end to end
-    std::vector<float> x_cache_, parameter_cache_;
+    // encode's kept forward pass: its input, its output, its rows (-1: none, or parameters written since).
+    std::vector<float> x_cache_;
     const float* encoder_output_ = nullptr;
     int64_t cached_rows_ = -1;
     std::vector<float> d_encoder_, d_decoder_, scratch_;

@@ -13,6 +13,7 @@
 namespace fs = std::filesystem;
 using ansatz::test::read_text;
 using ansatz::test::run_ansatz;
+using ansatz::test::untimed;
 using ansatz::test::write_text;
 
 namespace
@@ -83,38 +84,10 @@ fs::path only_run(const fs::path& dir)
     return *fs::directory_iterator(dir / "runs" / "vae");
 }
 
-// metrics.csv without its timing columns (seconds, *_per_second).
-std::string untimed(const std::string& csv)
-{
-    std::istringstream in(csv);
-    std::string out, line;
-    std::vector<bool> keep;
-    while (std::getline(in, line))
-    {
-        std::vector<std::string> cells;
-        std::stringstream cs(line);
-        for (std::string c; std::getline(cs, c, ',');)
-            cells.push_back(c);
-        if (keep.empty())
-            for (const std::string& c : cells)
-                keep.push_back(c != "seconds" && c.find("per_second") == std::string::npos);
-        for (size_t i = 0; i < cells.size(); ++i)
-            if (i < keep.size() && keep[i])
-                out += cells[i] + ",";
-        out += "\n";
-    }
-    return out;
-}
-
 // Every file of the final checkpoint, the samples, the latent pictures' data, metrics.csv untimed.
 std::map<std::string, std::string> outputs(const fs::path& run)
 {
-    std::map<std::string, std::string> files;
-    for (const auto& entry : fs::directory_iterator(run / "checkpoints"))
-        for (const auto& file : fs::directory_iterator(entry.path()))
-            files[entry.path().filename().string() + "/" + file.path().filename().string()] =
-                file.path().filename() == "metrics.csv" ? untimed(read_text(file.path()))
-                                                        : read_text(file.path());
+    std::map<std::string, std::string> files = ansatz::test::checkpoint_files(run);
     for (const char* file :
          { "stage3_samples.npy", "stage3_samples.png", "stage4_reconstructions.png", "stage4_manifold.png" })
         files[file] = read_text(run / file);

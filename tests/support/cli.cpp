@@ -88,4 +88,37 @@ std::string read_text(const fs::path& file)
     return s.str();
 }
 
+std::string untimed(const std::string& csv)
+{
+    std::istringstream in(csv);
+    std::string out, line;
+    std::vector<bool> keep;
+    while (std::getline(in, line))
+    {
+        std::vector<std::string> cells;
+        std::stringstream cs(line);
+        for (std::string c; std::getline(cs, c, ',');)
+            cells.push_back(c);
+        if (keep.empty())
+            for (const std::string& c : cells)
+                keep.push_back(c != "seconds" && c.find("per_second") == std::string::npos);
+        for (size_t i = 0; i < cells.size(); ++i)
+            if (i < keep.size() && keep[i])
+                out += cells[i] + ",";
+        out += "\n";
+    }
+    return out;
+}
+
+std::map<std::string, std::string> checkpoint_files(const std::filesystem::path& run)
+{
+    std::map<std::string, std::string> files;
+    for (const auto& entry : std::filesystem::directory_iterator(run / "checkpoints"))
+        for (const auto& file : std::filesystem::directory_iterator(entry.path()))
+            files[entry.path().filename().string() + "/" + file.path().filename().string()] =
+                file.path().filename() == "metrics.csv" ? untimed(read_text(file.path()))
+                                                        : read_text(file.path());
+    return files;
+}
+
 } // namespace ansatz::test

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -37,5 +38,13 @@ std::filesystem::path fresh_folder(const std::string& name);
 
 void write_text(const std::filesystem::path& file, const std::string& text);
 std::string read_text(const std::filesystem::path& file);
+
+// A metrics.csv without its timing columns (seconds, *_per_second): what two runs that did the same
+// work have in common, byte for byte.
+std::string untimed(const std::string& csv);
+
+// Every file of every checkpoint of a run folder, by "<checkpoint>/<file>" (metrics.csv untimed): what
+// a resumed run must reproduce of an uninterrupted one.
+std::map<std::string, std::string> checkpoint_files(const std::filesystem::path& run);
 
 } // namespace ansatz::test

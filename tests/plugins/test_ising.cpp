@@ -585,3 +585,23 @@ TEST_CASE(
     INFO("chi-square " << chi.statistic << " over " << chi.cells << " cells, threshold " << chi.threshold);
     CHECK(chi.statistic < chi.threshold);
 }
+
+TEST_CASE(
+    "ising: local_step (abi 2.4) gives the flags and states of energy_delta + local_commit bit for bit - "
+    "on both boundaries and at four inverse temperatures",
+    "[ising][local]")
+{
+    for (const bool periodic : { true, false })
+    {
+        INFO((periodic ? "periodic" : "open"));
+        // J = 1, h = 0.3, beta = 0.44: both signs of every change occur, so both kinds of outcome do.
+        const TestIsing t = make_ising(2, 4, periodic, 1.0, 0.3, 0.44);
+        CHECK(t.model.has(ANSATZ_FN_LOCAL_STEP));
+        ansatz::testing::ConformanceOptions options;
+        options.local_rows = 32;
+        options.local_rounds = 200;
+        const ansatz::testing::CheckResult r = ansatz::testing::check_local_step(t.model, options);
+        INFO(r.detail);
+        CHECK(r.outcome == ansatz::testing::Outcome::passed);
+    }
+}

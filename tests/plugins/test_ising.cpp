@@ -106,7 +106,8 @@ TEST_CASE("ising: sample_info declares the spin domain and the lattice's shape a
     // Energy, local differences, the tempered pair and the local-move session; no conditionals, so no
     // tempered_conditional.
     const uint64_t f = square.model.functions();
-    CHECK(f == (ANSATZ_FN_FREE_ENERGY | ANSATZ_FN_ENERGY_DELTA | ANSATZ_FN_TEMPERED | ANSATZ_FN_LOCAL_MOVES));
+    CHECK(f == (ANSATZ_FN_FREE_ENERGY | ANSATZ_FN_ENERGY_DELTA | ANSATZ_FN_TEMPERED | ANSATZ_FN_LOCAL_MOVES |
+                ANSATZ_FN_LOCAL_STEP));
 }
 
 TEST_CASE("ising: free_energy is beta H of brute force over the bonds and of known states", "[ising]")

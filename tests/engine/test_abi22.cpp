@@ -174,9 +174,9 @@ TEST_CASE("abi 2.2: a sampler may declare that it needs the new model functions"
     Plugin p(2, true);
     p.component.needs = ANSATZ_FN_ENERGY_DELTA | ANSATZ_FN_LOCAL_MOVES | ANSATZ_FN_STATE_GRAD;
     CHECK(p.refusal().empty());
-    p.component.needs = 1u << 10;
+    p.component.needs = 1u << 11;
     CHECK(p.refusal() == "its sampler 'test_sampler' is unfit: it needs model functions this engine does not "
-                         "know (bits 1024)");
+                         "know (bits 2048)");
 }
 
 TEST_CASE(
@@ -227,4 +227,54 @@ TEST_CASE("abi 2.3: a model's parameters_changed loads in a 2.3 plugin - is refu
     const ansatz::ModelRef without(ansatz_model_handle{ &none.model, nullptr });
     CHECK_NOTHROW(without.parameters_changed());
     CHECK(announced == 2);
+}
+
+// ---- 2.4: a model's local_step
+
+namespace
+{
+int32_t local_step(void*, const ansatz_tensor*, int64_t rounds, const int64_t*, const float*, const float*,
+                   uint8_t* accepted, ansatz_status*)
+{
+    for (int64_t t = 0; t < rounds; ++t)
+        accepted[t] = 1;
+    return 0;
+}
+} // namespace
+
+TEST_CASE("abi 2.4: local_step loads with the local-move session in a 2.4 plugin - is refused in one that "
+          "claims 2.3 - or without the session - and ModelRef reads its bit and calls it",
+          "[abi22][abi24][registry]")
+{
+    Plugin p(4);
+    p.energy.local_begin = local_begin;
+    p.energy.local_commit = local_commit;
+    p.energy.local_end = local_end;
+    p.energy.local_step = local_step;
+    CHECK(p.refusal().empty());
+    CHECK((ansatz::model_functions(&p.model) & ANSATZ_FN_LOCAL_STEP) != 0);
+    CHECK(ansatz::model_function_names(ANSATZ_FN_LOCAL_STEP) == "local_step");
+    const ansatz::ModelRef ref(ansatz_model_handle{ &p.model, nullptr });
+    float v = 0, value = 1, u = 0.5f;
+    int64_t site = 0;
+    uint8_t accepted = 0;
+    ref.local_step(ansatz::make_view(&v, { 1, 1 }), 1, &site, &value, &u, &accepted);
+    CHECK(accepted == 1);
+
+    Plugin old(3);
+    old.energy.local_begin = local_begin;
+    old.energy.local_commit = local_commit;
+    old.energy.local_end = local_end;
+    old.energy.local_step = local_step;
+    CHECK(old.refusal() == "its model 'test_model' is unfit: its table's reserved room is not zero");
+
+    Plugin alone(4);
+    alone.energy.local_step = local_step;
+    CHECK(alone.refusal() == "its model 'test_model' is unfit: its energy table has local_step but no "
+                             "local-move session (local_begin, local_commit, local_end) to run it in");
+    CHECK((ansatz::model_functions(&alone.model) & ANSATZ_FN_LOCAL_STEP) == 0);
+    // A sampler may declare that it needs it.
+    Plugin sampler(4, true);
+    sampler.component.needs = ANSATZ_FN_ENERGY_DELTA | ANSATZ_FN_LOCAL_STEP;
+    CHECK(sampler.refusal().empty());
 }

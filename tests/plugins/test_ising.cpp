@@ -106,7 +106,8 @@ TEST_CASE("ising: sample_info declares the spin domain and the lattice's shape a
     // Energy, local differences, the tempered pair and the local-move session; no conditionals, so no
     // tempered_conditional.
     const uint64_t f = square.model.functions();
-    CHECK(f == (ANSATZ_FN_FREE_ENERGY | ANSATZ_FN_ENERGY_DELTA | ANSATZ_FN_TEMPERED | ANSATZ_FN_LOCAL_MOVES));
+    CHECK(f == (ANSATZ_FN_FREE_ENERGY | ANSATZ_FN_ENERGY_DELTA | ANSATZ_FN_TEMPERED | ANSATZ_FN_LOCAL_MOVES |
+                ANSATZ_FN_LOCAL_STEP));
 }
 
 TEST_CASE("ising: free_energy is beta H of brute force over the bonds and of known states", "[ising]")
@@ -584,4 +585,24 @@ TEST_CASE(
     const ansatz::test::ChiSquare chi = ansatz::test::chi_square(p, counts, 20000);
     INFO("chi-square " << chi.statistic << " over " << chi.cells << " cells, threshold " << chi.threshold);
     CHECK(chi.statistic < chi.threshold);
+}
+
+TEST_CASE(
+    "ising: local_step (abi 2.4) gives the flags and states of energy_delta + local_commit bit for bit - "
+    "on both boundaries and at four inverse temperatures",
+    "[ising][local]")
+{
+    for (const bool periodic : { true, false })
+    {
+        INFO((periodic ? "periodic" : "open"));
+        // J = 1, h = 0.3, beta = 0.44: both signs of every change occur, so both kinds of outcome do.
+        const TestIsing t = make_ising(2, 4, periodic, 1.0, 0.3, 0.44);
+        CHECK(t.model.has(ANSATZ_FN_LOCAL_STEP));
+        ansatz::testing::ConformanceOptions options;
+        options.local_rows = 32;
+        options.local_rounds = 200;
+        const ansatz::testing::CheckResult r = ansatz::testing::check_local_step(t.model, options);
+        INFO(r.detail);
+        CHECK(r.outcome == ansatz::testing::Outcome::passed);
+    }
 }

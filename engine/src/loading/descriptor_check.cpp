@@ -98,7 +98,6 @@ std::string table_refusal(const ansatz_component& c, uint32_t minor)
             if (!table_of<ansatz_energy_table>(t->energy))
                 return "its energy table is smaller than ABI 2.0's";
             const ansatz_energy_table* e = t->energy;
-            clean = clean && zeroed(e->reserved);
             if (minor < 1)
                 clean = clean && none_set({ reinterpret_cast<const void*>(e->free_energy_grad_weighted),
                                             reinterpret_cast<const void*>(e->tempered_free_energy),
@@ -108,6 +107,8 @@ std::string table_refusal(const ansatz_component& c, uint32_t minor)
                                             reinterpret_cast<const void*>(e->local_commit),
                                             reinterpret_cast<const void*>(e->local_end),
                                             reinterpret_cast<const void*>(e->free_energy_grad_state) });
+            if (minor < 4)
+                clean = clean && none_set({ reinterpret_cast<const void*>(e->local_step) });
             if ((e->tempered_free_energy == nullptr) != (e->base_log_partition == nullptr))
                 wrong = "its energy table has one of tempered_free_energy and base_log_partition without the "
                         "other";
@@ -120,6 +121,9 @@ std::string table_refusal(const ansatz_component& c, uint32_t minor)
                 wrong =
                     "its energy table has a local-move session (local_begin, local_commit, local_end) but "
                     "no energy_delta";
+            else if (local == 0 && e->local_step != nullptr)
+                wrong = "its energy table has local_step but no local-move session (local_begin, "
+                        "local_commit, local_end) to run it in";
         }
         if (t->conditionals)
         {
@@ -219,7 +223,7 @@ std::string table_refusal(const ansatz_component& c, uint32_t minor)
     const uint64_t known = ANSATZ_FN_FREE_ENERGY | ANSATZ_FN_FREE_ENERGY_GRAD | ANSATZ_FN_ENERGY_DELTA |
                            ANSATZ_FN_CONDITIONAL | ANSATZ_FN_LATENT | ANSATZ_FN_TEMPERED |
                            ANSATZ_FN_BLOCK_FREE_ENERGY | ANSATZ_FN_WEIGHTED_GRAD | ANSATZ_FN_LOCAL_MOVES |
-                           ANSATZ_FN_STATE_GRAD;
+                           ANSATZ_FN_STATE_GRAD | ANSATZ_FN_LOCAL_STEP;
     if (c.needs & ~known)
         return "it needs model functions this engine does not know (bits " +
                std::to_string(c.needs & ~known) + ")";

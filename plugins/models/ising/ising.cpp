@@ -9,12 +9,14 @@
 // F_beta',phi(s) = beta' beta H(s) - phi.s with log Z_0,phi = sum_i log(2 cosh phi_i). No conditionals,
 // so no tempered_conditional.
 #include <ansatz/lattice.hpp>
+#include <ansatz/math.hpp>
 #include <ansatz/plugin.hpp>
 
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace
@@ -208,16 +210,80 @@ public:
                                         "; it must be finite");
                 session_beta_[static_cast<size_t>(r)] = beta[r];
             }
+        // Spins now, so local_step may rely on them: in a session only energy_delta's checked new values
+        // (written by the caller) and local_step's flips change v (abi.h).
+        // local_step's flips read a copy as bytes (a 64 x 64 lattice in 4 KiB: it stays in L1, as in a
+        // hand-written loop); every accepted change updates both.
+        const float* values = ansatz::f32(v);
+        session_spins_.resize(static_cast<size_t>(n * sites_));
+        for (int64_t r = 0; r < n; ++r)
+            for (int64_t i = 0; i < sites_; ++i)
+            {
+                const float x = values[r * sites_ + i];
+                if (x != 1.0f && x != -1.0f)
+                    throw not_a_spin("ising local_begin", r, i, x);
+                session_spins_[static_cast<size_t>(r * sites_ + i)] = x > 0 ? 1 : -1;
+            }
+        thresholds_.clear(); // built by the first local_step of the session
         session_ = true;
     }
-    void local_commit(const ansatz_tensor& v, const int64_t*, const float*, const uint8_t*)
+    void local_commit(const ansatz_tensor& v, const int64_t* sites, const float*, const uint8_t* accepted)
     {
         if (!session_)
             throw ansatz::Error("ising local_commit: no local-move session is open");
-        if (v.rank != 2 || v.shape[0] != static_cast<int64_t>(session_beta_.size()))
+        if (v.rank != 2 || v.shape[0] != static_cast<int64_t>(session_beta_.size()) || v.shape[1] != sites_)
             throw ansatz::Error("ising local_commit: the chains are not the session's");
+        const float* values = ansatz::f32(v);
+        for (int64_t r = 0; r < v.shape[0]; ++r)
+            if (accepted[r])
+            {
+                const int64_t i = sites[r];
+                if (i < 0 || i >= sites_)
+                    throw ansatz::Error("ising local_commit: site " + std::to_string(i) + " of chain " +
+                                        std::to_string(r) + " is outside [0, " + std::to_string(sites_) +
+                                        ")");
+                session_spins_[static_cast<size_t>(r * sites_ + i)] = values[r * sites_ + i] > 0 ? 1 : -1;
+            }
     }
     void local_end() { session_ = false; }
+
+    // ---- LOCAL_STEP (abi.h, 2.4): rounds of the session in one call, each chain's rounds in turn (its
+    // spins and the neighbour table stay in the core's cache). The change is energy_delta's expression,
+    // which takes few values: a flip up or down (or none), an integer neighbour sum in [-2d, 2d], the
+    // chain's beta'. So the acceptance threshold exp(min(0, -delta)) of each comes from a table built per
+    // distinct beta' with the same expression and ansatz::exp: the same bits as energy_delta followed by
+    // the caller's acceptance, without an exponential per proposal.
+    void local_step(const ansatz_tensor& v, int64_t rounds, const int64_t* sites, const float* new_values,
+                    const float* uniforms, uint8_t* accepted)
+    {
+        require_ready();
+        if (!session_)
+            throw ansatz::Error("ising local_step: no local-move session is open");
+        ansatz::require_matrix(v, -1, sites_, "ising local_step: v");
+        const int64_t n = v.shape[0];
+        if (n != static_cast<int64_t>(session_beta_.size()))
+            throw ansatz::Error("ising local_step: " + std::to_string(n) +
+                                " chains in a local-move session begun on " +
+                                std::to_string(session_beta_.size()));
+        if (thresholds_.empty())
+            build_thresholds();
+        float* s = ansatz::f32(v);
+        const int64_t span = 4 * dimension_ + 1, offset = 2 * dimension_;
+        for (int64_t k = 0; k < n; ++k)
+        {
+            float* row = s + k * sites_;
+            const float* tables =
+                thresholds_.data() + static_cast<int64_t>(table_of_row_[static_cast<size_t>(k)]) * 4 * span;
+            const int64_t* row_sites = sites + k * rounds;
+            const float* row_uniforms = uniforms + k * rounds;
+            uint8_t* row_accepted = accepted + k * rounds;
+            if (!new_values && dimension_ == 2 && !neighbours_.empty())
+                flips_2d(row, k, rounds, row_sites, row_uniforms, row_accepted, tables, span, offset);
+            else
+                rounds_of_row(row, k, rounds, row_sites, new_values ? new_values + k * rounds : nullptr,
+                              row_uniforms, row_accepted, tables, span, offset);
+        }
+    }
 
     // ---- TEMPERED (abi.h): E0 = 0 for spins, E1 = F = beta H.
 
@@ -309,6 +375,108 @@ private:
         return ansatz::f32(*field);
     }
 
+    // local_step's rounds of chain k (its row of spins), any lattice and any new values.
+    void rounds_of_row(float* row, int64_t k, int64_t rounds, const int64_t* sites, const float* new_values,
+                       const float* uniforms, uint8_t* accepted, const float* tables, int64_t span,
+                       int64_t offset)
+    {
+        for (int64_t t = 0; t < rounds; ++t)
+        {
+            const int64_t i = sites[t];
+            check_site(i, k, t);
+            const float now = row[i];
+            if (now != 1.0f && now != -1.0f)
+                throw not_a_spin("ising local_step", k, i, now);
+            const float u = new_values ? new_values[t] : -now;
+            if (u != 1.0f && u != -1.0f)
+                throw ansatz::Error("ising local_step: new value " + std::to_string(u) + " of chain " +
+                                    std::to_string(k) + " (round " + std::to_string(t) +
+                                    ") is not a spin (-1 or +1)");
+            // A sum of at most 2d spins: an integer in [-2d, 2d], exactly.
+            const int64_t sum = static_cast<int64_t>(neighbour_sum(row, i));
+            const int64_t kind = (now > 0 ? 2 : 0) + (u > 0 ? 1 : 0);
+            const bool accept = uniforms[t] < tables[kind * span + sum + offset];
+            row[i] = accept ? u : now;
+            if (accept)
+                session_spins_[static_cast<size_t>(k * sites_ + i)] = u > 0 ? 1 : -1;
+            accepted[t] = accept ? 1 : 0;
+        }
+    }
+
+    // The same for flips on a periodic square lattice, the common case: the neighbour table, the table
+    // of the flip up (-1 -> +1) or down, no branch on the outcome; the spins were checked at local_begin.
+    void flips_2d(float* row, int64_t k, int64_t rounds, const int64_t* sites, const float* uniforms,
+                  uint8_t* accepted, const float* tables, int64_t span, int64_t offset)
+    {
+        const float* by_spin[2] = { tables + 1 * span + offset,   // now -1, new +1
+                                    tables + 2 * span + offset }; // now +1, new -1
+        const int32_t* neighbours = neighbours_.data();
+        int8_t* spins = session_spins_.data() + k * sites_; // the row's spins as bytes (local_begin)
+        for (int64_t t = 0; t < rounds; ++t)
+        {
+            const int64_t i = sites[t];
+            check_site(i, k, t);
+            const int8_t now = spins[i];
+            const int32_t* nb = neighbours + 4 * i;
+            // The neighbour sum as neighbour_sum's float sum of the same spins: an integer in [-4, 4].
+            const int sum = (spins[nb[0]] + spins[nb[1]]) + (spins[nb[2]] + spins[nb[3]]);
+            const bool accept = uniforms[t] < by_spin[now > 0][sum];
+            if (accept)
+            {
+                spins[i] = static_cast<int8_t>(-now);
+                row[i] = static_cast<float>(-now);
+            }
+            accepted[t] = accept ? 1 : 0;
+        }
+    }
+
+    [[gnu::always_inline]] void check_site(int64_t i, int64_t k, int64_t t) const
+    {
+        if (static_cast<uint64_t>(i) >= static_cast<uint64_t>(sites_)) [[unlikely]]
+            bad_site(i, k, t);
+    }
+    [[noreturn, gnu::noinline]] void bad_site(int64_t i, int64_t k, int64_t t) const
+    {
+        throw ansatz::Error("ising local_step: site " + std::to_string(i) + " of chain " + std::to_string(k) +
+                            " (round " + std::to_string(t) + ") is outside [0, " + std::to_string(sites_) +
+                            ")");
+    }
+
+    // local_step's tables: for every distinct beta' of the session, for each (spin now, new spin) and
+    // each neighbour sum in [-2d, 2d], exp(min(0, -delta)) with delta as energy_delta computes it.
+    void build_thresholds()
+    {
+        const int64_t span = 4 * dimension_ + 1;
+        std::unordered_map<double, int32_t> index;
+        table_of_row_.resize(session_beta_.size());
+        std::vector<double> betas;
+        for (size_t r = 0; r < session_beta_.size(); ++r)
+        {
+            const auto [at, added] = index.try_emplace(session_beta_[r], static_cast<int32_t>(betas.size()));
+            if (added)
+                betas.push_back(session_beta_[r]);
+            table_of_row_[r] = at->second;
+        }
+        thresholds_.resize(betas.size() * 4 * static_cast<size_t>(span));
+        float* t = thresholds_.data();
+        for (const double b : betas)
+        {
+            const double scale = beta_ * b; // as energy_delta's in a session
+            for (int kind = 0; kind < 4; ++kind)
+            {
+                const float now = kind & 2 ? 1.0f : -1.0f, u = kind & 1 ? 1.0f : -1.0f;
+                for (int64_t sum = -2 * dimension_; sum <= 2 * dimension_; ++sum)
+                {
+                    const float delta = static_cast<float>(-scale * (u - now) *
+                                                           (coupling_ * static_cast<double>(sum) + field_));
+                    const float minus = -delta; // the caller's rule: u < exp(min(0, -delta))
+                    *t++ = minus >= 0.0f ? 0.0f : minus;
+                }
+            }
+        }
+        ansatz::exp(thresholds_.data(), static_cast<int64_t>(thresholds_.size()));
+    }
+
     std::string name_;
     int64_t dimension_;
     int64_t size_;
@@ -320,8 +488,11 @@ private:
     std::vector<int32_t> neighbours_; // periodic lattices: 2 d neighbours per site (build_neighbours)
     int64_t sites_ = 0;
     bool ready_ = false;
-    bool session_ = false;             // a local-move session is open
-    std::vector<double> session_beta_; // its inverse temperatures, one per chain
+    bool session_ = false;              // a local-move session is open
+    std::vector<double> session_beta_;  // its inverse temperatures, one per chain
+    std::vector<int8_t> session_spins_; // {chains, sites}: the session's spins as bytes, for local_step
+    std::vector<float> thresholds_;     // local_step's tables (build_thresholds), empty until the first
+    std::vector<int32_t> table_of_row_; // {chains}: the table of each chain's beta'
 };
 
 } // namespace

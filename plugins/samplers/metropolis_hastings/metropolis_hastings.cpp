@@ -202,6 +202,7 @@ public:
                             scan_.push_back(a * cols + b);
         }
         local_ = model.has(ANSATZ_FN_LOCAL_MOVES);
+        fused_ = local_ && model.has(ANSATZ_FN_LOCAL_STEP);
         model_ = model;
     }
 
@@ -387,6 +388,7 @@ private:
         delta_.resize(rows);
         threshold_.resize(rows);
         accepted_flag_.resize(rows);
+        uniforms_.resize(rows);
         ansatz_tensor delta_view = ansatz::make_view(delta_.data(), { n });
         const int64_t categories = info_.categories;
         const float low = info_.domain == ANSATZ_DOMAIN_SPIN ? -1.0f : 0.0f;
@@ -398,6 +400,12 @@ private:
         {
             cancel_point();
             std::fill(row_accepted, row_accepted + n, 0);
+            if (fused_ && proposal_ == Proposal::flip)
+            {
+                fused_flips(chains, rngs, row_accepted);
+                adapt(first, n, row_accepted, d, clock_ + sweep);
+                continue;
+            }
             for (int64_t k = 0; k < d; ++k)
             {
                 // The sites first (the chains' values there are fetched meanwhile), then the new values.
@@ -414,7 +422,10 @@ private:
                 else
                     std::fill(sites, sites + n,
                               order_ == Order::sequential ? k : scan_[static_cast<size_t>(k)]);
-                if (proposal_ == Proposal::flip) // the common case, without the switch
+                // With the fused step, each chain's uniform is drawn here, after its proposal: the same
+                // draws from each chain's stream, in the same order, as the accept loop below makes.
+                float* const uniforms = fused_ ? uniforms_.data() : nullptr;
+                if (proposal_ == Proposal::flip)
                     for (size_t r = 0; r < rows; ++r)
                     {
                         const float now = x[static_cast<int64_t>(r) * d + sites[r]];
@@ -440,7 +451,22 @@ private:
                                                       step_[static_cast<size_t>(first) + r] * rng.normal());
                         values[r] = next;
                         previous[r] = now;
+                        if (uniforms)
+                            uniforms[r] = rng.uniform();
                     }
+                if (uniforms)
+                {
+                    uint8_t* const flags = accepted_flag_.data();
+                    session->step(chains, 1, sites, values, uniforms, flags);
+                    int64_t any = 0;
+                    for (size_t r = 0; r < rows; ++r)
+                    {
+                        row_accepted[r] += flags[r];
+                        any += flags[r];
+                    }
+                    accepted_ += any;
+                    continue;
+                }
                 model_.energy_delta(chains, sites_.data(), values_.data(), delta_view);
                 // Accept with probability min(1, e^-delta): u < e^min(0, -delta); NaN is rejected.
                 const float* const delta = delta_.data();
@@ -472,6 +498,58 @@ private:
         }
         if (session)
             session->end();
+    }
+
+    // One sweep of flips through the model's fused local_step (2.4), in chunks of up to kFusedRounds
+    // rounds: each chain's sites and uniforms for the chunk drawn in its stream's order (site, u; site,
+    // u; ...: the draws of the round-by-round path), then one call in which the model runs each chain's
+    // rounds in turn, with that chain's lattice in the core's cache.
+    void fused_flips(const ansatz_tensor& chains, ansatz::Streams rngs, int64_t* row_accepted)
+    {
+        const int64_t n = chains.shape[0], d = chains.shape[1];
+        const int64_t most = std::min<int64_t>(d, kFusedRounds);
+        const size_t cells = static_cast<size_t>(most * n);
+        fused_sites_.resize(cells);
+        fused_uniforms_.resize(cells);
+        fused_flags_.resize(cells);
+        int64_t* const sites = fused_sites_.data();
+        float* const uniforms = fused_uniforms_.data();
+        uint8_t* const flags = fused_flags_.data();
+        int64_t any = 0;
+        for (int64_t k0 = 0; k0 < d; k0 += most)
+        {
+            const int64_t rounds = std::min(most, d - k0);
+            for (int64_t r = 0; r < n; ++r)
+            {
+                // A copy in registers for the chunk (the same draws), written back after it.
+                ansatz::Rng rng = rngs[static_cast<size_t>(r)];
+                int64_t* const row_sites = sites + r * rounds;
+                float* const row_uniforms = uniforms + r * rounds;
+                if (order_ == Order::random)
+                    for (int64_t t = 0; t < rounds; ++t)
+                    {
+                        row_sites[t] = static_cast<int64_t>(rng.below(static_cast<uint64_t>(d)));
+                        row_uniforms[t] = rng.uniform();
+                    }
+                else
+                    for (int64_t t = 0; t < rounds; ++t)
+                    {
+                        row_sites[t] =
+                            order_ == Order::sequential ? k0 + t : scan_[static_cast<size_t>(k0 + t)];
+                        row_uniforms[t] = rng.uniform();
+                    }
+                rngs[static_cast<size_t>(r)] = rng;
+            }
+            model_.local_step(chains, rounds, sites, nullptr, uniforms, flags);
+            for (int64_t r = 0; r < n; ++r)
+                for (int64_t t = 0; t < rounds; ++t)
+                {
+                    const uint8_t f = flags[r * rounds + t];
+                    row_accepted[r] += f;
+                    any += f;
+                }
+        }
+        accepted_ += any;
     }
 
     // One whole-state Langevin proposal per chain and sweep:
@@ -565,6 +643,7 @@ private:
     double target_ = 0.44;
     std::vector<int64_t> scan_; // checkerboard: the sites of a sweep in order
     bool local_ = false;
+    bool fused_ = false; // the model's local_step (2.4) does energy_delta, the acceptance and the commit
 
     // state
     std::vector<double> step_; // each chain's step size (gaussian, mala)
@@ -578,6 +657,12 @@ private:
     std::vector<int64_t> sites_;
     std::vector<float> values_, previous_, delta_, threshold_;
     std::vector<uint8_t> accepted_flag_;
+    std::vector<float> uniforms_; // the fused step's draws, one per chain
+    // fused_flips' chunk: sites, uniforms and flags {rounds, chains}
+    std::vector<int64_t> fused_sites_;
+    std::vector<float> fused_uniforms_;
+    std::vector<uint8_t> fused_flags_;
+    static constexpr int64_t kFusedRounds = 256;
     std::vector<int64_t> row_accepted_;
     std::vector<float> grad_, proposal_state_, proposal_grad_, f_, proposal_f_;
 };

@@ -41,6 +41,9 @@
  * reserved room.
  *   2.3: models' parameters_changed (in the model table's reserved room): the host says when it has
  *        written a model's parameters, so a model may keep what it derives from them until then.
+ *   2.4: models' local_step (ANSATZ_FN_LOCAL_STEP, in the energy table's last reserved slot): rounds
+ *        of single-site Metropolis in a local-move session in one call (accept, write, commit). The energy
+ *        table has no reserved room left: what it gains later in 2.x goes through `extension`.
  *
  * ---- Lifecycle (as GStreamer's element states, written down once) ----
  *   1. load: the host calls the entry symbol once and checks the descriptor (never calls it again).
@@ -113,7 +116,7 @@ extern "C" {
 #endif
 
 #define ANSATZ_ABI_MAJOR 2
-#define ANSATZ_ABI_MINOR 3
+#define ANSATZ_ABI_MINOR 4
 
 /* The one symbol a plugin exports; its type is ansatz_plugin_entry_fn. The name never changes: every
  * major's descriptor starts with abi_major and abi_minor, so a host can name the version of a plugin
@@ -373,6 +376,8 @@ typedef enum ansatz_model_function
     /* 2.2 */
     ANSATZ_FN_LOCAL_MOVES = 1u << 8, /* local_begin, local_commit, local_end (with energy_delta) */
     ANSATZ_FN_STATE_GRAD = 1u << 9,  /* free_energy_grad_state */
+    /* 2.4 */
+    ANSATZ_FN_LOCAL_STEP = 1u << 10, /* local_step (a model with it has LOCAL_MOVES too) */
 } ansatz_model_function;
 
 /* The values a model's variables take (visible and, for a model with conditionals, hidden units
@@ -477,7 +482,24 @@ typedef struct ansatz_energy_table
      * domain that fills the slot refuses the call (INVALID_INPUT). v and out {N, D} FLOAT32. */
     int32_t (*free_energy_grad_state)(void* self, const ansatz_tensor* v, ansatz_tensor* out,
                                       ansatz_status* st);
-    void* reserved[1];
+    /* 2.4, LOCAL_STEP (a model that has it has LOCAL_MOVES too): `rounds` rounds of an open session (2a
+     * to 2c above, repeated) in one call, for single-site Metropolis with a symmetric proposal (a flip,
+     * another colour drawn uniformly, a Gaussian step: the Hastings ratio is 1). sites, uniforms and
+     * accepted are {N, rounds} (chain-major: round t of chain n at n * rounds + t); new_values is
+     * {N, rounds}, or NULL for flips: the new value is then the other value of a two-valued domain (0 <-> 1 for
+     * BINARY, -1 <-> +1 for SPIN) of the site as it is at that round. Round t of row n, on the state
+     * rounds 0 .. t-1 left: with d the change energy_delta would return for it (FLOAT32, the same bits),
+     * the model accepts when
+     *     uniforms[n, t] < exp(min(0, -d))      (uniforms in [0, 1); a NaN d is rejected),
+     * the exponential rounded as the SDK's ansatz::exp rounds it (ansatz/math.hpp), writes the new value
+     * into v[n, sites[n, t]] when it accepts (v is the session's chains: the one input a model writes,
+     * and only there), updates its cache as local_commit would, and sets accepted[n, t] to 1 or 0
+     * (uint8). So the chain, the draws and the acceptances are those of energy_delta + the caller's
+     * accept/reject with the same rule + local_commit, round after round, bit for bit: a caller may use
+     * either path. Rows are independent: a model may run all the rounds of one row before the next
+     * (its state stays in the core's cache, as in a hand-written loop over one lattice). */
+    int32_t (*local_step)(void* self, const ansatz_tensor* v, int64_t rounds, const int64_t* sites,
+                          const float* new_values, const float* uniforms, uint8_t* accepted, ansatz_status* st);
 } ansatz_energy_table;
 
 /* p(block | the other block) factorises over the block's units. */

@@ -40,6 +40,12 @@
 //                        void free_energy_grad_state(const ansatz_tensor& v, ansatz_tensor& out);
 //   model, 2.3:          void parameters_changed();   (the host wrote the parameters: drop what you
 //                        derived from them; between two calls they do not change)
+//   model, 2.4:          void local_step(const ansatz_tensor& v, int64_t rounds, const int64_t* sites,
+//                                        const float* new_values, const float* uniforms,
+//                                        uint8_t* accepted);
+//                        (with the session: `rounds` rounds of energy_delta, accept when
+//                        uniforms[n, t] < exp(min(0, -delta)) as ansatz::exp rounds it, write the
+//                        accepted value into v, commit; new_values nullptr: flips; abi.h)
 //   model, latent (abi.h, ansatz_latent_table; the prior is N(0, I)), all together:
 //                        int64_t latent_size() const;                 (from create on: the config fixes L)
 //                        void encode(const ansatz_tensor& x, ansatz_tensor& mu, ansatz_tensor& log_var);

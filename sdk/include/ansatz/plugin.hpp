@@ -209,6 +209,13 @@ concept HasLocalEnd = requires(T& t)
 {
     t.local_end();
 };
+// 2.4: fused rounds of the session.
+template <class T>
+concept HasLocalStep = requires(T& t, const ansatz_tensor& v, int64_t r, const int64_t* s, const float* n,
+                                const float* u, uint8_t* a)
+{
+    t.local_step(v, r, s, n, u, a);
+};
 template <class T>
 concept HasStateGrad = requires(T& t, const ansatz_tensor& v, ansatz_tensor& out)
 {
@@ -558,6 +565,19 @@ struct ModelTables
     {
         return guard(st, [&] { self<T>(p).local_end(); });
     }
+    static int32_t local_step(void* p, const ansatz_tensor* v, int64_t rounds, const int64_t* sites,
+                              const float* new_values, const float* uniforms, uint8_t* accepted,
+                              ansatz_status* st)
+    {
+        return guard(st, [&] {
+            require_rows(*v, "local_step: v");
+            if (rounds < 0)
+                throw Error("local_step got " + std::to_string(rounds) + " rounds");
+            if (rounds > 0 && v->shape[0] > 0 && (!sites || !uniforms || !accepted))
+                throw Error("local_step got no sites, uniforms or accepted flags");
+            self<T>(p).local_step(*v, rounds, sites, new_values, uniforms, accepted);
+        });
+    }
     static int32_t free_energy_grad_state(void* p, const ansatz_tensor* v, ansatz_tensor* out,
                                           ansatz_status* st)
     {
@@ -578,6 +598,10 @@ struct ModelTables
         "(with the exact signatures of component.hpp)");
     static_assert(!has_local || HasEnergyDelta<T>,
                   "a model with a local-move session needs energy_delta, which the session serves");
+    static_assert(
+        has_local || !HasLocalStep<T>,
+        "a model with local_step needs the local-move session it runs in (local_begin, local_commit "
+        "and local_end)");
     static_assert(has_tempered ||
                       !(HasTemperedFreeEnergy<T> || HasBaseLogPartition<T> || HasTemperedConditional<T>),
                   "a model with tempered functions needs tempered_free_energy and base_log_partition, and "
@@ -636,6 +660,13 @@ struct ModelTables
         else
             return static_cast<decltype(&local_end)>(nullptr);
     }
+    static constexpr auto local_step_slot()
+    {
+        if constexpr (has_local && HasLocalStep<T>)
+            return local_step;
+        else
+            return static_cast<decltype(&local_step)>(nullptr);
+    }
     static constexpr auto state_grad_slot()
     {
         if constexpr (HasStateGrad<T>)
@@ -686,7 +717,7 @@ struct ModelTables
                                                           local_commit_slot(),
                                                           local_end_slot(),
                                                           state_grad_slot(),
-                                                          {} };
+                                                          local_step_slot() };
     static constexpr ansatz_conditionals_table conditionals_table = {
         sizeof(ansatz_conditionals_table), block_size, conditional, tempered_conditional_slot(),
         block_free_energy_slot(),          {}

@@ -34,6 +34,9 @@ inline uint64_t model_functions(const ansatz_model_table* t)
         if (e->local_begin && e->local_commit && e->local_end && e->energy_delta)
             f |= ANSATZ_FN_LOCAL_MOVES;
         f |= e->free_energy_grad_state ? uint64_t{ ANSATZ_FN_STATE_GRAD } : 0u;
+        // 2.4, zero in older tables; only with the session it runs in.
+        if (e->local_step && (f & ANSATZ_FN_LOCAL_MOVES))
+            f |= ANSATZ_FN_LOCAL_STEP;
     }
     const ansatz_conditionals_table* c = t->conditionals;
     const bool conditionals = c && c->block_size && c->conditional;
@@ -68,7 +71,8 @@ inline std::string model_function_names(uint64_t functions)
         { ANSATZ_FN_BLOCK_FREE_ENERGY, "block_free_energy" },
         { ANSATZ_FN_WEIGHTED_GRAD, "free_energy_grad_weighted" },
         { ANSATZ_FN_LOCAL_MOVES, "local_begin + local_commit + local_end" },
-        { ANSATZ_FN_STATE_GRAD, "free_energy_grad_state" }
+        { ANSATZ_FN_STATE_GRAD, "free_energy_grad_state" },
+        { ANSATZ_FN_LOCAL_STEP, "local_step" }
     };
     std::string out;
     for (const auto& [bit, name] : names)
@@ -205,6 +209,17 @@ public:
     {
         ansatz_status st{};
         check(slot(energy().local_end, "local_end")(h_.self, &st), st);
+    }
+    // ---- LOCAL_STEP (2.4): `rounds` rounds of energy_delta, accept when uniforms[n, t] < exp(min(0,
+    // -delta)), write the accepted value into v and commit, in one call. sites, uniforms, accepted
+    // {N, rounds} (chain-major); new_values {N, rounds}, or nullptr for flips of a two-valued domain (abi.h).
+    void local_step(const ansatz_tensor& v, int64_t rounds, const int64_t* sites, const float* new_values,
+                    const float* uniforms, uint8_t* accepted) const
+    {
+        ansatz_status st = fresh_status(); // once per proposal step of Metropolis-Hastings
+        check(slot(energy().local_step, "local_step")(h_.self, &v, rounds, sites, new_values, uniforms,
+                                                      accepted, &st),
+              st);
     }
 
     // ---- STATE_GRAD: out[n, i] = dF(v[n]) / dv[n, i]; v and out {N, D}, a real-domain model.
@@ -415,6 +430,13 @@ public:
                 const uint8_t* accepted) const
     {
         model_.local_commit(v, sites, previous_values, accepted);
+    }
+
+    // Fused rounds (LOCAL_STEP): see ModelRef::local_step.
+    void step(const ansatz_tensor& v, int64_t rounds, const int64_t* sites, const float* new_values,
+              const float* uniforms, uint8_t* accepted) const
+    {
+        model_.local_step(v, rounds, sites, new_values, uniforms, accepted);
     }
     // Closes the session now (and reports a failure); the destructor then does nothing.
     void end()

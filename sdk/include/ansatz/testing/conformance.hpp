@@ -83,6 +83,14 @@
 //         (no hidden units, no E0: abi.h); else F itself, with beta NULL. Tolerance as energy_delta's;
 //         energy_delta must not write v; after local_end, energy_delta is again F(v') - F(v).
 //         The check runs after many commits, so a cache that drifts or misses a commit fails it.
+//     local_step                                                        (2.4: needs local_step)
+//         Two sessions on the same local_rows random domain states (beta as in local_moves) run
+//         local_rounds rounds with the same proposals (a random site per row, a change of the domain)
+//         and the same uniforms: one with energy_delta, the acceptance uniforms[n] < exp(min(0,
+//         -delta)) (ansatz::exp), the write and local_commit; the other with local_step, one round per
+//         call. The accepted flags and the states must agree bit for bit after every round (abi.h:
+//         either path gives the same chain); for a two-valued domain also all rounds in one call with
+//         no new values (flips). Some proposals of each kind (accepted, rejected) must occur.
 //     state_grad                                         (2.2: needs free_energy_grad_state, free_energy)
 //         For a model of the real domain, on grad_rows random states, every element (or a seeded
 //         subset of grad_max_elements) of dF/dv equals the central difference of F with step
@@ -118,6 +126,7 @@
 
 #include "ansatz/abi.h"
 #include "ansatz/error.hpp"
+#include "ansatz/math.hpp"
 #include "ansatz/random.hpp"
 #include "ansatz/refs.hpp"
 #include "ansatz/tensor.hpp"
@@ -285,6 +294,7 @@ inline CheckResult check_free_energy_grad(const ModelRef& model, const Conforman
 inline CheckResult check_conditionals_exact(const ModelRef& model, const ConformanceOptions& options = {});
 inline CheckResult check_conditional_sampling(const ModelRef& model, const ConformanceOptions& options = {});
 inline CheckResult check_local_moves(const ModelRef& model, const ConformanceOptions& options = {});
+inline CheckResult check_local_step(const ModelRef& model, const ConformanceOptions& options = {});
 inline CheckResult check_state_grad(const ModelRef& model, const ConformanceOptions& options = {});
 inline CheckResult check_latent_rows(const ModelRef& model, const ConformanceOptions& options = {});
 inline CheckResult check_latent_encode_backward(const ModelRef& model,
@@ -1766,6 +1776,157 @@ inline CheckResult check_local_moves(const ModelRef& model, const ConformanceOpt
     });
 }
 
+// ---------------------------------------------------------------- local_step
+
+inline CheckResult check_local_step(const ModelRef& model, const ConformanceOptions& options)
+{
+    using namespace detail::conformance;
+    const std::string check = "local_step";
+    if (!model.has(ANSATZ_FN_LOCAL_STEP))
+        return skipped(check, "the model has no local_step");
+    return run(check, [&] {
+        const Domain domain = domain_of(model);
+        const int64_t d = sample_size(model, options, check);
+        const int64_t n = std::max<int64_t>(1, options.local_rows);
+        const int64_t rounds = std::max<int64_t>(1, options.local_rounds);
+        const bool tempered = model.has(ANSATZ_FN_TEMPERED) ||
+                              (!model.has(ANSATZ_FN_CONDITIONAL) && domain.kind != ANSATZ_DOMAIN_REAL);
+        const double ladder[] = { 1.0, 0.5, 0.25, 1.5 };
+        std::vector<double> beta(static_cast<size_t>(n), 1.0);
+        for (int64_t r = 0; tempered && r < n; ++r)
+            beta[static_cast<size_t>(r)] = ladder[r % 4];
+        Rng start = Rng::stream(options.seed, "conformance.local_step");
+        const std::vector<float> initial = random_rows(domain, n, d, start);
+        std::vector<float> a = initial, b = initial;
+        ansatz_tensor at = make_view(a.data(), { n, d }), bt = make_view(b.data(), { n, d });
+        std::vector<int64_t> sites(static_cast<size_t>(n));
+        std::vector<float> values(static_cast<size_t>(n)), previous(static_cast<size_t>(n)),
+            uniforms(static_cast<size_t>(n)), delta(static_cast<size_t>(n)),
+            threshold(static_cast<size_t>(n));
+        std::vector<uint8_t> flags_a(static_cast<size_t>(n)), flags_b(static_cast<size_t>(n));
+        ansatz_tensor dt = make_view(delta.data(), { n });
+        // The three-call path first, its proposals, uniforms, flags and states recorded per round.
+        std::vector<std::vector<int64_t>> all_sites;
+        std::vector<std::vector<float>> all_values, all_uniforms, states;
+        std::vector<std::vector<uint8_t>> all_flags;
+        int64_t accepted = 0, rejected = 0;
+        Rng rng = Rng::stream(options.seed, "conformance.local_step.rounds");
+        {
+            LocalSession session(model, at, tempered ? beta.data() : nullptr);
+            for (int64_t round = 0; round < rounds; ++round)
+            {
+                for (int64_t r = 0; r < n; ++r)
+                {
+                    const size_t k = static_cast<size_t>(r);
+                    sites[k] = static_cast<int64_t>(rng.below(static_cast<uint64_t>(d)));
+                    values[k] = domain.change(a[static_cast<size_t>(r * d + sites[k])], rng);
+                    uniforms[k] = rng.uniform();
+                }
+                model.energy_delta(at, sites.data(), values.data(), dt);
+                for (int64_t r = 0; r < n; ++r)
+                {
+                    const float minus = -delta[static_cast<size_t>(r)];
+                    threshold[static_cast<size_t>(r)] = minus >= 0.0f ? 0.0f : minus;
+                }
+                ansatz::exp(threshold.data(), n);
+                for (int64_t r = 0; r < n; ++r)
+                {
+                    const size_t k = static_cast<size_t>(r);
+                    float& x = a[static_cast<size_t>(r * d + sites[k])];
+                    previous[k] = x;
+                    flags_a[k] = uniforms[k] < threshold[k] ? 1 : 0;
+                    if (flags_a[k])
+                        x = values[k];
+                    (flags_a[k] ? accepted : rejected) += 1;
+                }
+                session.commit(at, sites.data(), previous.data(), flags_a.data());
+                all_sites.push_back(sites);
+                all_values.push_back(values);
+                all_uniforms.push_back(uniforms);
+                all_flags.push_back(flags_a);
+                states.push_back(a);
+            }
+            session.end();
+        }
+        // The fused path on the same start, the same proposals and uniforms.
+        {
+            LocalSession session(model, bt, tempered ? beta.data() : nullptr);
+            for (int64_t round = 0; round < rounds; ++round)
+            {
+                const size_t t = static_cast<size_t>(round);
+                std::fill(flags_b.begin(), flags_b.end(), uint8_t{ 2 });
+                session.step(bt, 1, all_sites[t].data(), all_values[t].data(), all_uniforms[t].data(),
+                             flags_b.data());
+                for (int64_t r = 0; r < n; ++r)
+                {
+                    const size_t k = static_cast<size_t>(r);
+                    if (flags_b[k] != all_flags[t][k])
+                        throw ConformanceError(
+                            check, "round " + std::to_string(round) + ", row " + std::to_string(r) +
+                                       " at beta " + num(beta[k]) + ", site " +
+                                       std::to_string(all_sites[t][k]) + " set to " + num(all_values[t][k]) +
+                                       " with uniform " + num(all_uniforms[t][k]) +
+                                       ": local_step says accepted = " + std::to_string(flags_b[k]) +
+                                       ", energy_delta and exp(min(0, -delta)) say " +
+                                       std::to_string(all_flags[t][k]));
+                }
+                if (b != states[t])
+                    throw ConformanceError(check, "round " + std::to_string(round) +
+                                                      ": after local_step the states differ from those of "
+                                                      "energy_delta + the accepted writes + local_commit");
+            }
+            session.end();
+        }
+        // Two-valued domains: every round in one call, the new values left to the model (flips).
+        if (domain.two_valued())
+        {
+            std::vector<float> c = initial;
+            ansatz_tensor ct = make_view(c.data(), { n, d });
+            // Chain-major, {N, rounds}: chain r's round t at r * rounds + t.
+            const size_t cells = static_cast<size_t>(rounds * n);
+            std::vector<int64_t> flat_sites(cells);
+            std::vector<float> flat_uniforms(cells);
+            std::vector<uint8_t> flat_flags(cells, uint8_t{ 2 });
+            for (int64_t t = 0; t < rounds; ++t)
+                for (int64_t r = 0; r < n; ++r)
+                {
+                    const size_t at = static_cast<size_t>(r * rounds + t);
+                    flat_sites[at] = all_sites[static_cast<size_t>(t)][static_cast<size_t>(r)];
+                    flat_uniforms[at] = all_uniforms[static_cast<size_t>(t)][static_cast<size_t>(r)];
+                }
+            LocalSession session(model, ct, tempered ? beta.data() : nullptr);
+            session.step(ct, rounds, flat_sites.data(), nullptr, flat_uniforms.data(), flat_flags.data());
+            session.end();
+            for (int64_t t = 0; t < rounds; ++t)
+                for (int64_t r = 0; r < n; ++r)
+                    if (flat_flags[static_cast<size_t>(r * rounds + t)] !=
+                        all_flags[static_cast<size_t>(t)][static_cast<size_t>(r)])
+                        throw ConformanceError(
+                            check,
+                            "all " + std::to_string(rounds) +
+                                " rounds in one local_step with flips (no new "
+                                "values): round " +
+                                std::to_string(t) + ", row " + std::to_string(r) + " says accepted = " +
+                                std::to_string(flat_flags[static_cast<size_t>(r * rounds + t)]) +
+                                ", round by round it was " +
+                                std::to_string(all_flags[static_cast<size_t>(t)][static_cast<size_t>(r)]));
+            if (c != states.back())
+                throw ConformanceError(check, "all " + std::to_string(rounds) +
+                                                  " rounds in one local_step with flips end in other states "
+                                                  "than round by round");
+        }
+        if (accepted == 0 || rejected == 0)
+            throw ConformanceError(check, "the rounds gave " + std::to_string(accepted) + " accepted and " +
+                                              std::to_string(rejected) +
+                                              " rejected proposals: the check needs both (other seed or "
+                                              "more local_rounds)");
+        return passed(check, std::to_string(n) + " chains x " + std::to_string(rounds) + " rounds (" +
+                                 std::to_string(accepted) + " accepted, " + std::to_string(rejected) +
+                                 " rejected): local_step gives the flags and states of energy_delta + "
+                                 "local_commit bit for bit");
+    });
+}
+
 // ---------------------------------------------------------------- state_grad
 
 inline CheckResult check_state_grad(const ModelRef& model, const ConformanceOptions& options)
@@ -1852,6 +2013,7 @@ inline ConformanceReport check_model(const ModelRef& model, const ConformanceOpt
         { "conditionals_exact", check_conditionals_exact, 0 },
         { "conditional_sampling", check_conditional_sampling, 0 },
         { "local_moves", check_local_moves, ANSATZ_FN_LOCAL_MOVES },
+        { "local_step", check_local_step, ANSATZ_FN_LOCAL_STEP },
         { "state_grad", check_state_grad, ANSATZ_FN_STATE_GRAD },
         { "latent_rows", check_latent_rows, ANSATZ_FN_LATENT },
         { "latent_encode_backward", check_latent_encode_backward, ANSATZ_FN_LATENT },

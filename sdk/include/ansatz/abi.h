@@ -41,9 +41,10 @@
  * reserved room.
  *   2.3: models' parameters_changed (in the model table's reserved room): the host says when it has
  *        written a model's parameters, so a model may keep what it derives from them until then.
- *   2.4: models' local_step (ANSATZ_FN_LOCAL_STEP, in the energy table's last reserved slot): rounds
- *        of single-site Metropolis in a local-move session in one call (accept, write, commit). The energy
- *        table has no reserved room left: what it gains later in 2.x goes through `extension`.
+ *   2.4: models' local_step (ANSATZ_FN_LOCAL_STEP, in the energy table's last reserved slot):
+ *        rounds of single-site Metropolis in a local-move session in one call (accept, write,
+ *        commit). The energy table has no reserved room left: what it gains later in 2.x goes
+ *        through `extension`.
  *
  * ---- Lifecycle (as GStreamer's element states, written down once) ----
  *   1. load: the host calls the entry symbol once and checks the descriptor (never calls it again).
@@ -486,9 +487,9 @@ typedef struct ansatz_energy_table
      * to 2c above, repeated) in one call, for single-site Metropolis with a symmetric proposal (a flip,
      * another colour drawn uniformly, a Gaussian step: the Hastings ratio is 1). sites, uniforms and
      * accepted are {N, rounds} (chain-major: round t of chain n at n * rounds + t); new_values is
-     * {N, rounds}, or NULL for flips: the new value is then the other value of a two-valued domain (0 <-> 1 for
-     * BINARY, -1 <-> +1 for SPIN) of the site as it is at that round. Round t of row n, on the state
-     * rounds 0 .. t-1 left: with d the change energy_delta would return for it (FLOAT32, the same bits),
+     * {N, rounds}, or NULL for flips: the new value is then the other value of a two-valued domain
+     * (0 <-> 1 for BINARY, -1 <-> +1 for SPIN) of the site as it is at that round. Round t of row n,
+     * on the state rounds 0 .. t-1 left: with d the change energy_delta would return for it (FLOAT32, the same bits),
      * the model accepts when
      *     uniforms[n, t] < exp(min(0, -d))      (uniforms in [0, 1); a NaN d is rejected),
      * the exponential rounded as the SDK's ansatz::exp rounds it (ansatz/math.hpp), writes the new value

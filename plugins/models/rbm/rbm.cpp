@@ -217,21 +217,40 @@ typedef float Floats8 __attribute__((vector_size(32)));
 // Bounds of q_j = log r_j from the binary exponents E_j of the floats r_j (q_j in [E_j, E_j + 1) log 2):
 // bound[0] = max_j |q_j|, bound[1] = max over the lanes of sum_{j in the lane} max(0, q_j), both as
 // multiples of log 2 (exact integers).
+typedef int32_t Ints8 __attribute__((vector_size(32)));
+
+// largest = max(largest, |q| bound), lane += max(0, q) bound over 8 units, in units of log 2.
+[[gnu::always_inline]] inline void add_q_bounds(const float* r, Ints8& largest, Ints8& lane)
+{
+    Ints8 bits;
+    std::memcpy(&bits, r, sizeof bits);
+    const Ints8 e = ((bits >> 23) & 0xff) - 127, up = e + 1, zero = Ints8{};
+    const Ints8 size = up > -e ? up : -e;
+    largest = size > largest ? size : largest;
+    lane += up > zero ? up : zero;
+}
+
 [[gnu::always_inline]] inline void q_bounds_body(const float* r, int64_t n, int32_t* bound)
 {
-    int32_t lane[kLanes] = {}, largest[kLanes] = {};
-    for (int64_t j0 = 0; j0 < n; j0 += kLanes)
-        for (int k = 0; k < kLanes; ++k)
-        {
-            const int64_t j = std::min(j0 + k, n - 1); // (past the end: the last unit again, counted once)
-            int32_t bits;
-            std::memcpy(&bits, &r[j], sizeof bits);
-            const int32_t e = ((bits >> 23) & 0xff) - 127;
-            largest[k] = std::max(largest[k], std::max(e + 1, -e));
-            lane[k] += j0 + k < n ? std::max(0, e + 1) : 0;
-        }
-    bound[0] = *std::max_element(largest, largest + kLanes);
-    bound[1] = *std::max_element(lane, lane + kLanes);
+    static_assert(kLanes == 32);
+    Ints8 largest[4] = {}, lane[4] = {};
+    int64_t j = 0;
+    for (; j + kLanes <= n; j += kLanes)
+        for (int k = 0; k < 4; ++k)
+            add_q_bounds(r + j + 8 * k, largest[k], lane[k]);
+    int32_t most[kLanes], sums[kLanes];
+    std::memcpy(most, largest, sizeof most);
+    std::memcpy(sums, lane, sizeof sums);
+    for (int k = 0; j < n; ++j, ++k)
+    {
+        int32_t bits;
+        std::memcpy(&bits, &r[j], sizeof bits);
+        const int32_t e = ((bits >> 23) & 0xff) - 127;
+        most[k] = std::max(most[k], std::max(e + 1, -e));
+        sums[k] += std::max(0, e + 1);
+    }
+    bound[0] = *std::max_element(most, most + kLanes);
+    bound[1] = *std::max_element(sums, sums + kLanes);
 }
 
 struct SessionKernels
@@ -878,7 +897,7 @@ private:
     static constexpr double max_lane_float = 80;
     static constexpr double max_lane_double = 700;
     static constexpr int32_t refresh_every = 2048;
-    static constexpr int64_t kPrefetchAhead = 2; // chains
+    static constexpr int64_t kPrefetchAhead = 4; // chains
     static constexpr double max_table_bytes = 64.0 * 1024 * 1024;
 
     void require_session(const ansatz_tensor& v, const char* what) const

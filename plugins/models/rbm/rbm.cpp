@@ -107,11 +107,18 @@ constexpr int kLanes = 32;
 // normal doubles), then each of the 4 split exactly into its binary exponent and its mantissa in [1, 2)
 // (from its bits), log(product of the mantissas) + (the exponents' sum) log 2. The same bits on every
 // instruction set.
-[[gnu::always_inline]] inline double log_of_lanes(const float* lane)
+[[gnu::always_inline]] inline double log_of_lanes(const float* lane, int32_t* top)
 {
     double m[kLanes];
+    int32_t largest = 0;
     for (int k = 0; k < kLanes; ++k)
+    {
         m[k] = static_cast<double>(lane[k]);
+        int32_t bits;
+        std::memcpy(&bits, &lane[k], sizeof bits);
+        largest = std::max(largest, bits >> 23); // (positive: the biased exponent)
+    }
+    *top = largest - 126; // every lane < 2^top
     for (int width = kLanes / 2; width >= 4; width /= 2)
         for (int k = 0; k < width; ++k)
             m[k] *= m[k + width];
@@ -128,14 +135,15 @@ constexpr int kLanes = 32;
 }
 
 // The same for kLanes positive normal doubles.
-[[gnu::always_inline]] inline double log_of_lanes(const double* lane)
+[[gnu::always_inline]] inline double log_of_lanes(const double* lane, int32_t* top)
 {
     double m[kLanes];
-    int64_t exponent = 0;
+    int64_t exponent = 0, largest = 0;
     for (int k = 0; k < kLanes; ++k)
     {
         uint64_t bits;
         std::memcpy(&bits, &lane[k], sizeof bits);
+        largest = std::max(largest, static_cast<int64_t>(bits >> 52));
         exponent += static_cast<int64_t>(bits >> 52) - 1023;
         bits = (bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
         std::memcpy(&m[k], &bits, sizeof bits);
@@ -143,6 +151,7 @@ constexpr int kLanes = 32;
     for (int width = kLanes / 2; width >= 1; width /= 2)
         for (int k = 0; k < width; ++k)
             m[k] *= m[k + width];
+    *top = static_cast<int32_t>(largest - 1022); // every lane < 2^top
     return std::log(m[0]) + static_cast<double>(exponent) * std::numbers::ln2;
 }
 
@@ -165,7 +174,7 @@ typedef float Floats8 __attribute__((vector_size(32)));
 }
 
 [[gnu::always_inline]] inline double log_product_float_body(const float* r, const float* z, float* out,
-                                                            int64_t n)
+                                                            int64_t n, int32_t* top)
 {
     static_assert(kLanes == 32);
     Floats8 a0 = Floats8{} + 1.0f, a1 = a0, a2 = a0, a3 = a0;
@@ -188,13 +197,13 @@ typedef float Floats8 __attribute__((vector_size(32)));
         out[j] = rz;
         lane[k] *= 1.0f + rz;
     }
-    return log_of_lanes(lane);
+    return log_of_lanes(lane, top);
 }
 
 // The same with each factor and each lane's product in double (the caller bounds a lane below 700; out
 // may then overflow, and is not committed).
 [[gnu::always_inline]] inline double log_product_double_body(const float* r, const float* z, float* out,
-                                                             int64_t n)
+                                                             int64_t n, int32_t* top)
 {
     double lane[kLanes];
     for (double& l : lane)
@@ -211,53 +220,48 @@ typedef float Floats8 __attribute__((vector_size(32)));
         out[j] = r[j] * z[j];
         lane[k] *= 1.0 + static_cast<double>(r[j]) * static_cast<double>(z[j]);
     }
-    return log_of_lanes(lane);
+    return log_of_lanes(lane, top);
 }
 
 // Bounds of q_j = log r_j from the binary exponents E_j of the floats r_j (q_j in [E_j, E_j + 1) log 2):
-// bound[0] = max_j |q_j|, bound[1] = max over the lanes of sum_{j in the lane} max(0, q_j), both as
-// multiples of log 2 (exact integers).
+// bound[0] = max_j |q_j| as a multiple of log 2 (an exact integer).
 typedef int32_t Ints8 __attribute__((vector_size(32)));
 
-// largest = max(largest, |q| bound), lane += max(0, q) bound over 8 units, in units of log 2.
-[[gnu::always_inline]] inline void add_q_bounds(const float* r, Ints8& largest, Ints8& lane)
+// largest = max(largest, bound of |q| in units of log 2) over 8 units.
+[[gnu::always_inline]] inline void add_q_bounds(const float* r, Ints8& largest)
 {
     Ints8 bits;
     std::memcpy(&bits, r, sizeof bits);
-    const Ints8 e = ((bits >> 23) & 0xff) - 127, up = e + 1, zero = Ints8{};
+    const Ints8 e = ((bits >> 23) & 0xff) - 127, up = e + 1;
     const Ints8 size = up > -e ? up : -e;
     largest = size > largest ? size : largest;
-    lane += up > zero ? up : zero;
 }
 
 [[gnu::always_inline]] inline void q_bounds_body(const float* r, int64_t n, int32_t* bound)
 {
     static_assert(kLanes == 32);
-    Ints8 largest[4] = {}, lane[4] = {};
+    Ints8 largest[4] = {};
     int64_t j = 0;
     for (; j + kLanes <= n; j += kLanes)
         for (int k = 0; k < 4; ++k)
-            add_q_bounds(r + j + 8 * k, largest[k], lane[k]);
-    int32_t most[kLanes], sums[kLanes];
+            add_q_bounds(r + j + 8 * k, largest[k]);
+    int32_t most[kLanes];
     std::memcpy(most, largest, sizeof most);
-    std::memcpy(sums, lane, sizeof sums);
     for (int k = 0; j < n; ++j, ++k)
     {
         int32_t bits;
         std::memcpy(&bits, &r[j], sizeof bits);
         const int32_t e = ((bits >> 23) & 0xff) - 127;
         most[k] = std::max(most[k], std::max(e + 1, -e));
-        sums[k] += std::max(0, e + 1);
     }
     bound[0] = *std::max_element(most, most + kLanes);
-    bound[1] = *std::max_element(sums, sums + kLanes);
 }
 
 struct SessionKernels
 {
     void (*add_scaled)(double* p, double e, const float* w, int64_t n);
-    double (*log_product_float)(const float* r, const float* z, float* out, int64_t n);
-    double (*log_product_double)(const float* r, const float* z, float* out, int64_t n);
+    double (*log_product_float)(const float* r, const float* z, float* out, int64_t n, int32_t* top);
+    double (*log_product_double)(const float* r, const float* z, float* out, int64_t n, int32_t* top);
     void (*q_bounds)(const float* r, int64_t n, int32_t* bound);
 };
 
@@ -266,13 +270,15 @@ struct SessionKernels
     {                                                                                                        \
         add_scaled_body(p, e, w, n);                                                                         \
     }                                                                                                        \
-    attribute double log_product_float_##suffix(const float* r, const float* z, float* out, int64_t n)       \
+    attribute double log_product_float_##suffix(const float* r, const float* z, float* out, int64_t n,       \
+                                                int32_t* top)                                                \
     {                                                                                                        \
-        return log_product_float_body(r, z, out, n);                                                         \
+        return log_product_float_body(r, z, out, n, top);                                                    \
     }                                                                                                        \
-    attribute double log_product_double_##suffix(const float* r, const float* z, float* out, int64_t n)      \
+    attribute double log_product_double_##suffix(const float* r, const float* z, float* out, int64_t n,      \
+                                                 int32_t* top)                                               \
     {                                                                                                        \
-        return log_product_double_body(r, z, out, n);                                                        \
+        return log_product_double_body(r, z, out, n, top);                                                   \
     }                                                                                                        \
     attribute void q_bounds_##suffix(const float* r, int64_t n, int32_t* bound)                              \
     {                                                                                                        \
@@ -528,12 +534,12 @@ public:
     // commit multiplies r by E and sets L to the proposal's log prod: one multiply per unit, no division,
     // no exp. Every refresh_every rounds all rows' p are recomputed from v (one product, b + x W) and r
     // and L from p, so rounding cannot accumulate.
-    // Ranges: qmax bounds max_j |q_j| and qlane max over the lanes of sum_{j in the lane} max(0, q_j);
-    // commits raise them by |beta e| times max_j |W_ij| and the lane's largest sum of |W_ij|, and when
-    // that makes them too large they are recomputed from the exponents of r (q_bounds). Since
-    // log(1 + r E) <= log 2 + max(0, q) + |y|, a lane's product is a normal float while qlane + (units per
-    // lane) log 2 + |beta e| row_lane_i < 80, and the lanes are combined by exponent and mantissa (no
-    // overflow); up to 700 the factors and lanes go in double; beyond, or when E could leave the range of
+    // Ranges: qlane bounds every lane's log prod_j (1 + r_j) (from the binary exponents of the lanes the
+    // latest product computed), and since softplus is 1-Lipschitz a proposal's lane is below
+    // qlane + |beta e| row_lane_i: while that is below 80 the lanes are normal floats (combined by
+    // exponent and mantissa: no overflow); up to 700 the factors and lanes go in double. qmax bounds
+    // max_j |q_j|; commits raise it by |beta e| max_j |W_ij|, and when that makes it too large it is
+    // recomputed from the exponents of r (q_bounds). Beyond 700, or when E could leave the range of
     // a float (|y_j| >= 80), or some |q_j| >= 80 (r subnormal or infinite in float), the row falls back to
     // softplus differences in double from p, which is then kept up to date for that row (p += e W_i at its
     // commits; it is recomputed from v, in double, when a row needs it after product commits).
@@ -567,6 +573,7 @@ public:
         ls.stale.assign(rows, 0);
         ls.qmax.assign(rows, 0.0);
         ls.qlane.assign(rows, 0.0);
+        ls.numerator_top.assign(rows, 0.0);
         ls.log_sum.assign(rows, 0.0);
         ls.numerator.assign(rows, 0.0);
         ls.ones.assign(static_cast<size_t>(hidden_), 1.0f);
@@ -692,7 +699,7 @@ public:
             ls.side[k] ^= 1; // the proposal wrote r E into the row's other half
             ls.log_sum[k] = ls.numerator[k];
             ls.qmax[k] += dq;
-            ls.qlane[k] += t * ls.row_lane[ik];
+            ls.qlane[k] = ls.numerator_top[k]; // the new lanes' products, from the proposal's
             ls.stale[k] = 1;
         }
         ls.pending = false;
@@ -865,16 +872,19 @@ private:
         bool open = false;
         const void* data = nullptr; // the chains' memory (checked, never read outside a call)
         int64_t rows = 0;
-        std::vector<double> beta;        // {N}
-        std::vector<double> p;           // {N, H} b + x W, where p_current
-        std::vector<float> r;            // {N, 2, H} e^(beta p) in half side[n] of row n
-        std::vector<uint8_t> side;       // {N} which half of r is the row's (the other: r E of a proposal)
-        std::vector<float> e;            // {N, H} E of a general change, for its commit
-        std::vector<uint8_t> p_current;  // {N} whether p is the row's (else it is recomputed when needed)
-        std::vector<double> log_sum;     // {N} L = log prod_j (1 + r_j), as the products evaluate it
-        std::vector<double> numerator;   // {N} the latest proposal's log prod_j (1 + r_j E_j)
-        std::vector<double> qmax, qlane; // {N} bounds of max_j |q_j| and of a lane's sum of max(0, q_j)
-        std::vector<uint8_t> stale;      // {N} the bounds were raised by commits since computed from r
+        std::vector<double> beta;       // {N}
+        std::vector<double> p;          // {N, H} b + x W, where p_current
+        std::vector<float> r;           // {N, 2, H} e^(beta p) in half side[n] of row n
+        std::vector<uint8_t> side;      // {N} which half of r is the row's (the other: r E of a proposal)
+        std::vector<float> e;           // {N, H} E of a general change, for its commit
+        std::vector<uint8_t> p_current; // {N} whether p is the row's (else it is recomputed when needed)
+        std::vector<double> log_sum;    // {N} L = log prod_j (1 + r_j), as the products evaluate it
+        std::vector<double> numerator;  // {N} the latest proposal's log prod_j (1 + r_j E_j)
+        std::vector<double> qmax;       // {N} a bound of max_j |q_j|
+        std::vector<double> qlane;      // {N} a bound of max over the lanes of log prod_j (1 + r_j)
+        std::vector<double>
+            numerator_top;          // {N} the same for the latest proposal's lanes, prod_j (1 + r_j E_j)
+        std::vector<uint8_t> stale; // {N} the bounds were raised by commits since computed from r
         std::vector<double> row_sum, row_max, row_abs, row_lane; // {D} see local_begin
         double lane_units = 0;                                   // (the most units in a lane) log 2
         std::vector<float> ones;                                 // {H} 1
@@ -969,17 +979,23 @@ private:
         }
         ansatz::exp(x, hidden_);
         ls.qmax[k] = qmax;
-        ls.qlane[k] = *std::max_element(lane, lane + kLanes);
         ls.stale[k] = 0;
         ls.log_sum[k] = 0;
-        if (ls.qlane[k] + ls.lane_units >= max_lane_double)
+        // log prod_j (1 + r_j) = sum_j softplus(q_j) <= (a lane's sum of max(0, q_j)) + (its units) log 2.
+        const double bound = *std::max_element(lane, lane + kLanes) + ls.lane_units;
+        ls.qlane[k] = bound;
+        int32_t top = 0;
+        if (bound >= max_lane_double)
             ls.qmax[k] =
                 std::max(qmax, max_q); // L could overflow: softplus differences until the next refresh
         else if (qmax < max_q)
+        {
             ls.log_sum[k] =
-                ls.qlane[k] + ls.lane_units < max_lane_float
-                    ? session_kernels().log_product_float(x, ls.ones.data(), r_of(r, 1), hidden_)
-                    : session_kernels().log_product_double(x, ls.ones.data(), r_of(r, 1), hidden_);
+                bound < max_lane_float
+                    ? session_kernels().log_product_float(x, ls.ones.data(), r_of(r, 1), hidden_, &top)
+                    : session_kernels().log_product_double(x, ls.ones.data(), r_of(r, 1), hidden_, &top);
+            ls.qlane[k] = top * std::numbers::ln2;
+        }
     }
 
     // Every row's p recomputed from v (one product for all), then its r, L and bounds.
@@ -998,8 +1014,8 @@ private:
         ls.rounds = 1;
     }
 
-    // qmax and qlane of row r from the exponents of r (bounds within log 2 per unit of the true ones),
-    // when lower than the bounds the commits raised.
+    // qmax of row r from the exponents of r (within log 2 of the true one), when lower than the bound the
+    // commits raised.
     void estimate_bounds(int64_t r)
     {
         LocalSession& ls = session_;
@@ -1007,7 +1023,6 @@ private:
         int32_t bound[2];
         session_kernels().q_bounds(r_of(r), hidden_, bound);
         ls.qmax[k] = std::min(ls.qmax[k], bound[0] * std::numbers::ln2);
-        ls.qlane[k] = std::min(ls.qlane[k], bound[1] * std::numbers::ln2);
         ls.stale[k] = 0;
     }
 
@@ -1090,13 +1105,9 @@ private:
             const float* wi = w + i * hidden_;
             const double t = std::abs(b * e); // |y_j| <= t |W_ij|
             const bool flip = ls.table_of_row[k] >= 0 && (d == 1 || d == -1);
-            // The bound of a lane's |log prod|; recomputed from r when the commits' bounds are too large.
-            double lane = ls.qlane[k] + ls.lane_units + t * ls.row_lane[ik];
-            if (lane >= max_lane_float && ls.stale[k])
-            {
-                estimate_bounds(r);
-                lane = ls.qlane[k] + ls.lane_units + t * ls.row_lane[ik];
-            }
+            // A bound of every lane's log prod_j (1 + r_j E_j) (softplus is 1-Lipschitz: each factor grows at
+            // most by e^|y_j| from 1 + r_j).
+            const double lane = ls.qlane[k] + t * ls.row_lane[ik];
             double hidden_change = 0; // sum_j softplus(q_j + y_j) - softplus(q_j)
             if (ls.qmax[k] < max_q && (flip || t * ls.row_max[ik] < max_exponent) && lane < max_lane_double)
             {
@@ -1118,9 +1129,11 @@ private:
                 }
                 const float* x = r_of(r);
                 float* next = r_of(r, 1);
-                const double numerator = lane < max_lane_float
-                                             ? session_kernels().log_product_float(x, ex, next, hidden_)
-                                             : session_kernels().log_product_double(x, ex, next, hidden_);
+                int32_t top = 0;
+                const double numerator =
+                    lane < max_lane_float ? session_kernels().log_product_float(x, ex, next, hidden_, &top)
+                                          : session_kernels().log_product_double(x, ex, next, hidden_, &top);
+                ls.numerator_top[k] = top * std::numbers::ln2;
                 ls.numerator[k] = numerator;
                 hidden_change = numerator - ls.log_sum[k];
             }

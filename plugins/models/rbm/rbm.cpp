@@ -162,17 +162,20 @@ constexpr int kLanes = 32;
 // set, two SSE registers each on the baseline, the same element-wise operations.)
 typedef float Floats8 __attribute__((vector_size(32)));
 
-// lane *= 1 + r z over 8 units, and out = r z.
+// lane *= 1 + r z over 8 units, and (Store) out = r z.
+template <bool Store>
 [[gnu::always_inline]] inline void multiply_factors(const float* r, const float* z, float* out, Floats8& lane)
 {
     Floats8 rz, zk;
     std::memcpy(&rz, r, sizeof rz);
     std::memcpy(&zk, z, sizeof zk);
     rz *= zk;
-    std::memcpy(out, &rz, sizeof rz);
+    if constexpr (Store)
+        std::memcpy(out, &rz, sizeof rz);
     lane *= 1.0f + rz;
 }
 
+template <bool Store>
 [[gnu::always_inline]] inline double log_product_float_body(const float* r, const float* z, float* out,
                                                             int64_t n, int32_t* top)
 {
@@ -181,10 +184,10 @@ typedef float Floats8 __attribute__((vector_size(32)));
     int64_t j = 0;
     for (; j + kLanes <= n; j += kLanes)
     {
-        multiply_factors(r + j, z + j, out + j, a0);
-        multiply_factors(r + j + 8, z + j + 8, out + j + 8, a1);
-        multiply_factors(r + j + 16, z + j + 16, out + j + 16, a2);
-        multiply_factors(r + j + 24, z + j + 24, out + j + 24, a3);
+        multiply_factors<Store>(r + j, z + j, out + j, a0);
+        multiply_factors<Store>(r + j + 8, z + j + 8, out + j + 8, a1);
+        multiply_factors<Store>(r + j + 16, z + j + 16, out + j + 16, a2);
+        multiply_factors<Store>(r + j + 24, z + j + 24, out + j + 24, a3);
     }
     float lane[kLanes];
     std::memcpy(lane, &a0, sizeof a0);
@@ -194,7 +197,8 @@ typedef float Floats8 __attribute__((vector_size(32)));
     for (int k = 0; j < n; ++j, ++k)
     {
         const float rz = r[j] * z[j];
-        out[j] = rz;
+        if constexpr (Store)
+            out[j] = rz;
         lane[k] *= 1.0f + rz;
     }
     return log_of_lanes(lane, top);
@@ -202,25 +206,56 @@ typedef float Floats8 __attribute__((vector_size(32)));
 
 // The same with each factor and each lane's product in double (the caller bounds a lane below 700; out
 // may then overflow, and is not committed).
+typedef float Floats4 __attribute__((vector_size(16)));
+typedef double Doubles4 __attribute__((vector_size(32)));
+
+// low, high *= the factors 1 + r z (in float) of 8 units, in double, and out = r z.
+[[gnu::always_inline]] inline void multiply_factors_double(const float* r, const float* z, float* out,
+                                                           Doubles4& low, Doubles4& high)
+{
+    Floats8 rz, zk;
+    std::memcpy(&rz, r, sizeof rz);
+    std::memcpy(&zk, z, sizeof zk);
+    rz *= zk;
+    std::memcpy(out, &rz, sizeof rz);
+    const Floats8 f = 1.0f + rz;
+    low *= __builtin_convertvector(__builtin_shufflevector(f, f, 0, 1, 2, 3), Doubles4);
+    high *= __builtin_convertvector(__builtin_shufflevector(f, f, 4, 5, 6, 7), Doubles4);
+}
+
+// The same as log_product_float with each lane's product in double: the caller bounds every factor
+// below e^80 (a float) and a lane's product below e^700.
 [[gnu::always_inline]] inline double log_product_double_body(const float* r, const float* z, float* out,
                                                              int64_t n, int32_t* top)
 {
-    double lane[kLanes];
-    for (double& l : lane)
-        l = 1;
+    static_assert(kLanes == 32);
+    Doubles4 a0 = Doubles4{} + 1.0, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     int64_t j = 0;
     for (; j + kLanes <= n; j += kLanes)
-        for (int k = 0; k < kLanes; ++k)
-        {
-            out[j + k] = r[j + k] * z[j + k];
-            lane[k] *= 1.0 + static_cast<double>(r[j + k]) * static_cast<double>(z[j + k]);
-        }
+    {
+        multiply_factors_double(r + j, z + j, out + j, a0, a1);
+        multiply_factors_double(r + j + 8, z + j + 8, out + j + 8, a2, a3);
+        multiply_factors_double(r + j + 16, z + j + 16, out + j + 16, a4, a5);
+        multiply_factors_double(r + j + 24, z + j + 24, out + j + 24, a6, a7);
+    }
+    double lane[kLanes];
+    const Doubles4* parts[8] = { &a0, &a1, &a2, &a3, &a4, &a5, &a6, &a7 };
+    for (int k = 0; k < 8; ++k)
+        std::memcpy(lane + 4 * k, parts[k], sizeof(Doubles4));
     for (int k = 0; j < n; ++j, ++k)
     {
-        out[j] = r[j] * z[j];
-        lane[k] *= 1.0 + static_cast<double>(r[j]) * static_cast<double>(z[j]);
+        const float rz = r[j] * z[j];
+        out[j] = rz;
+        lane[k] *= static_cast<double>(1.0f + rz);
     }
     return log_of_lanes(lane, top);
+}
+
+// r *= z over n units: the commit of a change whose proposal did not write r z.
+[[gnu::always_inline]] inline void scale_body(float* r, const float* z, int64_t n)
+{
+    for (int64_t j = 0; j < n; ++j)
+        r[j] *= z[j];
 }
 
 // Bounds of q_j = log r_j from the binary exponents E_j of the floats r_j (q_j in [E_j, E_j + 1) log 2):
@@ -261,6 +296,8 @@ struct SessionKernels
 {
     void (*add_scaled)(double* p, double e, const float* w, int64_t n);
     double (*log_product_float)(const float* r, const float* z, float* out, int64_t n, int32_t* top);
+    double (*log_product_float_only)(const float* r, const float* z, float* out, int64_t n, int32_t* top);
+    void (*scale)(float* r, const float* z, int64_t n);
     double (*log_product_double)(const float* r, const float* z, float* out, int64_t n, int32_t* top);
     void (*q_bounds)(const float* r, int64_t n, int32_t* bound);
 };
@@ -273,7 +310,7 @@ struct SessionKernels
     attribute double log_product_float_##suffix(const float* r, const float* z, float* out, int64_t n,       \
                                                 int32_t* top)                                                \
     {                                                                                                        \
-        return log_product_float_body(r, z, out, n, top);                                                    \
+        return log_product_float_body<true>(r, z, out, n, top);                                              \
     }                                                                                                        \
     attribute double log_product_double_##suffix(const float* r, const float* z, float* out, int64_t n,      \
                                                  int32_t* top)                                               \
@@ -283,6 +320,15 @@ struct SessionKernels
     attribute void q_bounds_##suffix(const float* r, int64_t n, int32_t* bound)                              \
     {                                                                                                        \
         q_bounds_body(r, n, bound);                                                                          \
+    }                                                                                                        \
+    attribute double log_product_float_only_##suffix(const float* r, const float* z, float* out, int64_t n,  \
+                                                     int32_t* top)                                           \
+    {                                                                                                        \
+        return log_product_float_body<false>(r, z, out, n, top);                                             \
+    }                                                                                                        \
+    attribute void scale_##suffix(float* r, const float* z, int64_t n)                                       \
+    {                                                                                                        \
+        scale_body(r, z, n);                                                                                 \
     }
 
 ANSATZ_RBM_KERNELS(base, )
@@ -296,11 +342,11 @@ const SessionKernels& session_kernels()
     static const SessionKernels kernels = [] {
 #if defined(__x86_64__) && defined(__GNUC__)
         if (__builtin_cpu_supports("avx2"))
-            return SessionKernels{ add_scaled_avx2, log_product_float_avx2, log_product_double_avx2,
-                                   q_bounds_avx2 };
+            return SessionKernels{ add_scaled_avx2, log_product_float_avx2,  log_product_float_only_avx2,
+                                   scale_avx2,      log_product_double_avx2, q_bounds_avx2 };
 #endif
-        return SessionKernels{ add_scaled_base, log_product_float_base, log_product_double_base,
-                               q_bounds_base };
+        return SessionKernels{ add_scaled_base, log_product_float_base,  log_product_float_only_base,
+                               scale_base,      log_product_double_base, q_bounds_base };
     }();
     return kernels;
 }
@@ -564,6 +610,8 @@ public:
         ls.p.resize(nh);
         ls.r.resize(2 * nh);
         ls.side.assign(rows, 0);
+        ls.stored.assign(rows, 0);
+        ls.store_ahead = true;
         ls.e.resize(nh);
         ls.kind.assign(rows, Change::none);
         ls.sites.resize(rows);
@@ -652,6 +700,7 @@ public:
             throw ansatz::Error(
                 "rbm local_commit: no energy_delta of this session proposed changes to commit");
         const float* values = ansatz::f32(v);
+        int64_t accepted_rows = 0;
         for (int64_t r = 0; r < ls.rows; ++r)
         {
             const size_t k = static_cast<size_t>(r);
@@ -670,6 +719,7 @@ public:
                                     ", not the value " + std::to_string(ls.values[k]) +
                                     " the latest energy_delta proposed");
             (void)previous_values; // the cache kept the change from energy_delta
+            ++accepted_rows;
             const Change kind = ls.kind[k];
             if (kind == Change::none)
                 continue;
@@ -696,12 +746,21 @@ public:
                 refresh_row(r);
                 continue;
             }
-            ls.side[k] ^= 1; // the proposal wrote r E into the row's other half
+            if (ls.stored[k])
+                ls.side[k] ^= 1; // the proposal wrote r E into the row's other half
+            else
+                session_kernels().scale(r_of(r),
+                                        kind == Change::general ? ls.e.data() + r * hidden_
+                                                                : table_row(k, i, kind == Change::flip_down),
+                                        hidden_);
             ls.log_sum[k] = ls.numerator[k];
             ls.qmax[k] += dq;
             ls.qlane[k] = ls.numerator_top[k]; // the new lanes' products, from the proposal's
             ls.stale[k] = 1;
         }
+        // The next round's proposals write r E ahead when most of this round's were accepted (a commit
+        // then only flips the row's half); else the commits multiply r by E. The same bits either way.
+        ls.store_ahead = 2 * accepted_rows > ls.rows;
         ls.pending = false;
     }
 
@@ -872,16 +931,17 @@ private:
         bool open = false;
         const void* data = nullptr; // the chains' memory (checked, never read outside a call)
         int64_t rows = 0;
-        std::vector<double> beta;       // {N}
-        std::vector<double> p;          // {N, H} b + x W, where p_current
-        std::vector<float> r;           // {N, 2, H} e^(beta p) in half side[n] of row n
-        std::vector<uint8_t> side;      // {N} which half of r is the row's (the other: r E of a proposal)
-        std::vector<float> e;           // {N, H} E of a general change, for its commit
-        std::vector<uint8_t> p_current; // {N} whether p is the row's (else it is recomputed when needed)
-        std::vector<double> log_sum;    // {N} L = log prod_j (1 + r_j), as the products evaluate it
-        std::vector<double> numerator;  // {N} the latest proposal's log prod_j (1 + r_j E_j)
-        std::vector<double> qmax;       // {N} a bound of max_j |q_j|
-        std::vector<double> qlane;      // {N} a bound of max over the lanes of log prod_j (1 + r_j)
+        std::vector<double> beta;          // {N}
+        std::vector<double> p;             // {N, H} b + x W, where p_current
+        std::vector<float> r;              // {N, 2, H} e^(beta p) in half side[n] of row n
+        std::vector<uint8_t> side, stored; // {N} the row's half; whether the latest proposal wrote r E
+        bool store_ahead = true;           // proposals write r E (see local_commit)
+        std::vector<float> e;              // {N, H} E of a general change, for its commit
+        std::vector<uint8_t> p_current;    // {N} whether p is the row's (else it is recomputed when needed)
+        std::vector<double> log_sum;       // {N} L = log prod_j (1 + r_j), as the products evaluate it
+        std::vector<double> numerator;     // {N} the latest proposal's log prod_j (1 + r_j E_j)
+        std::vector<double> qmax;          // {N} a bound of max_j |q_j|
+        std::vector<double> qlane;         // {N} a bound of max over the lanes of log prod_j (1 + r_j)
         std::vector<double>
             numerator_top;          // {N} the same for the latest proposal's lanes, prod_j (1 + r_j E_j)
         std::vector<uint8_t> stale; // {N} the bounds were raised by commits since computed from r
@@ -1041,7 +1101,8 @@ private:
             __builtin_prefetch(rows[0] + j);
             if (rows[1])
                 __builtin_prefetch(rows[1] + j);
-            __builtin_prefetch(other + j, 1);
+            if (ls.store_ahead)
+                __builtin_prefetch(other + j, 1);
         }
     }
 
@@ -1109,7 +1170,14 @@ private:
             // most by e^|y_j| from 1 + r_j).
             const double lane = ls.qlane[k] + t * ls.row_lane[ik];
             double hidden_change = 0; // sum_j softplus(q_j + y_j) - softplus(q_j)
-            if (ls.qmax[k] < max_q && (flip || t * ls.row_max[ik] < max_exponent) && lane < max_lane_double)
+            // (The factors 1 + r_j E_j are floats: below e^(qmax + t max_j |W_ij|); qmax from r if that is
+            // what keeps the product from double lanes.)
+            if (lane >= max_lane_float && lane < max_lane_double && ls.stale[k] &&
+                ls.qmax[k] + t * ls.row_max[ik] >= max_exponent)
+                estimate_bounds(r);
+            if (ls.qmax[k] < max_q && (flip || t * ls.row_max[ik] < max_exponent) &&
+                (lane < max_lane_float ||
+                 (lane < max_lane_double && ls.qmax[k] + t * ls.row_max[ik] < max_exponent)))
             {
                 const float* ex = nullptr;
                 if (flip)
@@ -1130,9 +1198,12 @@ private:
                 const float* x = r_of(r);
                 float* next = r_of(r, 1);
                 int32_t top = 0;
+                const bool in_float = lane < max_lane_float;
+                ls.stored[k] = !in_float || ls.store_ahead;
                 const double numerator =
-                    lane < max_lane_float ? session_kernels().log_product_float(x, ex, next, hidden_, &top)
-                                          : session_kernels().log_product_double(x, ex, next, hidden_, &top);
+                    !in_float        ? session_kernels().log_product_double(x, ex, next, hidden_, &top)
+                    : ls.store_ahead ? session_kernels().log_product_float(x, ex, next, hidden_, &top)
+                                     : session_kernels().log_product_float_only(x, ex, next, hidden_, &top);
                 ls.numerator_top[k] = top * std::numbers::ln2;
                 ls.numerator[k] = numerator;
                 hidden_change = numerator - ls.log_sum[k];

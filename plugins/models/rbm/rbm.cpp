@@ -570,25 +570,29 @@ public:
     // Cached per row n, with q = beta_n p and p = b + x W the pre-activations (x = v, or v / sigma^2):
     //   r_j = e^(q_j) (float) and L = log prod_j (1 + r_j) (double). A float holds e^q with all its
     //   digits for |q| < 87, so neither saturating end of sigmoid(q) = r / (1 + r) loses any.
-    // Changing unit i by d changes p by e W_i (e = d, or d / sigma_i^2), and
-    //   softplus(q_j + y_j) - softplus(q_j) = log((1 + r_j E_j) / (1 + r_j)),   y_j = beta e W_ij, E_j =
-    //   e^y_j,
-    // so the hidden part of F_beta(v') - F_beta(v) is -(log prod_j (1 + r_j E_j) - L): one multiply-add
-    // and one multiply per hidden unit, in float in kLanes independent lanes, and one log per row. For
-    // flips of binary units (e = +-1) E comes from tables e^(+-beta W) built at local_begin (e^(-beta W) as
-    // 1 / e^(beta W), so a flip and its reverse cancel to an ulp); other changes compute E row by row. A
-    // commit multiplies r by E and sets L to the proposal's log prod: one multiply per unit, no division,
-    // no exp. Every refresh_every rounds all rows' p are recomputed from v (one product, b + x W) and r
-    // and L from p, so rounding cannot accumulate.
+    // Changing unit i by d changes p by e W_i (e = d, or d / sigma_i^2), and, with y_j = beta e W_ij and
+    // E_j = e^(y_j),
+    //   softplus(q_j + y_j) - softplus(q_j) = log((1 + r_j E_j) / (1 + r_j)),
+    // so the hidden part of F_beta(v') - F_beta(v) is -(log prod_j (1 + r_j E_j) - L): one multiply, one
+    // add and one multiply per hidden unit, in float in kLanes independent lanes, and one log per row.
+    // For flips of binary units (e = +-1) E comes from tables e^(+-beta W) built at local_begin
+    // (e^(-beta W) as 1 / e^(beta W), so a flip and its reverse cancel to an ulp); other changes compute
+    // E row by row. An accepted change makes r E the row's r and L the proposal's log prod: r is double
+    // buffered, and after a round in which most rows were accepted the proposals write r E into the
+    // other half (the commit flips the half), else the commit multiplies r by E: the same bits, no
+    // division, no exp. Every refresh_every rounds all rows' p are recomputed from v (one product,
+    // b + x W) and r and L from p, so rounding cannot accumulate.
     // Ranges: qlane bounds every lane's log prod_j (1 + r_j) (from the binary exponents of the lanes the
     // latest product computed), and since softplus is 1-Lipschitz a proposal's lane is below
     // qlane + |beta e| row_lane_i: while that is below 80 the lanes are normal floats (combined by
-    // exponent and mantissa: no overflow); up to 700 the factors and lanes go in double. qmax bounds
-    // max_j |q_j|; commits raise it by |beta e| max_j |W_ij|, and when that makes it too large it is
-    // recomputed from the exponents of r (q_bounds). Beyond 700, or when E could leave the range of
-    // a float (|y_j| >= 80), or some |q_j| >= 80 (r subnormal or infinite in float), the row falls back to
-    // softplus differences in double from p, which is then kept up to date for that row (p += e W_i at its
-    // commits; it is recomputed from v, in double, when a row needs it after product commits).
+    // exponent and mantissa: no overflow); up to 700 the lanes go in double (the factors stay floats
+    // while qmax + |beta e| max_j |W_ij| < 80). qmax bounds max_j |q_j|; commits raise it by
+    // |beta e| max_j |W_ij|, and when that makes it too large it is recomputed from the exponents of r
+    // (q_bounds). Beyond, or when E could leave the range of a float (|y_j| >= 80), or some |q_j| >= 80
+    // (r subnormal or infinite in float), the row falls back to softplus differences in double from p,
+    // which is then kept up to date for that row (p += e W_i at its commits; it is recomputed from v, in
+    // double, when a row needs it after product commits; a commit that could take |q| past 80 recomputes
+    // r from it).
 
     void local_begin(const ansatz_tensor& v, const double* beta)
     {

@@ -334,3 +334,48 @@ TEST_CASE(
         "rbm free_energy_grad_state: bernoulli visible units are discrete, so dF/dv is defined "
         "only for visible_units: gaussian");
 }
+
+TEST_CASE("rbm local moves: 256 and 200 hidden units (whole and partial lanes of the float products) with "
+          "weights sd 0.05 and sd 1 - the float lanes and their bounds agree with free-energy differences "
+          "through the commits' multiplies and the refreshes from v",
+          "[rbm][local]")
+{
+    // sd 0.05: the lanes' bounds grow slowly, commits only multiply r by E; 1500 rounds cross no refresh
+    // (every 2048 rounds) but the bounds are recomputed from the exponents of r. sd 1: a lane's bound
+    // (its sum of max(0, q_j) plus |beta| sum of |W_ij| over its units) is near or beyond 80, so products
+    // go in float or (some) in double lanes, and the bounds are recomputed often. 32 chains x 1500
+    // proposals, compared every 7th round (2e-4 + 2e-6 (M + M'), run_session).
+    for (const int64_t h : { int64_t(256), int64_t(200) })
+        for (const double scale : { 0.05, 1.0 })
+        {
+            INFO(h << " hidden units, weights N(0, " << scale << "^2)");
+            const Model r = make(40, h, "", scale, 361);
+            const Drift drift = run_session(r, 32, 1500, 7, { 1.0, 0.5, 1.5 }, 362);
+            WARN(h << " hidden, sd " << scale << ": worst |difference| " << drift.worst
+                   << " (tolerance up to " << drift.tolerance << ") over " << drift.compared << " deltas, "
+                   << drift.commits << " commits");
+            CHECK(drift.commits > 20000);
+        }
+}
+
+TEST_CASE("rbm local moves: a row of weights too wide for the float lanes (W_0j = +-50 on two units of two "
+          "lanes) goes through products in double and r from p - and agrees with free-energy differences",
+          "[rbm][local]")
+{
+    // Visible unit 0 has W_0j = 50 at j = 0 and 32 (lane 0) and -50 at j = 1 and 33 (lane 1), the other
+    // weights N(0, 0.3^2), 64 hidden units. At beta 0.85 and 0.9 a lane's bound for a flip of unit 0 is
+    // beta x 100 >= 80: beyond the float lanes, within a double's (beta max(sum W+, sum W-) < 700), so
+    // the product goes in double. After that flip |beta p_j| is about 43 at four units, so a further commit
+    // could take |q| past 80: r is then recomputed from p (and, beyond, the row uses softplus differences).
+    // 16 chains x 1200 proposals, every round compared (2e-4 + 2e-6 (M + M'), run_session).
+    Model r = make(6, 64, "", 0.3, 371);
+    float* w = ansatz::f32(r.m.parameters()[0].tensor);
+    for (const int64_t j : { 0, 32 })
+        w[j] = 50.0f;
+    for (const int64_t j : { 1, 33 })
+        w[j] = -50.0f;
+    r.m.parameters_changed();
+    const Drift drift = run_session(r, 16, 1200, 1, { 0.85, 0.9 }, 372);
+    WARN("wide row: worst |difference| " << drift.worst << " over " << drift.compared << " deltas");
+    CHECK(drift.compared == 16 * 1200);
+}

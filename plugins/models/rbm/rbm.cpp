@@ -88,8 +88,13 @@ void require_vector(const ansatz_tensor& t, int64_t size, const char* call, cons
 
 // ---- the local-move session's kernels (see LOCAL MOVES in the class), written once and compiled
 // twice: for the baseline instruction set and, on x86-64, for AVX2, chosen at run time. Neither uses
-// fused multiply-adds (-std=c++20 does not contract) and the reductions have fixed lanes, so both give
-// the same bits.
+// fused multiply-adds (-std=c++20 does not contract) and the reductions have fixed lanes and trees, so
+// both give the same bits.
+
+// The products' lanes: unit j goes to lane j mod kLanes (the session's bounds use the same assignment).
+// 32 float lanes are 4 AVX2 registers of independent products, so the multiply's latency is hidden.
+constexpr int kLanes = 32;
+
 // p += e w over n values.
 [[gnu::always_inline]] inline void add_scaled_body(double* p, double e, const float* w, int64_t n)
 {
@@ -97,81 +102,251 @@ void require_vector(const ansatz_tensor& t, int64_t size, const char* call, cons
         p[j] += e * w[j];
 }
 
-// x' = x E / (y + x E), y' = y / (y + x E) over n units: one division each.
-[[gnu::always_inline]] inline void rescale_body(float* x, float* y, const float* ex, int64_t n)
+// log prod_k lane[k] of kLanes positive floats within e^+-80, however far their product is from 1: in
+// double, lanes k, k + 4, ..., k + 28 multiplied by a fixed tree (each of the 4 products within e^+-640,
+// normal doubles), then each of the 4 split exactly into its binary exponent and its mantissa in [1, 2)
+// (from its bits), log(product of the mantissas) + (the exponents' sum) log 2. The same bits on every
+// instruction set.
+[[gnu::always_inline]] inline double log_of_lanes(const float* lane, int32_t* top)
 {
-    for (int64_t j = 0; j < n; ++j)
+    double m[kLanes];
+    int32_t largest = 0;
+    for (int k = 0; k < kLanes; ++k)
     {
-        const float xe = x[j] * ex[j];
-        const float r = 1.0f / (y[j] + xe);
-        x[j] = xe * r;
-        y[j] = y[j] * r;
+        m[k] = static_cast<double>(lane[k]);
+        int32_t bits;
+        std::memcpy(&bits, &lane[k], sizeof bits);
+        largest = std::max(largest, bits >> 23); // (positive: the biased exponent)
     }
+    *top = largest - 126; // every lane < 2^top
+    for (int width = kLanes / 2; width >= 4; width /= 2)
+        for (int k = 0; k < width; ++k)
+            m[k] *= m[k + width];
+    int64_t exponent = 0;
+    for (int k = 0; k < 4; ++k)
+    {
+        uint64_t bits;
+        std::memcpy(&bits, &m[k], sizeof bits);
+        exponent += static_cast<int64_t>(bits >> 52) - 1023;
+        bits = (bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
+        std::memcpy(&m[k], &bits, sizeof bits);
+    }
+    return std::log((m[0] * m[2]) * (m[1] * m[3])) + static_cast<double>(exponent) * std::numbers::ln2;
 }
 
-// prod_j (x_j + y_j z_j) in double, in 16 independent lanes (vectorisable), then its log.
-[[gnu::always_inline]] inline double log_product_body(const float* x, const float* y, const float* z,
-                                                      int64_t n)
+// The same for kLanes positive normal doubles.
+[[gnu::always_inline]] inline double log_of_lanes(const double* lane, int32_t* top)
 {
-    // 16 lanes: 4 independent chains of products in AVX2 registers, so the multiply's latency is hidden.
-    double lane[16];
-    for (double& l : lane)
-        l = 1;
-    int64_t j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (int k = 0; k < 16; ++k)
-            lane[k] *= static_cast<double>(x[j + k] + y[j + k] * z[j + k]);
-    for (; j < n; ++j)
-        lane[0] *= static_cast<double>(x[j] + y[j] * z[j]);
-    for (int width = 8; width >= 1; width /= 2) // a fixed tree: the same bits on every instruction set
+    double m[kLanes];
+    int64_t exponent = 0, largest = 0;
+    for (int k = 0; k < kLanes; ++k)
+    {
+        uint64_t bits;
+        std::memcpy(&bits, &lane[k], sizeof bits);
+        largest = std::max(largest, static_cast<int64_t>(bits >> 52));
+        exponent += static_cast<int64_t>(bits >> 52) - 1023;
+        bits = (bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
+        std::memcpy(&m[k], &bits, sizeof bits);
+    }
+    for (int width = kLanes / 2; width >= 1; width /= 2)
         for (int k = 0; k < width; ++k)
-            lane[k] *= lane[k + width];
-    return std::log(lane[0]);
+            m[k] *= m[k + width];
+    *top = static_cast<int32_t>(largest - 1022); // every lane < 2^top
+    return std::log(m[0]) + static_cast<double>(exponent) * std::numbers::ln2;
+}
+
+// log prod_j (1 + r_j z_j), each factor and each lane's product in float, and out_j = r_j z_j (the row
+// after the change, for its commit). The caller bounds |log| of every lane's partial products below 80,
+// so they stay normal floats.
+// (The lanes live in four vectors of 8 floats, GCC's vector extension: registers on every instruction
+// set, two SSE registers each on the baseline, the same element-wise operations.)
+typedef float Floats8 __attribute__((vector_size(32)));
+
+// lane *= 1 + r z over 8 units, and (Store) out = r z.
+template <bool Store>
+[[gnu::always_inline]] inline void multiply_factors(const float* r, const float* z, float* out, Floats8& lane)
+{
+    Floats8 rz, zk;
+    std::memcpy(&rz, r, sizeof rz);
+    std::memcpy(&zk, z, sizeof zk);
+    rz *= zk;
+    if constexpr (Store)
+        std::memcpy(out, &rz, sizeof rz);
+    lane *= 1.0f + rz;
+}
+
+template <bool Store>
+[[gnu::always_inline]] inline double log_product_float_body(const float* r, const float* z, float* out,
+                                                            int64_t n, int32_t* top)
+{
+    static_assert(kLanes == 32);
+    Floats8 a0 = Floats8{} + 1.0f, a1 = a0, a2 = a0, a3 = a0;
+    int64_t j = 0;
+    for (; j + kLanes <= n; j += kLanes)
+    {
+        multiply_factors<Store>(r + j, z + j, out + j, a0);
+        multiply_factors<Store>(r + j + 8, z + j + 8, out + j + 8, a1);
+        multiply_factors<Store>(r + j + 16, z + j + 16, out + j + 16, a2);
+        multiply_factors<Store>(r + j + 24, z + j + 24, out + j + 24, a3);
+    }
+    float lane[kLanes];
+    std::memcpy(lane, &a0, sizeof a0);
+    std::memcpy(lane + 8, &a1, sizeof a1);
+    std::memcpy(lane + 16, &a2, sizeof a2);
+    std::memcpy(lane + 24, &a3, sizeof a3);
+    for (int k = 0; j < n; ++j, ++k)
+    {
+        const float rz = r[j] * z[j];
+        if constexpr (Store)
+            out[j] = rz;
+        lane[k] *= 1.0f + rz;
+    }
+    return log_of_lanes(lane, top);
+}
+
+// The same with each factor and each lane's product in double (the caller bounds a lane below 700; out
+// may then overflow, and is not committed).
+typedef float Floats4 __attribute__((vector_size(16)));
+typedef double Doubles4 __attribute__((vector_size(32)));
+
+// low, high *= the factors 1 + r z (in float) of 8 units, in double, and out = r z.
+[[gnu::always_inline]] inline void multiply_factors_double(const float* r, const float* z, float* out,
+                                                           Doubles4& low, Doubles4& high)
+{
+    Floats8 rz, zk;
+    std::memcpy(&rz, r, sizeof rz);
+    std::memcpy(&zk, z, sizeof zk);
+    rz *= zk;
+    std::memcpy(out, &rz, sizeof rz);
+    const Floats8 f = 1.0f + rz;
+    low *= __builtin_convertvector(__builtin_shufflevector(f, f, 0, 1, 2, 3), Doubles4);
+    high *= __builtin_convertvector(__builtin_shufflevector(f, f, 4, 5, 6, 7), Doubles4);
+}
+
+// The same as log_product_float with each lane's product in double: the caller bounds every factor
+// below e^80 (a float) and a lane's product below e^700.
+[[gnu::always_inline]] inline double log_product_double_body(const float* r, const float* z, float* out,
+                                                             int64_t n, int32_t* top)
+{
+    static_assert(kLanes == 32);
+    Doubles4 a0 = Doubles4{} + 1.0, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    int64_t j = 0;
+    for (; j + kLanes <= n; j += kLanes)
+    {
+        multiply_factors_double(r + j, z + j, out + j, a0, a1);
+        multiply_factors_double(r + j + 8, z + j + 8, out + j + 8, a2, a3);
+        multiply_factors_double(r + j + 16, z + j + 16, out + j + 16, a4, a5);
+        multiply_factors_double(r + j + 24, z + j + 24, out + j + 24, a6, a7);
+    }
+    double lane[kLanes];
+    const Doubles4* parts[8] = { &a0, &a1, &a2, &a3, &a4, &a5, &a6, &a7 };
+    for (int k = 0; k < 8; ++k)
+        std::memcpy(lane + 4 * k, parts[k], sizeof(Doubles4));
+    for (int k = 0; j < n; ++j, ++k)
+    {
+        const float rz = r[j] * z[j];
+        out[j] = rz;
+        lane[k] *= static_cast<double>(1.0f + rz);
+    }
+    return log_of_lanes(lane, top);
+}
+
+// r *= z over n units: the commit of a change whose proposal did not write r z.
+[[gnu::always_inline]] inline void scale_body(float* r, const float* z, int64_t n)
+{
+    for (int64_t j = 0; j < n; ++j)
+        r[j] *= z[j];
+}
+
+// Bounds of q_j = log r_j from the binary exponents E_j of the floats r_j (q_j in [E_j, E_j + 1) log 2):
+// bound[0] = max_j |q_j| as a multiple of log 2 (an exact integer).
+typedef int32_t Ints8 __attribute__((vector_size(32)));
+
+// largest = max(largest, bound of |q| in units of log 2) over 8 units.
+[[gnu::always_inline]] inline void add_q_bounds(const float* r, Ints8& largest)
+{
+    Ints8 bits;
+    std::memcpy(&bits, r, sizeof bits);
+    const Ints8 e = ((bits >> 23) & 0xff) - 127, up = e + 1;
+    const Ints8 size = up > -e ? up : -e;
+    largest = size > largest ? size : largest;
+}
+
+[[gnu::always_inline]] inline void q_bounds_body(const float* r, int64_t n, int32_t* bound)
+{
+    static_assert(kLanes == 32);
+    Ints8 largest[4] = {};
+    int64_t j = 0;
+    for (; j + kLanes <= n; j += kLanes)
+        for (int k = 0; k < 4; ++k)
+            add_q_bounds(r + j + 8 * k, largest[k]);
+    int32_t most[kLanes];
+    std::memcpy(most, largest, sizeof most);
+    for (int k = 0; j < n; ++j, ++k)
+    {
+        int32_t bits;
+        std::memcpy(&bits, &r[j], sizeof bits);
+        const int32_t e = ((bits >> 23) & 0xff) - 127;
+        most[k] = std::max(most[k], std::max(e + 1, -e));
+    }
+    bound[0] = *std::max_element(most, most + kLanes);
 }
 
 struct SessionKernels
 {
     void (*add_scaled)(double* p, double e, const float* w, int64_t n);
-    void (*rescale)(float* x, float* y, const float* ex, int64_t n);
-    double (*log_product)(const float* x, const float* y, const float* z, int64_t n);
+    double (*log_product_float)(const float* r, const float* z, float* out, int64_t n, int32_t* top);
+    double (*log_product_float_only)(const float* r, const float* z, float* out, int64_t n, int32_t* top);
+    void (*scale)(float* r, const float* z, int64_t n);
+    double (*log_product_double)(const float* r, const float* z, float* out, int64_t n, int32_t* top);
+    void (*q_bounds)(const float* r, int64_t n, int32_t* bound);
 };
 
-void add_scaled_base(double* p, double e, const float* w, int64_t n)
-{
-    add_scaled_body(p, e, w, n);
-}
-void rescale_base(float* x, float* y, const float* ex, int64_t n)
-{
-    rescale_body(x, y, ex, n);
-}
-double log_product_base(const float* x, const float* y, const float* z, int64_t n)
-{
-    return log_product_body(x, y, z, n);
-}
+#define ANSATZ_RBM_KERNELS(suffix, attribute)                                                                \
+    attribute void add_scaled_##suffix(double* p, double e, const float* w, int64_t n)                       \
+    {                                                                                                        \
+        add_scaled_body(p, e, w, n);                                                                         \
+    }                                                                                                        \
+    attribute double log_product_float_##suffix(const float* r, const float* z, float* out, int64_t n,       \
+                                                int32_t* top)                                                \
+    {                                                                                                        \
+        return log_product_float_body<true>(r, z, out, n, top);                                              \
+    }                                                                                                        \
+    attribute double log_product_double_##suffix(const float* r, const float* z, float* out, int64_t n,      \
+                                                 int32_t* top)                                               \
+    {                                                                                                        \
+        return log_product_double_body(r, z, out, n, top);                                                   \
+    }                                                                                                        \
+    attribute void q_bounds_##suffix(const float* r, int64_t n, int32_t* bound)                              \
+    {                                                                                                        \
+        q_bounds_body(r, n, bound);                                                                          \
+    }                                                                                                        \
+    attribute double log_product_float_only_##suffix(const float* r, const float* z, float* out, int64_t n,  \
+                                                     int32_t* top)                                           \
+    {                                                                                                        \
+        return log_product_float_body<false>(r, z, out, n, top);                                             \
+    }                                                                                                        \
+    attribute void scale_##suffix(float* r, const float* z, int64_t n)                                       \
+    {                                                                                                        \
+        scale_body(r, z, n);                                                                                 \
+    }
+
+ANSATZ_RBM_KERNELS(base, )
 #if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx2"))) void add_scaled_avx2(double* p, double e, const float* w, int64_t n)
-{
-    add_scaled_body(p, e, w, n);
-}
-__attribute__((target("avx2"))) void rescale_avx2(float* x, float* y, const float* ex, int64_t n)
-{
-    rescale_body(x, y, ex, n);
-}
-__attribute__((target("avx2"))) double log_product_avx2(const float* x, const float* y, const float* z,
-                                                        int64_t n)
-{
-    return log_product_body(x, y, z, n);
-}
+ANSATZ_RBM_KERNELS(avx2, __attribute__((target("avx2"))))
 #endif
+#undef ANSATZ_RBM_KERNELS
 
 const SessionKernels& session_kernels()
 {
     static const SessionKernels kernels = [] {
 #if defined(__x86_64__) && defined(__GNUC__)
         if (__builtin_cpu_supports("avx2"))
-            return SessionKernels{ add_scaled_avx2, rescale_avx2, log_product_avx2 };
+            return SessionKernels{ add_scaled_avx2, log_product_float_avx2,  log_product_float_only_avx2,
+                                   scale_avx2,      log_product_double_avx2, q_bounds_avx2 };
 #endif
-        return SessionKernels{ add_scaled_base, rescale_base, log_product_base };
+        return SessionKernels{ add_scaled_base, log_product_float_base,  log_product_float_only_base,
+                               scale_base,      log_product_double_base, q_bounds_base };
     }();
     return kernels;
 }
@@ -393,20 +568,31 @@ public:
     // ---- LOCAL MOVES (abi.h 2.2): a session on chains v in which energy_delta costs O(H) per row.
     //
     // Cached per row n, with q = beta_n p and p = b + x W the pre-activations (x = v, or v / sigma^2):
-    //   p (double, updated exactly on every accepted change), s = sigmoid(q) and c = sigmoid(-q)
-    //   (float, both, so neither saturating end loses its digits).
-    // Changing unit i by d changes p by e W_i (e = d, or d / sigma_i^2), and
-    //   softplus(q_j + y_j) - softplus(q_j) = log(c_j + s_j E_j),   y_j = beta e W_ij,  E_j = e^y_j,
-    // so the hidden part of F_beta(v') - F_beta(v) is -log prod_j (c_j + s_j E_j): one multiply-add
-    // and one multiply per hidden unit, and one log per row. For flips of binary units (e = +-1) E
-    // comes from a table e^(beta W) built at local_begin; for e = -1, c + s / E = (c E + s) / E, so the
-    // product is prod_j (c_j E_j + s_j) and the E's contribute -beta sum_j W_ij. Other changes compute
-    // E row by row. A commit updates s' = s E / f, c' = c / f (f = c + s E), and logs (i, e); every
-    // refresh_every commits of a row the logged changes are added to p (p += e W_i, in double) and s
-    // and c are recomputed from p. When a product could leave the
-    // range of a double (|log| > 700), E the range of a float, or some |q_j| >= 80 (where s or c would be
-    // subnormal or 0 in float, and a product update could not recover it), the row falls back to
-    // softplus differences in double from p.
+    //   r_j = e^(q_j) (float) and L = log prod_j (1 + r_j) (double). A float holds e^q with all its
+    //   digits for |q| < 87, so neither saturating end of sigmoid(q) = r / (1 + r) loses any.
+    // Changing unit i by d changes p by e W_i (e = d, or d / sigma_i^2), and, with y_j = beta e W_ij and
+    // E_j = e^(y_j),
+    //   softplus(q_j + y_j) - softplus(q_j) = log((1 + r_j E_j) / (1 + r_j)),
+    // so the hidden part of F_beta(v') - F_beta(v) is -(log prod_j (1 + r_j E_j) - L): one multiply, one
+    // add and one multiply per hidden unit, in float in kLanes independent lanes, and one log per row.
+    // For flips of binary units (e = +-1) E comes from tables e^(+-beta W) built at local_begin
+    // (e^(-beta W) as 1 / e^(beta W), so a flip and its reverse cancel to an ulp); other changes compute
+    // E row by row. An accepted change makes r E the row's r and L the proposal's log prod: r is double
+    // buffered, and after a round in which most rows were accepted the proposals write r E into the
+    // other half (the commit flips the half), else the commit multiplies r by E: the same bits, no
+    // division, no exp. Every refresh_every rounds all rows' p are recomputed from v (one product,
+    // b + x W) and r and L from p, so rounding cannot accumulate.
+    // Ranges: qlane bounds every lane's log prod_j (1 + r_j) (from the binary exponents of the lanes the
+    // latest product computed), and since softplus is 1-Lipschitz a proposal's lane is below
+    // qlane + |beta e| row_lane_i: while that is below 80 the lanes are normal floats (combined by
+    // exponent and mantissa: no overflow); up to 700 the lanes go in double (the factors stay floats
+    // while qmax + |beta e| max_j |W_ij| < 80). qmax bounds max_j |q_j|; commits raise it by
+    // |beta e| max_j |W_ij|, and when that makes it too large it is recomputed from the exponents of r
+    // (q_bounds). Beyond, or when E could leave the range of a float (|y_j| >= 80), or some |q_j| >= 80
+    // (r subnormal or infinite in float), the row falls back to softplus differences in double from p,
+    // which is then kept up to date for that row (p += e W_i at its commits; it is recomputed from v, in
+    // double, when a row needs it after product commits; a commit that could take |q| past 80 recomputes
+    // r from it).
 
     void local_begin(const ansatz_tensor& v, const double* beta)
     {
@@ -424,58 +610,63 @@ public:
             std::copy_n(beta, n, ls.beta.begin());
         ls.pending = false;
         const size_t nh = static_cast<size_t>(n * hidden_);
+        const size_t rows = static_cast<size_t>(n);
         ls.p.resize(nh);
-        ls.s.resize(nh);
-        ls.c.resize(nh);
+        ls.r.resize(2 * nh);
+        ls.side.assign(rows, 0);
+        ls.stored.assign(rows, 0);
+        ls.store_ahead = true;
         ls.e.resize(nh);
-        ls.kind.assign(static_cast<size_t>(n), Change::none);
-        ls.sites.resize(static_cast<size_t>(n));
-        ls.values.resize(static_cast<size_t>(n));
-        ls.factor.resize(static_cast<size_t>(n));
-        ls.commits.assign(static_cast<size_t>(n), 0);
+        ls.kind.assign(rows, Change::none);
+        ls.sites.resize(rows);
+        ls.values.resize(rows);
+        ls.factor.resize(rows);
+        ls.p_current.assign(rows, 0);
+        ls.stale.assign(rows, 0);
+        ls.qmax.assign(rows, 0.0);
+        ls.qlane.assign(rows, 0.0);
+        ls.numerator_top.assign(rows, 0.0);
+        ls.log_sum.assign(rows, 0.0);
+        ls.numerator.assign(rows, 0.0);
+        ls.ones.assign(static_cast<size_t>(hidden_), 1.0f);
         ls.rounds = 0;
-        ls.log_sites.resize(static_cast<size_t>(n * refresh_every));
-        ls.log_factors.resize(static_cast<size_t>(n * refresh_every));
-        ls.qmax.assign(static_cast<size_t>(n), 0.0);
-        ls.table_of_row.assign(static_cast<size_t>(n), -1);
-        ansatz_tensor pre = pre_activations(hidden_input(v));
-        const float* pf = ansatz::f32(pre);
-        for (size_t k = 0; k < nh; ++k)
-            ls.p[k] = pf[k];
-        for (int64_t r = 0; r < n; ++r)
-            refresh_row(r);
-        // Per visible unit: sum_j W_ij, the largest |W_ij|, sum_j |W_ij| and the bound of |log prod|
-        // for a flip, max(sum_j max(W_ij, 0), sum_j max(-W_ij, 0)).
+        ls.table_of_row.assign(rows, -1);
+        // Per visible unit: sum_j W_ij, the largest |W_ij|, sum_j |W_ij|, and the largest sum of |W_ij|
+        // over the units j of one lane of the products (j mod kLanes).
         const size_t d = static_cast<size_t>(d_);
         ls.row_sum.resize(d);
         ls.row_max.resize(d);
         ls.row_abs.resize(d);
-        ls.row_bound.resize(d);
+        ls.row_lane.resize(d);
         const float* w = weights_.data();
         for (int64_t i = 0; i < d_; ++i)
         {
-            double sum = 0, mx = 0, plus = 0, minus = 0;
+            double sum = 0, mx = 0, abs = 0;
+            double lane[kLanes] = {};
             for (int64_t j = 0; j < hidden_; ++j)
             {
                 const double x = w[i * hidden_ + j];
                 sum += x;
                 mx = std::max(mx, std::abs(x));
-                (x > 0 ? plus : minus) += std::abs(x);
+                abs += std::abs(x);
+                lane[j % kLanes] += std::abs(x);
             }
             const size_t k = static_cast<size_t>(i);
             ls.row_sum[k] = sum;
             ls.row_max[k] = mx;
-            ls.row_abs[k] = plus + minus;
-            ls.row_bound[k] = std::max(plus, minus);
+            ls.row_abs[k] = abs;
+            ls.row_lane[k] = *std::max_element(lane, lane + kLanes);
         }
-        // Tables e^(beta W) for flips of binary units, one per distinct beta, while they fit.
+        ls.lane_units = static_cast<double>((hidden_ + kLanes - 1) / kLanes) * std::numbers::ln2;
+        // Tables e^(beta W) and 1 / e^(beta W) for flips of binary units, one pair per distinct beta,
+        // while they fit.
         ls.tables.clear();
         if (!gaussian_)
         {
             double max_w = 0;
             for (double m : ls.row_max)
                 max_w = std::max(max_w, m);
-            const double table_bytes = 4.0 * static_cast<double>(d_) * static_cast<double>(hidden_);
+            const double table_bytes = 8.0 * static_cast<double>(d_) * static_cast<double>(hidden_);
             for (int64_t r = 0; r < n; ++r)
             {
                 const double b = ls.beta[static_cast<size_t>(r)];
@@ -489,14 +680,18 @@ public:
                     found = static_cast<int32_t>(ls.tables.size());
                     Table& t = ls.tables.emplace_back();
                     t.beta = b;
-                    t.exp.resize(static_cast<size_t>(d_ * hidden_));
-                    for (size_t k = 0; k < t.exp.size(); ++k)
-                        t.exp[k] = static_cast<float>(b * w[k]);
-                    ansatz::exp(t.exp.data(), static_cast<int64_t>(t.exp.size()));
+                    t.up.resize(static_cast<size_t>(d_ * hidden_));
+                    t.down.resize(t.up.size());
+                    for (size_t k = 0; k < t.up.size(); ++k)
+                        t.up[k] = static_cast<float>(b * w[k]);
+                    ansatz::exp(t.up.data(), static_cast<int64_t>(t.up.size()));
+                    for (size_t k = 0; k < t.up.size(); ++k)
+                        t.down[k] = 1.0f / t.up[k];
                 }
                 ls.table_of_row[static_cast<size_t>(r)] = found;
             }
         }
+        refresh_all(v);
         ls.open = true;
     }
 
@@ -509,6 +704,7 @@ public:
             throw ansatz::Error(
                 "rbm local_commit: no energy_delta of this session proposed changes to commit");
         const float* values = ansatz::f32(v);
+        int64_t accepted_rows = 0;
         for (int64_t r = 0; r < ls.rows; ++r)
         {
             const size_t k = static_cast<size_t>(r);
@@ -527,35 +723,48 @@ public:
                                     ", not the value " + std::to_string(ls.values[k]) +
                                     " the latest energy_delta proposed");
             (void)previous_values; // the cache kept the change from energy_delta
-            if (ls.kind[k] == Change::none)
+            ++accepted_rows;
+            const Change kind = ls.kind[k];
+            if (kind == Change::none)
                 continue;
-            float* s = ls.s.data() + r * hidden_;
-            float* c = ls.c.data() + r * hidden_;
             const double e = ls.factor[k];
-            const double b = ls.beta[k];
-            // p is updated lazily: the change joins the chain's log, applied at its next refresh (so a
-            // commit touches only s and c, which the proposal has just read). qmax bounds max_j |beta p_j|:
-            // the change moved each by at most |beta e| max_j |W_ij|.
-            const size_t at = k * static_cast<size_t>(refresh_every) + static_cast<size_t>(ls.commits[k]);
-            ls.log_sites[at] = i;
-            ls.log_factors[at] = e;
-            ls.qmax[k] += std::abs(b * e) * ls.row_max[static_cast<size_t>(i)];
-            if (++ls.commits[k] >= refresh_every || ls.kind[k] == Change::exact || ls.qmax[k] >= max_q)
+            const size_t ik = static_cast<size_t>(i);
+            if (kind == Change::exact)
             {
-                refresh_row(r); // (a full log only when the rounds' refresh is due anyway)
+                // p is up to date for this row (the proposal needed it): add the change, r from p.
+                session_kernels().add_scaled(ls.p.data() + r * hidden_, e, weights_.data() + i * hidden_,
+                                             hidden_);
+                refresh_row(r);
                 continue;
             }
-            const float* ex =
-                ls.kind[k] == Change::general
-                    ? ls.e.data() + r * hidden_
-                    : ls.tables[static_cast<size_t>(ls.table_of_row[k])].exp.data() + i * hidden_;
-            // One division per unit: with f = c + s E, s' = s E / f and c' = c / f; for a flip down,
-            // with g = c E + s, s' = s / g and c' = c E / g (the same update with s and c swapped).
-            if (ls.kind[k] == Change::flip_down)
-                session_kernels().rescale(c, s, ex, hidden_);
+            // r *= E keeps every r_j a normal float while max_j |q_j| stays below max_q, which the change
+            // moves by at most t max_j |W_ij|; beyond, r comes from p computed anew from v (which holds
+            // the change).
+            const double t = std::abs(ls.beta[k] * e), dq = t * ls.row_max[ik];
+            if (ls.qmax[k] + dq >= max_q && ls.stale[k])
+                estimate_bounds(r);
+            ls.p_current[k] = 0;
+            if (ls.qmax[k] + dq >= max_q)
+            {
+                current_p(v, r);
+                refresh_row(r);
+                continue;
+            }
+            if (ls.stored[k])
+                ls.side[k] ^= 1; // the proposal wrote r E into the row's other half
             else
-                session_kernels().rescale(s, c, ex, hidden_);
+                session_kernels().scale(r_of(r),
+                                        kind == Change::general ? ls.e.data() + r * hidden_
+                                                                : table_row(k, i, kind == Change::flip_down),
+                                        hidden_);
+            ls.log_sum[k] = ls.numerator[k];
+            ls.qmax[k] += dq;
+            ls.qlane[k] = ls.numerator_top[k]; // the new lanes' products, from the proposal's
+            ls.stale[k] = 1;
         }
+        // The next round's proposals write r E ahead when most of this round's were accepted (a commit
+        // then only flips the row's half); else the commits multiply r by E. The same bits either way.
+        ls.store_ahead = 2 * accepted_rows > ls.rows;
         ls.pending = false;
     }
 
@@ -711,51 +920,58 @@ private:
     enum class Change : uint8_t
     {
         none,      // no change proposed (the new value equals the old)
-        flip_up,   // e = +1 with the table e^(beta W): factors c + s E
-        flip_down, // e = -1 with the table: factors c E + s
-        general,   // E computed for this row into `e`: factors c + s E
-        exact,     // softplus differences in double (a product that could overflow)
+        flip_up,   // e = +1, E from the table e^(beta W)
+        flip_down, // e = -1, E from the table e^(-beta W)
+        general,   // E computed for this row into `e`
+        exact,     // softplus differences in double from p (a product that could leave its range)
     };
     struct Table
     {
         double beta = 1;
-        std::vector<float> exp; // e^(beta W) {D, H}
+        std::vector<float> up, down; // e^(beta W) and 1 / e^(beta W), {D, H}
     };
     struct LocalSession
     {
         bool open = false;
         const void* data = nullptr; // the chains' memory (checked, never read outside a call)
         int64_t rows = 0;
-        std::vector<double> beta;                      // {N}
-        std::vector<double> p;                         // {N, H} b + x W
-        std::vector<float> s, c;                       // {N, H} sigmoid(+-beta p)
-        std::vector<float> e;                          // {N, H} E of a general change, for its commit
-        std::vector<double> row_sum, row_max, row_abs; // {D} sum_j W_ij, max_j |W_ij|, sum_j |W_ij|
-        std::vector<double> row_bound;                 // {D} max(sum_j W_ij^+, sum_j W_ij^-)
+        std::vector<double> beta;          // {N}
+        std::vector<double> p;             // {N, H} b + x W, where p_current
+        std::vector<float> r;              // {N, 2, H} e^(beta p) in half side[n] of row n
+        std::vector<uint8_t> side, stored; // {N} the row's half; whether the latest proposal wrote r E
+        bool store_ahead = true;           // proposals write r E (see local_commit)
+        std::vector<float> e;              // {N, H} E of a general change, for its commit
+        std::vector<uint8_t> p_current;    // {N} whether p is the row's (else it is recomputed when needed)
+        std::vector<double> log_sum;       // {N} L = log prod_j (1 + r_j), as the products evaluate it
+        std::vector<double> numerator;     // {N} the latest proposal's log prod_j (1 + r_j E_j)
+        std::vector<double> qmax;          // {N} a bound of max_j |q_j|
+        std::vector<double> qlane;         // {N} a bound of max over the lanes of log prod_j (1 + r_j)
+        std::vector<double>
+            numerator_top;          // {N} the same for the latest proposal's lanes, prod_j (1 + r_j E_j)
+        std::vector<uint8_t> stale; // {N} the bounds were raised by commits since computed from r
+        std::vector<double> row_sum, row_max, row_abs, row_lane; // {D} see local_begin
+        double lane_units = 0;                                   // (the most units in a lane) log 2
+        std::vector<float> ones;                                 // {H} 1
         std::vector<Table> tables;
         std::vector<int32_t> table_of_row; // {N} index into tables, or -1
         // the latest energy_delta, for its commit
         bool pending = false;
-        std::vector<Change> kind;              // {N}
-        std::vector<int64_t> sites;            // {N}
-        std::vector<float> values;             // {N} the proposed values
-        std::vector<double> factor;            // {N} e: the change of p is e W_i
-        std::vector<int32_t> commits;          // {N} accepted changes since the row's s and c were recomputed
-        std::vector<int64_t> log_sites;        // {N, refresh_every}: the sites of those changes
-        std::vector<double> log_factors;       // {N, refresh_every}: their e (the change of p is e W_i)
-        int32_t rounds = 0;                    // energy_delta calls since the last refresh of every chain
-        std::vector<int64_t> site_start, fill; // refresh_all's counting sort of the logs by site
-        std::vector<size_t> by_site;
-        std::vector<double> qmax; // {N} a bound on max_j |beta p_j|: s and c are normal floats while < max_q
+        std::vector<Change> kind;   // {N}
+        std::vector<int64_t> sites; // {N}
+        std::vector<float> values;  // {N} the proposed values
+        std::vector<double> factor; // {N} e: the change of p is e W_i
+        int32_t rounds = 0;         // energy_delta calls since every row was refreshed
     };
 
-    // e^x of a float stays finite for x < 88.7 (and normal for x > -87.3); a double's product for
-    // |log| < 709. s = sigmoid(q) and c = sigmoid(-q) keep all their digits while |q| < max_q: beyond,
-    // one of them is subnormal or 0 and a product update could not bring it back.
+    // e^x of a float stays finite for x < 88.7 and normal for x > -87.3; r = e^q keeps all its digits
+    // while |q| < max_q. A float lane's partial products stay normal below max_lane_float, a double
+    // lane's below max_lane_double.
     static constexpr double max_exponent = 80;
     static constexpr double max_q = 80;
-    static constexpr double max_log_product = 700;
-    static constexpr int32_t refresh_every = 64;
+    static constexpr double max_lane_float = 80;
+    static constexpr double max_lane_double = 700;
+    static constexpr int32_t refresh_every = 2048;
+    static constexpr int64_t kPrefetchAhead = 4; // chains
     static constexpr double max_table_bytes = 64.0 * 1024 * 1024;
 
     void require_session(const ansatz_tensor& v, const char* what) const
@@ -769,96 +985,129 @@ private:
                                 "given to local_begin, or end the session first");
     }
 
-    // s and c of row r from its p, at the row's beta.
+    // r of row n: the half of its two that side[n] names, or the other one (where a proposal writes r E).
+    float* r_of(int64_t n, int other = 0)
+    {
+        return session_.r.data() + (2 * n + ((session_.side[static_cast<size_t>(n)] + other) & 1)) * hidden_;
+    }
+    const float* r_of(int64_t n) const
+    {
+        return session_.r.data() + (2 * n + session_.side[static_cast<size_t>(n)]) * hidden_;
+    }
+
+    // The table row E_i of row k's table, e^(beta W_i) or (down) e^(-beta W_i).
+    const float* table_row(size_t k, int64_t i, bool down) const
+    {
+        const Table& t = session_.tables[static_cast<size_t>(session_.table_of_row[k])];
+        return (down ? t.down : t.up).data() + i * hidden_;
+    }
+
+    // p of row r = b + x W from the chains v, in double, unless it is up to date.
+    void current_p(const ansatz_tensor& v, int64_t r)
+    {
+        LocalSession& ls = session_;
+        const size_t k = static_cast<size_t>(r);
+        if (ls.p_current[k])
+            return;
+        double* p = ls.p.data() + r * hidden_;
+        const float* b = hidden_bias_.data();
+        for (int64_t j = 0; j < hidden_; ++j)
+            p[j] = b[j];
+        const float* x = ansatz::f32(v) + r * d_;
+        for (int64_t i = 0; i < d_; ++i)
+        {
+            const double xi =
+                scaled_input_ ? static_cast<double>(x[i] * precision_[static_cast<size_t>(i)]) : x[i];
+            if (xi != 0)
+                session_kernels().add_scaled(p, xi, weights_.data() + i * hidden_, hidden_);
+        }
+        ls.p_current[k] = 1;
+    }
+
+    // r, L and the bounds of row r from its p (up to date), at the row's beta.
     void refresh_row(int64_t r)
     {
-        flush_row(r);
         LocalSession& ls = session_;
         const size_t k = static_cast<size_t>(r);
         const double b = ls.beta[k];
         const double* p = ls.p.data() + r * hidden_;
-        float* s = ls.s.data() + r * hidden_;
-        float* c = ls.c.data() + r * hidden_;
+        float* x = r_of(r);
         double qmax = 0;
+        double lane[kLanes] = {};
         for (int64_t j = 0; j < hidden_; ++j)
         {
-            s[j] = static_cast<float>(b * p[j]);
-            c[j] = -s[j];
-            qmax = std::max(qmax, std::abs(b * p[j]));
+            const double q = b * p[j];
+            x[j] = static_cast<float>(std::clamp(q, -100.0, 100.0)); // (|q| >= 80: the exact fallback)
+            qmax = std::max(qmax, std::abs(q));
+            lane[j % kLanes] += std::max(q, 0.0);
         }
-        ansatz::sigmoid(s, hidden_);
-        ansatz::sigmoid(c, hidden_);
-        ls.commits[k] = 0;
+        ansatz::exp(x, hidden_);
         ls.qmax[k] = qmax;
+        ls.stale[k] = 0;
+        ls.log_sum[k] = 0;
+        // log prod_j (1 + r_j) = sum_j softplus(q_j) <= (a lane's sum of max(0, q_j)) + (its units) log 2.
+        const double bound = *std::max_element(lane, lane + kLanes) + ls.lane_units;
+        ls.qlane[k] = bound;
+        int32_t top = 0;
+        if (bound >= max_lane_double)
+            ls.qmax[k] =
+                std::max(qmax, max_q); // L could overflow: softplus differences until the next refresh
+        else if (qmax < max_q)
+        {
+            ls.log_sum[k] =
+                bound < max_lane_float
+                    ? session_kernels().log_product_float(x, ls.ones.data(), r_of(r, 1), hidden_, &top)
+                    : session_kernels().log_product_double(x, ls.ones.data(), r_of(r, 1), hidden_, &top);
+            ls.qlane[k] = top * std::numbers::ln2;
+        }
     }
 
-    // Every chain's logged changes added to its p, one visible unit at a time (a row of W read once for
-    // all the chains that changed that unit: a counting sort of the log by site), then s and c of every
-    // chain recomputed from p; the logs are then empty.
-    void refresh_all()
+    // Every row's p recomputed from v (one product for all), then its r, L and bounds.
+    void refresh_all(const ansatz_tensor& v)
     {
         LocalSession& ls = session_;
-        const size_t rows = static_cast<size_t>(ls.rows), per_row = static_cast<size_t>(refresh_every);
-        ls.site_start.assign(static_cast<size_t>(d_) + 1, 0);
-        for (size_t k = 0; k < rows; ++k)
-            for (int32_t m = 0; m < ls.commits[k]; ++m)
-                ++ls.site_start[static_cast<size_t>(ls.log_sites[k * per_row + static_cast<size_t>(m)]) + 1];
-        for (size_t i = 0; i < static_cast<size_t>(d_); ++i)
-            ls.site_start[i + 1] += ls.site_start[i];
-        ls.by_site.resize(static_cast<size_t>(ls.site_start.back()));
-        ls.fill.assign(ls.site_start.begin(), ls.site_start.end() - 1);
-        for (size_t k = 0; k < rows; ++k)
-            for (int32_t m = 0; m < ls.commits[k]; ++m)
-            {
-                const size_t at = k * per_row + static_cast<size_t>(m);
-                ls.by_site[static_cast<size_t>(ls.fill[static_cast<size_t>(ls.log_sites[at])]++)] = at;
-            }
-        for (size_t i = 0; i < static_cast<size_t>(d_); ++i)
-        {
-            const float* wi = weights_.data() + static_cast<int64_t>(i) * hidden_;
-            for (int64_t e = ls.site_start[i]; e < ls.site_start[i + 1]; ++e)
-            {
-                const size_t at = ls.by_site[static_cast<size_t>(e)];
-                session_kernels().add_scaled(ls.p.data() + static_cast<int64_t>(at / per_row) * hidden_,
-                                             ls.log_factors[at], wi, hidden_);
-            }
-        }
+        ansatz_tensor pre = pre_activations(hidden_input(v));
+        const float* pf = ansatz::f32(pre);
+        for (size_t k = 0; k < ls.p.size(); ++k)
+            ls.p[k] = pf[k];
         for (int64_t r = 0; r < ls.rows; ++r)
         {
-            ls.commits[static_cast<size_t>(r)] = 0; // flushed above
+            ls.p_current[static_cast<size_t>(r)] = 1;
             refresh_row(r);
         }
         ls.rounds = 1;
     }
 
-    // p of row r += the logged changes e W_i since its last refresh (the log is then empty).
-    void flush_row(int64_t r)
+    // qmax of row r from the exponents of r (within log 2 of the true one), when lower than the bound the
+    // commits raised.
+    void estimate_bounds(int64_t r)
     {
         LocalSession& ls = session_;
         const size_t k = static_cast<size_t>(r);
-        double* p = ls.p.data() + r * hidden_;
-        for (int32_t m = 0; m < ls.commits[k]; ++m)
-        {
-            const size_t at = k * static_cast<size_t>(refresh_every) + static_cast<size_t>(m);
-            session_kernels().add_scaled(p, ls.log_factors[at], weights_.data() + ls.log_sites[at] * hidden_,
-                                         hidden_);
-        }
-        ls.commits[k] = 0;
+        int32_t bound[2];
+        session_kernels().q_bounds(r_of(r), hidden_, bound);
+        ls.qmax[k] = std::min(ls.qmax[k], bound[0] * std::numbers::ln2);
+        ls.stale[k] = 0;
     }
 
-    // Asks the memory for what a proposal at `site` in chain r reads: its s and c and, for a flip, the
-    // row of its e^(beta W) table (a hint; a site out of range is checked by the caller).
-    void prefetch_row(int64_t r, int64_t site) const
+    // Asks the memory for what a proposal at `site` in chain r reads: its r and, for a flip, the row of
+    // its table in the direction of the flip (a hint; a site out of range is checked by the caller).
+    void prefetch_row(const float* values, int64_t r, int64_t site, float value) const
     {
         const LocalSession& ls = session_;
         const size_t k = static_cast<size_t>(r);
-        const float* rows[3] = { ls.s.data() + r * hidden_, ls.c.data() + r * hidden_, nullptr };
-        const int32_t table = ls.table_of_row[k];
-        if (table >= 0 && site >= 0 && site < d_)
-            rows[2] = ls.tables[static_cast<size_t>(table)].exp.data() + site * hidden_;
-        for (const float* row : rows)
-            for (int64_t j = 0; row && j < hidden_; j += 16) // one cache line of 64 bytes
-                __builtin_prefetch(row + j);
+        const float* rows[2] = { r_of(r), nullptr };
+        if (ls.table_of_row[k] >= 0 && site >= 0 && site < d_)
+            rows[1] = table_row(k, site, value < values[r * d_ + site]);
+        const float* other = ls.r.data() + (2 * r + (ls.side[k] ^ 1)) * hidden_; // written: r E
+        for (int64_t j = 0; j < hidden_; j += 16)                                // one cache line of 64 bytes
+        {
+            __builtin_prefetch(rows[0] + j);
+            if (rows[1])
+                __builtin_prefetch(rows[1] + j);
+            if (ls.store_ahead)
+                __builtin_prefetch(other + j, 1);
+        }
     }
 
     // energy_delta while a session is open: F_beta(v') - F_beta(v) from the cache, O(H) per row.
@@ -870,22 +1119,23 @@ private:
         require_session(v, "rbm energy_delta");
         const int64_t n = ls.rows;
         ansatz::require_vector(out, n, "rbm energy_delta: out");
-        // Every refresh_every rounds (energy_delta calls, the same for every chain) all chains' logged
-        // changes are added to p and s, c recomputed: a schedule that does not depend on the other chains.
+        // Every refresh_every rounds (energy_delta calls, the same for every chain) every row is refreshed
+        // from v: a schedule that does not depend on the other chains.
         if (++ls.rounds > refresh_every)
-            refresh_all();
+            refresh_all(v);
         const float* values = ansatz::f32(v);
         float* o = ansatz::f32(out);
         const float* a = visible_bias_.data();
         const float* w = weights_.data();
-        if (n > 0)
-            prefetch_row(0, sites[0]);
+        for (int64_t r = 0; r < std::min<int64_t>(n, kPrefetchAhead); ++r)
+            prefetch_row(values, r, sites[r], new_values[r]);
         for (int64_t r = 0; r < n; ++r)
         {
             const size_t k = static_cast<size_t>(r);
             const int64_t i = sites[r];
-            if (r + 1 < n) // the next chain's rows load while this one computes
-                prefetch_row(r + 1, sites[r + 1]);
+            if (r + kPrefetchAhead < n) // the rows of the chains ahead load while this one computes
+                prefetch_row(values, r + kPrefetchAhead, sites[r + kPrefetchAhead],
+                             new_values[r + kPrefetchAhead]);
             if (i < 0 || i >= d_)
                 throw ansatz::Error("rbm energy_delta: site " + std::to_string(i) + " of chain " +
                                     std::to_string(r) + " is outside [0, " + std::to_string(d_) + ")");
@@ -917,42 +1167,55 @@ private:
             else
                 visible = -b * a[i] * d;
             ls.factor[k] = e;
-            const float* s = ls.s.data() + r * hidden_;
-            const float* c = ls.c.data() + r * hidden_;
             const float* wi = w + i * hidden_;
-            const int32_t table = ls.table_of_row[k];
-            double hidden_change = 0;               // sum_j softplus(q_j + y_j) - softplus(q_j)
-            const bool cached = ls.qmax[k] < max_q; // s and c hold all their digits
-            if (cached && table >= 0 && (d == 1 || d == -1) &&
-                std::abs(b) * ls.row_bound[ik] < max_log_product)
+            const double t = std::abs(b * e); // |y_j| <= t |W_ij|
+            const bool flip = ls.table_of_row[k] >= 0 && (d == 1 || d == -1);
+            // A bound of every lane's log prod_j (1 + r_j E_j) (softplus is 1-Lipschitz: each factor grows at
+            // most by e^|y_j| from 1 + r_j).
+            const double lane = ls.qlane[k] + t * ls.row_lane[ik];
+            double hidden_change = 0; // sum_j softplus(q_j + y_j) - softplus(q_j)
+            // (The factors 1 + r_j E_j are floats: below e^(qmax + t max_j |W_ij|); qmax from r if that is
+            // what keeps the product from double lanes.)
+            if (lane >= max_lane_float && lane < max_lane_double && ls.stale[k] &&
+                ls.qmax[k] + t * ls.row_max[ik] >= max_exponent)
+                estimate_bounds(r);
+            if (ls.qmax[k] < max_q && (flip || t * ls.row_max[ik] < max_exponent) &&
+                (lane < max_lane_float ||
+                 (lane < max_lane_double && ls.qmax[k] + t * ls.row_max[ik] < max_exponent)))
             {
-                const float* ex = ls.tables[static_cast<size_t>(table)].exp.data() + i * hidden_;
-                if (d == 1)
+                const float* ex = nullptr;
+                if (flip)
                 {
-                    ls.kind[k] = Change::flip_up;
-                    hidden_change = session_kernels().log_product(c, s, ex, hidden_);
+                    ls.kind[k] = d == 1 ? Change::flip_up : Change::flip_down;
+                    ex = table_row(k, i, d == -1);
                 }
                 else
                 {
-                    ls.kind[k] = Change::flip_down;
-                    hidden_change = session_kernels().log_product(s, c, ex, hidden_) - b * ls.row_sum[ik];
+                    ls.kind[k] = Change::general;
+                    float* ey = ls.e.data() + r * hidden_;
+                    const float y = static_cast<float>(b * e);
+                    for (int64_t j = 0; j < hidden_; ++j)
+                        ey[j] = y * wi[j];
+                    ansatz::exp(ey, hidden_);
+                    ex = ey;
                 }
-            }
-            else if (cached && std::abs(b * e) * ls.row_max[ik] < max_exponent &&
-                     std::abs(b * e) * ls.row_abs[ik] < max_log_product)
-            {
-                ls.kind[k] = Change::general;
-                float* ex = ls.e.data() + r * hidden_;
-                const float y = static_cast<float>(b * e);
-                for (int64_t j = 0; j < hidden_; ++j)
-                    ex[j] = y * wi[j];
-                ansatz::exp(ex, hidden_);
-                hidden_change = session_kernels().log_product(c, s, ex, hidden_);
+                const float* x = r_of(r);
+                float* next = r_of(r, 1);
+                int32_t top = 0;
+                const bool in_float = lane < max_lane_float;
+                ls.stored[k] = !in_float || ls.store_ahead;
+                const double numerator =
+                    !in_float        ? session_kernels().log_product_double(x, ex, next, hidden_, &top)
+                    : ls.store_ahead ? session_kernels().log_product_float(x, ex, next, hidden_, &top)
+                                     : session_kernels().log_product_float_only(x, ex, next, hidden_, &top);
+                ls.numerator_top[k] = top * std::numbers::ln2;
+                ls.numerator[k] = numerator;
+                hidden_change = numerator - ls.log_sum[k];
             }
             else
             {
                 ls.kind[k] = Change::exact;
-                flush_row(r); // p itself is needed
+                current_p(v, r); // p itself is needed
                 const double* p = ls.p.data() + r * hidden_;
                 for (int64_t j = 0; j < hidden_; ++j)
                     hidden_change += softplus_double(b * (p[j] + e * wi[j])) - softplus_double(b * p[j]);

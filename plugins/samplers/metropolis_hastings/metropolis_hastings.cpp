@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
@@ -389,6 +390,8 @@ private:
         threshold_.resize(rows);
         accepted_flag_.resize(rows);
         uniforms_.resize(rows);
+        miss_at_.resize(rows);
+        miss_value_.resize(rows);
         ansatz_tensor delta_view = ansatz::make_view(delta_.data(), { n });
         const int64_t categories = info_.categories;
         const float low = info_.domain == ANSATZ_DOMAIN_SPIN ? -1.0f : 0.0f;
@@ -408,31 +411,44 @@ private:
             }
             for (int64_t k = 0; k < d; ++k)
             {
-                // The sites first (the chains' values there are fetched meanwhile), then the new values.
+                // The site and the new value of every chain, from its own stream.
                 int64_t* const sites = sites_.data();
                 float* const values = values_.data();
                 float* const previous = previous_.data();
-                if (order_ == Order::random)
-                    for (size_t r = 0; r < rows; ++r)
-                    {
-                        const int64_t site = static_cast<int64_t>(rngs[r].below(static_cast<uint64_t>(d)));
-                        sites[r] = site;
-                        __builtin_prefetch(x + static_cast<int64_t>(r) * d + site);
-                    }
-                else
-                    std::fill(sites, sites + n,
-                              order_ == Order::sequential ? k : scan_[static_cast<size_t>(k)]);
-                // With the fused step, each chain's uniform is drawn here, after its proposal: the same
-                // draws from each chain's stream, in the same order, as the accept loop below makes.
+                // With the fused step, each chain's uniform is drawn after its proposal: the same draws
+                // from each chain's stream, in the same order, as the accept loop below makes. (Flips
+                // with the fused step go through fused_flips.)
                 float* const uniforms = fused_ ? uniforms_.data() : nullptr;
-                if (proposal_ == Proposal::flip)
+                if (proposal_ == Proposal::flip) // the common case, without the switch
+                {
+                    // The sites first (the chains' values there are fetched meanwhile), then the other
+                    // value of each, without a branch on it: 1 -> low, anything else -> 1.
+                    if (order_ == Order::random)
+                        for (size_t r = 0; r < rows; ++r)
+                        {
+                            const int64_t site =
+                                static_cast<int64_t>(rngs[r].below(static_cast<uint64_t>(d)));
+                            sites[r] = site;
+                            __builtin_prefetch(x + static_cast<int64_t>(r) * d + site);
+                        }
+                    else
+                        std::fill(sites, sites + n,
+                                  order_ == Order::sequential ? k : scan_[static_cast<size_t>(k)]);
                     for (size_t r = 0; r < rows; ++r)
                     {
                         const float now = x[static_cast<int64_t>(r) * d + sites[r]];
-                        values[r] = now == 1.0f ? low : 1.0f;
+                        values[r] = 1.0f + static_cast<float>(now == 1.0f) * (low - 1.0f);
                         previous[r] = now;
                     }
+                }
                 else
+                {
+                    if (order_ == Order::random)
+                        for (size_t r = 0; r < rows; ++r)
+                            sites[r] = static_cast<int64_t>(rngs[r].below(static_cast<uint64_t>(d)));
+                    else
+                        std::fill(sites, sites + n,
+                                  order_ == Order::sequential ? k : scan_[static_cast<size_t>(k)]);
                     for (size_t r = 0; r < rows; ++r)
                     {
                         ansatz::Rng& rng = rngs[r];
@@ -454,6 +470,7 @@ private:
                         if (uniforms)
                             uniforms[r] = rng.uniform();
                     }
+                }
                 if (uniforms)
                 {
                     uint8_t* const flags = accepted_flag_.data();
@@ -469,26 +486,19 @@ private:
                 }
                 model_.energy_delta(chains, sites_.data(), values_.data(), delta_view);
                 // Accept with probability min(1, e^-delta): u < e^min(0, -delta); NaN is rejected.
-                const float* const delta = delta_.data();
                 float* const threshold = threshold_.data();
                 uint8_t* const flags = accepted_flag_.data();
-                for (size_t r = 0; r < rows; ++r)
-                {
-                    const float minus = -delta[r];
-                    threshold[r] = minus >= 0.0f ? 0.0f : minus;
-                }
-                ansatz::exp(threshold, n);
+                acceptance_thresholds(delta_.data(), threshold, n);
                 int64_t any = 0;
                 for (size_t r = 0; r < rows; ++r)
                 {
+                    // Without a branch on the outcome (a coin flip the predictor cannot learn).
                     const bool accept = rngs[r].uniform() < threshold[r];
+                    float& at = x[static_cast<int64_t>(r) * d + sites[r]];
+                    at = accept ? values[r] : at;
                     flags[r] = accept ? 1 : 0;
-                    if (accept)
-                    {
-                        x[static_cast<int64_t>(r) * d + sites[r]] = values[r];
-                        ++row_accepted[r];
-                        ++any;
-                    }
+                    row_accepted[r] += accept ? 1 : 0;
+                    any += accept ? 1 : 0;
                 }
                 accepted_ += any;
                 if (session && any)
@@ -550,6 +560,54 @@ private:
                 }
         }
         accepted_ += any;
+    }
+
+    // threshold[r] = e^min(0, -delta[r]) for r < n (NaN for a NaN delta). The exponentials come from a
+    // small memo of recent arguments when most of them repeat (a lattice model's few energy changes),
+    // else from the vectorised exp over all of them; either way each value is ansatz::exp's, bit for bit.
+    void acceptance_thresholds(const float* delta, float* threshold, int64_t n)
+    {
+        for (int64_t r = 0; r < n; ++r)
+        {
+            const float minus = -delta[r];
+            threshold[r] = minus >= 0.0f ? 0.0f : minus;
+        }
+        if (memo_skip_ > 0)
+        {
+            --memo_skip_;
+            ansatz::exp(threshold, n);
+            return;
+        }
+        int64_t misses = 0;
+        for (int64_t r = 0; r < n; ++r)
+        {
+            uint32_t bits;
+            std::memcpy(&bits, &threshold[r], sizeof bits);
+            const MemoEntry& m = memo_[(bits * 0x9e3779b1u) >> (32 - kMemoBits)];
+            if (m.key == bits && m.filled)
+                threshold[r] = m.value;
+            else
+            {
+                miss_at_[static_cast<size_t>(misses)] = r;
+                miss_value_[static_cast<size_t>(misses)] = threshold[r];
+                ++misses;
+            }
+        }
+        if (misses == 0)
+            return;
+        ansatz::exp(miss_value_.data(), misses);
+        for (int64_t m = 0; m < misses; ++m)
+        {
+            const int64_t r = miss_at_[static_cast<size_t>(m)];
+            uint32_t bits;
+            std::memcpy(&bits, &threshold[r], sizeof bits);
+            memo_[(bits * 0x9e3779b1u) >> (32 - kMemoBits)] = { bits, true,
+                                                                miss_value_[static_cast<size_t>(m)] };
+            threshold[r] = miss_value_[static_cast<size_t>(m)];
+        }
+        // Mostly new arguments (a model with continuous energy changes): the plain exp for a while.
+        if (2 * misses > n)
+            memo_skip_ = kMemoSkip;
     }
 
     // One whole-state Langevin proposal per chain and sweep:
@@ -652,6 +710,20 @@ private:
     int64_t clock_ = 0; // sweeps of the current batch of chains (the adaptation's t)
     int64_t proposed_ = 0, accepted_ = 0, metric_sweeps_ = 0;
     int64_t counts_[4] = {};
+
+    // the memo of e^x for acceptance_thresholds
+    struct MemoEntry
+    {
+        uint32_t key = 0; // the bits of x
+        bool filled = false;
+        float value = 0; // ansatz::exp of x
+    };
+    static constexpr int kMemoBits = 6;
+    static constexpr int32_t kMemoSkip = 64; // proposal steps without the memo after one that mostly missed
+    MemoEntry memo_[1 << kMemoBits] = {};
+    int32_t memo_skip_ = 0;
+    std::vector<int64_t> miss_at_;
+    std::vector<float> miss_value_;
 
     // work buffers
     std::vector<int64_t> sites_;

@@ -489,18 +489,18 @@ typedef struct ansatz_energy_table
      * accepted are {N, rounds} (chain-major: round t of chain n at n * rounds + t); new_values is
      * {N, rounds}, or NULL for flips: the new value is then the other value of a two-valued domain
      * (0 <-> 1 for BINARY, -1 <-> +1 for SPIN) of the site as it is at that round. Round t of row n,
-     * on the state rounds 0 .. t-1 left: with d the change energy_delta would return for it (FLOAT32, the same bits),
-     * the model accepts when
-     *     uniforms[n, t] < exp(min(0, -d))      (uniforms in [0, 1); a NaN d is rejected),
-     * the exponential rounded as the SDK's ansatz::exp rounds it (ansatz/math.hpp), writes the new value
-     * into v[n, sites[n, t]] when it accepts (v is the session's chains: the one input a model writes,
-     * and only there), updates its cache as local_commit would, and sets accepted[n, t] to 1 or 0
+     * on the state rounds 0 .. t-1 left: with d the change energy_delta would return for it (FLOAT32, the
+     * same bits), the model accepts when uniforms[n, t] < exp(min(0, -d)) (uniforms in [0, 1); a NaN d
+     * is rejected), the exponential rounded as the SDK's ansatz::exp rounds it (ansatz/math.hpp), writes the
+     * new value into v[n, sites[n, t]] when it accepts (v is the session's chains: the one input a model
+     * writes, and only there), updates its cache as local_commit would, and sets accepted[n, t] to 1 or 0
      * (uint8). So the chain, the draws and the acceptances are those of energy_delta + the caller's
      * accept/reject with the same rule + local_commit, round after round, bit for bit: a caller may use
      * either path. Rows are independent: a model may run all the rounds of one row before the next
      * (its state stays in the core's cache, as in a hand-written loop over one lattice). */
     int32_t (*local_step)(void* self, const ansatz_tensor* v, int64_t rounds, const int64_t* sites,
-                          const float* new_values, const float* uniforms, uint8_t* accepted, ansatz_status* st);
+                          const float* new_values, const float* uniforms, uint8_t* accepted,
+                          ansatz_status* st);
 } ansatz_energy_table;
 
 /* p(block | the other block) factorises over the block's units. */

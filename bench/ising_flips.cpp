@@ -14,6 +14,7 @@
 #include "loading/registry.hpp"
 #include "pipeline/config_values.hpp"
 #include "pipeline/keys.hpp"
+#include "plugin_bench.hpp"
 #include "run/host_services.hpp"
 
 #include <algorithm>
@@ -32,40 +33,8 @@ namespace
 
 using ansatz::engine::Instance;
 
-std::unique_ptr<Instance> make(const ansatz::engine::Registry& r, ansatz::engine::HostServices& host,
-                               const std::string& name, const std::string& yaml)
-{
-    const ansatz::engine::PluginComponent* c = r.find(name);
-    if (!c)
-    {
-        std::fprintf(stderr, "no plugin component '%s' in %s\n", name.c_str(), ANSATZ_BENCH_PLUGIN_DIR);
-        std::exit(1);
-    }
-    ansatz::engine::ConfigValues config = ansatz::engine::config_from_yaml(*c->desc, yaml);
-    return std::make_unique<Instance>(*c, config.c(name), host.table());
-}
-
-double cpu_seconds()
-{
-    timespec t{};
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
-}
-
-template <class F>
-double median_seconds(F&& f, int repeats)
-{
-    f(); // warm-up
-    std::vector<double> t;
-    for (int k = 0; k < repeats; ++k)
-    {
-        const double start = cpu_seconds();
-        f();
-        t.push_back(cpu_seconds() - start);
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-}
+using ansatz::bench::make;
+using ansatz::bench::median_seconds;
 
 // The hand-written loop: what one writes for this model and nothing else. Spins as int8, the four
 // neighbours of every site in a table, e^(-beta dE) for the two positive dE (4 and 8) in a table; one

@@ -1631,6 +1631,25 @@ inline CheckResult check_latent_decode_weighted(const ModelRef& model, const Con
 
 // ---------------------------------------------------------------- local_moves
 
+namespace detail::conformance
+{
+// The inverse temperatures a local session of n rows is checked at: the ladder {1, 0.5, 0.25, 1.5} over
+// the rows for a model the session can temper (abi.h: one with the tempered functions, or one without
+// conditionals and without a real domain, whose F_beta is beta F); empty for any other, checked with
+// beta NULL.
+inline std::vector<double> session_betas(const ModelRef& model, const Domain& domain, int64_t n)
+{
+    if (!model.has(ANSATZ_FN_TEMPERED) &&
+        (model.has(ANSATZ_FN_CONDITIONAL) || domain.kind == ANSATZ_DOMAIN_REAL))
+        return {};
+    const double ladder[] = { 1.0, 0.5, 0.25, 1.5 };
+    std::vector<double> beta(static_cast<size_t>(n));
+    for (int64_t r = 0; r < n; ++r)
+        beta[static_cast<size_t>(r)] = ladder[r % 4];
+    return beta;
+}
+} // namespace detail::conformance
+
 inline CheckResult check_local_moves(const ModelRef& model, const ConformanceOptions& options)
 {
     using namespace detail::conformance;
@@ -1651,15 +1670,12 @@ inline CheckResult check_local_moves(const ModelRef& model, const ConformanceOpt
             scaled,
             plain
         };
+        std::vector<double> beta = session_betas(model, domain, n);
         const Reference reference = model.has(ANSATZ_FN_TEMPERED) ? Reference::tempered
-                                    : (!model.has(ANSATZ_FN_CONDITIONAL) && domain.kind != ANSATZ_DOMAIN_REAL)
-                                        ? Reference::scaled
-                                        : Reference::plain;
-        const double ladder[] = { 1.0, 0.5, 0.25, 1.5 };
-        std::vector<double> beta(static_cast<size_t>(n), 1.0);
-        if (reference != Reference::plain)
-            for (int64_t r = 0; r < n; ++r)
-                beta[static_cast<size_t>(r)] = ladder[r % 4];
+                                    : !beta.empty()               ? Reference::scaled
+                                                                  : Reference::plain;
+        if (beta.empty())
+            beta.assign(static_cast<size_t>(n), 1.0);
         const auto reference_f = [&](std::vector<float>& rows) {
             std::vector<double> out(static_cast<size_t>(n));
             ansatz_tensor vt = make_view(rows.data(), { n, d });
@@ -1789,12 +1805,10 @@ inline CheckResult check_local_step(const ModelRef& model, const ConformanceOpti
         const int64_t d = sample_size(model, options, check);
         const int64_t n = std::max<int64_t>(1, options.local_rows);
         const int64_t rounds = std::max<int64_t>(1, options.local_rounds);
-        const bool tempered = model.has(ANSATZ_FN_TEMPERED) ||
-                              (!model.has(ANSATZ_FN_CONDITIONAL) && domain.kind != ANSATZ_DOMAIN_REAL);
-        const double ladder[] = { 1.0, 0.5, 0.25, 1.5 };
-        std::vector<double> beta(static_cast<size_t>(n), 1.0);
-        for (int64_t r = 0; tempered && r < n; ++r)
-            beta[static_cast<size_t>(r)] = ladder[r % 4];
+        std::vector<double> beta = session_betas(model, domain, n);
+        const bool tempered = !beta.empty();
+        if (!tempered)
+            beta.assign(static_cast<size_t>(n), 1.0);
         Rng start = Rng::stream(options.seed, "conformance.local_step");
         const std::vector<float> initial = random_rows(domain, n, d, start);
         std::vector<float> a = initial, b = initial;

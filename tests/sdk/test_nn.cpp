@@ -48,6 +48,8 @@ double act_ref(Activation a, float slope, double x)
         return 1.0 / (1.0 + std::exp(-x));
     case Activation::softplus:
         return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x)));
+    case Activation::swish:
+        return x / (1.0 + std::exp(-x));
     }
     return x;
 }
@@ -507,7 +509,7 @@ std::vector<LayerSpec> torch_case(const std::string& name, Shape& in)
 TEST_CASE("nn: Linear with each activation against finite differences of a double reference", "[sdk][nn]")
 {
     for (Activation a : { Activation::none, Activation::relu, Activation::leaky_relu, Activation::tanh,
-                          Activation::sigmoid, Activation::softplus })
+                          Activation::sigmoid, Activation::softplus, Activation::swish })
     {
         INFO(activation_name(a));
         check_stack(with_activation(linear(7), a, 0.1f), { 9, 1, 1 }, 4, 11, 1);
@@ -518,7 +520,7 @@ TEST_CASE("nn: Linear with each activation against finite differences of a doubl
 TEST_CASE("nn: standalone activations against finite differences", "[sdk][nn]")
 {
     for (Activation a : { Activation::relu, Activation::leaky_relu, Activation::tanh, Activation::sigmoid,
-                          Activation::softplus })
+                          Activation::softplus, Activation::swish })
     {
         INFO(activation_name(a));
         // An activation first (nothing to fuse into), and one after another activation.
@@ -628,6 +630,22 @@ TEST_CASE("nn: a small Sequential end to end against finite differences", "[sdk]
     const std::vector<LayerSpec> specs = torch_case("sequential", in);
     for (int threads : { 1, 2, 3 })
         check_stack(specs, in, 5, 51, threads);
+}
+
+TEST_CASE("nn: the deep energy's stack (convolutions with swish between them) against finite differences",
+          "[sdk][nn]")
+{
+    // Foster's energy network in small: conv 5x5 stride 2 same -> swish -> conv 3x3 stride 2 same ->
+    // swish -> flatten -> linear -> swish -> linear 1. Swish is a layer of its own (its derivative needs
+    // x), so the two convolutions do not pass channels-last memory between them.
+    const std::vector<LayerSpec> specs{ conv2d_same(3, 5, 2), activation(Activation::swish),
+                                        conv2d_same(4, 3, 2), activation(Activation::swish),
+                                        flatten(),            linear(5),
+                                        activation(Activation::swish), linear(1) };
+    for (int threads : { 1, 2 })
+        check_stack(specs, { 1, 8, 8 }, 3, 52, threads);
+    Sequential net(specs, { 1, 8, 8 });
+    CHECK(net.layers().size() == 7); // 4 with parameters, 3 swish layers
 }
 
 TEST_CASE("nn: products split over the team and convolutions in several chunks, against the reference",
@@ -900,6 +918,6 @@ TEST_CASE("nn: a description that does not fit is refused with one sentence nami
     CHECK(message({ linear(4) }, { 0, 1, 1 }) == "the input shape 0 has an extent below 1");
     CHECK_THROWS_WITH(parse_activation("gelu"),
                       "unknown activation 'gelu' (known: none, relu, leaky_relu, tanh, "
-                      "sigmoid, softplus)");
+                      "sigmoid, softplus, swish)");
     CHECK(parse_activation("leaky_relu") == Activation::leaky_relu);
 }

@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <set>
 
@@ -32,6 +34,14 @@ extern "C" void on_stop_signal(int signal)
     sigemptyset(&default_action.sa_mask);
     sigaction(signal, &default_action, nullptr);
     raise(signal);
+}
+
+// A bound as the error message shows it: "-1", "0.5", "inf".
+std::string bound_text(double x)
+{
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", x);
+    return text;
 }
 
 } // namespace
@@ -369,6 +379,19 @@ void Run::prepare_model(const std::string& model, const std::string& dataset, co
         ansatz_status st{};
         set_status(&st, e.code(), e.what());
         instance(model).check(e.code(), st);
+    }
+    // 2.5's box of a REAL model's variables: a plugin's mistake here would clamp chains into nothing.
+    if (own.low != 0.0 || own.high != 0.0)
+    {
+        std::string why;
+        if (own.domain != ANSATZ_DOMAIN_REAL)
+            why = "bounds [" + bound_text(own.low) + ", " + bound_text(own.high) +
+                  "] for a domain that is not real";
+        else if (std::isnan(own.low) || std::isnan(own.high) || !(own.low < own.high))
+            why = "bounds [" + bound_text(own.low) + ", " + bound_text(own.high) +
+                  "], which are not an interval low < high";
+        if (!why.empty())
+            throw UserError(instance(model).describe() + ": its sample info states " + why + ".");
     }
     ModelState state;
     state.domain = own.domain;

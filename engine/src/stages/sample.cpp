@@ -37,8 +37,9 @@ void start_from_data(Run& run, const StageDecl& stage, Rng& rng, ansatz_tensor& 
     data.check(data.dataset().read(data.self(), rows.data(), count, &chains, nullptr, &rng.state(), &st), st);
 }
 
-// Values of the domain mapped to [0, 1] for a picture.
-void to_grey(std::vector<float>& values, int32_t domain, int32_t categories)
+// Values of the domain mapped to [0, 1] for a picture: a REAL model's box (2.5) when it states a
+// finite one, else the values' own range.
+void to_grey(std::vector<float>& values, int32_t domain, int32_t categories, std::pair<double, double> box)
 {
     if (values.empty())
         return;
@@ -47,6 +48,8 @@ void to_grey(std::vector<float>& values, int32_t domain, int32_t categories)
         lo = -1;
     else if (domain == ANSATZ_DOMAIN_CATEGORICAL)
         hi = static_cast<float>(std::max(1, categories - 1));
+    else if (domain == ANSATZ_DOMAIN_REAL && std::isfinite(box.first) && std::isfinite(box.second))
+        lo = static_cast<float>(box.first), hi = static_cast<float>(box.second);
     else if (domain == ANSATZ_DOMAIN_REAL)
     {
         const auto [min, max] = std::minmax_element(values.begin(), values.end());
@@ -300,7 +303,7 @@ void run_sample_stage(Run& run, const StageDecl& stage)
         std::vector<float> grey = stage.text("picture") == "means" && model_ref.has_conditionals()
                                       ? visible_means(model_ref, view, streams)
                                       : chains;
-        to_grey(grey, state.domain, state.categories);
+        to_grey(grey, state.domain, state.categories, model_ref.bounds());
         const std::vector<uint8_t> pixels =
             image_grid(grey.data(), count, state.sample_shape[0], state.sample_shape[1], width, height);
         // Nearest-neighbour upscaling to about 512 pixels: a grid of 28 x 28 images is otherwise tiny.

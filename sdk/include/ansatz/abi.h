@@ -45,6 +45,9 @@
  *        rounds of single-site Metropolis in a local-move session in one call (accept, write,
  *        commit). The energy table has no reserved room left: what it gains later in 2.x goes
  *        through `extension`.
+ *   2.5: the sample info's `low` and `high` (in its reserved room): the box of a REAL model's
+ *        variables, e.g. images in [-1, 1] for a neural energy, so a sampler clamps to the model's
+ *        domain instead of a key of its own.
  *
  * ---- Lifecycle (as GStreamer's element states, written down once) ----
  *   1. load: the host calls the entry symbol once and checks the descriptor (never calls it again).
@@ -117,7 +120,7 @@ extern "C" {
 #endif
 
 #define ANSATZ_ABI_MAJOR 2
-#define ANSATZ_ABI_MINOR 4
+#define ANSATZ_ABI_MINOR 5
 
 /* The one symbol a plugin exports; its type is ansatz_plugin_entry_fn. The name never changes: every
  * major's descriptor starts with abi_major and abi_minor, so a host can name the version of a plugin
@@ -399,7 +402,12 @@ typedef struct ansatz_sample_info
     int64_t shape[ANSATZ_MAX_RANK];
     int32_t domain;     /* ansatz_domain */
     int32_t categories; /* CATEGORICAL: K */
-    void* reserved[4];
+    /* 2.5, REAL: the box every variable lies in, low < high (either may be infinite: -HUGE_VAL, HUGE_VAL);
+     * samplers keep their chains in it (a Langevin move clamps to it), random_state draws in it, and
+     * images of samples map it to black..white. Both 0 (what a plugin before 2.5 leaves, as reserved
+     * room): the whole real line. The host refuses bounds on another domain, NaN, or low >= high. */
+    double low, high;
+    void* reserved[2];
 } ansatz_sample_info;
 
 /* Blocks of a model with conditionals: the visible units and the hidden units. */

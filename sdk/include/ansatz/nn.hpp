@@ -100,6 +100,10 @@ namespace ansatz::nn
 //   tanh        y = tanh(x)                         dy/dx = 1 - y^2
 //   sigmoid     y = 1 / (1 + e^-x)                  dy/dx = y (1 - y)
 //   softplus    y = log(1 + e^x)                    dy/dx = sigmoid(x) = 1 - e^-y = -expm1(-y)
+//   swish       y = x sigmoid(x) (torch's SiLU)     dy/dx = s + y (1 - s), s = sigmoid(x)
+// Every activation but swish has its derivative as a function of y, so a layer applies it in its own
+// output pass and keeps no pre-activation; swish's needs x, so it is always a layer of its own
+// (an ActivationLayer, whose backward gets its input).
 enum class Activation
 {
     none,
@@ -107,10 +111,11 @@ enum class Activation
     leaky_relu,
     tanh,
     sigmoid,
-    softplus
+    softplus,
+    swish
 };
 
-// "none", "relu", "leaky_relu", "tanh", "sigmoid", "softplus".
+// "none", "relu", "leaky_relu", "tanh", "sigmoid", "softplus", "swish".
 inline const char* activation_name(Activation a);
 // The activation of that name.
 //   throws: ansatz::InputError "unknown activation 'x' (known: none, relu, ...)" for any other name.
@@ -337,7 +342,8 @@ public:
 /* WHAT THIS OBJECT REPRESENTS
  *   A stack of layers applied in order, owning their parameters, activations and gradient buffers.
  *   See CALL ORDER above. An activation item right after a layer with parameters (flatten and reshape
- *   in between allowed) is fused into that layer's output pass; any other becomes an ActivationLayer.
+ *   in between allowed) is fused into that layer's output pass (swish excepted: its derivative needs x);
+ *   any other becomes an ActivationLayer.
  *   Flatten and reshape cost nothing (the memory is already in that order). */
 class Sequential
 {

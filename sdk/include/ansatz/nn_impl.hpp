@@ -39,6 +39,8 @@ inline const char* activation_name(Activation a)
         return "sigmoid";
     case Activation::softplus:
         return "softplus";
+    case Activation::swish:
+        return "swish";
     }
     return "unknown";
 }
@@ -46,11 +48,11 @@ inline const char* activation_name(Activation a)
 inline Activation parse_activation(std::string_view name)
 {
     for (Activation a : { Activation::none, Activation::relu, Activation::leaky_relu, Activation::tanh,
-                          Activation::sigmoid, Activation::softplus })
+                          Activation::sigmoid, Activation::softplus, Activation::swish })
         if (name == activation_name(a))
             return a;
     throw InputError("unknown activation '" + std::string(name) +
-                     "' (known: none, relu, leaky_relu, tanh, sigmoid, softplus)");
+                     "' (known: none, relu, leaky_relu, tanh, sigmoid, softplus, swish)");
 }
 
 inline std::string shape_string(const Shape& s)
@@ -253,6 +255,9 @@ inline void apply_math(Activation a, float* y, int64_t n)
     case Activation::softplus:
         ansatz::softplus(y, n);
         return;
+    case Activation::swish:
+        map(y, y, n, [](Floats v) { return v / (Floats(1.0f) + xsimd::exp(-v)); });
+        return;
     default:
         return;
     }
@@ -328,7 +333,18 @@ inline void act_grad(Activation a, float slope, const float* y, const float* dy,
     case Activation::softplus:
         zip(y, dy, dz, n, [](Floats v, Floats g) { return -xsimd::expm1(-v) * g; });
         return;
+    case Activation::swish: // needs x: see swish_grad
+        throw Error("swish's derivative needs the activation's input (swish_grad)");
     }
+}
+
+// dz[i] = dy[i] swish'(x[i]) = dy[i] (s + y (1 - s)), s = sigmoid(x[i]), y = x s; dz == dy allowed.
+inline void swish_grad(const float* x, const float* dy, float* dz, int64_t n)
+{
+    zip(x, dy, dz, n, [](Floats v, Floats g) {
+        const Floats s = Floats(1.0f) / (Floats(1.0f) + xsimd::exp(-v));
+        return g * (s + v * s * (Floats(1.0f) - s));
+    });
 }
 
 // sum += x, element by element.
@@ -1050,8 +1066,8 @@ inline void ActivationLayer::forward(ThreadTeam& team, const float* x, float* y,
     });
 }
 
-inline void ActivationLayer::backward(ThreadTeam& team, const float*, const float* y, const float* dy, float*,
-                                      float* dx, float* const*, int64_t batch)
+inline void ActivationLayer::backward(ThreadTeam& team, const float* x, const float* y, const float* dy,
+                                      float*, float* dx, float* const*, int64_t batch)
 {
     const int64_t n = batch * in_.size();
     if (n <= 0 || dx == nullptr)
@@ -1059,7 +1075,10 @@ inline void ActivationLayer::backward(ThreadTeam& team, const float*, const floa
     const int parts = team.parts_for(n, int64_t{ 1 } << 14);
     team.run(parts, [&](int part) {
         const auto [begin, end] = ThreadTeam::range(n, part, parts, 64);
-        detail::nn::act_grad(act_, slope_, y + begin, dy + begin, dx + begin, end - begin);
+        if (act_ == Activation::swish)
+            detail::nn::swish_grad(x + begin, dy + begin, dx + begin, end - begin);
+        else
+            detail::nn::act_grad(act_, slope_, y + begin, dy + begin, dx + begin, end - begin);
     });
 }
 
@@ -1124,7 +1143,7 @@ inline Sequential::Sequential(const std::vector<LayerSpec>& layers, Shape input,
                                      detail::nn::number(spec.negative_slope));
                 if (spec.activation == Activation::none)
                     break;
-                if (fusable)
+                if (fusable && spec.activation != Activation::swish) // swish' needs x: a layer of its own
                 {
                     fusable->fuse(spec.activation, spec.negative_slope);
                     fusable = nullptr;

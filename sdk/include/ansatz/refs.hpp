@@ -10,6 +10,7 @@
 #include "ansatz/random.hpp"
 #include "ansatz/tensor.hpp"
 
+#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
@@ -82,6 +83,15 @@ inline std::string model_function_names(uint64_t functions)
 }
 
 // A call on chains needs one stream per row (abi.h).
+// The box {low, high} of a sample info (2.5): {-inf, +inf} when both are 0, as a plugin before 2.5
+// leaves them (its reserved room), or for a domain other than REAL.
+inline std::pair<double, double> sample_bounds(const ansatz_sample_info& info)
+{
+    if (info.domain != ANSATZ_DOMAIN_REAL || (info.low == 0.0 && info.high == 0.0))
+        return { -HUGE_VAL, HUGE_VAL };
+    return { info.low, info.high };
+}
+
 inline void require_streams(Streams rngs, const ansatz_tensor& rows)
 {
     if (rows.rank < 1 || static_cast<int64_t>(rngs.size()) < rows.shape[0])
@@ -117,6 +127,9 @@ public:
         }
         return info;
     }
+
+    // The box {low, high} a REAL model's variables lie in (2.5): {-inf, +inf} when it states none.
+    std::pair<double, double> bounds() const { return sample_bounds(sample_info()); }
 
     void setup(const std::vector<int64_t>& sample_shape, Rng& rng) const
     {

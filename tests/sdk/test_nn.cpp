@@ -812,6 +812,33 @@ TEST_CASE("nn: buffers are reused for smaller batches, gradients accumulate, dx 
                       "Sequential::backward before any forward");
 }
 
+TEST_CASE("nn: a backward without parameter gradients gives the same dx and leaves no gradient", "[sdk][nn]")
+{
+    // A conv stack (plain and transposed convolutions, fused and separate activations) and an MLP: the dx
+    // of backward(dy, dx, nullptr) equals, bit for bit, the dx of a backward with gradient buffers.
+    const std::vector<std::pair<std::vector<LayerSpec>, Shape>> stacks{
+        { { conv2d_same(3, 5, 2), activation(Activation::swish), conv2d_same(4, 3, 2),
+            activation(Activation::relu), conv_transpose2d_same(2, 3, 2), flatten(), linear(1) },
+          { 2, 8, 8 } },
+        { { linear(6), activation(Activation::tanh), linear(3) }, { 4, 1, 1 } }
+    };
+    for (const auto& [specs, in] : stacks)
+    {
+        Sequential net(specs, in);
+        Rng rng(83);
+        net.initialize(rng);
+        ThreadTeam team(2);
+        const std::vector<float> x = uniform(rng, 5 * in.size(), -1.0f, 1.0f);
+        const std::vector<float> dy = uniform(rng, 5 * net.output_size(), -1.0f, 1.0f);
+        const Run full = run(net, team, x, dy, 5);
+        std::vector<float> dx(full.dx.size(), -7.0f);
+        net.forward(team, x.data(), 5);
+        net.backward(team, dy.data(), dx.data(), static_cast<float* const*>(nullptr));
+        CHECK(dx == full.dx);
+        CHECK(std::any_of(full.dx.begin(), full.dx.end(), [](float v) { return v != 0.0f; }));
+    }
+}
+
 TEST_CASE("nn: the products of the MLP and convolutional VAE stacks", "[sdk][nn]")
 {
     // 784-512-256-32 (2 x 16 latent): forward 2 * 128 * (784*512 + 512*256 + 256*32) flops, and twice that

@@ -205,7 +205,8 @@ struct Parameter
  *             scratch of dy's size (may be dy itself: then dy is overwritten); dx {batch, in} or
  *             nullptr; grads[i] one buffer per parameter (parameters() order, its element count).
  *   ensures:  dx = dL/dx (overwritten), grads[i] += dL/dtheta_i; dz unspecified. dx must not overlap
- *             x, y, dy or dz. */
+ *             x, y, dy or dz. grads == nullptr skips the parameters' gradients (dx only: a Langevin
+ *             step's gradient with respect to the input costs about two thirds of a full backward). */
 class Layer
 {
 public:
@@ -381,7 +382,8 @@ public:
     int64_t batch() const { return batch_; }
 
     // requires: a forward() before; dy {batch, output_size()}; dx {batch, input_size()} or nullptr;
-    //           grads in parameters() order, each float32 with the parameter's element count.
+    //           grads in parameters() order, each float32 with the parameter's element count (the
+    //           pointer form: nullptr skips every parameter's gradient, for dx alone).
     // ensures:  dx = dL/dx, grads += dL/dtheta (see CALL ORDER).
     // throws:   ansatz::Error for a missing forward(), a wrong count, dtype or size of grads.
     void backward(ThreadTeam& team, const float* dy, float* dx, std::span<const ansatz_tensor> grads);

@@ -530,8 +530,8 @@ inline void Linear::backward(ThreadTeam& team, const float* x, const float* y, c
     if (batch <= 0)
         return;
     const float* w = params_[0].values.data();
-    float* gw = grads[0];
-    float* gb = params_.size() > 1 ? grads[1] : nullptr;
+    float* gw = grads ? grads[0] : nullptr; // nullptr: dx only (a gradient with respect to the input)
+    float* gb = grads && params_.size() > 1 ? grads[1] : nullptr;
     const float* g = act_ == Activation::none ? dy : dz; // dL/d(pre-activation)
     float* sums = bias_sums_.data();
     // 1. By blocks of output features [o0, o1): dz = dy act'(y), the bias gradient, and the weight
@@ -554,8 +554,9 @@ inline void Linear::backward(ThreadTeam& team, const float* x, const float* y, c
                 detail::nn::add_to(sums + o0, g + r * n_out_ + o0, width);
             detail::nn::add_to(gb + o0, sums + o0, width);
         }
-        detail::nn::sgemm(true, false, width, n_in_, batch, 1.0f, g + o0, n_out_, x, n_in_, 1.0f,
-                          gw + o0 * n_in_, n_in_);
+        if (gw)
+            detail::nn::sgemm(true, false, width, n_in_, batch, 1.0f, g + o0, n_out_, x, n_in_, 1.0f,
+                              gw + o0 * n_in_, n_in_);
     });
     if (dx == nullptr)
         return;
@@ -910,7 +911,8 @@ inline void Conv::backward(ThreadTeam& team, const float* x, const float* y, con
     prepare(parts);
     permute_weight();
     const float* wp = wp_.data();
-    const bool has_bias = params_.size() > 1;
+    const bool weights = grads != nullptr; // nullptr: dx only (a gradient with respect to the input)
+    const bool has_bias = weights && params_.size() > 1;
     const int64_t row_size = taps_ * c_image_;
     const int64_t in_size = in_.size(), out_size = out_.size();
     const int64_t c_in = in_.channels, p_in = in_.height * in_.width;
@@ -956,7 +958,7 @@ inline void Conv::backward(ThreadTeam& team, const float* x, const float* y, con
             }
             const bool in_last = in_last_ || c_in == 1;
             const float* in = xs;
-            if (!in_last)
+            if (!in_last && weights)
             {
                 to_channels_last(xs, g, c_in, p_in, in_buffer);
                 in = in_buffer;
@@ -966,9 +968,12 @@ inline void Conv::backward(ThreadTeam& team, const float* x, const float* y, con
             if (!transposed_)
             {
                 // image side x, grid side dz: A = im2col(x); dWp += dz^T A; dA = dz Wp -> col2im -> dx.
-                im2col(in, g, ws.a.data());
-                detail::nn::sgemm(true, false, c_grid_, row_size, rows, 1.0f, dz, c_grid_, ws.a.data(),
-                                  row_size, 1.0f, ws.dw.data(), row_size);
+                if (weights)
+                {
+                    im2col(in, g, ws.a.data());
+                    detail::nn::sgemm(true, false, c_grid_, row_size, rows, 1.0f, dz, c_grid_, ws.a.data(),
+                                      row_size, 1.0f, ws.dw.data(), row_size);
+                }
                 if (dx)
                 {
                     detail::nn::sgemm(false, false, rows, row_size, c_grid_, 1.0f, dz, c_grid_, wp, row_size,
@@ -981,8 +986,9 @@ inline void Conv::backward(ThreadTeam& team, const float* x, const float* y, con
             {
                 // image side dz, grid side x: A = im2col(dz); dWp += x^T A; dx = A Wp^T.
                 im2col(dz, g, ws.a.data());
-                detail::nn::sgemm(true, false, c_grid_, row_size, rows, 1.0f, in, c_grid_, ws.a.data(),
-                                  row_size, 1.0f, ws.dw.data(), row_size);
+                if (weights)
+                    detail::nn::sgemm(true, false, c_grid_, row_size, rows, 1.0f, in, c_grid_, ws.a.data(),
+                                      row_size, 1.0f, ws.dw.data(), row_size);
                 if (dx)
                     detail::nn::sgemm(false, true, rows, c_grid_, row_size, 1.0f, ws.a.data(), row_size, wp,
                                       row_size, 0.0f, din, c_grid_);
@@ -991,6 +997,8 @@ inline void Conv::backward(ThreadTeam& team, const float* x, const float* y, con
                 to_channels_first(din, g, c_in, p_in, dxs);
         }
     });
+    if (!weights)
+        return;
     // The parts' sums, in part order (the same order for a given team size: reproducible), the weight's
     // back from Wp's order: dW[r, c, t] += sum_p dWp[p][r, (t, c)].
     for (int p = 1; p < parts; ++p)
@@ -1311,7 +1319,8 @@ inline void Sequential::backward(ThreadTeam& team, const float* dy, float* dx, f
         float* dxl = l == 0 ? dx : grad_[(d + 1) % 2].data();
         const float* xl = l == 0 ? input_ : outputs_[static_cast<size_t>(l - 1)].data();
         layers_[static_cast<size_t>(l)]->backward(team, xl, outputs_[static_cast<size_t>(l)].data(), cur, dz,
-                                                  dxl, grads + first_param_[static_cast<size_t>(l)], batch_);
+                                                  dxl, grads ? grads + first_param_[static_cast<size_t>(l)] : nullptr,
+                                                  batch_);
         cur = dxl;
     }
 }

@@ -110,10 +110,11 @@ TEST_CASE("bad input: unknown plugin, with the list of known ones", "[cli][bad-i
     expect(with_change("unknown_plugin", "{plugin: rbm,", "{plugin: rmb,"),
            "pipeline.yaml:5:19: unknown plugin 'rmb' for component 'rbm' (did you mean 'rbm'?)\n"
            "  known plugins: adam (optimizer), ais (evaluator), contrastive_divergence (loss), elbo (loss), "
-           "elbo_estimate (evaluator), exact_likelihood (evaluator), free_energy (evaluator), gibbs "
-           "(sampler), idx (dataset), ising (model), ising_observables (evaluator), iwae (evaluator), "
-           "metropolis_hastings (sampler), npy (dataset), parallel_tempering (sampler), pseudo_likelihood "
-           "(evaluator), rbm (model), reconstruction_error (evaluator), sgd (optimizer), vae (model)");
+           "elbo_estimate (evaluator), energy_auroc (evaluator), exact_likelihood (evaluator), free_energy "
+           "(evaluator), gibbs (sampler), idx (dataset), ising (model), ising_observables (evaluator), iwae "
+           "(evaluator), langevin (sampler), metropolis_hastings (sampler), neural_energy (model), npy "
+           "(dataset), parallel_tempering (sampler), pseudo_likelihood (evaluator), rbm (model), "
+           "reconstruction_error (evaluator), sgd (optimizer), vae (model)");
 }
 
 TEST_CASE("bad input: unknown key, with a suggestion", "[cli][bad-input]")
@@ -329,10 +330,11 @@ TEST_CASE("bad input: a component without a plugin key", "[cli][bad-input]")
     expect(with_change("no_plugin", "{plugin: gibbs, steps: 1}", "{steps: 1}"),
            "pipeline.yaml:6:10: component 'gibbs' has no 'plugin' key; known plugins: adam (optimizer), ais "
            "(evaluator), contrastive_divergence (loss), elbo (loss), elbo_estimate (evaluator), "
-           "exact_likelihood (evaluator), free_energy (evaluator), gibbs (sampler), idx (dataset), ising "
-           "(model), ising_observables (evaluator), iwae (evaluator), metropolis_hastings (sampler), npy "
-           "(dataset), parallel_tempering (sampler), pseudo_likelihood (evaluator), rbm (model), "
-           "reconstruction_error (evaluator), sgd (optimizer), vae (model)");
+           "energy_auroc (evaluator), exact_likelihood (evaluator), free_energy (evaluator), gibbs "
+           "(sampler), idx (dataset), ising (model), ising_observables (evaluator), iwae (evaluator), "
+           "langevin (sampler), metropolis_hastings (sampler), neural_energy (model), npy (dataset), "
+           "parallel_tempering (sampler), pseudo_likelihood (evaluator), rbm (model), reconstruction_error "
+           "(evaluator), sgd (optimizer), vae (model)");
 }
 
 TEST_CASE("bad input: --set with a key path the pipeline does not have", "[cli][bad-input]")

@@ -204,7 +204,7 @@ TEST_CASE(
     Rng rng(103);
     const Rng before = rng;
     const Reported m = compute(s, batch, n, g, rng);
-    REQUIRE(m.size() == 3);
+    REQUIRE(m.size() == 5);
 
     // Replay: chains = the batch, advanced by the sampler's configured step, one stream per row split
     // from the same stream.
@@ -217,6 +217,8 @@ TEST_CASE(
     const double gap = mean_free_energy(s.model, batch, n) - mean_free_energy(s.model, chains, n);
     CHECK(metric(m, "loss") == Approx(gap).margin(1e-5));
     CHECK(metric(m, "free_energy_gap") == Approx(gap).margin(1e-5));
+    CHECK(metric(m, "free_energy_data") == Approx(mean_free_energy(s.model, batch, n)).margin(1e-5));
+    CHECK(metric(m, "free_energy_samples") == Approx(mean_free_energy(s.model, chains, n)).margin(1e-5));
     CHECK(metric(m, "reconstruction_error") ==
           Approx(reconstruction_error(s.model, batch, n, d, 4, replay)).margin(1e-6));
 
@@ -229,6 +231,65 @@ TEST_CASE(
             CHECK(g.data[k][i] == Approx(expected.data[k][i]).margin(1e-6));
     // And the stream advanced exactly as far as the replay's.
     CHECK(rng.next() == replay.next());
+}
+
+TEST_CASE(
+    "contrastive_divergence: energy_penalty adds alpha (mean F(data)^2 + mean F(chains)^2) and its gradient",
+    "[contrastive_divergence]")
+{
+    // The same call with alpha = 0.3 and alpha = 0: the loss differs by alpha (mean F_d^2 + mean F_c^2), the
+    // gradient by sum_rows 2 alpha F(row) / rows dF(row)/dtheta, computed here with free_energy_grad per row.
+    const double alpha = 0.3;
+    const Setup plain = make_setup(6, 4, 0.5, "{steps: 1}", "{}");
+    const Setup penalised = make_setup(6, 4, 0.5, "{steps: 1}", "{energy_penalty: 0.3}");
+    Rng data_rng(131);
+    const int64_t n = 8, d = 6;
+    std::vector<float> batch = random_binary(n * d, data_rng);
+    Grads g0(plain.model, 0.0f), g1(penalised.model, 0.0f);
+    Rng rng0(132), rng1(132);
+    const Rng before = rng0;
+    const Reported m0 = compute(plain, batch, n, g0, rng0);
+    const Reported m1 = compute(penalised, batch, n, g1, rng1);
+
+    Rng replay = before;
+    std::vector<float> chains = batch;
+    ansatz_tensor ct = ansatz::make_view(chains.data(), { n, d });
+    ansatz::StreamArray chain_streams;
+    plain.sampler.advance(ct, 0, chain_streams.split_from(replay, n));
+    std::vector<float> f_data(n), f_chains(n);
+    ansatz_tensor bt = ansatz::make_view(batch.data(), { n, d });
+    ansatz_tensor fd = ansatz::make_view(f_data.data(), { n }),
+                  fc = ansatz::make_view(f_chains.data(), { n });
+    plain.model.free_energy(bt, fd);
+    plain.model.free_energy(ct, fc);
+    double squares = 0;
+    for (int64_t r = 0; r < n; ++r)
+        squares +=
+            (static_cast<double>(f_data[r]) * f_data[r] + static_cast<double>(f_chains[r]) * f_chains[r]) / n;
+    REQUIRE(squares > 0.01); // the penalty is not negligible for this check
+    CHECK(metric(m1, "energy_penalty") == Approx(alpha * squares).epsilon(1e-5));
+    CHECK(metric(m1, "loss") == Approx(metric(m0, "loss") + alpha * squares).margin(1e-5));
+    CHECK(metric(m1, "free_energy_gap") == Approx(metric(m0, "free_energy_gap")).margin(1e-6));
+
+    Grads expected = g0; // the plain gradient plus the penalty's, in buffers of its own
+    for (size_t k = 0; k < expected.views.size(); ++k)
+        expected.views[k].data = expected.data[k].data();
+    for (int64_t r = 0; r < 2 * n; ++r)
+    {
+        float* row = r < n ? batch.data() + r * d : chains.data() + (r - n) * d;
+        const float f = r < n ? f_data[r] : f_chains[r - n];
+        ansatz_tensor one = ansatz::make_view(row, { 1, d });
+        plain.model.free_energy_grad(one, static_cast<float>(2 * alpha * f / n), expected.views.data(),
+                                     static_cast<int32_t>(expected.views.size()));
+    }
+    double largest = 0;
+    for (size_t k = 0; k < expected.data.size(); ++k)
+        for (size_t i = 0; i < expected.data[k].size(); ++i)
+        {
+            CHECK(g1.data[k][i] == Approx(expected.data[k][i]).margin(1e-5));
+            largest = std::max(largest, std::abs(static_cast<double>(expected.data[k][i] - g0.data[k][i])));
+        }
+    CHECK(largest > 1e-3); // the penalty changed the gradient
 }
 
 TEST_CASE(
@@ -453,7 +514,7 @@ TEST_CASE("contrastive_divergence: reconstruction_every N computes the error on 
         Grads g_never(never.model, 0.0f);
         const Rng before_never = rng_never;
         const Reported m_never = compute(never, batch, n, g_never, rng_never);
-        CHECK(m_never.size() == 2); // loss and free_energy_gap only
+        CHECK(m_never.size() == 4); // loss, free_energy_gap, free_energy_data and free_energy_samples only
         Rng c = rng_never, e = before_never;
         if (step == 0)
             chain_streams.split_from(e, n);

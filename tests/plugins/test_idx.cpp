@@ -252,6 +252,72 @@ TEST_CASE(
     }
 }
 
+TEST_CASE("idx: range maps byte / 255 to [low, high] and pad surrounds images with the value of byte 0",
+          "[idx]")
+{
+    // Two 2 x 3 images; with range [-1, 1] and pad 1 they read as 4 x 5 images, border -1.
+    const std::string data = {
+        0, 51, static_cast<char>(255), 102, static_cast<char>(204), 1, static_cast<char>(255), 0, 0,
+        0, 0,  static_cast<char>(255)
+    };
+    const std::string images = write_plain("range.idx", idx_bytes({ 2, 2, 3 }, data));
+    auto inst = ansatz::test::make("idx", "{images: '" + images + "', range: [-1, 1], pad: 1}");
+    const ansatz_dataset_info i = info(*inst);
+    CHECK(i.is_image == 1);
+    CHECK(i.sample_rank == 2);
+    CHECK(i.sample_shape[0] == 4);
+    CHECK(i.sample_shape[1] == 5);
+    std::vector<float> out;
+    Rng rng(1);
+    ansatz_status st{};
+    REQUIRE(read(*inst, { 1, 0 }, 20, out, nullptr, rng, st) == ANSATZ_STATUS_OK);
+    const auto level = [](int byte) { return static_cast<float>(-1.0 + 2.0 * (byte / 255.0)); };
+    for (int image = 0; image < 2; ++image)
+        for (int y = 0; y < 4; ++y)
+            for (int x = 0; x < 5; ++x)
+            {
+                INFO("image " << image << " pixel " << y << ", " << x);
+                const int source = image == 0 ? 1 : 0; // indices {1, 0}
+                const bool inside = y >= 1 && y <= 2 && x >= 1 && x <= 3;
+                const float expected =
+                    inside ? level(static_cast<unsigned char>(
+                                 data[static_cast<size_t>(source * 6 + (y - 1) * 3 + (x - 1))]))
+                           : -1.0f;
+                CHECK(out[static_cast<size_t>(image * 20 + y * 5 + x)] == expected);
+            }
+    CHECK(level(255) == 1.0f);
+    CHECK(level(0) == -1.0f);
+
+    // Without range, pad adds zeros (byte 0 reads as 0).
+    auto plain = ansatz::test::make("idx", "{images: '" + images + "', pad: 2}");
+    CHECK(info(*plain).sample_shape[0] == 6);
+    REQUIRE(read(*plain, { 0 }, 42, out, nullptr, rng, st) == ANSATZ_STATUS_OK);
+    CHECK(out[0] == 0.0f);
+    CHECK(out[2 * 7 + 4] == static_cast<float>(255) / 255.0f); // row 0, column 2 of the image
+}
+
+TEST_CASE("idx: a range that is not an interval, range with binarize, and pad on vectors are refused",
+          "[idx][bad-input]")
+{
+    const std::string images = write_plain("range_bad.idx", idx_bytes({ 1, 2, 3 }, pixels(6)));
+    expect_refused(
+        "{images: '" + images + "', range: [1, -1]}",
+        "key range is [1, -1], which is not an interval [low, high] of finite numbers with low < high");
+    expect_refused(
+        "{images: '" + images + "', range: [-1, 1], binarize: 0.5}",
+        "key range maps grey levels to an interval, but key binarize makes them 0 or 1; give one of "
+        "them");
+    expect_refused(
+        "{images: '" + images + "', range: [-1, 1], binarize_sampling: true}",
+        "key range maps grey levels to an interval, but key binarize_sampling makes them 0 or 1; give "
+        "one of them");
+    const std::string vectors = write_plain("pad_vectors.idx", idx_bytes({ 1, 6 }, pixels(6)));
+    expect_refused("{images: '" + vectors + "', pad: 2}",
+                   vectors +
+                       ": key pad adds pixels around images, but this file holds samples of rank 1, not "
+                       "images {H, W}");
+}
+
 TEST_CASE("idx: binarize and binarize_sampling together are refused", "[idx]")
 {
     const std::string images = write_plain("both.idx", idx_bytes({ 1, 6 }, pixels(6)));

@@ -638,10 +638,14 @@ TEST_CASE("nn: the deep energy's stack (convolutions with swish between them) ag
     // Foster's energy network in small: conv 5x5 stride 2 same -> swish -> conv 3x3 stride 2 same ->
     // swish -> flatten -> linear -> swish -> linear 1. Swish is a layer of its own (its derivative needs
     // x), so the two convolutions do not pass channels-last memory between them.
-    const std::vector<LayerSpec> specs{ conv2d_same(3, 5, 2), activation(Activation::swish),
-                                        conv2d_same(4, 3, 2), activation(Activation::swish),
-                                        flatten(),            linear(5),
-                                        activation(Activation::swish), linear(1) };
+    const std::vector<LayerSpec> specs{ conv2d_same(3, 5, 2),
+                                        activation(Activation::swish),
+                                        conv2d_same(4, 3, 2),
+                                        activation(Activation::swish),
+                                        flatten(),
+                                        linear(5),
+                                        activation(Activation::swish),
+                                        linear(1) };
     for (int threads : { 1, 2 })
         check_stack(specs, { 1, 8, 8 }, 3, 52, threads);
     Sequential net(specs, { 1, 8, 8 });

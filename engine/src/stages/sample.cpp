@@ -248,6 +248,9 @@ void run_sample_stage(Run& run, const StageDecl& stage)
     int64_t next_record = trace_every > 0 ? burn_in + trace_every : steps + 1;
     Progress progress(label, steps, "sweeps");
     const int64_t slice = sample_slice(steps);
+    if (steps == 0) // one call of the sampler's own steps (abi.h: advance's 0), e.g. a draw from a buffer
+        sampler.check(sampler_handle.table->advance(sampler_handle.self, &view, 0, c_states(streams), &st),
+                      st);
     for (int64_t done = 0; done < steps;)
     {
         if (run.stop_requested())

@@ -209,7 +209,10 @@ const std::vector<StageType>& stage_types()
             component_key("data", ANSATZ_KIND_DATASET, false,
                           "a dataset giving the sample shape and, with init: data, the starting points"),
             int_key("count", 64, 1, "number of chains (samples)", max_chains),
-            int_key("steps", 1000, 1, "sweeps of the sampler per chain (no meaning without a sampler)"),
+            int_key("steps", 1000, 0,
+                    "sweeps of the sampler per chain (no meaning without a sampler); 0: one call of the "
+                    "sampler's own number of steps, which a sampler with a replay buffer (langevin) starts "
+                    "from its buffer, as in training"),
             choice_key("init", "random|data", "random",
                        "start the chains from the model's random states or from random rows of 'data'"),
             bool_key("image", true, "also write a PNG grid when the samples are images"),

@@ -1,13 +1,18 @@
 // A dataset of IDX files (MNIST, Fashion-MNIST): unsigned-byte samples, optionally with labels.
 // Pixels stay bytes in memory and become floats in [0, 1] (byte / 255) as they are read, optionally
-// binarised by a threshold or by sampling a Bernoulli variable per read.
+// binarised by a threshold or by sampling a Bernoulli variable per read, or mapped to another interval
+// (`range`) and padded (`pad`), as Foster's deep EBM reads Fashion-MNIST: [-1, 1], 32 x 32.
 #include "idx_file.hpp"
 
 #include <ansatz/plugin.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
+#include <cmath>
+#include <cstdio>
 #include <string>
+#include <vector>
 
 namespace
 {
@@ -28,6 +33,16 @@ public:
         s.boolean("binarize_sampling", "draw each pixel ~ Bernoulli(byte / 255) at every read")
             .default_value(false);
         s.integer("limit", "use only the first `limit` samples; 0 = all").default_value(0).min(0);
+        s.reals(
+             "range",
+             "[low, high]: a byte b reads as low + (high - low) b / 255 (absent: [0, 1]); excludes binarize "
+             "and binarize_sampling")
+            .optional()
+            .length(2, 2);
+        s.integer("pad", "images: this many pixels added on every side, with the value of byte 0")
+            .default_value(0)
+            .min(0)
+            .max(4096);
         s.strings(
              "label_names",
              "names of the label values 0, 1, ... for legends (absent: Fashion-MNIST's ten names when the "
@@ -42,14 +57,25 @@ public:
         if (sampling_ && c.has("binarize"))
             throw ansatz::InputError(
                 "keys binarize and binarize_sampling exclude each other; give one of them");
+        if (c.has("range") && (sampling_ || c.has("binarize")))
+            throw ansatz::InputError("key range maps grey levels to an interval, but key " +
+                                     std::string(sampling_ ? "binarize_sampling" : "binarize") +
+                                     " makes them 0 or 1; give one of them");
         images_ = ansatz_idx::load_idx(c.string("images"));
+        pad_ = c.integer("pad");
+        if (pad_ > 0 && images_.dims.size() != 3)
+            throw ansatz::InputError(images_.path +
+                                     ": key pad adds pixels around images, but this file holds "
+                                     "samples of rank " +
+                                     std::to_string(images_.dims.size() - 1) + ", not images {H, W}");
         const int64_t total = images_.dims[0];
         count_ = total;
         if (const int64_t limit = c.integer("limit"); limit > 0 && limit < total)
             count_ = limit;
-        sample_size_ = 1;
+        file_size_ = 1;
         for (size_t i = 1; i < images_.dims.size(); ++i)
-            sample_size_ *= images_.dims[i];
+            file_size_ *= images_.dims[i];
+        sample_size_ = pad_ > 0 ? (images_.dims[1] + 2 * pad_) * (images_.dims[2] + 2 * pad_) : file_size_;
 
         if (c.has("labels"))
         {
@@ -68,14 +94,27 @@ public:
 
         label_names_ = names(c);
 
-        // byte -> float, once: intensity, or the threshold's 0/1.
+        // byte -> float, once: intensity, the threshold's 0/1, or the range's value.
         threshold_ = c.has("binarize");
+        ranged_ = c.has("range");
         const double level = threshold_ ? c.real("binarize") : 0.0;
+        double low = 0, high = 1;
+        if (ranged_)
+        {
+            const std::vector<double> r = c.reals("range");
+            low = r[0], high = r[1];
+            if (!(std::isfinite(low) && std::isfinite(high) && low < high))
+                throw ansatz::InputError("key range is [" + number(low) + ", " + number(high) +
+                                         "], which is not an interval [low, high] of finite numbers with "
+                                         "low < high");
+        }
         for (int value = 0; value < 256; ++value)
         {
             const float intensity = static_cast<float>(value) / 255.0f;
             table_[static_cast<size_t>(value)] =
-                threshold_ ? (static_cast<double>(value) / 255.0 > level ? 1.0f : 0.0f) : intensity;
+                threshold_ ? (static_cast<double>(value) / 255.0 > level ? 1.0f : 0.0f)
+                : ranged_  ? static_cast<float>(low + (high - low) * (static_cast<double>(value) / 255.0))
+                           : intensity;
         }
         // The table is a step in the byte: 1 from first_on on.
         while (first_on_ < 256 && table_[static_cast<size_t>(first_on_)] == 0.0f)
@@ -88,7 +127,7 @@ public:
         out.struct_size = sizeof out;
         out.sample_rank = static_cast<int32_t>(images_.dims.size() - 1);
         for (size_t i = 1; i < images_.dims.size(); ++i)
-            out.sample_shape[i - 1] = images_.dims[i];
+            out.sample_shape[i - 1] = images_.dims[i] + 2 * pad_;
         out.count = count_;
         out.has_labels = has_labels_ ? 1 : 0;
         out.is_image = images_.dims.size() == 3 ? 1 : 0;
@@ -108,23 +147,31 @@ public:
                                     std::to_string(count_) + ")");
 
         const uint8_t* pixels = images_.data();
-        const int64_t size = sample_size_;
+        const int64_t size = file_size_;
         const int first_on = first_on_;
+        // With pad: each row is read into scratch, then copied into the middle of the padded image.
+        if (pad_ > 0)
+            padded_.resize(static_cast<size_t>(file_size_));
         for (int64_t i = 0; i < n; ++i)
         {
-            const uint8_t* from = pixels + indices[i] * sample_size_;
-            float* to = ansatz::f32(out) + i * sample_size_;
+            const uint8_t* from = pixels + indices[i] * file_size_;
+            float* to = pad_ > 0 ? padded_.data() : ansatz::f32(out) + i * sample_size_;
             // The table's values computed in place (a loop the compiler vectorises; a table lookup per
             // byte does not): the same floats.
             if (sampling_)
-                for (int64_t j = 0; j < sample_size_; ++j)
+                for (int64_t j = 0; j < size; ++j)
                     to[j] = rng.uniform() < table_[from[j]] ? 1.0f : 0.0f;
             else if (threshold_)
                 for (int64_t j = 0; j < size; ++j)
                     to[j] = from[j] >= first_on ? 1.0f : 0.0f;
+            else if (ranged_)
+                for (int64_t j = 0; j < size; ++j)
+                    to[j] = table_[from[j]];
             else
                 for (int64_t j = 0; j < size; ++j)
                     to[j] = static_cast<float>(from[j]) / 255.0f;
+            if (pad_ > 0)
+                place(padded_.data(), ansatz::f32(out) + i * sample_size_);
         }
         if (labels)
             for (int64_t i = 0; i < n; ++i)
@@ -132,6 +179,23 @@ public:
     }
 
 private:
+    // An image {H, W} into the middle of its padded copy {H + 2 pad, W + 2 pad}, the border the value of
+    // byte 0 (for Foster's deep EBM: 28 x 28 in [-1, 1] to 32 x 32, padded with -1).
+    void place(const float* image, float* padded) const
+    {
+        const int64_t h = images_.dims[1], w = images_.dims[2], wide = w + 2 * pad_;
+        std::fill(padded, padded + sample_size_, table_[0]);
+        for (int64_t y = 0; y < h; ++y)
+            std::copy_n(image + y * w, w, padded + (y + pad_) * wide + pad_);
+    }
+
+    static std::string number(double x)
+    {
+        char text[32];
+        std::snprintf(text, sizeof text, "%g", x);
+        return text;
+    }
+
     // The names of the label values, '|'-separated (abi.h 2.2): the key's, or Fashion-MNIST's when the
     // labels file's path says so (its folder or name has "fashion-mnist" or "fashion_mnist", any case).
     std::string names(const ansatz::Config& c) const
@@ -168,7 +232,11 @@ private:
     ansatz_idx::IdxFile labels_;
     bool has_labels_ = false;
     int64_t count_ = 0;
-    int64_t sample_size_ = 1;
+    int64_t sample_size_ = 1; // values of a sample as read (padded)
+    int64_t file_size_ = 1;   // values of a sample in the file
+    int64_t pad_ = 0;
+    bool ranged_ = false;
+    std::vector<float> padded_; // read's scratch for one unpadded row
     std::array<float, 256> table_{};
     bool threshold_ = false;
     int first_on_ = 0; // with binarize: the smallest byte that reads as 1 (256: none)

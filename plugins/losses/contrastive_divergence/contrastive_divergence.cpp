@@ -39,6 +39,7 @@
 #include <xtensor/xnoalias.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,16 @@ public:
                   "number of persistent chains; 0 = the size of the first batch (needs persistent: true)")
             .default_value(0)
             .min(0);
+        s.real("energy_penalty",
+               "alpha: adds alpha (mean F(batch)^2 + mean F(chains)^2) to the loss, which keeps a neural "
+               "energy's values near 0 (Foster's deep EBM: 0.1); needs free_energy_grad_weighted")
+            .default_value(0.0)
+            .min(0.0);
+        s.real("data_noise",
+               "std of Gaussian noise added to the batch's copy before each training pass, clamped to the "
+               "model's box (Foster's deep EBM: 0.005); 0 = none; needs a model with real values")
+            .default_value(0.0)
+            .min(0.0);
         s.integer("reconstruction_every",
                   "report the reconstruction error, computed on every N-th batch of an epoch (two more "
                   "products on those batches); 0 = never")
@@ -72,7 +83,8 @@ public:
 
     ContrastiveDivergence(const ansatz::Config& c, const ansatz::Host& host)
         : name_(c.instance_name()), persistent_(c.boolean("persistent")), chains_key_(c.integer("chains")),
-          reconstruction_every_(c.integer("reconstruction_every")), host_(host)
+          reconstruction_every_(c.integer("reconstruction_every")), penalty_(c.real("energy_penalty")),
+          data_noise_(c.real("data_noise")), host_(host)
     {
         if (chains_key_ != 0 && !persistent_)
             throw ansatz::InputError(
@@ -89,6 +101,14 @@ public:
                 "it needs a model with a free energy gradient (function 'free_energy_grad')");
         if (!sampler.valid())
             throw ansatz::InputError("it needs a sampler for its negative phase");
+        if (penalty_ > 0 && !model.has(ANSATZ_FN_WEIGHTED_GRAD))
+            throw ansatz::InputError(
+                "key energy_penalty needs a model with function "
+                "'free_energy_grad_weighted' (each row's gradient weighted by its energy)");
+        if (data_noise_ > 0 && model.sample_info().domain != ANSATZ_DOMAIN_REAL)
+            throw ansatz::InputError(
+                "key data_noise adds Gaussian noise, but the model's values are not real");
+        box_ = model.bounds();
         model_ = model;
         sampler_ = sampler;
         chains_ready_ = false;
@@ -151,6 +171,8 @@ public:
             stack = stack_copy_.data();
         }
         std::copy_n(ansatz::f32(batch), n * d, stack + m * d);
+        if (grads && data_noise_ > 0)
+            add_data_noise(stack + m * d, n, d, rng);
         ansatz_tensor chains = ansatz::make_view(stack, { m, d });
         if (!persistent_) // CD: the chains start at the batch, advanced now
             sampler_.advance(chains, 0, negative_streams_.split_from(rng, n));
@@ -166,6 +188,16 @@ public:
             weights_.resize(static_cast<size_t>(m + n));
             std::fill_n(weights_.begin(), m, -1.0f / static_cast<float>(m));
             std::fill(weights_.begin() + m, weights_.end(), 1.0f / static_cast<float>(n));
+            if (penalty_ > 0)
+            {
+                // d/dF of alpha mean F^2 is 2 alpha F / rows: the weights need the energies first (one
+                // forward pass more, cheap next to the sampler's).
+                model_.free_energy(rows, f);
+                const float* e = ansatz::f32(f);
+                for (int64_t r = 0; r < m + n; ++r)
+                    weights_[static_cast<size_t>(r)] +=
+                        static_cast<float>(2.0 * penalty_ * e[r] / static_cast<double>(r < m ? m : n));
+            }
             model_.free_energy_grad_weighted(rows, weights_.data(), grads, n_grads, &f);
         }
         else if (grads)
@@ -176,11 +208,22 @@ public:
         }
         else
             model_.free_energy(rows, f);
-        const double gap =
-            xt::mean<double>(ansatz::adapt<1>(f_data))() - xt::mean<double>(ansatz::adapt<1>(f_chains))();
-
-        out.add("loss", gap);
+        const double mean_data = xt::mean<double>(ansatz::adapt<1>(f_data))();
+        const double mean_chains = xt::mean<double>(ansatz::adapt<1>(f_chains))();
+        const double gap = mean_data - mean_chains;
+        if (penalty_ > 0)
+        {
+            const double squares =
+                xt::mean<double>(xt::square(xt::cast<double>(ansatz::adapt<1>(f_data))))() +
+                xt::mean<double>(xt::square(xt::cast<double>(ansatz::adapt<1>(f_chains))))();
+            out.add("loss", gap + penalty_ * squares);
+            out.add("energy_penalty", penalty_ * squares);
+        }
+        else
+            out.add("loss", gap);
         out.add("free_energy_gap", gap);
+        out.add("free_energy_data", mean_data);
+        out.add("free_energy_samples", mean_chains);
 
         // ---- reconstruction error, on the batches reconstruction_every says; then PCD advances its chains
         // for the next batch. Both start with h ~ p(h | v) of rows the pass just saw (the batch's copy, the
@@ -269,6 +312,21 @@ private:
             v.resize(static_cast<size_t>(size));
     }
 
+    // rows += data_noise * z, z ~ N(0, I) from one stream per row (split from the call's stream), each value
+    // then clamped to the model's box: Foster's augmentation of the data, so that the energy does not
+    // learn the exact grey levels of the data (which no Langevin sample has).
+    void add_data_noise(float* rows, int64_t n, int64_t d, ansatz::Rng& rng)
+    {
+        ansatz::Streams s = noise_streams_.split_from(rng, n);
+        const auto [low, high] = box_;
+        for (int64_t r = 0; r < n; ++r)
+            for (int64_t i = 0; i < d; ++i)
+            {
+                const double x = rows[r * d + i] + data_noise_ * s[static_cast<size_t>(r)].normal();
+                rows[r * d + i] = static_cast<float>(std::clamp(x, low, high));
+            }
+    }
+
     // Every batch with reconstruction_every 1, and every evaluation; else batches 1, N + 1, 2N + 1, ... of
     // each epoch (the host's progress counts them; outside a train stage, every call). The first batch of
     // every epoch computes it, so the value reported in between never comes from an earlier epoch and a
@@ -287,6 +345,9 @@ private:
     bool persistent_;
     int64_t chains_key_;
     int64_t reconstruction_every_;
+    double penalty_;    // alpha of energy_penalty
+    double data_noise_; // std of the noise on the batch's copy
+    std::pair<double, double> box_{ -HUGE_VAL, HUGE_VAL };
     ansatz::Host host_;
 
     bool chains_ready_ = false;
@@ -304,6 +365,7 @@ private:
     ansatz::StreamArray chain_streams_;    // PCD: one per persistent chain
     ansatz::StreamArray negative_streams_; // CD: one per row of the batch
     ansatz::StreamArray row_streams_;      // the reconstruction's h ~ p(h | v)
+    ansatz::StreamArray noise_streams_;    // data_noise: one per row of the batch
     Workspace f_, h_mean_, h_sample_, v_mean_;
 };
 

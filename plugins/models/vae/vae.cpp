@@ -40,37 +40,6 @@ T* grow(std::vector<T>& v, int64_t size)
     return v.data();
 }
 
-// Floats of a stack's parameters, from its description (before anything is allocated).
-double parameter_floats(const std::vector<nn::LayerSpec>& layers, nn::Shape at)
-{
-    double floats = 0;
-    for (const nn::LayerSpec& l : layers)
-        switch (l.kind)
-        {
-        case nn::LayerKind::linear:
-            floats += static_cast<double>(at.size()) * static_cast<double>(l.features) +
-                      static_cast<double>(l.features);
-            at = { l.features, 1, 1 };
-            break;
-        case nn::LayerKind::conv2d:
-        case nn::LayerKind::conv_transpose2d:
-            floats += static_cast<double>(at.channels) * static_cast<double>(l.features) *
-                          static_cast<double>(l.kernel[0] * l.kernel[1]) +
-                      static_cast<double>(l.features);
-            at.channels = l.features;
-            break;
-        case nn::LayerKind::flatten:
-            at = { at.size(), 1, 1 };
-            break;
-        case nn::LayerKind::reshape:
-            at = l.shape;
-            break;
-        case nn::LayerKind::activation:
-            break;
-        }
-    return floats;
-}
-
 class Vae final : public ansatz::Model
 {
 public:
@@ -107,8 +76,8 @@ public:
         const Stacks stacks = build(arch_, sample_shape);
         // Parameters, their gradients and an optimizer's two moments: refuse what the machine cannot hold
         // before anything is allocated.
-        const double floats = parameter_floats(stacks.encoder, stacks.data) +
-                              parameter_floats(stacks.decoder, { arch_.latent, 1, 1 });
+        const double floats = nn::parameter_floats(stacks.encoder, stacks.data) +
+                              nn::parameter_floats(stacks.decoder, { arch_.latent, 1, 1 });
         host_.require_memory(4.0 * 4.0 * floats,
                              "the layers of this vae for samples of shape " + shape_text(sample_shape) +
                                  " (" + std::to_string(static_cast<int64_t>(floats)) + " parameters)");

@@ -174,6 +174,11 @@ inline LayerSpec activation(Activation a, float negative_slope = 0.01f);
 inline LayerSpec flatten();
 inline LayerSpec reshape(Shape shape);
 
+// The floats of a stack's parameters for an input shape, from its description alone (before anything is
+// allocated: what a model checks against the memory it may use). Bias-free layers count a bias too (an
+// upper bound).
+inline double parameter_floats(const std::vector<LayerSpec>& layers, Shape input);
+
 // A matrix product a layer computes, as the whole batch's sgemm C {m, n} = op(A) {m, k} op(B) {k, n}
 // (what a forward + backward would cost at the sgemm rate: see Sequential::products).
 struct Product

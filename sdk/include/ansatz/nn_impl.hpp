@@ -55,6 +55,36 @@ inline Activation parse_activation(std::string_view name)
                      "' (known: none, relu, leaky_relu, tanh, sigmoid, softplus, swish)");
 }
 
+inline double parameter_floats(const std::vector<LayerSpec>& layers, Shape at)
+{
+    double floats = 0;
+    for (const LayerSpec& l : layers)
+        switch (l.kind)
+        {
+        case LayerKind::linear:
+            floats += static_cast<double>(at.size()) * static_cast<double>(l.features) +
+                      static_cast<double>(l.features);
+            at = { l.features, 1, 1 };
+            break;
+        case LayerKind::conv2d:
+        case LayerKind::conv_transpose2d:
+            floats += static_cast<double>(at.channels) * static_cast<double>(l.features) *
+                          static_cast<double>(l.kernel[0] * l.kernel[1]) +
+                      static_cast<double>(l.features);
+            at.channels = l.features;
+            break;
+        case LayerKind::flatten:
+            at = { at.size(), 1, 1 };
+            break;
+        case LayerKind::reshape:
+            at = l.shape;
+            break;
+        case LayerKind::activation:
+            break;
+        }
+    return floats;
+}
+
 inline std::string shape_string(const Shape& s)
 {
     if (s.height == 1 && s.width == 1)
@@ -1318,9 +1348,9 @@ inline void Sequential::backward(ThreadTeam& team, const float* dy, float* dx, f
         float* dz = grad_[d == 0 ? 0 : d % 2].data();
         float* dxl = l == 0 ? dx : grad_[(d + 1) % 2].data();
         const float* xl = l == 0 ? input_ : outputs_[static_cast<size_t>(l - 1)].data();
-        layers_[static_cast<size_t>(l)]->backward(team, xl, outputs_[static_cast<size_t>(l)].data(), cur, dz,
-                                                  dxl, grads ? grads + first_param_[static_cast<size_t>(l)] : nullptr,
-                                                  batch_);
+        layers_[static_cast<size_t>(l)]->backward(
+            team, xl, outputs_[static_cast<size_t>(l)].data(), cur, dz, dxl,
+            grads ? grads + first_param_[static_cast<size_t>(l)] : nullptr, batch_);
         cur = dxl;
     }
 }

@@ -533,3 +533,33 @@ TEST_CASE("contrastive_divergence: reconstruction_every N computes the error on 
     CHECK(metric(out.take(), "reconstruction_error") ==
           reconstruction_error(s.model, batch, n, d, 4, replay));
 }
+
+TEST_CASE(
+    "contrastive_divergence: energy_penalty without a weighted gradient and data_noise on binary values "
+    "are refused at bind with one sentence",
+    "[contrastive_divergence][bad-input]")
+{
+    const auto bind_message = [](const Instance& model, const std::string& cd_yaml) -> std::string {
+        auto gibbs = ansatz::test::make("gibbs", "{steps: 1}");
+        auto cd = ansatz::test::make("contrastive_divergence", cd_yaml);
+        const ansatz_model_handle mh = model.model();
+        const ansatz_sampler_handle sh = gibbs->sampler();
+        ansatz_status st{};
+        if (cd->loss().bind(cd->self(), &mh, &sh, &st) == ANSATZ_STATUS_OK)
+            return "no error";
+        CHECK(st.code == ANSATZ_STATUS_INVALID_INPUT);
+        return st.message;
+    };
+    const ansatz::engine::PluginComponent* c = fixture_plugins().find("conformance_rbm");
+    REQUIRE(c != nullptr);
+    ansatz::engine::ConfigValues config =
+        ansatz::engine::config_from_yaml(*c->desc, "{visible: 6, hidden: 4, init_std: 1.0}");
+    Instance plain(*c, config.c("conformance_rbm"), ansatz::test::test_host().table());
+    CHECK(bind_message(plain, "{energy_penalty: 0.1}") ==
+          "key energy_penalty needs a model with function 'free_energy_grad_weighted' (each row's gradient "
+          "weighted by its energy)");
+    auto rbm = ansatz::test::make("rbm", "{hidden: 4, visible: 6}");
+    CHECK(bind_message(*rbm, "{data_noise: 0.01}") ==
+          "key data_noise adds Gaussian noise, but the model's values are not real");
+    CHECK(bind_message(*rbm, "{energy_penalty: 0.1}") == "no error");
+}

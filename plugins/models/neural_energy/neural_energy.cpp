@@ -5,6 +5,7 @@
 //     output
 //
 // No latent variables, so the free energy F of abi.h is E. The functions: free_energy (a forward pass),
+// energy_delta (two forward passes: F after a one-value change minus F before),
 // free_energy_grad and free_energy_grad_weighted (dE/dtheta, one forward and backward pass over all the
 // rows, each row's dL/dE its weight), free_energy_grad_state (dE/dx, the Langevin and MALA gradient: a
 // backward pass without the parameters' gradients). The variables are real, in the box of `bounds`
@@ -140,6 +141,35 @@ public:
         accumulate(v, 1.0f, weights, grads, n_grads, out, "free_energy_grad_weighted");
     }
 
+    // out[n] = E(v[n] with value sites[n] set to new_values[n]) - E(v[n]): two forward passes of the
+    // whole batch (a network has no cheaper local change), so single-site Metropolis works, slowly; MALA
+    // (metropolis_hastings, proposal: mala) and Langevin move every value at once instead.
+    void energy_delta(const ansatz_tensor& v, const int64_t* sites, const float* new_values,
+                      ansatz_tensor& out)
+    {
+        const int64_t n = rows(v, "energy_delta: v");
+        ansatz::require_vector(out, n, "neural_energy energy_delta: out");
+        const float* x = ansatz::f32(v);
+        float* moved = grow(moved_, n * d_);
+        std::memcpy(moved, x, sizeof(float) * static_cast<size_t>(n * d_));
+        for (int64_t r = 0; r < n; ++r)
+        {
+            if (sites[r] < 0 || sites[r] >= d_)
+                throw ansatz::Error("neural_energy energy_delta: site " + std::to_string(sites[r]) +
+                                    " of row " + std::to_string(r) + " is outside [0, " + std::to_string(d_) +
+                                    ")");
+            if (!std::isfinite(new_values[r]))
+                throw ansatz::Error("neural_energy energy_delta: the new value of row " + std::to_string(r) +
+                                    " is not finite");
+            moved[r * d_ + sites[r]] = new_values[r];
+        }
+        float* e = ansatz::f32(out);
+        std::memcpy(e, net_.forward(team_, moved, n), sizeof(float) * static_cast<size_t>(n));
+        const float* before = net_.forward(team_, x, n);
+        for (int64_t r = 0; r < n; ++r)
+            e[r] -= before[r];
+    }
+
     // out[n] = dE(v[n])/dv[n]: the backward pass of dL/dE = 1 per row, without the parameters' gradients.
     void free_energy_grad_state(const ansatz_tensor& v, ansatz_tensor& out)
     {
@@ -198,7 +228,8 @@ private:
     int64_t d_ = 0;
     int32_t count_ = 0;
     nn::Sequential net_;
-    std::vector<float> dy_; // dL/dE per row
+    std::vector<float> dy_;    // dL/dE per row
+    std::vector<float> moved_; // energy_delta's rows with their value set
 };
 
 } // namespace

@@ -636,8 +636,8 @@ TEST_CASE("nn: the deep energy's stack (convolutions with swish between them) ag
           "[sdk][nn]")
 {
     // Foster's energy network in small: conv 5x5 stride 2 same -> swish -> conv 3x3 stride 2 same ->
-    // swish -> flatten -> linear -> swish -> linear 1. Swish is a layer of its own (its derivative needs
-    // x), so the two convolutions do not pass channels-last memory between them.
+    // swish -> flatten -> linear -> swish -> linear 1. Swish is fused into the layer before it (which keeps
+    // its sigmoid for the backward pass), so the two convolutions pass channels-last memory.
     const std::vector<LayerSpec> specs{ conv2d_same(3, 5, 2),
                                         activation(Activation::swish),
                                         conv2d_same(4, 3, 2),
@@ -649,7 +649,12 @@ TEST_CASE("nn: the deep energy's stack (convolutions with swish between them) ag
     for (int threads : { 1, 2 })
         check_stack(specs, { 1, 8, 8 }, 3, 52, threads);
     Sequential net(specs, { 1, 8, 8 });
-    CHECK(net.layers().size() == 7); // 4 with parameters, 3 swish layers
+    CHECK(net.layers().size() == 4); // the swish items fused
+    // And standalone: swish first (nothing to fuse into) and after another activation.
+    for (int threads : { 1, 2 })
+        check_stack({ activation(Activation::swish), conv2d_same(2, 3, 2), activation(Activation::tanh),
+                      activation(Activation::swish), flatten(), linear(1) },
+                    { 1, 6, 6 }, 3, 53, threads);
 }
 
 TEST_CASE("nn: products split over the team and convolutions in several chunks, against the reference",

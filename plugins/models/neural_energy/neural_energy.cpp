@@ -176,8 +176,9 @@ public:
         const int64_t n = rows(v, "free_energy_grad_state: v");
         ansatz::require_matrix(out, n, d_, "neural_energy free_energy_grad_state: out");
         net_.forward(team_, ansatz::f32(v), n);
-        std::fill(grow(dy_, n), dy_.data() + n, 1.0f);
-        net_.backward(team_, dy_.data(), ansatz::f32(out), static_cast<float* const*>(nullptr));
+        float* dy = grow(dy_, n);
+        std::fill_n(dy, n, 1.0f);
+        net_.backward(team_, dy, ansatz::f32(out), static_cast<float* const*>(nullptr));
     }
 
 private:

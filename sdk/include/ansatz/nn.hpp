@@ -101,9 +101,9 @@ namespace ansatz::nn
 //   sigmoid     y = 1 / (1 + e^-x)                  dy/dx = y (1 - y)
 //   softplus    y = log(1 + e^x)                    dy/dx = sigmoid(x) = 1 - e^-y = -expm1(-y)
 //   swish       y = x sigmoid(x) (torch's SiLU)     dy/dx = s + y (1 - s), s = sigmoid(x)
-// Every activation but swish has its derivative as a function of y, so a layer applies it in its own
-// output pass and keeps no pre-activation; swish's needs x, so it is always a layer of its own
-// (an ActivationLayer, whose backward gets its input).
+// A layer applies its activation in its own output pass (fused) and differentiates it from y, keeping no
+// pre-activation; swish's derivative needs sigmoid(x) besides y, so a layer with swish keeps that
+// sigmoid from its forward pass (one float per output) for the backward one.
 enum class Activation
 {
     none,
@@ -239,10 +239,27 @@ public:
     }
 
 protected:
+    // swish: the buffer of sigmoid(pre-activation) for `count` outputs, grown (never shrunk) before a
+    // forward pass fills it; nullptr for every other activation.
+    float* keep_sigmoid(int64_t count)
+    {
+        if (act_ != Activation::swish)
+            return nullptr;
+        if (sigmoid_.size() < static_cast<size_t>(count))
+            sigmoid_.resize(static_cast<size_t>(count));
+        return sigmoid_.data();
+    }
+    // The kept sigmoid at an output offset (nullptr without swish).
+    const float* kept(int64_t offset) const
+    {
+        return act_ == Activation::swish ? sigmoid_.data() + offset : nullptr;
+    }
+
     Shape in_, out_;
     Activation act_ = Activation::none;
     float slope_ = 0.01f;
     std::vector<Parameter> params_;
+    std::vector<float> sigmoid_; // swish: sigmoid of the last forward pass's pre-activations
 };
 
 // y = act(x W^T + b): x {N, in}, W {out, in}, b {out}.
@@ -316,7 +333,7 @@ private:
     void taps_inside(int64_t gx, int64_t& t0, int64_t& t1) const;
     void im2col(const float* image, int64_t images, float* cols) const;
     void col2im(const float* cols, int64_t images, float* image) const;
-    void output_pass(float* ys, int64_t g, const float* bias) const;
+    void output_pass(float* ys, int64_t g, const float* bias, float* kept) const;
 
     bool transposed_;
     bool same_;
@@ -348,8 +365,7 @@ public:
 /* WHAT THIS OBJECT REPRESENTS
  *   A stack of layers applied in order, owning their parameters, activations and gradient buffers.
  *   See CALL ORDER above. An activation item right after a layer with parameters (flatten and reshape
- *   in between allowed) is fused into that layer's output pass (swish excepted: its derivative needs x);
- *   any other becomes an ActivationLayer.
+ *   in between allowed) is fused into that layer's output pass; any other becomes an ActivationLayer.
  *   Flatten and reshape cost nothing (the memory is already in that order). */
 class Sequential
 {

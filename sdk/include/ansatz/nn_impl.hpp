@@ -285,17 +285,30 @@ inline void apply_math(Activation a, float* y, int64_t n)
     case Activation::softplus:
         ansatz::softplus(y, n);
         return;
-    case Activation::swish:
-        map(y, y, n, [](Floats v) { return v / (Floats(1.0f) + xsimd::exp(-v)); });
+    case Activation::swish: // bias_swish, which keeps the sigmoid
         return;
     default:
         return;
     }
 }
 
-// y[i] = act(x[i] + bias[i]) (bias nullptr: no bias); y == x allowed.
-inline void bias_act(Activation a, float slope, const float* x, const float* bias, float* y, int64_t n)
+// y[i] = swish(x[i] + bias[i]) with s[i] = sigmoid(x[i] + bias[i]) kept (bias nullptr: none); y == x allowed.
+inline void bias_swish(const float* x, const float* bias, float* y, float* s, int64_t n)
 {
+    if (bias)
+        zip(x, bias, y, n, [](Floats v, Floats b) { return v + b; });
+    else if (y != x)
+        std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
+    ansatz::sigmoid(y, s, n);
+    zip(y, s, y, n, [](Floats v, Floats g) { return v * g; });
+}
+
+// y[i] = act(x[i] + bias[i]) (bias nullptr: no bias); y == x allowed. swish keeps sigmoid(x + bias) in s.
+inline void bias_act(Activation a, float slope, const float* x, const float* bias, float* y, int64_t n,
+                     float* s = nullptr)
+{
+    if (a == Activation::swish)
+        return bias_swish(x, bias, y, s, n);
     if (bias == nullptr)
     {
         if (a == Activation::relu)
@@ -321,10 +334,17 @@ inline void bias_act(Activation a, float slope, const float* x, const float* bia
     }
 }
 
-// y[i] = act(x[i] + b) with one bias value for the run (a channel of an image); y == x allowed.
-inline void bias_act(Activation a, float slope, const float* x, float b, float* y, int64_t n)
+// y[i] = act(x[i] + b) with one bias value for the run (a channel of an image); y == x allowed. swish keeps
+// sigmoid(x + b) in s.
+inline void bias_act(Activation a, float slope, const float* x, float b, float* y, int64_t n,
+                     float* s = nullptr)
 {
     const Floats bias(b);
+    if (a == Activation::swish)
+    {
+        map(x, y, n, [bias](Floats v) { return v + bias; });
+        return bias_swish(y, nullptr, y, s, n);
+    }
     if (a == Activation::relu)
         map(x, y, n, [bias](Floats v) { return relu(v + bias); });
     else if (a == Activation::leaky_relu)
@@ -336,9 +356,28 @@ inline void bias_act(Activation a, float slope, const float* x, float b, float* 
     }
 }
 
+// dz[i] = dy[i] swish'(x[i]) = dy[i] (s + y (1 - s)), from the forward pass's s = sigmoid(x) and y = x s;
+// dz == dy allowed.
+inline void swish_grad(const float* s, const float* y, const float* dy, float* dz, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += lanes)
+    {
+        const int64_t m = std::min(lanes, n - i);
+        if (m == lanes)
+        {
+            const Floats sv = Floats::load_unaligned(s + i), yv = Floats::load_unaligned(y + i);
+            (Floats::load_unaligned(dy + i) * (sv + yv * (Floats(1.0f) - sv))).store_unaligned(dz + i);
+        }
+        else
+            for (int64_t j = i; j < n; ++j)
+                dz[j] = dy[j] * (s[j] + y[j] * (1.0f - s[j]));
+    }
+}
+
 // dz[i] = dy[i] act'(x) computed from y[i] = act(x); dz == dy allowed. softplus' from its output:
 // sigmoid(x) = 1 - e^-softplus(x) = -expm1(-y).
-inline void act_grad(Activation a, float slope, const float* y, const float* dy, float* dz, int64_t n)
+inline void act_grad(Activation a, float slope, const float* y, const float* dy, float* dz, int64_t n,
+                     const float* s = nullptr)
 {
     switch (a)
     {
@@ -363,18 +402,10 @@ inline void act_grad(Activation a, float slope, const float* y, const float* dy,
     case Activation::softplus:
         zip(y, dy, dz, n, [](Floats v, Floats g) { return -xsimd::expm1(-v) * g; });
         return;
-    case Activation::swish: // needs x: see swish_grad
-        throw Error("swish's derivative needs the activation's input (swish_grad)");
+    case Activation::swish: // from the sigmoid its forward pass kept
+        swish_grad(s, y, dy, dz, n);
+        return;
     }
-}
-
-// dz[i] = dy[i] swish'(x[i]) = dy[i] (s + y (1 - s)), s = sigmoid(x[i]), y = x s; dz == dy allowed.
-inline void swish_grad(const float* x, const float* dy, float* dz, int64_t n)
-{
-    zip(x, dy, dz, n, [](Floats v, Floats g) {
-        const Floats s = Floats(1.0f) / (Floats(1.0f) + xsimd::exp(-v));
-        return g * (s + v * s * (Floats(1.0f) - s));
-    });
 }
 
 // sum += x, element by element.
@@ -536,6 +567,7 @@ inline void Linear::forward(ThreadTeam& team, const float* x, float* y, int64_t 
         return;
     const float* w = params_[0].values.data();
     const float* b = params_.size() > 1 ? params_[1].values.data() : nullptr;
+    float* kept = keep_sigmoid(batch * n_out_);
     const detail::nn::Split s = detail::nn::split(batch, n_out_, n_in_, team.size(), detail::nn::Along::any);
     const blas::SingleThreaded one(team.size() > 1);
     team.run(s.parts, [&](int part) {
@@ -549,7 +581,8 @@ inline void Linear::forward(ThreadTeam& team, const float* x, float* y, int64_t 
         for (int64_t r = r0; r < r1; ++r)
         {
             float* row = y + r * n_out_ + c0;
-            detail::nn::bias_act(act_, slope_, row, b ? b + c0 : nullptr, row, c1 - c0);
+            detail::nn::bias_act(act_, slope_, row, b ? b + c0 : nullptr, row, c1 - c0,
+                                 kept ? kept + r * n_out_ + c0 : nullptr);
         }
     });
 }
@@ -576,7 +609,7 @@ inline void Linear::backward(ThreadTeam& team, const float* x, const float* y, c
         if (act_ != Activation::none)
             for (int64_t r = 0; r < batch; ++r)
                 detail::nn::act_grad(act_, slope_, y + r * n_out_ + o0, dy + r * n_out_ + o0,
-                                     dz + r * n_out_ + o0, width);
+                                     dz + r * n_out_ + o0, width, kept(r * n_out_ + o0));
         if (gb)
         {
             std::fill(sums + o0, sums + o1, 0.0f);
@@ -865,17 +898,31 @@ inline void Conv::col2im(const float* cols, int64_t images, float* image) const
 
 // Bias and activation on a chunk of g images of the output, in place: per channel plane (NCHW, or one
 // channel) or per pixel (channels-last).
-inline void Conv::output_pass(float* ys, int64_t g, const float* bias) const
+inline void Conv::output_pass(float* ys, int64_t g, const float* bias, float* kept) const
 {
     const int64_t c = out_.channels, p = out_.height * out_.width;
+    const auto at = [kept](int64_t offset) { return kept ? kept + offset : nullptr; };
+    if (act_ == Activation::swish && bias)
+    {
+        // The bias first, then one sigmoid over the whole chunk: a call per pixel of a few channels
+        // would cost more than the sigmoid itself.
+        if (out_last_ && c > 1)
+            for (int64_t i = 0; i < g * p; ++i)
+                detail::nn::zip(ys + i * c, bias, ys + i * c, c,
+                                [](detail::nn::Floats v, detail::nn::Floats b) { return v + b; });
+        else
+            for (int64_t i = 0; i < g * c; ++i)
+                detail::nn::bias_act(Activation::none, slope_, ys + i * p, bias[i % c], ys + i * p, p);
+        bias = nullptr;
+    }
     if (bias == nullptr)
-        detail::nn::bias_act(act_, slope_, ys, nullptr, ys, g * c * p);
+        detail::nn::bias_act(act_, slope_, ys, nullptr, ys, g * c * p, kept);
     else if (out_last_ && c > 1)
         for (int64_t i = 0; i < g * p; ++i)
-            detail::nn::bias_act(act_, slope_, ys + i * c, bias, ys + i * c, c);
+            detail::nn::bias_act(act_, slope_, ys + i * c, bias, ys + i * c, c, at(i * c));
     else
         for (int64_t i = 0; i < g * c; ++i)
-            detail::nn::bias_act(act_, slope_, ys + i * p, bias[i % c], ys + i * p, p);
+            detail::nn::bias_act(act_, slope_, ys + i * p, bias[i % c], ys + i * p, p, at(i * p));
 }
 
 inline void Conv::forward(ThreadTeam& team, const float* x, float* y, int64_t batch)
@@ -891,6 +938,7 @@ inline void Conv::forward(ThreadTeam& team, const float* x, float* y, int64_t ba
     const int64_t in_size = in_.size(), out_size = out_.size();
     const int64_t c_in = in_.channels, p_in = in_.height * in_.width;
     const int64_t c_out = out_.channels, p_out = out_.height * out_.width;
+    float* kept = keep_sigmoid(batch * out_size);
     const blas::SingleThreaded one(team.size() > 1);
     team.run(parts, [&](int part) {
         Part& ws = parts_[static_cast<size_t>(part)];
@@ -927,7 +975,7 @@ inline void Conv::forward(ThreadTeam& team, const float* x, float* y, int64_t ba
             if (out != ys)
                 to_channels_first(out, g, c_out, p_out, ys);
             if (bias || act_ != Activation::none)
-                output_pass(ys, g, bias);
+                output_pass(ys, g, bias, kept ? kept + n0 * out_size : nullptr);
         }
     });
 }
@@ -967,7 +1015,7 @@ inline void Conv::backward(ThreadTeam& team, const float* x, const float* y, con
             const float* dz = dys;
             if (act_ != Activation::none)
             {
-                detail::nn::act_grad(act_, slope_, ys, dys, ws.d.data(), g * out_size);
+                detail::nn::act_grad(act_, slope_, ys, dys, ws.d.data(), g * out_size, kept(n0 * out_size));
                 dz = ws.d.data();
             }
             const bool out_last = out_last_ || c_out == 1;
@@ -1098,14 +1146,16 @@ inline void ActivationLayer::forward(ThreadTeam& team, const float* x, float* y,
     if (n <= 0)
         return;
     const int parts = team.parts_for(n, int64_t{ 1 } << 14);
+    float* kept = keep_sigmoid(n);
     team.run(parts, [&](int part) {
         const auto [begin, end] = ThreadTeam::range(n, part, parts, 64);
-        detail::nn::bias_act(act_, slope_, x + begin, nullptr, y + begin, end - begin);
+        detail::nn::bias_act(act_, slope_, x + begin, nullptr, y + begin, end - begin,
+                             kept ? kept + begin : nullptr);
     });
 }
 
-inline void ActivationLayer::backward(ThreadTeam& team, const float* x, const float* y, const float* dy,
-                                      float*, float* dx, float* const*, int64_t batch)
+inline void ActivationLayer::backward(ThreadTeam& team, const float*, const float* y, const float* dy, float*,
+                                      float* dx, float* const*, int64_t batch)
 {
     const int64_t n = batch * in_.size();
     if (n <= 0 || dx == nullptr)
@@ -1113,10 +1163,7 @@ inline void ActivationLayer::backward(ThreadTeam& team, const float* x, const fl
     const int parts = team.parts_for(n, int64_t{ 1 } << 14);
     team.run(parts, [&](int part) {
         const auto [begin, end] = ThreadTeam::range(n, part, parts, 64);
-        if (act_ == Activation::swish)
-            detail::nn::swish_grad(x + begin, dy + begin, dx + begin, end - begin);
-        else
-            detail::nn::act_grad(act_, slope_, y + begin, dy + begin, dx + begin, end - begin);
+        detail::nn::act_grad(act_, slope_, y + begin, dy + begin, dx + begin, end - begin, kept(begin));
     });
 }
 
@@ -1181,7 +1228,7 @@ inline Sequential::Sequential(const std::vector<LayerSpec>& layers, Shape input,
                                      detail::nn::number(spec.negative_slope));
                 if (spec.activation == Activation::none)
                     break;
-                if (fusable && spec.activation != Activation::swish) // swish' needs x: a layer of its own
+                if (fusable)
                 {
                     fusable->fuse(spec.activation, spec.negative_slope);
                     fusable = nullptr;

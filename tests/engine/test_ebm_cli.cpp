@@ -152,3 +152,54 @@ TEST_CASE("ebm: killed in the middle of an epoch and resumed, the run ends byte-
         CHECK(got.at(file) == bytes);
     }
 }
+
+TEST_CASE("bad input: the deep EBM's keys get one sentence and exit status 2 before any output",
+          "[ebm][cli][bad-input]")
+{
+    const auto refused = [](const std::string& name, const std::string& from, const std::string& to) {
+        REQUIRE(pipeline.find(from) != std::string::npos);
+        std::string text = pipeline;
+        text.replace(text.find(from), from.size(), to);
+        const fs::path dir = ansatz::test::fresh_folder("ebm_cli/bad/" + name);
+        write_text(dir / "pipeline.yaml", text);
+        write_text(dir / "images.idx", ansatz::test::square_images(230, 20));
+        const auto r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs" }, dir, 120);
+        CHECK(r.status == 2);
+        CHECK_FALSE(fs::exists(dir / "runs"));
+        CHECK(std::count(r.err.begin(), r.err.end(), '\n') <= 2); // one sentence (and where it was found)
+        return r.err;
+    };
+    const std::string plugins = ANSATZ_TEST_PLUGIN_DIR;
+    CHECK(refused("bounds", "bounds: [-1, 1]}", "bounds: [1, -1]}") ==
+          "component 'energy' (model 'neural_energy' from " + plugins +
+              "/libansatz_neural_energy.so): key bounds is [1, -1], which is not an interval [low, high] of "
+              "finite numbers with low < high\n");
+    CHECK(refused("range", "range: [-1, 1]", "range: [1, -1]") ==
+          "component 'data' (dataset 'idx' from " + plugins +
+              "/libansatz_idx.so): key range is [1, -1], which is not an interval [low, high] of finite "
+              "numbers "
+              "with low < high\n");
+    CHECK(
+        refused("range_binarize", "range: [-1, 1]", "range: [-1, 1], binarize: 0.5") ==
+        "component 'data' (dataset 'idx' from " + plugins +
+            "/libansatz_idx.so): key range maps grey levels to an interval, but key binarize makes them 0 or "
+            "1; give one of them\n");
+    CHECK(refused("hidden_conv", "dense: [8]", "dense: [8], hidden: [4]") ==
+          "component 'energy' (model 'neural_energy' from " + plugins +
+              "/libansatz_neural_energy.so): key hidden belongs to architecture: mlp, but this neural_energy "
+              "is "
+              "architecture: conv (its layers are filters, kernel, stride and dense)\n");
+    CHECK_THAT(refused("pad", "pad: 1}", "pad: -1}"),
+               Catch::Contains("key 'pad' of dataset 'data' is -1, out of range: it must be [0, 4096]"));
+    CHECK_THAT(refused("penalty", "energy_penalty: 0.1", "energy_penalty: -0.1"),
+               Catch::Contains("key 'energy_penalty' of loss 'cd' is -0.1, out of range: it must be >= 0"));
+    CHECK_THAT(refused("data_noise", "data_noise: 0.005", "data_noise: -1"),
+               Catch::Contains("key 'data_noise' of loss 'cd' is -1, out of range: it must be >= 0"));
+    CHECK_THAT(
+        refused("auroc_noise", "noise: 100}", "noise: -5}"),
+        Catch::Contains("key 'noise' of evaluator 'auroc' is -5, out of range: it must be [0, 16777216]"));
+    CHECK_THAT(refused("activation", "dense: [8]", "dense: [8], activation: gelu"),
+               Catch::Contains("key 'activation' of model 'energy' is 'gelu', which is not one of: "
+                               "swish,relu,leaky_relu,tanh,sigmoid,softplus"));
+    CHECK_THAT(refused("steps", "count: 16, steps: 0}", "count: 16, steps: -1}"), Catch::Contains("steps"));
+}

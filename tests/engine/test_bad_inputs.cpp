@@ -197,16 +197,17 @@ TEST_CASE("bad input: an rbm init_data that names no dataset, and init_rows with
 
 TEST_CASE("bad input: missing required key", "[cli][bad-input]")
 {
-    expect(
-        with_change("missing_required", "{plugin: idx, images: images.idx}", "{plugin: idx}"),
-        "pipeline.yaml:4:10: missing required key 'images' for dataset 'idx' (IDX file of the samples "
-        "(unsigned "
-        "bytes, plain or gzip), first dimension the count)\n"
-        "  valid keys: images (path (must exist), required), labels (path (must exist), optional), "
-        "binarize (float [0, 1], "
-        "optional), binarize_sampling (bool, default false), limit (int >= 0, default 0), label_names (list "
-        "of strings, at least 1 item, optional)\n"
-        "  while validating component 'data' (plugin file {PLUGINS}/libansatz_idx.so)");
+    expect(with_change("missing_required", "{plugin: idx, images: images.idx}", "{plugin: idx}"),
+           "pipeline.yaml:4:10: missing required key 'images' for dataset 'idx' (IDX file of the samples "
+           "(unsigned "
+           "bytes, plain or gzip), first dimension the count)\n"
+           "  valid keys: images (path (must exist), required), labels (path (must exist), optional), "
+           "binarize (float [0, 1], "
+           "optional), binarize_sampling (bool, default false), limit (int >= 0, default 0), range (list of "
+           "floats, 2 items, optional), pad (int [0, 4096], default 0), label_names (list of strings, at "
+           "least 1 "
+           "item, optional)\n"
+           "  while validating component 'data' (plugin file {PLUGINS}/libansatz_idx.so)");
 }
 
 TEST_CASE("bad input: a stage references a missing component", "[cli][bad-input]")

@@ -189,17 +189,31 @@ TEST_CASE("bad input: the deep EBM's keys get one sentence and exit status 2 bef
               "/libansatz_neural_energy.so): key hidden belongs to architecture: mlp, but this neural_energy "
               "is "
               "architecture: conv (its layers are filters, kernel, stride and dense)\n");
-    CHECK_THAT(refused("pad", "pad: 1}", "pad: -1}"),
-               Catch::Contains("key 'pad' of dataset 'data' is -1, out of range: it must be [0, 4096]"));
-    CHECK_THAT(refused("penalty", "energy_penalty: 0.1", "energy_penalty: -0.1"),
-               Catch::Contains("key 'energy_penalty' of loss 'cd' is -0.1, out of range: it must be >= 0"));
-    CHECK_THAT(refused("data_noise", "data_noise: 0.005", "data_noise: -1"),
-               Catch::Contains("key 'data_noise' of loss 'cd' is -1, out of range: it must be >= 0"));
-    CHECK_THAT(
-        refused("auroc_noise", "noise: 100}", "noise: -5}"),
-        Catch::Contains("key 'noise' of evaluator 'auroc' is -5, out of range: it must be [0, 16777216]"));
-    CHECK_THAT(refused("activation", "dense: [8]", "dense: [8], activation: gelu"),
-               Catch::Contains("key 'activation' of model 'energy' is 'gelu', which is not one of: "
-                               "swish,relu,leaky_relu,tanh,sigmoid,softplus"));
+    const auto schema = [&](const std::string& where, const std::string& sentence,
+                            const std::string& component, const std::string& file) {
+        return "pipeline.yaml:" + where + ": " + sentence + "\n  while validating component '" + component +
+               "' (plugin file " + plugins + "/libansatz_" + file + ".so)\n";
+    };
+    CHECK(refused("pad", "pad: 1}", "pad: -1}") ==
+          schema("5:68", "key 'pad' of dataset 'idx' is -1, out of range: it must be [0, 4096]", "data",
+                 "idx"));
+    CHECK(
+        refused("penalty", "energy_penalty: 0.1", "energy_penalty: -0.1") ==
+        schema("10:62",
+               "key 'energy_penalty' of loss 'contrastive_divergence' is -0.1, out of range: it must be >= 0",
+               "cd", "contrastive_divergence"));
+    CHECK(refused("data_noise", "data_noise: 0.005", "data_noise: -1") ==
+          schema("10:79",
+                 "key 'data_noise' of loss 'contrastive_divergence' is -1, out of range: it must be >= 0",
+                 "cd", "contrastive_divergence"));
+    CHECK(refused("auroc_noise", "noise: 100}", "noise: -5}") ==
+          schema("12:43",
+                 "key 'noise' of evaluator 'energy_auroc' is -5, out of range: it must be [0, 16777216]",
+                 "auroc", "energy_auroc"));
+    CHECK(refused("activation", "dense: [8]", "dense: [8], activation: gelu") ==
+          schema("6:91",
+                 "key 'activation' of model 'neural_energy' is 'gelu', which is not one of: "
+                 "swish,relu,leaky_relu,tanh,sigmoid,softplus (did you mean 'relu'?)",
+                 "energy", "neural_energy"));
     CHECK_THAT(refused("steps", "count: 16, steps: 0}", "count: 16, steps: -1}"), Catch::Contains("steps"));
 }

@@ -399,7 +399,8 @@ TEST_CASE("langevin: the replay buffer restarts a fraction restart of the chains
           "[langevin][statistical]")
 {
     const Component target = mixture();
-    const Component s = langevin("{steps: 2, buffer: 3000, restart: 0.3}", target.model);
+    const Component s =
+        langevin("{steps: 2, step_size: 0.01, noise: 0.1, buffer: 3000, restart: 0.3}", target.model);
     Chains c(target.model, 1000, 2, 841);
     c.advance(s.sampler, 0);
     auto m = metrics_of(s.sampler);
@@ -428,7 +429,7 @@ TEST_CASE("langevin: the replay buffer restarts a fraction restart of the chains
     CHECK_FALSE(has_metric(m, "restarted")); // no chain was started in these calls
     CHECK(metric(m, "langevin_steps") == 3.0);
     // ... and from where they were: the same rows and streams advanced by a sampler without a buffer agree.
-    const Component plain = langevin("{steps: 2}", target.model);
+    const Component plain = langevin("{steps: 2, step_size: 0.01, noise: 0.1}", target.model);
     ansatz_tensor view = ansatz::make_view(copy.data(), { 1000, 2 });
     plain.sampler.advance(view, 3, ansatz::Streams(copy_streams));
     CHECK(c.x == copy);
@@ -560,12 +561,18 @@ TEST_CASE("langevin: refusals at create - at bind - and of a saved state name wh
         }
         return "";
     };
+    // At create the engine names the component (the in-tree plugin file).
+    const std::string created = "component 'langevin' (sampler 'langevin' from " +
+                                std::string(ANSATZ_TEST_PLUGIN_DIR) + "/libansatz_langevin.so): ";
     CHECK(refusal("{adjusted: true, noise: 0}", nullptr) ==
-          "adjusted: true needs noise > 0: the Metropolis-Hastings ratio of the proposal divides by noise^2 "
-          "(set noise, or adjusted: false)");
-    CHECK(refusal("{restart: 0.1}", nullptr) ==
-          "restart is 0.1, but buffer is 0: without a replay buffer every chain continues from where it is "
-          "(set buffer, or drop restart)");
+          created + "adjusted: true needs noise > 0: the Metropolis-Hastings ratio of the proposal divides "
+                    "by noise^2 "
+                    "(set noise, or adjusted: false)");
+    CHECK(
+        refusal("{restart: 0.1}", nullptr) ==
+        created +
+            "restart is 0.1, but buffer is 0: without a replay buffer every chain continues from where it is "
+            "(set buffer, or drop restart)");
 
     auto rbm_inst = ansatz::test::make("rbm", "{hidden: 3, visible: 4}");
     const ModelRef rbm = ansatz::test::model_ref(*rbm_inst);
@@ -585,10 +592,10 @@ TEST_CASE("langevin: refusals at create - at bind - and of a saved state name wh
 
     // A saved buffer that does not fit this configuration's buffer.
     const Component target = mixture();
-    const Component big = langevin("{steps: 1, buffer: 10}", target.model);
+    const Component big = langevin("{steps: 1, step_size: 0.01, buffer: 10}", target.model);
     Chains c(target.model, 8, 2, 881);
     c.advance(big.sampler, 0);
-    const Component small = langevin("{steps: 1, buffer: 4}", target.model);
+    const Component small = langevin("{steps: 1, step_size: 0.01, buffer: 4}", target.model);
     REQUIRE_THROWS_WITH(
         small.inst->set_state(big.inst->state()),
         Catch::Contains("the saved replay buffer holds 8 samples at ring position 8, which does "

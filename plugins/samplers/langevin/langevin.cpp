@@ -220,7 +220,6 @@ public:
             ula(chains, count, rngs);
         if (buffered)
             store(chains);
-        team_.rest();
     }
 
     // acceptance_rate (adjusted), restarted (buffer), gradient_clipped (clip_gradient), clamped (a box,
@@ -334,6 +333,8 @@ private:
             const auto [first, end] = ansatz::ThreadTeam::range(n, part, parts);
             f(part, first, end);
         });
+        // The model's call comes next, with a team of its own: the workers leave it the cores.
+        team_.rest();
         Tally sum;
         for (const Tally& t : tallies_)
         {
@@ -414,32 +415,38 @@ private:
         ansatz_tensor gt = ansatz::make_view(g, { n, d });
         const float sigma = static_cast<float>(noise_), eps = static_cast<float>(step_size_);
         const float lo = low_, hi = high_;
+        // x <- clamp(x + sigma z) for rows [first, end); returns the clamped elements.
+        const auto add_noise = [&](int part, int64_t first, int64_t end) {
+            float* z = noise_row(part, d);
+            NormalRow& normal = normals_[static_cast<size_t>(part)];
+            int64_t clamped = 0;
+            for (int64_t r = first; r < end; ++r)
+            {
+                normal.draw(rngs[static_cast<size_t>(r)], z, d);
+                float* row = x + r * d;
+                for (int64_t i = 0; i < d; ++i)
+                {
+                    const float v = row[i] + sigma * z[i];
+                    clamped += (v < lo) | (v > hi);
+                    row[i] = std::min(std::max(v, lo), hi);
+                }
+            }
+            return clamped;
+        };
+        if (sigma > 0 && steps > 0)
+        {
+            const Tally t = rows(n, d, [&](int part, int64_t first, int64_t end) {
+                tallies_[static_cast<size_t>(part)].clamped = add_noise(part, first, end);
+            });
+            clamped_ += t.clamped;
+            clamp_elements_ += n * d;
+        }
         for (int64_t step = 0; step < steps; ++step)
         {
             cancel_point();
-            if (sigma > 0)
-            {
-                const Tally t = rows(n, d, [&](int part, int64_t first, int64_t end) {
-                    float* z = noise_row(part, d);
-                    NormalRow& normal = normals_[static_cast<size_t>(part)];
-                    int64_t clamped = 0;
-                    for (int64_t r = first; r < end; ++r)
-                    {
-                        normal.draw(rngs[static_cast<size_t>(r)], z, d);
-                        float* row = x + r * d;
-                        for (int64_t i = 0; i < d; ++i)
-                        {
-                            const float v = row[i] + sigma * z[i];
-                            clamped += (v < lo) | (v > hi);
-                            row[i] = std::min(std::max(v, lo), hi);
-                        }
-                    }
-                    tallies_[static_cast<size_t>(part)].clamped = clamped;
-                });
-                clamped_ += t.clamped;
-                clamp_elements_ += n * d;
-            }
             model_.free_energy_grad_state(chains, gt);
+            // The gradient half of this step, then (one pass over the rows) the noise half of the next.
+            const bool noise_next = sigma > 0 && step + 1 < steps;
             const Tally t = rows(n, d, [&](int part, int64_t first, int64_t end) {
                 Tally& tally = tallies_[static_cast<size_t>(part)];
                 clip_rows(g, first, end, d, tally);
@@ -455,11 +462,13 @@ private:
                         row[i] = std::min(std::max(v, lo), hi);
                     }
                 }
+                if (noise_next)
+                    clamped += add_noise(part, first, end);
                 tally.clamped = clamped;
             });
             check_gradient(t, step);
             clamped_ += t.clamped;
-            clamp_elements_ += n * d;
+            clamp_elements_ += (noise_next ? 2 : 1) * n * d;
             clipped_ += t.clipped;
             squares_ += t.squares;
             gradient_elements_ += n * d;

@@ -8,7 +8,12 @@
 // sampler's own work. Prints CPU milliseconds per advance (the median of 5 timed runs after a warm-up).
 // Timings are reported, never asserted.
 #include "ansatz/refs.hpp"
+#include "loading/instance.hpp"
+#include "loading/registry.hpp"
+#include "pipeline/config_values.hpp"
+#include "pipeline/keys.hpp"
 #include "plugin_bench.hpp"
+#include "run/host_services.hpp"
 
 #include <cstdio>
 #include <cstdlib>

@@ -112,8 +112,9 @@ TEST_CASE("bad input: unknown plugin, with the list of known ones", "[cli][bad-i
            "  known plugins: adam (optimizer), ais (evaluator), contrastive_divergence (loss), elbo (loss), "
            "elbo_estimate (evaluator), exact_likelihood (evaluator), free_energy (evaluator), gibbs "
            "(sampler), idx (dataset), ising (model), ising_observables (evaluator), iwae (evaluator), "
-           "langevin (sampler), metropolis_hastings (sampler), npy (dataset), parallel_tempering (sampler), pseudo_likelihood "
-           "(evaluator), rbm (model), reconstruction_error (evaluator), sgd (optimizer), vae (model)");
+           "langevin (sampler), metropolis_hastings (sampler), npy (dataset), parallel_tempering (sampler), "
+           "pseudo_likelihood (evaluator), rbm (model), reconstruction_error (evaluator), sgd (optimizer), "
+           "vae (model)");
 }
 
 TEST_CASE("bad input: unknown key, with a suggestion", "[cli][bad-input]")
@@ -330,10 +331,9 @@ TEST_CASE("bad input: a component without a plugin key", "[cli][bad-input]")
            "pipeline.yaml:6:10: component 'gibbs' has no 'plugin' key; known plugins: adam (optimizer), ais "
            "(evaluator), contrastive_divergence (loss), elbo (loss), elbo_estimate (evaluator), "
            "exact_likelihood (evaluator), free_energy (evaluator), gibbs (sampler), idx (dataset), ising "
-           "(model), ising_observables (evaluator), iwae (evaluator), langevin (sampler), metropolis_hastings "
-           "(sampler), npy "
-           "(dataset), parallel_tempering (sampler), pseudo_likelihood (evaluator), rbm (model), "
-           "reconstruction_error (evaluator), sgd (optimizer), vae (model)");
+           "(model), ising_observables (evaluator), iwae (evaluator), langevin (sampler), "
+           "metropolis_hastings (sampler), npy (dataset), parallel_tempering (sampler), pseudo_likelihood "
+           "(evaluator), rbm (model), reconstruction_error (evaluator), sgd (optimizer), vae (model)");
 }
 
 TEST_CASE("bad input: --set with a key path the pipeline does not have", "[cli][bad-input]")

@@ -146,9 +146,9 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
     CHECK(unknown.err ==
           "ansatz describe: no plugin component or stage type named 'rbn' (did you mean 'rbm'?); "
           "known: adam, ais, contrastive_divergence, elbo, elbo_estimate, exact_likelihood, free_energy, "
-          "gibbs, idx, ising, ising_observables, iwae, langevin, metropolis_hastings, npy, parallel_tempering, "
-          "pseudo_likelihood, rbm, reconstruction_error, sgd, vae, and the stages train, sample, generate, "
-          "evaluate, load, latent.\n");
+          "gibbs, idx, ising, ising_observables, iwae, langevin, metropolis_hastings, npy, "
+          "parallel_tempering, pseudo_likelihood, rbm, reconstruction_error, sgd, vae, and the stages "
+          "train, sample, generate, evaluate, load, latent.\n");
 }
 
 TEST_CASE("a run leaves the resolved pipeline, metrics, a checkpoint, samples and their picture",

@@ -54,7 +54,8 @@ std::string domain_name(const ansatz_sample_info& info)
 // (P = ceil(d / 2) pairs) comes from the k-th 64-bit word w of the chain's stream:
 //     u1 = ((w >> 32) + 1) 2^-32 (rounded to float, in (0, 1]),  u2 = ((w mod 2^32) >> 8) 2^-24,
 //     r = sqrt(-2 ln u1),  z[k] = r cos(2 pi u2),  z[P + k] = r sin(2 pi u2)  (when P + k < d).
-// |z| <= sqrt(64 ln 2) = 6.66: the tail beyond it (probability 3e-11) is cut.
+// |z| <= r <= sqrt(64 ln 2) = 6.66: the tail beyond it is cut (probability 2e-10 for a pair, 3e-11 per
+// value).
 class NormalRow
 {
 public:

@@ -2,11 +2,11 @@
 // 60 steps, noise, clipping, clamping; plus the replay buffer's starts and stores), beside the model's
 // gradient calls, through the plugins as the engine loads them:
 //     cmake --build build --target langevin_overhead && build/bin/langevin_overhead [chains values steps
-//     threads adjusted]
-// defaults 128 1024 60 1 0. The model is a Gaussian RBM with one hidden unit, whose dF/dv is two thin
-// products: nearly free, so the time of advance minus the time of the same gradient calls alone is the
-// sampler's own work. Prints CPU milliseconds per advance (the median of 5 timed runs after a warm-up).
-// Timings are reported, never asserted.
+//     threads adjusted noise]
+// defaults 128 1024 60 1 0 0.005 (noise 0: no normals drawn, the rest of the sampler's work). The model
+// is a Gaussian RBM with one hidden unit, whose dF/dv is two thin products: nearly free, so the time of
+// advance minus the time of the same gradient calls alone is the sampler's own work. Prints CPU milliseconds
+// per advance (the median of 5 timed runs after a warm-up). Timings are reported, never asserted.
 #include "ansatz/refs.hpp"
 #include "loading/instance.hpp"
 #include "loading/registry.hpp"
@@ -29,6 +29,7 @@ int main(int argc, char** argv)
     const int32_t steps = argc > 3 ? std::atoi(argv[3]) : 60;
     const int threads = argc > 4 ? std::atoi(argv[4]) : 1;
     const bool adjusted = argc > 5 && std::atoi(argv[5]) != 0;
+    const std::string noise = argc > 6 ? argv[6] : "0.005";
     openblas_set_num_threads(threads);
     ansatz::engine::Registry registry;
     registry.scan({ ANSATZ_BENCH_PLUGIN_DIR });
@@ -38,9 +39,8 @@ int main(int argc, char** argv)
     const ansatz::ModelRef model(rbm->model());
     ansatz::Rng init(2);
     model.setup({ d }, init);
-    const std::string keys = "{steps: " + std::to_string(steps) +
-                             ", step_size: 0.01, noise: 0.005, clip_gradient: 0.03, buffer: 8192" +
-                             (adjusted ? ", adjusted: true}" : "}");
+    const std::string keys = "{steps: " + std::to_string(steps) + ", step_size: 0.01, noise: " + noise +
+                             ", clip_gradient: 0.03, buffer: 8192" + (adjusted ? ", adjusted: true}" : "}");
     auto lgv = ansatz::bench::make(registry, host, "langevin", keys);
     const ansatz::SamplerRef sampler(lgv->sampler());
     sampler.bind(model);

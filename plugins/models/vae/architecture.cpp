@@ -54,18 +54,6 @@ std::vector<int64_t> list_or(const ansatz::Config& c, const char* key, std::vect
     return c.has(key) ? c.integers(key) : otherwise;
 }
 
-// One item per convolution: a list of one applies to all; another length is refused.
-std::vector<int64_t> per_layer(std::vector<int64_t> values, size_t layers, const char* key)
-{
-    if (values.size() == 1)
-        return std::vector<int64_t>(layers, values[0]);
-    if (values.size() != layers)
-        throw ansatz::InputError("key " + std::string(key) + " has " + std::to_string(values.size()) +
-                                 " items, but filters has " + std::to_string(layers) +
-                                 ": give one per convolution, or one for all");
-    return values;
-}
-
 } // namespace
 
 Architecture Architecture::read(const ansatz::Config& c)
@@ -84,8 +72,8 @@ Architecture Architecture::read(const ansatz::Config& c)
                                          " belongs to architecture: mlp, but this vae is architecture: conv "
                                          "(its layers are filters, kernel, stride and dense)");
         a.filters = list_or(c, "filters", { 32, 64 });
-        a.kernel = per_layer(list_or(c, "kernel", { 3 }), a.filters.size(), "kernel");
-        a.stride = per_layer(list_or(c, "stride", { 2 }), a.filters.size(), "stride");
+        a.kernel = nn::per_layer(list_or(c, "kernel", { 3 }), a.filters.size(), "kernel");
+        a.stride = nn::per_layer(list_or(c, "stride", { 2 }), a.filters.size(), "stride");
         a.dense = list_or(c, "dense", { 16 });
     }
     else

@@ -34,23 +34,6 @@ std::string format(double x)
     return buffer;
 }
 
-std::string domain_name(const ansatz_sample_info& info)
-{
-    switch (info.domain)
-    {
-    case ANSATZ_DOMAIN_BINARY:
-        return "binary {0, 1}";
-    case ANSATZ_DOMAIN_SPIN:
-        return "spin {-1, +1}";
-    case ANSATZ_DOMAIN_REAL:
-        return "real";
-    case ANSATZ_DOMAIN_CATEGORICAL:
-        return std::to_string(info.categories) + " categories";
-    default:
-        return "unknown (" + std::to_string(info.domain) + ")";
-    }
-}
-
 // The Box-Muller kernel (box_muller.inc), 4 lanes for every CPU and 8 lanes for one with AVX2, with the
 // same bits either way.
 namespace box_muller_default
@@ -226,7 +209,7 @@ public:
         const ansatz_sample_info info = model.sample_info();
         if (info.domain != ANSATZ_DOMAIN_REAL)
             throw ansatz::InputError("it needs real variables, but the model's variables are " +
-                                     domain_name(info));
+                                     ansatz::domain_name(info));
         if (adjusted_ && !model.has(ANSATZ_FN_FREE_ENERGY))
             throw ansatz::InputError(
                 "adjusted: true needs the model's free_energy for the Metropolis-Hastings "

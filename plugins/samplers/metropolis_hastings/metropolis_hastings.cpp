@@ -49,23 +49,6 @@ const char* proposal_name(Proposal p)
     return "?";
 }
 
-std::string domain_name(const ansatz_sample_info& info)
-{
-    switch (info.domain)
-    {
-    case ANSATZ_DOMAIN_BINARY:
-        return "binary {0, 1}";
-    case ANSATZ_DOMAIN_SPIN:
-        return "spin {-1, +1}";
-    case ANSATZ_DOMAIN_REAL:
-        return "real";
-    case ANSATZ_DOMAIN_CATEGORICAL:
-        return std::to_string(info.categories) + " categories";
-    default:
-        return "unknown (" + std::to_string(info.domain) + ")";
-    }
-}
-
 class MetropolisHastings final : public ansatz::Sampler
 {
 public:
@@ -150,7 +133,7 @@ public:
                         : proposal_key_ == "category" ? Proposal::category
                         : proposal_key_ == "gaussian" ? Proposal::gaussian
                                                       : Proposal::mala;
-        const std::string has = "the model's variables are " + domain_name(info_);
+        const std::string has = "the model's variables are " + ansatz::domain_name(info_);
         switch (proposal_)
         {
         case Proposal::flip:

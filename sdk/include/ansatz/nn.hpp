@@ -174,6 +174,12 @@ inline LayerSpec activation(Activation a, float negative_slope = 0.01f);
 inline LayerSpec flatten();
 inline LayerSpec reshape(Shape shape);
 
+// A per-convolution key of a plugin's configuration (kernel, stride) against the number of convolutions
+// (the length of `filters`): one item applies to all, `layers` items one each.
+//   throws: ansatz::InputError "key K has N items, but filters has M: give one per convolution, or one
+//           for all" for any other length.
+inline std::vector<int64_t> per_layer(std::vector<int64_t> values, size_t layers, const char* key);
+
 // The floats of a stack's parameters for an input shape, from its description alone (before anything is
 // allocated: what a model checks against the memory it may use). Bias-free layers count a bias too (an
 // upper bound).

@@ -55,6 +55,17 @@ inline Activation parse_activation(std::string_view name)
                      "' (known: none, relu, leaky_relu, tanh, sigmoid, softplus, swish)");
 }
 
+inline std::vector<int64_t> per_layer(std::vector<int64_t> values, size_t layers, const char* key)
+{
+    if (values.size() == 1)
+        return std::vector<int64_t>(layers, values[0]);
+    if (values.size() != layers)
+        throw InputError("key " + std::string(key) + " has " + std::to_string(values.size()) +
+                         " items, but filters has " + std::to_string(layers) +
+                         ": give one per convolution, or one for all");
+    return values;
+}
+
 inline double parameter_floats(const std::vector<LayerSpec>& layers, Shape at)
 {
     double floats = 0;

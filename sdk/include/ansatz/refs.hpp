@@ -83,6 +83,24 @@ inline std::string model_function_names(uint64_t functions)
 }
 
 // A call on chains needs one stream per row (abi.h).
+// A model's domain as messages name it: "binary {0, 1}", "spin {-1, +1}", "real", "K categories".
+inline std::string domain_name(const ansatz_sample_info& info)
+{
+    switch (info.domain)
+    {
+    case ANSATZ_DOMAIN_BINARY:
+        return "binary {0, 1}";
+    case ANSATZ_DOMAIN_SPIN:
+        return "spin {-1, +1}";
+    case ANSATZ_DOMAIN_REAL:
+        return "real";
+    case ANSATZ_DOMAIN_CATEGORICAL:
+        return std::to_string(info.categories) + " categories";
+    default:
+        return "unknown (" + std::to_string(info.domain) + ")";
+    }
+}
+
 // The box {low, high} of a sample info (2.5): {-inf, +inf} when both are 0, as a plugin before 2.5
 // leaves them (its reserved room), or for a domain other than REAL.
 inline std::pair<double, double> sample_bounds(const ansatz_sample_info& info)

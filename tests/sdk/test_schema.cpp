@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <iterator>
 #include <string>
 
 TEST_CASE("a schema key carries type, default, range, choices and doc", "[sdk][schema]")
@@ -46,4 +48,22 @@ TEST_CASE("Config reads validated values and refuses undeclared or mistyped read
     CHECK_THROWS_WITH(config.real("hidden"), "configuration key 'hidden' is read with the wrong type");
     CHECK_THROWS_WITH(config.integer("visible"),
                       "configuration key 'visible' was not declared in describe()");
+}
+
+TEST_CASE("a float default is spelt as a person writes it: short, and without an exponent in between",
+          "[sdk][schema]")
+{
+    ansatz::Schema s;
+    const double values[] = { 10.0, 1000.0, 0.005, 1e-4, 123456.0, 1e-7, 1e20, 0.0, -2.5, 0.1 + 0.2 };
+    for (const double v : values)
+        s.real(("k" + std::to_string(s.size())).c_str(), "a value").default_value(v);
+    const ansatz_param_spec* specs = s.finish();
+    const char* expected[] = { "10",    "1000",  "0.005", "0.0001", "123456",
+                               "1e-07", "1e+20", "0",     "-2.5",   "0.30000000000000004" };
+    for (size_t i = 0; i < std::size(values); ++i)
+    {
+        INFO(values[i]);
+        CHECK(std::string(specs[i].default_value) == expected[i]);
+        CHECK(std::strtod(specs[i].default_value, nullptr) == values[i]); // still round-trips
+    }
 }

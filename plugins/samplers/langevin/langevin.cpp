@@ -151,7 +151,7 @@ public:
             .default_value(60)
             .min(1);
         s.real("step_size", "epsilon in x <- x - epsilon dF/dx (noise^2 = 2 epsilon targets exp(-F) itself)")
-            .default_value(10) // as "10": Schema formats 10.0 as "1e+01"
+            .default_value(10.0)
             .min(0, true)
             .double_precision();
         s.real("noise", "the standard deviation sigma of the Gaussian noise added per step (0: gradient "

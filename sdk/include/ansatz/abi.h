@@ -734,7 +734,8 @@ typedef struct ansatz_dataset_info
     int64_t sample_shape[ANSATZ_MAX_RANK];
     int64_t count;
     int32_t has_labels;
-    int32_t is_image; /* sample_shape is {H, W} or {H, W, C} with values in [0, 1] */
+    int32_t is_image; /* sample_shape is {H, W} or {H, W, C}: grey levels in [0, 1], or in the box of a
+                         model that states one (2.5; e.g. idx's `range: [-1, 1]` for a neural energy) */
     int32_t domain;   /* ansatz_domain of the values */
     int32_t reserved_;
     /* 2.2 (NULL: none): the names of the label values 0, 1, 2, ... separated by '|' ("T-shirt/top|

@@ -21,6 +21,7 @@
 #include "ansatz/abi.h"
 #include "ansatz/error.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -106,12 +107,14 @@ public:
         {
             char buffer[64];
             std::snprintf(buffer, sizeof buffer, "%.17g", v);
-            // Round-trips, but prefer the short spelling when it also does (0.1, not 0.10000000000000001).
+            // Round-trips, but prefer the short spelling when it also does (0.1, not 0.10000000000000001),
+            // and no exponent for magnitudes a person writes without one (10, not 1e+01).
+            const bool plain = v == 0 || (std::fabs(v) >= 1e-4 && std::fabs(v) < 1e16);
             for (int precision = 1; precision < 17; ++precision)
             {
                 char shorter[64];
                 std::snprintf(shorter, sizeof shorter, "%.*g", precision, v);
-                if (std::strtod(shorter, nullptr) == v)
+                if (std::strtod(shorter, nullptr) == v && !(plain && std::strchr(shorter, 'e')))
                     return shorter;
             }
             return buffer;

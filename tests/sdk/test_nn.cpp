@@ -657,6 +657,58 @@ TEST_CASE("nn: the deep energy's stack (convolutions with swish between them) ag
                     { 1, 6, 6 }, 3, 53, threads);
 }
 
+TEST_CASE("nn: a one-channel Conv2d's direct kernels against finite differences and the im2col path",
+          "[sdk][nn]")
+{
+    // One input channel and 8k output channels: the direct loops (nn_direct_conv_impl.hpp) on a CPU with
+    // AVX2 + FMA, else im2col + sgemm. Geometries: Foster's first layer (5x5 stride 2 same, 16 channels,
+    // edge pixels on every side), stride 1 valid (the 4-pixel tiles and their remainder), 24 channels
+    // (a 16-channel block and an 8-channel one) with a rectangular-size input and explicit padding, 1x1,
+    // 49 taps (direct forward, im2col input gradient), and a one-channel conv feeding another conv
+    // (channels-last output). Then the same layers with the direct path off must agree to rounding.
+    INFO("direct kernels on this CPU: " << ansatz::nn::detail::direct::enabled());
+    const std::vector<std::pair<std::vector<LayerSpec>, Shape>> cases{
+        { with_activation(conv2d_same(16, 5, 2), Activation::swish), { 1, 12, 11 } },
+        { with_activation(conv2d(8, 3, 1, 0), Activation::relu), { 1, 7, 9 } },
+        { with_activation(conv2d(24, 4, 3, 1), Activation::tanh), { 1, 11, 10 } },
+        { { conv2d(16, 1, 1, 0) }, { 1, 5, 3 } },
+        { { conv2d_same(8, 7, 2) }, { 1, 9, 8 } },
+        { { conv2d_same(16, 5, 2), activation(Activation::swish), conv2d_same(4, 3, 2), flatten(),
+            linear(1) },
+          { 1, 10, 10 } },
+    };
+    const int threads = GENERATE(1, 2);
+    uint64_t seed = 70;
+    for (const auto& [specs, in] : cases)
+        check_stack(specs, in, 3, ++seed, threads, 400);
+
+    bool& direct = ansatz::nn::detail::direct::enabled();
+    struct Restore
+    {
+        bool& flag;
+        bool had;
+        ~Restore() { flag = had; }
+    } restore{ direct, direct };
+    for (const auto& [specs, in] : cases)
+    {
+        Sequential net(specs, in);
+        Rng rng(++seed);
+        net.initialize(rng);
+        const int64_t batch = 5;
+        const std::vector<float> x = uniform(rng, batch * net.input_size(), -1.0f, 1.0f);
+        const std::vector<float> dy = uniform(rng, batch * net.output_size(), -1.0f, 1.0f);
+        ThreadTeam team(threads);
+        direct = false;
+        const Run im2col = run(net, team, x, dy, batch);
+        direct = restore.had;
+        const Run now = run(net, team, x, dy, batch);
+        for (size_t i = 0; i < now.y.size(); ++i)
+            REQUIRE(std::abs(now.y[i] - im2col.y[i]) <= 1e-5f * (1.0f + std::abs(im2col.y[i])));
+        for (size_t i = 0; i < now.dx.size(); ++i)
+            REQUIRE(std::abs(now.dx[i] - im2col.dx[i]) <= 1e-5f * (1.0f + std::abs(im2col.dx[i])));
+    }
+}
+
 TEST_CASE("nn: products split over the team and convolutions in several chunks, against the reference",
           "[sdk][nn]")
 {

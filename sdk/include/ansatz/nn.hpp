@@ -351,6 +351,7 @@ private:
     int64_t chunk_;            // images per chunk
     std::vector<Part> parts_;
     std::vector<float> wp_; // the weight in the order the products use
+    std::vector<float> wt_; // one input channel: the weight as the direct kernels read it
 };
 
 // y = act(x), element-wise; for an activation that no layer before it can take.

@@ -4,6 +4,7 @@
 #include "ansatz/blas.hpp"
 #include "ansatz/math.hpp"
 #include "ansatz/nn.hpp"
+#include "ansatz/nn_direct_conv_impl.hpp"
 
 #include <cblas.h>
 
@@ -950,6 +951,16 @@ inline void Conv::forward(ThreadTeam& team, const float* x, float* y, int64_t ba
     const int64_t c_in = in_.channels, p_in = in_.height * in_.width;
     const int64_t c_out = out_.channels, p_out = out_.height * out_.width;
     float* kept = keep_sigmoid(batch * out_size);
+    // One input channel: direct loops instead of im2col + a thin sgemm (nn_direct_conv_impl.hpp), with
+    // the weight as wt {taps, C}.
+    const bool direct = detail::direct::applies(transposed_, c_image_, c_grid_);
+    if (direct)
+    {
+        wt_.resize(static_cast<size_t>(taps_ * c_grid_));
+        for (int64_t r = 0; r < c_grid_; ++r)
+            for (int64_t t = 0; t < taps_; ++t)
+                wt_[static_cast<size_t>(t * c_grid_ + r)] = wp[r * taps_ + t];
+    }
     const blas::SingleThreaded one(team.size() > 1);
     team.run(parts, [&](int part) {
         Part& ws = parts_[static_cast<size_t>(part)];
@@ -970,7 +981,9 @@ inline void Conv::forward(ThreadTeam& team, const float* x, float* y, int64_t ba
                 in = in_buffer;
             }
             float* out = out_last_ || c_out == 1 ? ys : out_buffer;
-            if (!transposed_)
+            if (direct)
+                detail::direct::forward(in, g, ay_, ax_, wt_.data(), c_grid_, out);
+            else if (!transposed_)
             {
                 im2col(in, g, ws.a.data()); // R = A Wp^T
                 detail::nn::sgemm(false, true, rows, c_grid_, row_size, 1.0f, ws.a.data(), row_size, wp,
@@ -1006,6 +1019,16 @@ inline void Conv::backward(ThreadTeam& team, const float* x, const float* y, con
     const int64_t in_size = in_.size(), out_size = out_.size();
     const int64_t c_in = in_.channels, p_in = in_.height * in_.width;
     const int64_t c_out = out_.channels, p_out = out_.height * out_.width;
+    // One input channel: dx by direct loops instead of a thin sgemm + col2im (nn_direct_conv_impl.hpp),
+    // with the weight as wpad {C, taps rounded up to 8}.
+    const bool direct = dx && detail::direct::input_gradient_applies(transposed_, c_image_, c_grid_, taps_);
+    if (direct)
+    {
+        const int64_t padded = (taps_ + 7) / 8 * 8;
+        wt_.assign(static_cast<size_t>(c_grid_ * padded), 0.0f);
+        for (int64_t r = 0; r < c_grid_; ++r)
+            std::copy(wp + r * taps_, wp + (r + 1) * taps_, wt_.begin() + r * padded);
+    }
     const blas::SingleThreaded one(team.size() > 1);
     team.run(parts, [&](int part) {
         Part& ws = parts_[static_cast<size_t>(part)];
@@ -1063,7 +1086,12 @@ inline void Conv::backward(ThreadTeam& team, const float* x, const float* y, con
                     detail::nn::sgemm(true, false, c_grid_, row_size, rows, 1.0f, dz, c_grid_, ws.a.data(),
                                       row_size, 1.0f, ws.dw.data(), row_size);
                 }
-                if (dx)
+                if (direct)
+                {
+                    std::fill(din, din + g * in_size, 0.0f);
+                    detail::direct::input_gradient(dz, g, ay_, ax_, wt_.data(), c_grid_, din);
+                }
+                else if (dx)
                 {
                     detail::nn::sgemm(false, false, rows, row_size, c_grid_, 1.0f, dz, c_grid_, wp, row_size,
                                       0.0f, ws.a.data(), row_size);

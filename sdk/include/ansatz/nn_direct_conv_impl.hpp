@@ -11,16 +11,16 @@
 //     row, added into the image where col2im would (input gradient).
 //
 // WHEN
-//     applies(): a Conv2d (not transposed), one input channel, output channels a multiple of 8, at most
-//     32 taps for the input gradient (input_gradient_applies), and a CPU with AVX2 and FMA (asked at run
-//     time: the SDK is compiled for plain x86-64). Otherwise the layer uses im2col + sgemm as before.
-//     The results agree with that path to rounding (the sums run in another order); for a given CPU and
-//     thread count they are the same bits every run (the order depends only on the shapes).
+//     applies(): a Conv2d (not transposed), one input channel, output channels a multiple of 8, a kernel
+//     of at most 8 x 8 for the input gradient (input_gradient_applies), and a CPU with AVX2 and FMA (asked at
+//     run time: the SDK is compiled for plain x86-64). Otherwise the layer uses im2col + sgemm as before. The
+//     results agree with that path to rounding (the sums run in another order); for a given CPU and thread
+//     count they are the same bits every run (the order depends only on the shapes).
 //
 // LAYOUTS (as in nn_impl.hpp)
 //     image {G, H, W} (one channel), grid side channels-last {G, gh, gw, C};
-//     forward weight wt {taps, C} (wt[t, r] = W[r, 0, t]); input-gradient weight wpad {C, 8 U}
-//     (wpad[r, t] = W[r, 0, t] for t < taps, 0 beyond; U = ceil(taps / 8)).
+//     forward weight wt {taps, C} (wt[t, r] = W[r, 0, t]); input-gradient weight wpad {C, kh, 8}
+//     (wpad[r, ty, tx] = W[r, 0, ty, tx] for tx < kw, 0 beyond).
 #pragma once
 
 #include "ansatz/nn.hpp"
@@ -58,9 +58,10 @@ inline bool applies(bool transposed, int64_t c_image, int64_t c_grid)
     return enabled() && !transposed && c_image == 1 && c_grid % 8 == 0;
 }
 
-inline bool input_gradient_applies(bool transposed, int64_t c_image, int64_t c_grid, int64_t taps)
+inline bool input_gradient_applies(bool transposed, int64_t c_image, int64_t c_grid, const ConvAxis& ay,
+                                   const ConvAxis& ax)
 {
-    return applies(transposed, c_image, c_grid) && taps <= 32;
+    return applies(transposed, c_image, c_grid) && ay.kernel <= 8 && ax.kernel <= 8;
 }
 
 // The taps [t0, t1) of an axis that fall inside the image for grid position g.
@@ -154,7 +155,8 @@ ANSATZ_TARGET_DIRECT inline void forward(const float* image, int64_t images, con
         forward_channels<1>(image, images, ay, ax, wt, channels, cb, out);
 }
 
-// P grid pixels' tap values d[p][t] = sum_r dz[p, r] wpad[r, t], t < 8 U, into `values` {P, 8 U}.
+// P grid pixels' tap values d[p][ty, tx] = sum_r dz[p, r] wpad[r, ty 8 + tx] into `values` {P, U = kh
+// rows of 8}: one vector per kernel row, its lanes tx (lanes kw.. are 0).
 template <int P, int U>
 ANSATZ_TARGET_DIRECT inline void tap_values(const float* dz, int64_t channels, const float* wpad,
                                             float* values)
@@ -165,14 +167,12 @@ ANSATZ_TARGET_DIRECT inline void tap_values(const float* dz, int64_t channels, c
             acc[p][u] = _mm256_setzero_ps();
     for (int64_t r = 0; r < channels; ++r)
     {
-        __m256 w[U];
-        for (int u = 0; u < U; ++u)
-            w[u] = _mm256_loadu_ps(wpad + r * 8 * U + 8 * u);
+        const float* w = wpad + r * 8 * U;
         for (int p = 0; p < P; ++p)
         {
             const __m256 d = _mm256_broadcast_ss(dz + p * channels + r);
             for (int u = 0; u < U; ++u)
-                acc[p][u] = _mm256_fmadd_ps(d, w[u], acc[p][u]);
+                acc[p][u] = _mm256_fmadd_ps(d, _mm256_loadu_ps(w + 8 * u), acc[p][u]);
         }
     }
     for (int p = 0; p < P; ++p)
@@ -181,14 +181,16 @@ ANSATZ_TARGET_DIRECT inline void tap_values(const float* dz, int64_t channels, c
 }
 
 // din {G, H, W} += the adjoint of the forward map applied to dz {G, gh, gw, C}: what col2im(dz Wp) adds.
+// A pixel whose taps are all inside the image row and which has 8 columns of room adds each kernel row
+// as one vector (its lanes beyond kw add 0 to columns that are still in that row); the others add the
+// taps inside one by one.
 template <int U>
-ANSATZ_TARGET_DIRECT inline void input_gradient_taps(const float* dz, int64_t images, const ConvAxis& ay,
+ANSATZ_TARGET_DIRECT inline void input_gradient_rows(const float* dz, int64_t images, const ConvAxis& ay,
                                                      const ConvAxis& ax, const float* wpad, int64_t channels,
                                                      float* din)
 {
-    constexpr int tile = 2;
+    constexpr int tile = U <= 5 ? 2 : 1; // accumulators and weight rows within 16 registers
     alignas(32) float values[tile * 8 * U];
-    const int64_t kw = ax.kernel;
     for (int64_t g = 0; g < images; ++g)
         for (int64_t gy = 0; gy < ay.grid; ++gy)
         {
@@ -210,9 +212,14 @@ ANSATZ_TARGET_DIRECT inline void input_gradient_taps(const float* dz, int64_t im
                     const int64_t ix0 = (gx + p) * ax.stride - ax.before;
                     const float* v = values + p * 8 * U;
                     float* dst = image_row + ix0;
-                    for (int64_t ty = ty0; ty < ty1; ++ty, dst += ax.image)
-                        for (int64_t tx = tx0; tx < tx1; ++tx)
-                            dst[tx] += v[ty * kw + tx];
+                    if (tx0 == 0 && tx1 == ax.kernel && ix0 + 8 <= ax.image)
+                        for (int64_t ty = ty0; ty < ty1; ++ty, dst += ax.image)
+                            _mm256_storeu_ps(dst,
+                                             _mm256_add_ps(_mm256_loadu_ps(dst), _mm256_load_ps(v + ty * 8)));
+                    else
+                        for (int64_t ty = ty0; ty < ty1; ++ty, dst += ax.image)
+                            for (int64_t tx = tx0; tx < tx1; ++tx)
+                                dst[tx] += v[ty * 8 + tx];
                 }
             }
         }
@@ -222,16 +229,24 @@ ANSATZ_TARGET_DIRECT inline void input_gradient(const float* dz, int64_t images,
                                                 const ConvAxis& ax, const float* wpad, int64_t channels,
                                                 float* din)
 {
-    switch ((ay.kernel * ax.kernel + 7) / 8)
+    switch (ay.kernel)
     {
     case 1:
-        return input_gradient_taps<1>(dz, images, ay, ax, wpad, channels, din);
+        return input_gradient_rows<1>(dz, images, ay, ax, wpad, channels, din);
     case 2:
-        return input_gradient_taps<2>(dz, images, ay, ax, wpad, channels, din);
+        return input_gradient_rows<2>(dz, images, ay, ax, wpad, channels, din);
     case 3:
-        return input_gradient_taps<3>(dz, images, ay, ax, wpad, channels, din);
+        return input_gradient_rows<3>(dz, images, ay, ax, wpad, channels, din);
+    case 4:
+        return input_gradient_rows<4>(dz, images, ay, ax, wpad, channels, din);
+    case 5:
+        return input_gradient_rows<5>(dz, images, ay, ax, wpad, channels, din);
+    case 6:
+        return input_gradient_rows<6>(dz, images, ay, ax, wpad, channels, din);
+    case 7:
+        return input_gradient_rows<7>(dz, images, ay, ax, wpad, channels, din);
     default:
-        return input_gradient_taps<4>(dz, images, ay, ax, wpad, channels, din);
+        return input_gradient_rows<8>(dz, images, ay, ax, wpad, channels, din);
     }
 }
 

@@ -1020,14 +1020,16 @@ inline void Conv::backward(ThreadTeam& team, const float* x, const float* y, con
     const int64_t c_in = in_.channels, p_in = in_.height * in_.width;
     const int64_t c_out = out_.channels, p_out = out_.height * out_.width;
     // One input channel: dx by direct loops instead of a thin sgemm + col2im (nn_direct_conv_impl.hpp),
-    // with the weight as wpad {C, taps rounded up to 8}.
-    const bool direct = dx && detail::direct::input_gradient_applies(transposed_, c_image_, c_grid_, taps_);
+    // with the weight as wpad {C, kh, 8}.
+    const bool direct =
+        dx && detail::direct::input_gradient_applies(transposed_, c_image_, c_grid_, ay_, ax_);
     if (direct)
     {
-        const int64_t padded = (taps_ + 7) / 8 * 8;
-        wt_.assign(static_cast<size_t>(c_grid_ * padded), 0.0f);
+        wt_.assign(static_cast<size_t>(c_grid_ * ay_.kernel * 8), 0.0f);
         for (int64_t r = 0; r < c_grid_; ++r)
-            std::copy(wp + r * taps_, wp + (r + 1) * taps_, wt_.begin() + r * padded);
+            for (int64_t ty = 0; ty < ay_.kernel; ++ty)
+                std::copy_n(wp + r * taps_ + ty * ax_.kernel, ax_.kernel,
+                            wt_.begin() + (r * ay_.kernel + ty) * 8);
     }
     const blas::SingleThreaded one(team.size() > 1);
     team.run(parts, [&](int part) {

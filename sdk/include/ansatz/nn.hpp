@@ -328,6 +328,7 @@ private:
     struct Part
     {
         std::vector<float> a, b, c, d; // chunk buffers (see nn_impl.hpp)
+        std::vector<float> e;          // a Conv2d's dx columns, all 0 between calls (see backward)
         std::vector<float> dw, db;     // this part's gradient sums, the weight's in Wp's order
     };
     void prepare(int parts);

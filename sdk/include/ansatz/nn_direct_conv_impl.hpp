@@ -80,12 +80,13 @@ inline void inside(const ConvAxis& a, int64_t g, int64_t& t0, int64_t& t1)
 template <int P, int V>
 ANSATZ_TARGET_DIRECT inline void forward_tile(const float* row, int64_t width, int64_t sx, int64_t ty0,
                                               int64_t ty1, int64_t tx0, int64_t tx1, int64_t kw,
-                                              const float* wt, int64_t channels, int64_t cb, float* out)
+                                              const float* wt, const float* bias, int64_t channels,
+                                              int64_t cb, float* out)
 {
     __m256 acc[P][V];
     for (int p = 0; p < P; ++p)
         for (int v = 0; v < V; ++v)
-            acc[p][v] = _mm256_setzero_ps();
+            acc[p][v] = bias ? _mm256_loadu_ps(bias + cb + 8 * v) : _mm256_setzero_ps();
     for (int64_t ty = ty0; ty < ty1; ++ty, row += width)
         for (int64_t tx = tx0; tx < tx1; ++tx)
         {
@@ -108,8 +109,8 @@ ANSATZ_TARGET_DIRECT inline void forward_tile(const float* row, int64_t width, i
 // out {G, gh, gw, C} channels-last from image {G, H, W}: see the top of this file.
 template <int V>
 ANSATZ_TARGET_DIRECT inline void forward_channels(const float* image, int64_t images, const ConvAxis& ay,
-                                                  const ConvAxis& ax, const float* wt, int64_t channels,
-                                                  int64_t cb, float* out)
+                                                  const ConvAxis& ax, const float* wt, const float* bias,
+                                                  int64_t channels, int64_t cb, float* out)
 {
     constexpr int tile = 4;
     const int64_t kw = ax.kernel;
@@ -132,27 +133,29 @@ ANSATZ_TARGET_DIRECT inline void forward_channels(const float* image, int64_t im
                     if (tx0 == 0 && last1 == kw && last0 == 0 && tx1 == kw)
                     {
                         forward_tile<tile, V>(image_row + ix0, ax.image, ax.stride, ty0, ty1, 0, kw, kw, wt,
-                                              channels, cb, out_row + gx * channels);
+                                              bias, channels, cb, out_row + gx * channels);
                         gx += tile;
                         continue;
                     }
                 }
                 // An edge pixel: only the taps inside (row + ix0 is never read outside them).
-                forward_tile<1, V>(image_row + ix0, ax.image, ax.stride, ty0, ty1, tx0, tx1, kw, wt, channels,
-                                   cb, out_row + gx * channels);
+                forward_tile<1, V>(image_row + ix0, ax.image, ax.stride, ty0, ty1, tx0, tx1, kw, wt, bias,
+                                   channels, cb, out_row + gx * channels);
                 ++gx;
             }
         }
 }
 
+// bias {C} or nullptr: added to every output pixel (the sums start at it).
 ANSATZ_TARGET_DIRECT inline void forward(const float* image, int64_t images, const ConvAxis& ay,
-                                         const ConvAxis& ax, const float* wt, int64_t channels, float* out)
+                                         const ConvAxis& ax, const float* wt, const float* bias,
+                                         int64_t channels, float* out)
 {
     int64_t cb = 0;
     for (; cb + 16 <= channels; cb += 16)
-        forward_channels<2>(image, images, ay, ax, wt, channels, cb, out);
+        forward_channels<2>(image, images, ay, ax, wt, bias, channels, cb, out);
     if (cb < channels)
-        forward_channels<1>(image, images, ay, ax, wt, channels, cb, out);
+        forward_channels<1>(image, images, ay, ax, wt, bias, channels, cb, out);
 }
 
 // P grid pixels' tap values d[p][ty, tx] = sum_r dz[p, r] wpad[r, ty 8 + tx] into `values` {P, U = kh
@@ -252,7 +255,10 @@ ANSATZ_TARGET_DIRECT inline void input_gradient(const float* dz, int64_t images,
 
 #else
 
-inline void forward(const float*, int64_t, const ConvAxis&, const ConvAxis&, const float*, int64_t, float*) {}
+inline void forward(const float*, int64_t, const ConvAxis&, const ConvAxis&, const float*, const float*,
+                    int64_t, float*)
+{
+}
 inline void input_gradient(const float*, int64_t, const ConvAxis&, const ConvAxis&, const float*, int64_t,
                            float*)
 {

@@ -813,6 +813,8 @@ inline void Conv::prepare(int parts)
         p.b.resize(static_cast<size_t>(pixels * c_grid_));
         p.c.resize(static_cast<size_t>(chunk_ * p_image_ * c_image_));
         p.d.resize(static_cast<size_t>(chunk_ * out_.size()));
+        if (!transposed_)
+            p.e.resize(p.a.size()); // zeros
         p.dw.resize(params_[0].values.size());
         p.db.resize(static_cast<size_t>(out_.channels));
     }
@@ -981,13 +983,18 @@ inline void Conv::forward(ThreadTeam& team, const float* x, float* y, int64_t ba
                 in = in_buffer;
             }
             float* out = out_last_ || c_out == 1 ? ys : out_buffer;
+            // A Conv2d starts its output rows at the bias (beta 1): no zeroing pass in OpenBLAS and no
+            // bias pass after it.
             if (direct)
-                detail::direct::forward(in, g, ay_, ax_, wt_.data(), c_grid_, out);
+                detail::direct::forward(in, g, ay_, ax_, wt_.data(), bias, c_grid_, out);
             else if (!transposed_)
             {
                 im2col(in, g, ws.a.data()); // R = A Wp^T
+                if (bias)
+                    for (int64_t r = 0; r < rows; ++r)
+                        detail::nn::copy(out + r * c_grid_, bias, c_grid_);
                 detail::nn::sgemm(false, true, rows, c_grid_, row_size, 1.0f, ws.a.data(), row_size, wp,
-                                  row_size, 0.0f, out, c_grid_);
+                                  row_size, bias ? 1.0f : 0.0f, out, c_grid_);
             }
             else
             {
@@ -998,8 +1005,9 @@ inline void Conv::forward(ThreadTeam& team, const float* x, float* y, int64_t ba
             }
             if (out != ys)
                 to_channels_first(out, g, c_out, p_out, ys);
-            if (bias || act_ != Activation::none)
-                output_pass(ys, g, bias, kept ? kept + n0 * out_size : nullptr);
+            const float* bias_left = transposed_ ? bias : nullptr; // a Conv2d's is in already
+            if (bias_left || act_ != Activation::none)
+                output_pass(ys, g, bias_left, kept ? kept + n0 * out_size : nullptr);
         }
     });
 }
@@ -1095,10 +1103,15 @@ inline void Conv::backward(ThreadTeam& team, const float* x, const float* y, con
                 }
                 else if (dx)
                 {
+                    // Into columns that are all 0 (beta 1), cleared again once col2im has read them: with
+                    // beta 0 OpenBLAS would zero them itself first, in a pass of scalar stores that took
+                    // more time than the vector stores of the clearing.
+                    float* cols = ws.e.data();
                     detail::nn::sgemm(false, false, rows, row_size, c_grid_, 1.0f, dz, c_grid_, wp, row_size,
-                                      0.0f, ws.a.data(), row_size);
+                                      1.0f, cols, row_size);
                     std::fill(din, din + g * in_size, 0.0f);
-                    col2im(ws.a.data(), g, din);
+                    col2im(cols, g, din);
+                    detail::nn::zero(cols, rows * row_size);
                 }
             }
             else

@@ -28,12 +28,12 @@
 //       Row-wise functions and per-row draws are then bit-identical for any split; a matrix product
 //       split in blocks agrees with the single call to rounding (see ansatz/blas.hpp). A run is
 //       reproducible bit for bit for a given thread count.
-//     - Workers spin for a short while after a run (the next one usually follows within microseconds),
-//       then sleep on a futex (std::atomic::wait) until the next run(). A component whose next run() is
-//       far away calls rest() when its call ends, so its workers sleep at once: every component has a
-//       team of its own, and a worker spinning while another component's team works takes a core from
-//       it (an optimizer runs once per step, between the model's products: measured on the PCD-1 bench,
-//       sgd's spinning worker made the rbm's epoch 18 % longer: median 2.13 s against 1.74 s).
+//     - Workers spin for a short while after a run (50 us: the next one usually follows within
+//       microseconds), then sleep on a futex (std::atomic::wait) until the next run(). A component whose next
+//       run() is far away calls rest() when its call ends, so its workers sleep at once: every component has
+//       a team of its own, and a worker spinning while another component's team works takes a core from it
+//       (an optimizer runs once per step, between the model's products: measured on the PCD-1 bench, sgd's
+//       spinning worker made the rbm's epoch 18 % longer: median 2.13 s against 1.74 s).
 //     - run() is not reentrant and not thread-safe: one caller at a time (the host never calls a
 //       component concurrently). An exception thrown by a part is rethrown by run() once every part
 //       has finished (the first one, if several parts throw).
@@ -255,7 +255,12 @@ private:
         workers_.clear();
     }
 
-    static constexpr std::chrono::microseconds spin_time{ 500 };
+    // Long enough for the gaps between one component's runs within a call (microseconds), short enough
+    // that a worker sleeps through the host's and the other components' work between two calls: with
+    // 500 us the rbm's worker spun through sgd's step on the PCD-1 bench, taking the core sgd's own
+    // worker needed (epoch median 1.51 s against 1.41 s with 50 us, 15 alternating runs; 20 us: no
+    // better than 50).
+    static constexpr std::chrono::microseconds spin_time{ 50 };
 
     std::vector<std::thread> workers_;
     std::atomic<uint32_t> generation_{ 0 };

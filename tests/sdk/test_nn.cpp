@@ -664,8 +664,15 @@ TEST_CASE("nn: a one-channel Conv2d's direct kernels against finite differences 
     // AVX2 + FMA, else im2col + sgemm. Geometries: Foster's first layer (5x5 stride 2 same, 16 channels,
     // edge pixels on every side), stride 1 valid (the 4-pixel tiles and their remainder), 24 channels
     // (a 16-channel block and an 8-channel one) with a rectangular-size input and explicit padding, 1x1,
-    // 49 taps (direct forward, im2col input gradient), and a one-channel conv feeding another conv
-    // (channels-last output). Then the same layers with the direct path off must agree to rounding.
+    // 7x7 (7 of the input gradient's 8 lanes a kernel row), 9x9 (direct forward,
+    // im2col + sgemm + col2im input gradient), and a one-channel conv feeding another conv (channels-last
+    // output). Then the same layers with the direct path off must agree to rounding, and on a CPU with
+    // AVX2 + FMA the path must be taken (its sums run in another order, so some output differs in its
+    // last bits from im2col's; 1728 outputs of 25-term sums).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    REQUIRE(ansatz::nn::detail::direct::enabled() ==
+            (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")));
+#endif
     INFO("direct kernels on this CPU: " << ansatz::nn::detail::direct::enabled());
     const std::vector<std::pair<std::vector<LayerSpec>, Shape>> cases{
         { with_activation(conv2d_same(16, 5, 2), Activation::swish), { 1, 12, 11 } },
@@ -673,6 +680,7 @@ TEST_CASE("nn: a one-channel Conv2d's direct kernels against finite differences 
         { with_activation(conv2d(24, 4, 3, 1), Activation::tanh), { 1, 11, 10 } },
         { { conv2d(16, 1, 1, 0) }, { 1, 5, 3 } },
         { { conv2d_same(8, 7, 2) }, { 1, 9, 8 } },
+        { { conv2d_same(8, 9, 2) }, { 1, 10, 11 } },
         { { conv2d_same(16, 5, 2), activation(Activation::swish), conv2d_same(4, 3, 2), flatten(),
             linear(1) },
           { 1, 10, 10 } },
@@ -706,6 +714,21 @@ TEST_CASE("nn: a one-channel Conv2d's direct kernels against finite differences 
             REQUIRE(std::abs(now.y[i] - im2col.y[i]) <= 1e-5f * (1.0f + std::abs(im2col.y[i])));
         for (size_t i = 0; i < now.dx.size(); ++i)
             REQUIRE(std::abs(now.dx[i] - im2col.dx[i]) <= 1e-5f * (1.0f + std::abs(im2col.dx[i])));
+    }
+    if (direct)
+    {
+        // Foster's first layer on 3 images of 12 x 12: the direct forward pass's bits are not im2col's.
+        Sequential net({ conv2d_same(16, 5, 2) }, { 1, 12, 12 });
+        Rng rng(99);
+        net.initialize(rng);
+        const std::vector<float> x = uniform(rng, 3 * net.input_size(), -1.0f, 1.0f);
+        ThreadTeam team(1);
+        const float* y = net.forward(team, x.data(), 3);
+        const std::vector<float> fast(y, y + 3 * net.output_size());
+        direct = false;
+        y = net.forward(team, x.data(), 3);
+        direct = restore.had;
+        CHECK_FALSE(std::equal(fast.begin(), fast.end(), y));
     }
 }
 
@@ -912,13 +935,31 @@ TEST_CASE("nn: the products of the MLP and convolutional VAE stacks", "[sdk][nn]
         flops += 2.0 * p.m * p.n * p.k * p.count;
     const double forward = 2.0 * 128 * (784 * 512 + 512 * 256 + 256 * 32);
     CHECK(flops == forward * 3 - 2.0 * 128 * 784 * 512);
-    // Conv2d 1x28x28 -> 32x14x14 (3x3): forward 2 * 196 * 32 * 9 flops per image.
+    // Conv2d 1x28x28 -> 32x14x14 (3x3): forward 2 * 196 * 32 * 9 flops per image. Through im2col + sgemm
+    // three products; with the one-channel direct loops only the weight gradient's.
     Sequential conv({ conv2d_same(32, 3, 2) }, { 1, 28, 28 });
+    bool& direct = ansatz::nn::detail::direct::enabled();
+    struct Restore
+    {
+        bool& flag;
+        bool had;
+        ~Restore() { flag = had; }
+    } restore{ direct, direct };
+    direct = false;
     const std::vector<Product> p = conv.products(10, true);
     REQUIRE(p.size() == 3);
     CHECK(p[0].m == 10 * 196); // one row per output pixel, channels last
     CHECK(p[0].n == 32);
     CHECK(p[0].k == 9);
+    direct = restore.had;
+    const std::vector<Product> q = conv.products(10, true);
+    if (direct)
+    {
+        REQUIRE(q.size() == 1); // dWp += R^T A
+        CHECK((q[0].m == 32 && q[0].n == 9 && q[0].k == 10 * 196));
+    }
+    else
+        CHECK(q.size() == 3);
 }
 
 // ---- Initialisation

@@ -20,12 +20,16 @@
 //     so the columns are still in cache when sgemm reads them), computed channels-last so that every
 //     piece of im2col and col2im is a contiguous run of channels; between two convolutions of a
 //     Sequential the activations stay channels-last (the stack's input, output and dx are NCHW), so
-//     they are never transposed. Every layer splits its work over the caller's ThreadTeam
-//     (ansatz/parallel.hpp): a Linear layer by blocks of its output (each block one single-threaded
-//     sgemm, then its bias and activation while the block is in cache), a convolution by images (each
-//     part its own im2col, sgemm and col2im on its images, with a private weight-gradient sum added in a
-//     fixed order at the end). A bias and the activation that follows a layer are applied in the pass
-//     that reads the product (Sequential fuses them); the activations' derivatives are computed from
+//     they are never transposed. A Conv2d's output rows start at its bias (sgemm with beta 1) and its
+//     input gradient's columns go into a buffer kept at zero (OpenBLAS's own zeroing is a pass of scalar
+//     stores). A Conv2d with one input channel and 8k outputs (a first layer on grey images: a product
+//     too thin for sgemm) runs its forward pass and input gradient as direct AVX2 loops instead, on a
+//     CPU that has AVX2 + FMA (ansatz/nn_direct_conv_impl.hpp). Every layer splits its work over the caller's
+//     ThreadTeam (ansatz/parallel.hpp): a Linear layer by blocks of its output (each block one
+//     single-threaded sgemm, then its bias and activation while the block is in cache), a convolution by
+//     images (each part its own im2col, sgemm and col2im on its images, with a private weight-gradient sum
+//     added in a fixed order at the end). A bias and the activation that follows a layer are applied in the
+//     pass that reads the product (Sequential fuses them); the activations' derivatives are computed from
 //     their outputs, so no pre-activation is stored. Element-wise work is vectorised (xsimd; sigmoid,
 //     tanh, softplus from ansatz/math.hpp). Nothing allocates in the steady state: activations grow to
 //     the largest batch seen and are reused, per-part workspaces are sized once per layer and team size.

@@ -75,11 +75,12 @@ inline void inside(const ConvAxis& a, int64_t g, int64_t& t0, int64_t& t1)
 #ifdef ANSATZ_DIRECT_CONV
 
 // P adjacent grid pixels of one row, channels [cb, cb + 8 V): out[p] = sum over taps (ty in [ty0, ty1),
-// tx in [tx0, tx1)) of row[ty][p sx + tx] wt[ty kw + tx, cb..]. `row` points at image row iy(ty0), column
-// ix0 of the first pixel; the taps are inside the image for all P pixels.
+// tx in [tx0, tx1)) of row[ty][x0 + p sx + tx] wt[ty kw + tx, cb..]. `row` is image row iy(ty0) (read only
+// when ty0 < ty1); x0 the first pixel's leftmost column (negative at the left edge, where only the taps
+// inside are read); the taps are inside the image for all P pixels.
 template <int P, int V>
-ANSATZ_TARGET_DIRECT inline void forward_tile(const float* row, int64_t width, int64_t sx, int64_t ty0,
-                                              int64_t ty1, int64_t tx0, int64_t tx1, int64_t kw,
+ANSATZ_TARGET_DIRECT inline void forward_tile(const float* row, int64_t x0, int64_t width, int64_t sx,
+                                              int64_t ty0, int64_t ty1, int64_t tx0, int64_t tx1, int64_t kw,
                                               const float* wt, const float* bias, int64_t channels,
                                               int64_t cb, float* out)
 {
@@ -96,7 +97,7 @@ ANSATZ_TARGET_DIRECT inline void forward_tile(const float* row, int64_t width, i
                 wv[v] = _mm256_loadu_ps(w + 8 * v);
             for (int p = 0; p < P; ++p)
             {
-                const __m256 x = _mm256_broadcast_ss(row + p * sx + tx);
+                const __m256 x = _mm256_broadcast_ss(row + (x0 + p * sx + tx));
                 for (int v = 0; v < V; ++v)
                     acc[p][v] = _mm256_fmadd_ps(x, wv[v], acc[p][v]);
             }
@@ -119,7 +120,9 @@ ANSATZ_TARGET_DIRECT inline void forward_channels(const float* image, int64_t im
         {
             int64_t ty0, ty1;
             inside(ay, gy, ty0, ty1);
-            const float* image_row = image + (g * ay.image + gy * ay.stride - ay.before + ty0) * ax.image;
+            // No tap row inside (padding beyond the kernel): the sums are the bias, no row is read.
+            const float* image_row =
+                ty0 < ty1 ? image + (g * ay.image + gy * ay.stride - ay.before + ty0) * ax.image : image;
             float* out_row = out + (g * ay.grid + gy) * ax.grid * channels;
             int64_t gx = 0;
             while (gx < ax.grid)
@@ -132,14 +135,14 @@ ANSATZ_TARGET_DIRECT inline void forward_channels(const float* image, int64_t im
                     inside(ax, gx + tile - 1, last0, last1);
                     if (tx0 == 0 && last1 == kw && last0 == 0 && tx1 == kw)
                     {
-                        forward_tile<tile, V>(image_row + ix0, ax.image, ax.stride, ty0, ty1, 0, kw, kw, wt,
+                        forward_tile<tile, V>(image_row, ix0, ax.image, ax.stride, ty0, ty1, 0, kw, kw, wt,
                                               bias, channels, cb, out_row + gx * channels);
                         gx += tile;
                         continue;
                     }
                 }
-                // An edge pixel: only the taps inside (row + ix0 is never read outside them).
-                forward_tile<1, V>(image_row + ix0, ax.image, ax.stride, ty0, ty1, tx0, tx1, kw, wt, bias,
+                // An edge pixel: only the taps inside.
+                forward_tile<1, V>(image_row, ix0, ax.image, ax.stride, ty0, ty1, tx0, tx1, kw, wt, bias,
                                    channels, cb, out_row + gx * channels);
                 ++gx;
             }
@@ -199,6 +202,8 @@ ANSATZ_TARGET_DIRECT inline void input_gradient_rows(const float* dz, int64_t im
         {
             int64_t ty0, ty1;
             inside(ay, gy, ty0, ty1);
+            if (ty0 >= ty1)
+                continue; // no tap row inside the image: nothing to add
             float* image_row = din + (g * ay.image + gy * ay.stride - ay.before + ty0) * ax.image;
             const float* dz_row = dz + (g * ay.grid + gy) * ax.grid * channels;
             for (int64_t gx = 0; gx < ax.grid; gx += tile)
@@ -214,7 +219,9 @@ ANSATZ_TARGET_DIRECT inline void input_gradient_rows(const float* dz, int64_t im
                     inside(ax, gx + p, tx0, tx1);
                     const int64_t ix0 = (gx + p) * ax.stride - ax.before;
                     const float* v = values + p * 8 * U;
-                    float* dst = image_row + ix0;
+                    // From column ix0 + tx0 of row iy(ty0), inside the image; the vector path needs 8
+                    // columns of room in the row, so its lanes beyond kw add 0 to this row's own memory.
+                    float* dst = image_row + (ix0 + tx0);
                     if (tx0 == 0 && tx1 == ax.kernel && ix0 + 8 <= ax.image)
                         for (int64_t ty = ty0; ty < ty1; ++ty, dst += ax.image)
                             _mm256_storeu_ps(dst,
@@ -222,7 +229,7 @@ ANSATZ_TARGET_DIRECT inline void input_gradient_rows(const float* dz, int64_t im
                     else
                         for (int64_t ty = ty0; ty < ty1; ++ty, dst += ax.image)
                             for (int64_t tx = tx0; tx < tx1; ++tx)
-                                dst[tx] += v[ty * 8 + tx];
+                                dst[tx - tx0] += v[ty * 8 + tx];
                 }
             }
         }
@@ -269,3 +276,4 @@ inline void input_gradient(const float*, int64_t, const ConvAxis&, const ConvAxi
 } // namespace ansatz::nn::detail::direct
 
 #undef ANSATZ_TARGET_DIRECT
+#undef ANSATZ_DIRECT_CONV

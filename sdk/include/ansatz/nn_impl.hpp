@@ -679,7 +679,8 @@ inline std::string Linear::describe() const
 //     weight gradient (both):                              dWp += R^T A     (R the grid side's dL or x)
 // The layer's NCHW input and output are transposed to and from channels-last per chunk (nothing to do
 // for one channel), with the bias and activation applied in NCHW where a channel is one contiguous run.
-// Part buffers: a = A, b = R, c = I, d = an NCHW chunk (dL/d(pre-activation) before its transposition).
+// Part buffers: a = A, b = R, c = I, d = an NCHW chunk (dL/d(pre-activation) before its transposition),
+// e = a Conv2d's dx columns dA (allocated at its first use, all 0 between calls: see backward).
 
 inline Conv::Conv(Shape input, const LayerSpec& spec) : transposed_(spec.kind == LayerKind::conv_transpose2d)
 {
@@ -813,8 +814,6 @@ inline void Conv::prepare(int parts)
         p.b.resize(static_cast<size_t>(pixels * c_grid_));
         p.c.resize(static_cast<size_t>(chunk_ * p_image_ * c_image_));
         p.d.resize(static_cast<size_t>(chunk_ * out_.size()));
-        if (!transposed_)
-            p.e.resize(p.a.size()); // zeros
         p.dw.resize(params_[0].values.size());
         p.db.resize(static_cast<size_t>(out_.channels));
     }
@@ -1106,6 +1105,8 @@ inline void Conv::backward(ThreadTeam& team, const float* x, const float* y, con
                     // Into columns that are all 0 (beta 1), cleared again once col2im has read them: with
                     // beta 0 OpenBLAS would zero them itself first, in a pass of scalar stores that took
                     // more time than the vector stores of the clearing.
+                    if (ws.e.empty())
+                        ws.e.assign(ws.a.size(), 0.0f);
                     float* cols = ws.e.data();
                     detail::nn::sgemm(false, false, rows, row_size, c_grid_, 1.0f, dz, c_grid_, wp, row_size,
                                       1.0f, cols, row_size);
@@ -1152,17 +1153,20 @@ inline void Conv::backward(ThreadTeam& team, const float* x, const float* y, con
 
 inline void Conv::products(int64_t batch, bool input_gradient, std::vector<Product>& out) const
 {
+    // A one-channel Conv2d's forward pass and (kernels up to 8 x 8) input gradient run as direct loops
+    // (nn_direct_conv_impl.hpp), not as products.
+    const bool direct = detail::direct::applies(transposed_, c_image_, c_grid_);
     const int64_t k = c_image_ * taps_, rows = batch * p_grid_;
-    if (!transposed_)
+    if (!transposed_ && !direct)
         out.push_back({ rows, c_grid_, k, false, true, 1 }); // R = A Wp^T
-    else
+    else if (transposed_)
         out.push_back({ rows, k, c_grid_, false, false, 1 }); // A = R Wp
     out.push_back({ c_grid_, k, rows, true, false, 1 });      // dWp += R^T A
     if (input_gradient)
     {
-        if (!transposed_)
+        if (!transposed_ && !detail::direct::input_gradient_applies(transposed_, c_image_, c_grid_, ay_, ax_))
             out.push_back({ rows, k, c_grid_, false, false, 1 });
-        else
+        else if (transposed_)
             out.push_back({ rows, c_grid_, k, false, true, 1 });
     }
 }

@@ -30,6 +30,15 @@ using ansatz::ThreadTeam;
 namespace
 {
 
+// The one-channel direct convolution kernels' switch (nn_direct_conv_impl.hpp), as it was before a test
+// case turned it, restored when the case ends (also when a REQUIRE throws).
+struct DirectPathSwitch
+{
+    bool& flag = ansatz::nn::detail::direct::enabled();
+    const bool had = flag;
+    ~DirectPathSwitch() { flag = had; }
+};
+
 // ---- A double-precision reference, from the definitions --------------------------------------------
 
 double act_ref(Activation a, float slope, double x)
@@ -690,13 +699,8 @@ TEST_CASE("nn: a one-channel Conv2d's direct kernels against finite differences 
     for (const auto& [specs, in] : cases)
         check_stack(specs, in, 3, ++seed, threads, 400);
 
-    bool& direct = ansatz::nn::detail::direct::enabled();
-    struct Restore
-    {
-        bool& flag;
-        bool had;
-        ~Restore() { flag = had; }
-    } restore{ direct, direct };
+    const DirectPathSwitch restore;
+    bool& direct = restore.flag;
     for (const auto& [specs, in] : cases)
     {
         Sequential net(specs, in);
@@ -938,13 +942,8 @@ TEST_CASE("nn: the products of the MLP and convolutional VAE stacks", "[sdk][nn]
     // Conv2d 1x28x28 -> 32x14x14 (3x3): forward 2 * 196 * 32 * 9 flops per image. Through im2col + sgemm
     // three products; with the one-channel direct loops only the weight gradient's.
     Sequential conv({ conv2d_same(32, 3, 2) }, { 1, 28, 28 });
-    bool& direct = ansatz::nn::detail::direct::enabled();
-    struct Restore
-    {
-        bool& flag;
-        bool had;
-        ~Restore() { flag = had; }
-    } restore{ direct, direct };
+    const DirectPathSwitch restore;
+    bool& direct = restore.flag;
     direct = false;
     const std::vector<Product> p = conv.products(10, true);
     REQUIRE(p.size() == 3);

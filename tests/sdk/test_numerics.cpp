@@ -12,6 +12,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <numbers>
 #include <string>
 #include <vector>
 
@@ -310,6 +311,35 @@ TEST_CASE("numerics: sum_softplus_rows sums each row in double", "[sdk][numerics
                 CHECK(std::abs(sums[k] - want) <= 4e-7 * want + 1e-44 * static_cast<double>(cols));
                 CHECK(sums_float[k] == static_cast<float>(sums[k]));
             }
+        }
+        // Rows longer than a chunk of 512 terms (whose lane products are combined and logged at its end):
+        // softplus(0) = log 2 a term, each factor of a product at its largest (2); 4100 terms cross
+        // eight chunk boundaries and end in a part chunk and a part batch.
+        for (int64_t cols : { 512, 513, 4100 })
+        {
+            const std::vector<float> zeros(static_cast<size_t>(cols), 0.0f);
+            double sum = -1.0;
+            ansatz::sum_softplus_rows(zeros.data(), 1, cols, &sum);
+            const double want = static_cast<double>(cols) * std::numbers::ln2;
+            INFO("cols = " << cols);
+            CHECK(std::abs(sum - want) <= 1e-13 * want);
+        }
+        // Infinities and NaN: -inf adds 0, +inf makes the sum +inf, NaN makes it NaN, wherever they are.
+        for (int64_t at : { 0, 7, 16, 600 })
+        {
+            std::vector<float> row(700, 1.0f);
+            double sums[3];
+            std::vector<float> rows3;
+            for (float special : { -INFINITY, INFINITY, NAN })
+            {
+                row[static_cast<size_t>(at)] = special;
+                rows3.insert(rows3.end(), row.begin(), row.end());
+            }
+            ansatz::sum_softplus_rows(rows3.data(), 3, 700, sums);
+            INFO("special value at " << at);
+            CHECK(std::abs(sums[0] - 699 * softplus_reference(1.0f)) <= 4e-7 * sums[0]); // e^-1 in float
+            CHECK(sums[1] == INFINITY);
+            CHECK(std::isnan(sums[2]));
         }
     });
 }

@@ -155,13 +155,15 @@ public:
         // The rows are scattered over the whole file (a shuffled epoch): each one would miss every cache
         // and stall the loop, so the row 16 places ahead is fetched while this one converts
         // (measured on the PCD-1 bench's epoch: its reads took 0.056-0.061 s without, 0.049-0.053 s with).
+        // At most the first 4 KiB of a row: a larger sample's rest streams in behind its start.
         constexpr int64_t ahead = 16;
+        const int64_t fetched = std::min<int64_t>(size, 4096);
         const auto fetch = [&](int64_t row) {
             const uint8_t* p = pixels + indices[row] * file_size_;
-            for (int64_t b = 0; b < size; b += 64)
+            for (int64_t b = 0; b < fetched; b += 64)
                 __builtin_prefetch(p + b);
-            if (size > 0)
-                __builtin_prefetch(p + size - 1); // the last line, when the row does not start on one
+            if (fetched > 0)
+                __builtin_prefetch(p + fetched - 1); // the last line, when the row does not start on one
         };
         for (int64_t i = 0; i < std::min(n, ahead); ++i)
             fetch(i);

@@ -13,6 +13,7 @@
 // that shows trailing data), so a gzip bomb costs no more memory than the data its header claims.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -32,10 +33,16 @@ constexpr uint64_t max_data_bytes = uint64_t(1) << 34;
 constexpr uint64_t max_sample_values = INT32_MAX;
 
 // An allocator whose resize() leaves new bytes uninitialised: a buffer reserved for decompressed data
-// costs resident memory only as it is written.
+// costs resident memory only as it is written. Buffers of 8 MiB and more come in 2 MiB pages where the
+// kernel offers them (transparent huge pages on request, madvise): a shuffled epoch reads its rows from
+// all over the data, and with 4 KiB pages nearly every row is a TLB miss (measured on the PCD-1 bench,
+// 938 batches of 64 Fashion-MNIST rows: 0.049-0.053 s of reads an epoch with 4 KiB pages, 0.038-0.043 s
+// with 2 MiB ones). A minimal allocator of its own (not derived from std::allocator, whose C++23
+// allocate_at_least would hand out memory this deallocate does not own).
 template <class T>
-struct UninitAllocator : std::allocator<T>
+struct UninitAllocator
 {
+    using value_type = T;
     template <class U>
     struct rebind
     {
@@ -46,26 +53,14 @@ struct UninitAllocator : std::allocator<T>
     UninitAllocator(const UninitAllocator<U>&) noexcept
     {
     }
-    template <class U>
-    void construct(U* p) noexcept
-    {
-        ::new (static_cast<void*>(p)) U;
-    }
-    template <class U, class... Args>
-    void construct(U* p, Args&&... args)
-    {
-        ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-    }
 
-    // Buffers of 8 MiB and more in 2 MiB pages where the kernel offers them (transparent huge pages
-    // on request, madvise): a shuffled epoch reads its rows from all over the data, and with 4 KiB
-    // pages nearly every row is a TLB miss (measured on the PCD-1 bench, 938 batches of 64 Fashion-MNIST
-    // rows: 0.049-0.053 s of reads an epoch with 4 KiB pages, 0.038-0.043 s with 2 MiB ones).
     T* allocate(size_t n)
     {
         const size_t bytes = n * sizeof(T);
+        if (n > SIZE_MAX / sizeof(T))
+            throw std::bad_array_new_length();
         if (bytes < huge_from)
-            return std::allocator<T>::allocate(n);
+            return static_cast<T*>(::operator new (bytes, std::align_val_t{ alignof(T) }));
         void* p = std::aligned_alloc(huge_page, rounded(bytes));
         if (!p)
             throw std::bad_alloc();
@@ -77,9 +72,26 @@ struct UninitAllocator : std::allocator<T>
     void deallocate(T* p, size_t n) noexcept
     {
         if (n * sizeof(T) < huge_from)
-            std::allocator<T>::deallocate(p, n);
+            ::operator delete (p, std::align_val_t{ alignof(T) });
         else
             std::free(p);
+    }
+
+    template <class U>
+    void construct(U* p) noexcept
+    {
+        ::new (static_cast<void*>(p)) U;
+    }
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args)
+    {
+        ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+
+    template <class U>
+    bool operator==(const UninitAllocator<U>&) const noexcept
+    {
+        return true;
     }
 
 private:

@@ -354,11 +354,14 @@ const SessionKernels& session_kernels()
 using ansatz::Workspace;
 
 // acc[j] = sum_r w[r] x[r, j] for the columns [first, last) of x {rows, cols}, in double, rows in order (w =
-// 1 when weights is null). Compiled twice, for plain x86-64 and for AVX2, chosen when loaded (GCC's
-// target_clones): the same products and sums in the same order (no contraction into FMAs in ISO C++
-// mode), so the same bits, four doubles an instruction instead of two.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// 1 when weights is null). Compiled twice, for plain x86-64 and for AVX2, chosen when the library is
+// loaded (target_clones: an ifunc, so glibc): the same products and sums in the same order, so the same
+// bits, four doubles an instruction instead of two. ("avx2" does not enable FMA, so the compiler cannot
+// fuse w * x into the sum in one clone and not the other.)
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
 __attribute__((target_clones("avx2", "default")))
+#endif
 #endif
 void sum_columns(const float* x, int64_t rows, int64_t cols, const float* weights, int64_t first, int64_t last,
                  double* acc)

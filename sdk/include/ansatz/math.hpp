@@ -73,11 +73,13 @@ inline void tanh(float* x, int64_t n);
 // Sum of softplus over each row of x {rows, cols}, e.g. the hidden units' term of an RBM's free
 // energy F[n] = -a.v[n] - sum_j softplus(pre[n, j]).
 //   requires: x holds rows * cols floats; out holds rows values; rows, cols >= 0.
-//   ensures:  out[r] = sum_j softplus(x[r * cols + j]) within a relative 4e-7 (the error of e^-|x|
-//             in float; the rest is in double: sum_j max(x_j, 0) + log prod_j (1 + e^-|x_j|), the
-//             products lane-wise, one log1p per 512 terms, in a fixed order); the float form rounds
-//             that double sum once. out[r] = 0 for cols = 0; a -inf term adds 0, a +inf one makes the
-//             sum +inf, a NaN one NaN.
+//   ensures:  out[r] = sum_j softplus(x[r * cols + j]) within a relative 4e-7 plus 1.4e-45 absolute
+//             per term (the error of e^-|x| in float, subnormal for x below -87.3 and 0 below -104; the
+//             rest is in double: sum_j max(x_j, 0) + log prod_j (1 + e^-|x_j|), the products
+//             lane-wise, one log1p per 512 terms, in a fixed order, no fused multiply-add, so both paths
+//             and every build give the same bits from the same e^-|x|); the float form rounds that double
+//             sum once. out[r] = 0 for cols = 0; a -inf term adds 0, a +inf one makes the sum +inf, a
+//             NaN one NaN.
 inline void sum_softplus_rows(const float* x, int64_t rows, int64_t cols, double* out);
 inline void sum_softplus_rows(const float* x, int64_t rows, int64_t cols, float* out);
 

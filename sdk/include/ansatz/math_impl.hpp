@@ -150,12 +150,30 @@ inline double sum_softplus_finish(double* pos, const double* logs) noexcept
     return pos[0] + *logs;
 }
 
+// (s + z) + s z with every operation rounded on its own: the product goes through an empty asm, so the
+// compiler cannot fuse it into the addition (GCC contracts a * b + c into an FMA by default in C++,
+// -std=c++20 included, where the instruction set has one): the same bits on every path and in every
+// build.
+inline double sum_softplus_update(double s, double z) noexcept
+{
+    double sz = s * z;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    asm("" : "+x"(sz));
+#elif defined(__GNUC__) && defined(__aarch64__)
+    asm("" : "+w"(sz));
+#else
+    volatile double barrier = sz;
+    sz = barrier;
+#endif
+    return (s + z) + sz;
+}
+
 inline void sum_softplus_flush(double* s, double* logs) noexcept
 {
     double t = 0.0; // prod_l (1 + s_l) - 1, lane by lane
     for (int64_t l = 0; l < sum_softplus_lanes; ++l)
     {
-        t = (t + s[l]) + t * s[l];
+        t = sum_softplus_update(t, s[l]);
         s[l] = 0.0;
     }
     *logs += std::log1p(t);
@@ -181,8 +199,7 @@ inline double sum_softplus(const float* x, int64_t n) noexcept
         {
             const int64_t lane = (i + l) % lanes;
             pos[lane] += values[l] > 0.0f ? static_cast<double>(values[l]) : 0.0; // NaN: in z
-            const double zl = z[l];
-            s[lane] = (s[lane] + zl) + s[lane] * zl;
+            s[lane] = sum_softplus_update(s[lane], z[l]);
         }
         if ((i + size) % sum_softplus_chunk == 0 || i + size >= n)
             sum_softplus_flush(s, &logs);
@@ -439,12 +456,14 @@ ANSATZ_AVX2_MAP(softplus)
 ANSATZ_AVX2_MAP(tanh)
 #undef ANSATZ_AVX2_MAP
 
-// Four lanes of sum_softplus: pos += max(x, 0), s = (s + z) + s z, in double.
+// Four lanes of sum_softplus: pos += max(x, 0), s = (s + z) + s z (sum_softplus_update), in double.
 ANSATZ_TARGET_AVX2 inline void sum_softplus_add(__m256d& pos, __m256d& s, __m128 xs, __m128 zs) noexcept
 {
     pos = _mm256_add_pd(pos, _mm256_cvtps_pd(_mm_max_ps(xs, _mm_setzero_ps())));
     const __m256d z = _mm256_cvtps_pd(zs);
-    s = _mm256_add_pd(_mm256_add_pd(s, z), _mm256_mul_pd(s, z));
+    __m256d sz = _mm256_mul_pd(s, z);
+    asm("" : "+x"(sz)); // not fused into the addition: sum_softplus_update's bits
+    s = _mm256_add_pd(_mm256_add_pd(s, z), sz);
 }
 
 // sum_softplus above, 8 terms at a time: elements i .. i + 7 go to lanes i % 16 .. i % 16 + 7, the
@@ -500,8 +519,7 @@ ANSATZ_TARGET_AVX2 inline double sum_softplus(const float* x, int64_t n) noexcep
         {
             const int64_t lane = (i + l) % lanes;
             pos_lanes[lane] += values[l] > 0.0f ? static_cast<double>(values[l]) : 0.0;
-            const double zl = z[l];
-            s_lanes[lane] = (s_lanes[lane] + zl) + s_lanes[lane] * zl;
+            s_lanes[lane] = sum_softplus_update(s_lanes[lane], z[l]);
         }
     }
     if (n > 0)

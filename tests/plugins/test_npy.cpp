@@ -280,6 +280,41 @@ TEST_CASE("npy: spins_to_bits refuses values that are not spins and domain spin"
         "drop one of the two keys");
 }
 
+TEST_CASE("npy: majority flips each row of spins to one side of s to -s", "[npy]")
+{
+    // spins.npy is [[1, -1, 1], [-1, -1, 1]]: row 0 sums to +1, row 1 to -1.
+    auto down = ansatz::test::make("npy", "{samples: '" + fixture("spins.npy") + "', majority: down}");
+    CHECK(info(*down).domain == ANSATZ_DOMAIN_SPIN);
+    CHECK(all_rows(*down) == std::vector<float>{ -1, 1, -1, -1, -1, 1 });
+    auto up = ansatz::test::make("npy", "{samples: '" + fixture("spins.npy") + "', majority: up}");
+    CHECK(all_rows(*up) == std::vector<float>{ 1, -1, 1, 1, 1, -1 });
+    auto any = ansatz::test::make("npy", "{samples: '" + fixture("spins.npy") + "', majority: any}");
+    CHECK(all_rows(*any) == std::vector<float>{ 1, -1, 1, -1, -1, 1 });
+    // Flipped first, then turned into bits: most bits of every row are 0.
+    auto bits = ansatz::test::make("npy", "{samples: '" + fixture("spins.npy") +
+                                              "', majority: down, spins_to_bits: true}");
+    CHECK(all_rows(*bits) == std::vector<float>{ 0, 1, 0, 0, 0, 1 });
+    // A row that sums to 0 is kept as it is, on either side; rows are judged one by one.
+    const std::string ties =
+        write_file("ties.npy", npy_v1("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }",
+                                      floats({ 1, -1, 1, -1, 1, 1, 1, -1, -1, -1, 1, -1 })));
+    auto tie_down = ansatz::test::make("npy", "{samples: '" + ties + "', majority: down}");
+    CHECK(all_rows(*tie_down) == std::vector<float>{ 1, -1, 1, -1, -1, -1, -1, 1, -1, -1, 1, -1 });
+    auto tie_up = ansatz::test::make("npy", "{samples: '" + ties + "', majority: up}");
+    CHECK(all_rows(*tie_up) == std::vector<float>{ 1, -1, 1, -1, 1, 1, 1, -1, 1, 1, -1, 1 });
+}
+
+TEST_CASE("npy: majority refuses values that are not spins", "[npy][bad-input]")
+{
+    // binary.npy is [[1, 0, 1], ...]: row 0, value 1 is 0, at byte 128 + 4.
+    expect_refused("{samples: '" + fixture("binary.npy") + "', majority: down}",
+                   fixture("binary.npy") +
+                       ": byte 132: row 0, value 1 is 0, but majority: down reads only spins, -1 and +1");
+    expect_refused("{samples: '" + fixture("binary.npy") + "', majority: up, spins_to_bits: true}",
+                   fixture("binary.npy") +
+                       ": byte 132: row 0, value 1 is 0, but majority: up reads only spins, -1 and +1");
+}
+
 TEST_CASE("npy: files numpy wrote that this reader refuses name the file and the byte", "[npy][bad-input]")
 {
     // numpy's version-1.0 headers begin at byte 10: {'descr': at 10, its value at 20; 'fortran_order'

@@ -63,6 +63,13 @@ public:
              "read -1/+1 spins as 0/1 bits, v = (s + 1) / 2 (for an RBM with 0/1 visible units); a value "
              "other than -1 or +1 is refused")
             .default_value(false);
+        s.choice("majority", "any|down|up",
+                 "flip rows of -1/+1 spins to one side of the symmetry s -> -s: down flips each row whose "
+                 "spins sum to more than 0 (so most of its spins are -1), up each row that sums to less than "
+                 "0; any keeps the rows as they are. Quantities that do not change under s -> -s (energy, "
+                 "|m|, C, chi, Binder U of a zero-field model) keep their distribution; a value other than "
+                 "-1 or +1 is refused")
+            .default_value("any");
         s.integer("limit", "use only the first `limit` rows (after the beta selection); 0 = all")
             .default_value(0)
             .min(0);
@@ -123,6 +130,8 @@ public:
                 values_[static_cast<size_t>(i * row_size_ + j)] =
                     static_cast<float>(samples.value(kept[static_cast<size_t>(i)] * row_size_ + j));
 
+        if (const std::string majority = c.string("majority"); majority != "any")
+            flip_to_majority(samples, kept, majority == "down" ? -1.0f : 1.0f);
         if (to_bits)
             spins_to_bits(samples, kept);
 
@@ -204,23 +213,48 @@ private:
         return out;
     }
 
+    // The value at flat position i of values_ when it is not a spin: refused, naming its byte.
+    void require_spin(const NpyFile& samples, const std::vector<int64_t>& kept, size_t i,
+                      const std::string& key) const
+    {
+        const float v = values_[i];
+        if (v == -1.0f || v == 1.0f)
+            return;
+        const int64_t row = kept[i / static_cast<size_t>(row_size_)];
+        const int64_t column = static_cast<int64_t>(i) % row_size_;
+        throw ansatz::InputError(samples.path + ": byte " + std::to_string(byte_of(samples, row, column)) +
+                                 ": row " + std::to_string(row) + ", value " + std::to_string(column) +
+                                 " is " + number(samples.value(row * row_size_ + column)) + ", but " + key +
+                                 " reads only spins, -1 and +1");
+    }
+
+    // s -> -s for every row whose sum has the sign opposite to `side` (-1: down, +1: up); a row that sums
+    // to 0 stays as it is. Every value must be a spin.
+    void flip_to_majority(const NpyFile& samples, const std::vector<int64_t>& kept, float side)
+    {
+        const std::string key = side < 0 ? "majority: down" : "majority: up";
+        for (int64_t r = 0; r < count_; ++r)
+        {
+            float* row = values_.data() + r * row_size_;
+            int64_t sum = 0;
+            for (int64_t j = 0; j < row_size_; ++j)
+            {
+                require_spin(samples, kept, static_cast<size_t>(r * row_size_ + j), key);
+                sum += row[j] > 0.0f ? 1 : -1;
+            }
+            if (static_cast<float>(sum) * side < 0.0f)
+                for (int64_t j = 0; j < row_size_; ++j)
+                    row[j] = -row[j];
+        }
+    }
+
     // v = (s + 1) / 2 for every value, which must be a spin (the byte of the first that is not).
     void spins_to_bits(const NpyFile& samples, const std::vector<int64_t>& kept)
     {
         for (size_t i = 0; i < values_.size(); ++i)
         {
-            const float v = values_[i];
-            if (v != -1.0f && v != 1.0f)
-            {
-                const int64_t row = kept[i / static_cast<size_t>(row_size_)];
-                const int64_t column = static_cast<int64_t>(i) % row_size_;
-                throw ansatz::InputError(samples.path + ": byte " +
-                                         std::to_string(byte_of(samples, row, column)) + ": row " +
-                                         std::to_string(row) + ", value " + std::to_string(column) + " is " +
-                                         number(samples.value(row * row_size_ + column)) +
-                                         ", but spins_to_bits: true reads only spins, -1 and +1");
-            }
-            values_[i] = v > 0.0f ? 1.0f : 0.0f;
+            require_spin(samples, kept, i, "spins_to_bits: true");
+            values_[i] = values_[i] > 0.0f ? 1.0f : 0.0f;
         }
     }
 

@@ -50,6 +50,15 @@ Loaded load(const Options& o, std::optional<fs::path> file = std::nullopt)
     for (const std::string& assignment : o.overrides)
         source.apply_override(assignment);
     Registry registry;
+    if (!o.recorded_plugins.empty())
+    {
+        // A resumed run: the files it ran with come right after the folders given again, so the same
+        // plugin gives each component even where another folder of the search path has one of its name.
+        registry.scan(o.plugin_paths);
+        for (const fs::path& file : o.recorded_plugins)
+            if (std::error_code ec; fs::is_regular_file(file, ec))
+                registry.load(file);
+    }
     registry.scan(plugin_search_path(o.plugin_paths, pipeline_plugin_paths(source)));
     print_refusals(registry);
     Pipeline pipeline = validate_pipeline(std::move(source), registry);
@@ -183,14 +192,16 @@ int resume_run(const Options& o)
         throw UserError("--resume: --runs has no meaning here; the run goes on in " + folder.string() + ".");
     if (o.arguments.empty() && !o.overrides.empty())
         throw UserError("--resume: --set cannot change a run that is resumed; start a new run to change it.");
-    Options as_saved = o;
+    Options with_plugins = o;
+    with_plugins.recorded_plugins = recorded_plugin_files(folder);
+    Options as_saved = with_plugins;
     as_saved.overrides.clear(); // the saved pipeline.yaml is the run's, overrides already applied
     Loaded l = load(as_saved, folder / "pipeline.yaml");
     const Pipeline& p = l.pipeline;
     if (!o.arguments.empty())
     {
         // The pipeline given must be the one the run was started with (its resolved form).
-        const Loaded given = load(o);
+        const Loaded given = load(with_plugins);
         if (given.pipeline.name != p.name)
             throw UserError("--resume: " + folder.string() + " is a run of pipeline '" + p.name +
                             "', not of '" + given.pipeline.name + "' (" + o.arguments[0] + ").");
@@ -311,7 +322,8 @@ void print_usage()
         "describe)\n"
         "  --set KEY.PATH=VALUE override a pipeline value, e.g. components.rbm.hidden=128 (repeatable)\n"
         "  --runs DIR           the folder of run folders (default: runs)\n"
-        "  --resume DIR         with run: go on from DIR's last checkpoint\n"
+        "  --resume DIR         with run: go on from DIR's last checkpoint, with the plugin files its\n"
+        "                       run.yaml lists (--plugin-path folders given again come first)\n"
         "  --verbose            plugins: also show each plugin's ABI and build\n"
         "\n"
         "Plugins are searched in: --plugin-path, the pipeline's plugin_paths:, $ANSATZ_PLUGIN_PATH,\n"

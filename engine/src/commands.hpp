@@ -16,6 +16,9 @@ struct Options
     std::vector<std::string> overrides;              // --set key.path=value
     std::filesystem::path runs = "runs";             // --runs: the folder of run folders
     std::filesystem::path resume;                    // --resume: a run folder to go on with
+    // Not an option: with --resume, the plugin files the run used (its run.yaml), loaded after the
+    // --plugin-path folders and before the rest of the search path.
+    std::vector<std::filesystem::path> recorded_plugins;
     bool verbose = false;
 };
 

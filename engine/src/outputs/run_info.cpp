@@ -245,4 +245,26 @@ void write_run_info(const fs::path& run_folder, const Pipeline& pipeline)
     write_file_atomic(run_folder / "run.yaml", run_info_yaml(pipeline));
 }
 
+std::vector<fs::path> recorded_plugin_files(const fs::path& run_folder)
+{
+    std::vector<fs::path> files;
+    try
+    {
+        std::string text;
+        if (!read_regular_file(run_folder / "run.yaml", 16 << 20, text).empty())
+            return {};
+        const YAML::Node plugins = YAML::Load(text)["plugins"];
+        if (!plugins.IsSequence())
+            return {};
+        for (const YAML::Node& plugin : plugins)
+            if (plugin.IsMap() && plugin["file"] && plugin["file"].IsScalar())
+                files.emplace_back(plugin["file"].as<std::string>());
+    }
+    catch (const std::exception&)
+    {
+        return {};
+    }
+    return files;
+}
+
 } // namespace ansatz::engine

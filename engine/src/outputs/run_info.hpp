@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace ansatz::engine
 {
@@ -61,5 +62,10 @@ std::string run_info_yaml(const Pipeline& pipeline);
 
 // Writes run.yaml into the run folder (atomically).
 void write_run_info(const std::filesystem::path& run_folder, const Pipeline& pipeline);
+
+// The plugin files a run's run.yaml lists (`plugins:` -> `file:`), in its order; none when the file is
+// missing, unreadable or not such a map (run.yaml is a record, not an input: `--resume` only prefers
+// these files, and finds its plugins as a new run would without them).
+std::vector<std::filesystem::path> recorded_plugin_files(const std::filesystem::path& run_folder);
 
 } // namespace ansatz::engine

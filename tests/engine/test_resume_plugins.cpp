@@ -1,0 +1,88 @@
+// --resume finds the plugins the run used (the files its run.yaml lists) without --plugin-path again:
+// a run of an out-of-tree model, killed, resumes from its folder alone; without run.yaml the plugin
+// has to be given again, as before.
+#include "support/cli.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+
+namespace fs = std::filesystem;
+using ansatz::test::run_ansatz;
+using ansatz::test::write_text;
+
+namespace
+{
+
+// A folder with the out-of-tree fixture model in plugins/ and a pipeline that trains it for 3 epochs
+// of 8 batches with a checkpoint every epoch.
+fs::path prepare(const std::string& name)
+{
+    const fs::path dir = ansatz::test::fresh_folder("resume_plugins/" + name);
+    fs::create_directories(dir / "plugins");
+    fs::copy_file(fs::path(ANSATZ_TEST_FIXTURE_DIR) / "libansatz_fixture_conformance_rbm.so",
+                  dir / "plugins" / "libansatz_fixture_conformance_rbm.so");
+    write_text(
+        dir / "pipeline.yaml",
+        "pipeline: elsewhere\n"
+        "seed: 5\n"
+        "threads: 1\n"
+        "components:\n"
+        "  teacher: {plugin: conformance_rbm}\n"
+        "  student: {plugin: conformance_rbm, init_std: 0.1}\n"
+        "  gibbs:   {plugin: gibbs}\n"
+        "  rows:    {plugin: npy, samples: $run/rows.npy}\n"
+        "  cd:      {plugin: contrastive_divergence, persistent: true, chains: 4}\n"
+        "  sgd:     {plugin: sgd, learning_rate: 0.1}\n"
+        "stages:\n"
+        "  - generate: {model: teacher, sampler: gibbs, chains: 8, burn_in: 20, samples: 8, to: rows}\n"
+        "  - train: {model: student, data: rows, loss: cd, sampler: gibbs, optimizer: sgd, epochs: 3, "
+        "batch_size: 8, checkpoint_every: 1}\n");
+    return dir;
+}
+
+// Runs the pipeline with --plugin-path plugins and kills it in the third epoch (after the second
+// epoch's checkpoint); returns the run folder.
+fs::path killed_run(const fs::path& dir)
+{
+    const auto r = run_ansatz({ "run", "pipeline.yaml", "--runs", "runs", "--plugin-path", "plugins" }, dir,
+                              { "ANSATZ_FAULT=batch:20" }, 120);
+    INFO(r.err);
+    REQUIRE(r.status == 128 + 9); // SIGKILL
+    return *fs::directory_iterator(dir / "runs" / "elsewhere");
+}
+
+} // namespace
+
+TEST_CASE("resume loads the plugin files of the run's run.yaml without --plugin-path", "[cli][resume]")
+{
+    const fs::path dir = prepare("recorded");
+    const fs::path run = killed_run(dir);
+    // From another working directory, where no plugins/ folder is: only run.yaml says where it is.
+    const fs::path elsewhere = ansatz::test::fresh_folder("resume_plugins/cwd");
+    const auto r = run_ansatz({ "run", "--resume", fs::absolute(run).string() }, elsewhere, 120);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(fs::exists(run / "finished"));
+    CHECK(r.err.find("resuming") != std::string::npos);
+}
+
+TEST_CASE("resume without run.yaml needs --plugin-path again for a plugin outside the search path",
+          "[cli][resume]")
+{
+    const fs::path dir = prepare("unrecorded");
+    const fs::path run = killed_run(dir);
+    fs::remove(run / "run.yaml");
+    const fs::path elsewhere = ansatz::test::fresh_folder("resume_plugins/cwd2");
+    auto r = run_ansatz({ "run", "--resume", fs::absolute(run).string() }, elsewhere, 120);
+    CHECK(r.status == 2);
+    CHECK(r.err.find("conformance_rbm") != std::string::npos);
+    CHECK_FALSE(fs::exists(run / "finished"));
+    r = run_ansatz({ "run", "--resume", fs::absolute(run).string(), "--plugin-path",
+                     fs::absolute(dir / "plugins").string() },
+                   elsewhere, 120);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(fs::exists(run / "finished"));
+}

@@ -56,10 +56,11 @@ Loaded load(const Options& o, std::optional<fs::path> file = std::nullopt)
         // plugin gives each component even where another folder of the search path has one of its name.
         registry.scan(o.plugin_paths);
         for (const fs::path& file : o.recorded_plugins)
-            if (std::error_code ec; fs::is_regular_file(file, ec))
-                registry.load(file);
+            registry.load_recorded(file, (o.resume / "run.yaml").string());
     }
     registry.scan(plugin_search_path(o.plugin_paths, pipeline_plugin_paths(source)));
+    for (const std::string& note : registry.notes())
+        std::fprintf(stderr, "warning: %s\n", note.c_str());
     print_refusals(registry);
     Pipeline pipeline = validate_pipeline(std::move(source), registry);
     // More threads than cores only thrash (OpenBLAS with 1024 threads on 2 cores takes minutes for
@@ -326,8 +327,9 @@ void print_usage()
         "                       run.yaml lists (--plugin-path folders given again come first)\n"
         "  --verbose            plugins: also show each plugin's ABI and build\n"
         "\n"
-        "Plugins are searched in: --plugin-path, the pipeline's plugin_paths:, $ANSATZ_PLUGIN_PATH,\n"
-        "then <ansatz>/../lib/ansatz/plugins. Exit status: 0 done, 1 failed while running, 2 bad input.\n");
+        "Plugins are searched in: --plugin-path, (with --resume) the files the run's run.yaml lists, the\n"
+        "pipeline's plugin_paths:, $ANSATZ_PLUGIN_PATH, then <ansatz>/../lib/ansatz/plugins.\n"
+        "Exit status: 0 done, 1 failed while running, 2 bad input.\n");
 }
 
 int command_validate(const Options& o)

@@ -86,3 +86,61 @@ TEST_CASE("resume without run.yaml needs --plugin-path again for a plugin outsid
     REQUIRE(r.status == 0);
     CHECK(fs::exists(run / "finished"));
 }
+
+namespace
+{
+
+size_t count(const std::string& text, const std::string& part)
+{
+    size_t n = 0;
+    for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1))
+        ++n;
+    return n;
+}
+
+} // namespace
+
+TEST_CASE("resume puts --plugin-path folders given again before the recorded files and says so once",
+          "[cli][resume]")
+{
+    const fs::path dir = prepare("order");
+    const fs::path run = killed_run(dir);
+    // Another file with the same component: given with --plugin-path, it wins, and the recorded file is
+    // refused as a duplicate, in one warning (not once per scan of the search path).
+    fs::create_directories(dir / "newer");
+    fs::copy_file(dir / "plugins" / "libansatz_fixture_conformance_rbm.so",
+                  dir / "newer" / "libansatz_fixture_copy.so");
+    write_text(dir / "newer" / "libansatz_junk.so", "not a library"); // refused: once, though scanned twice
+    const fs::path recorded = fs::absolute(dir / "plugins" / "libansatz_fixture_conformance_rbm.so");
+    const auto r = run_ansatz({ "run", "--resume", fs::absolute(run).string(), "--plugin-path",
+                                fs::absolute(dir / "newer").string() },
+                              dir, 120);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(fs::exists(run / "finished"));
+    CHECK(count(r.err, "plugin " + recorded.lexically_normal().string() + " (") == 1);
+    CHECK(count(r.err,
+                "already provided by " +
+                    fs::absolute(dir / "newer" / "libansatz_fixture_copy.so").lexically_normal().string()) ==
+          1);
+    CHECK(count(r.err, "libansatz_junk.so refused") == 1);
+}
+
+TEST_CASE("resume names a recorded plugin file that has gone and finds its component on the search path",
+          "[cli][resume]")
+{
+    const fs::path dir = prepare("gone");
+    const fs::path run = killed_run(dir);
+    fs::create_directories(dir / "moved");
+    const fs::path old_file = fs::absolute(dir / "plugins" / "libansatz_fixture_conformance_rbm.so");
+    fs::rename(old_file, dir / "moved" / "libansatz_fixture_conformance_rbm.so");
+    const auto r = run_ansatz({ "run", "--resume", fs::absolute(run).string(), "--plugin-path",
+                                fs::absolute(dir / "moved").string() },
+                              dir, 120);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(fs::exists(run / "finished"));
+    CHECK(r.err.find("warning: " + (fs::absolute(run) / "run.yaml").string() + " lists the plugin file " +
+                     old_file.string() + ", which is gone; its components come from the search path.") !=
+          std::string::npos);
+}

@@ -304,8 +304,35 @@ TEST_CASE("npy: majority flips each row of spins to one side of s to -s", "[npy]
     CHECK(all_rows(*tie_up) == std::vector<float>{ 1, -1, 1, -1, 1, 1, 1, -1, 1, 1, -1, 1 });
 }
 
+TEST_CASE("npy: majority flips a whole sample of any rank and names the file's row when it refuses", "[npy]")
+{
+    // Samples of shape (2, 2): rows [[1, 1], [1, -1]] (sum +2), [[-1, 1], [-1, -1]] (sum -2), [[1, 1], [-1,
+    // 1]] (sum +2); betas 1, 2, 1.
+    const std::string grid =
+        write_file("grid.npy", npy_v1("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2, 2), }",
+                                      floats({ 1, 1, 1, -1, -1, 1, -1, -1, 1, 1, -1, 1 })));
+    const std::string betas =
+        write_file("grid.beta.npy",
+                   npy_v1("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", floats({ 1, 2, 1 })));
+    auto down = ansatz::test::make("npy", "{samples: '" + grid + "', majority: down}");
+    CHECK(all_rows(*down) == std::vector<float>{ -1, -1, -1, 1, -1, 1, -1, -1, -1, -1, 1, -1 });
+    // The rows at beta 1 (file rows 0 and 2), the first of them only.
+    auto selected = ansatz::test::make("npy", "{samples: '" + grid + "', betas: '" + betas +
+                                                  "', beta: 1, limit: 1, majority: down}");
+    CHECK(all_rows(*selected) == std::vector<float>{ -1, -1, -1, 1 });
+    // A non-spin in file row 2 (value 2 at byte 128 + 4 * (2 * 4 + 2) = 168) is named by its file row.
+    const std::string bad =
+        write_file("grid_bad.npy", npy_v1("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2, 2), }",
+                                          floats({ 1, 1, 1, -1, -1, 1, -1, -1, 1, 1, 0.5f, 1 })));
+    expect_refused("{samples: '" + bad + "', betas: '" + betas + "', beta: 1, majority: up}",
+                   bad + ": byte 168: row 2, value 2 is 0.5, but majority: up reads only spins, -1 and +1");
+}
+
 TEST_CASE("npy: majority refuses values that are not spins", "[npy][bad-input]")
 {
+    expect_refused("{samples: '" + fixture("spins.npy") + "', majority: down, domain: binary}",
+                   "majority: down keeps the values -1/+1 spins, but domain: binary takes only 0 and 1; add "
+                   "spins_to_bits: true or drop domain");
     // binary.npy is [[1, 0, 1], ...]: row 0, value 1 is 0, at byte 128 + 4.
     expect_refused("{samples: '" + fixture("binary.npy") + "', majority: down}",
                    fixture("binary.npy") +

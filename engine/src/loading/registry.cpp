@@ -67,8 +67,11 @@ bool looks_like_plugin(const fs::path& file)
 bool Registry::load(const fs::path& file_in)
 {
     const fs::path file = fs::absolute(file_in).lexically_normal();
-    if (std::find(loaded_files_.begin(), loaded_files_.end(), file) != loaded_files_.end())
-        return true; // the same file reached twice through the search path
+    if (std::find(tried_files_.begin(), tried_files_.end(), file) != tried_files_.end())
+        // The same file reached twice (through the search path, or recorded and found again): its
+        // refusal, if it was refused, is said once.
+        return std::find(loaded_files_.begin(), loaded_files_.end(), file) != loaded_files_.end();
+    tried_files_.push_back(file);
     if (std::string why = elf_refusal(file); !why.empty()) // before dlopen: a truncated file is a SIGBUS
     {
         refusals_.push_back("plugin " + file.string() + " refused: " + why + ".");
@@ -127,6 +130,19 @@ bool Registry::load(const fs::path& file_in)
     for (int32_t i = 0; i < desc->n_components; ++i)
         components_.push_back(PluginComponent{ &component_at(*desc, i), desc, file, library });
     return true;
+}
+
+void Registry::load_recorded(const fs::path& file, const std::string& record)
+{
+    std::error_code ec;
+    if (!looks_like_plugin(file))
+        notes_.push_back(record + " lists " + file.string() +
+                         " as a plugin file, but plugin files are named libansatz_*.so; it is not loaded.");
+    else if (!fs::is_regular_file(file, ec))
+        notes_.push_back(record + " lists the plugin file " + file.string() +
+                         ", which is gone; its components come from the search path.");
+    else
+        load(file);
 }
 
 void Registry::scan(const std::vector<fs::path>& folders)

@@ -1,7 +1,8 @@
 // registry.hpp -- finds plugin libraries, checks their descriptors, and keeps them loaded.
 //
 // Discovery order (DESIGN.md §3): --plugin-path, the pipeline's plugin_paths:, ANSATZ_PLUGIN_PATH,
-// then <exe>/../lib/ansatz/plugins. Every candidate file is opened with RTLD_NOW | RTLD_LOCAL and asked
+// then <exe>/../lib/ansatz/plugins; a resumed run loads the files its run.yaml lists right after the
+// --plugin-path folders. Every candidate file is opened with RTLD_NOW | RTLD_LOCAL and asked
 // for the one entry symbol. A refused file is reported in one sentence and skipped; the others load.
 // Libraries are never unloaded while the engine runs: each component holds its library.
 #pragma once
@@ -34,20 +35,28 @@ public:
     // Loads every plugin library found in these folders, in order; a folder that does not exist is
     // skipped. A component whose kind and name an earlier file already gave is refused.
     void scan(const std::vector<std::filesystem::path>& folders);
-    // Loads one file; returns false (and records why) if it was refused.
+    // Loads one file; returns false (and records why) if it was refused. A file tried before is not
+    // tried (or refused) again.
     bool load(const std::filesystem::path& file);
+    // Loads a file a run's run.yaml recorded: only a libansatz_*.so name; one that is gone is recorded in
+    // notes() and skipped (its components then come from the search path).
+    void load_recorded(const std::filesystem::path& file, const std::string& record);
 
     const PluginComponent* find(const std::string& name) const;
     const PluginComponent* find(const std::string& name, int32_t kind) const;
     const std::vector<PluginComponent>& components() const { return components_; }
     // One sentence per refused file, in the order met.
     const std::vector<std::string>& refusals() const { return refusals_; }
+    // One sentence per recorded file that could not be used (load_recorded).
+    const std::vector<std::string>& notes() const { return notes_; }
     std::vector<std::string> names() const;
 
 private:
     std::vector<PluginComponent> components_;
     std::vector<std::string> refusals_;
+    std::vector<std::string> notes_;
     std::vector<std::filesystem::path> loaded_files_;
+    std::vector<std::filesystem::path> tried_files_;
 };
 
 // The folders to scan, in discovery order.

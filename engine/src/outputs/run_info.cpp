@@ -251,7 +251,7 @@ std::vector<fs::path> recorded_plugin_files(const fs::path& run_folder)
     try
     {
         std::string text;
-        if (!read_regular_file(run_folder / "run.yaml", 16 << 20, text).empty())
+        if (!read_regular_file(run_folder / "run.yaml", 1 << 20, text).empty())
             return {};
         const YAML::Node plugins = YAML::Load(text)["plugins"];
         if (!plugins.IsSequence())

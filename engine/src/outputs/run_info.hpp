@@ -63,9 +63,9 @@ std::string run_info_yaml(const Pipeline& pipeline);
 // Writes run.yaml into the run folder (atomically).
 void write_run_info(const std::filesystem::path& run_folder, const Pipeline& pipeline);
 
-// The plugin files a run's run.yaml lists (`plugins:` -> `file:`), in its order; none when the file is
-// missing, unreadable or not such a map (run.yaml is a record, not an input: `--resume` only prefers
-// these files, and finds its plugins as a new run would without them).
+// The plugin files a run's run.yaml lists (`plugins:` -> `file:`), in its order, which `--resume` loads
+// before the rest of the search path; none when the file is missing, unreadable, above 1 MiB (a real one
+// is a few KB) or not such a map: the resume then finds its plugins as a new run would.
 std::vector<std::filesystem::path> recorded_plugin_files(const std::filesystem::path& run_folder);
 
 } // namespace ansatz::engine

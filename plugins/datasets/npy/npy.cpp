@@ -85,6 +85,11 @@ public:
             throw ansatz::InputError(
                 "spins_to_bits: true turns the spins into 0/1 bits, but domain: spin takes "
                 "only -1 and +1; drop one of the two keys");
+        if (const std::string majority = c.string("majority");
+            majority != "any" && !to_bits && c.string("domain") == "binary")
+            throw ansatz::InputError("majority: " + majority +
+                                     " keeps the values -1/+1 spins, but domain: binary takes only 0 and 1; "
+                                     "add spins_to_bits: true or drop domain");
         if (select && !c.has("betas"))
             throw ansatz::InputError(std::string("key ") + (c.has("beta") ? "beta" : "temperature") +
                                      " selects rows by their beta, which the key betas (a .npy file of "

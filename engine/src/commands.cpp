@@ -61,6 +61,13 @@ Loaded load(const Options& o, std::optional<fs::path> file = std::nullopt)
     registry.scan(plugin_search_path(o.plugin_paths, pipeline_plugin_paths(source)));
     for (const std::string& note : registry.notes())
         std::fprintf(stderr, "warning: %s\n", note.c_str());
+    if (const int64_t shadowed = registry.shadowed_by_recorded(); shadowed > 0)
+        std::fprintf(
+            stderr,
+            "warning: the run goes on with the plugin files %s lists; %lld plugin file%s of the search "
+            "path with the same components %s not loaded.\n",
+            (o.resume / "run.yaml").string().c_str(), static_cast<long long>(shadowed),
+            shadowed == 1 ? "" : "s", shadowed == 1 ? "was" : "were");
     print_refusals(registry);
     Pipeline pipeline = validate_pipeline(std::move(source), registry);
     // More threads than cores only thrash (OpenBLAS with 1024 threads on 2 cores takes minutes for

@@ -144,3 +144,25 @@ TEST_CASE("resume names a recorded plugin file that has gone and finds its compo
                      old_file.string() + ", which is gone; its components come from the search path.") !=
           std::string::npos);
 }
+
+TEST_CASE("resume keeps the recorded plugin over a later folder's file of the same component in one warning",
+          "[cli][resume]")
+{
+    const fs::path dir = prepare("shadowed");
+    const fs::path run = killed_run(dir);
+    // $ANSATZ_PLUGIN_PATH comes after the recorded files: its copy of the model (another build's, say)
+    // is not loaded, and one sentence counts it instead of a refusal per file.
+    fs::create_directories(dir / "other_build");
+    fs::copy_file(dir / "plugins" / "libansatz_fixture_conformance_rbm.so",
+                  dir / "other_build" / "libansatz_fixture_other.so");
+    const auto r = run_ansatz({ "run", "--resume", fs::absolute(run).string() }, dir,
+                              { "ANSATZ_PLUGIN_PATH=" + fs::absolute(dir / "other_build").string() }, 120);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(fs::exists(run / "finished"));
+    CHECK(r.err.find("libansatz_fixture_other.so") == std::string::npos);
+    CHECK(r.err.find("warning: the run goes on with the plugin files " +
+                     (fs::absolute(run) / "run.yaml").string() +
+                     " lists; 1 plugin file of the search path with the same components was not loaded.") !=
+          std::string::npos);
+}

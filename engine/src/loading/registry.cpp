@@ -111,6 +111,12 @@ bool Registry::load(const fs::path& file_in)
         // Names are unique across kinds too: a pipeline names a component by `plugin: NAME` alone.
         if (const PluginComponent* other = find(c.name))
         {
+            if (std::find(recorded_files_.begin(), recorded_files_.end(), other->file) !=
+                recorded_files_.end())
+            {
+                ++shadowed_by_recorded_;
+                return false;
+            }
             refusals_.push_back("plugin " + file.string() + " (" + desc->name + " " + desc->version +
                                 ") refused: its " + kind_name(c.kind) + " '" + c.name +
                                 "' has the name of the " + kind_name(other->desc->kind) + " '" + c.name +
@@ -141,8 +147,8 @@ void Registry::load_recorded(const fs::path& file, const std::string& record)
     else if (!fs::is_regular_file(file, ec))
         notes_.push_back(record + " lists the plugin file " + file.string() +
                          ", which is gone; its components come from the search path.");
-    else
-        load(file);
+    else if (load(file))
+        recorded_files_.push_back(fs::absolute(file).lexically_normal());
 }
 
 void Registry::scan(const std::vector<fs::path>& folders)

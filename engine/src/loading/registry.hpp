@@ -49,6 +49,9 @@ public:
     const std::vector<std::string>& refusals() const { return refusals_; }
     // One sentence per recorded file that could not be used (load_recorded).
     const std::vector<std::string>& notes() const { return notes_; }
+    // Files of the search path not loaded because a recorded file already gave their components (a run
+    // resumed by another build's ansatz keeps the plugins it ran with): counted, not refused one by one.
+    int64_t shadowed_by_recorded() const { return shadowed_by_recorded_; }
     std::vector<std::string> names() const;
 
 private:
@@ -57,6 +60,8 @@ private:
     std::vector<std::string> notes_;
     std::vector<std::filesystem::path> loaded_files_;
     std::vector<std::filesystem::path> tried_files_;
+    std::vector<std::filesystem::path> recorded_files_;
+    int64_t shadowed_by_recorded_ = 0;
 };
 
 // The folders to scan, in discovery order.

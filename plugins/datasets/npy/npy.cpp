@@ -220,7 +220,7 @@ private:
 
     // The value at flat position i of values_ when it is not a spin: refused, naming its byte.
     void require_spin(const NpyFile& samples, const std::vector<int64_t>& kept, size_t i,
-                      const std::string& key) const
+                      const char* key) const
     {
         const float v = values_[i];
         if (v == -1.0f || v == 1.0f)
@@ -229,15 +229,15 @@ private:
         const int64_t column = static_cast<int64_t>(i) % row_size_;
         throw ansatz::InputError(samples.path + ": byte " + std::to_string(byte_of(samples, row, column)) +
                                  ": row " + std::to_string(row) + ", value " + std::to_string(column) +
-                                 " is " + number(samples.value(row * row_size_ + column)) + ", but " + key +
-                                 " reads only spins, -1 and +1");
+                                 " is " + number(samples.value(row * row_size_ + column)) + ", but " +
+                                 std::string(key) + " reads only spins, -1 and +1");
     }
 
     // s -> -s for every row whose sum has the sign opposite to `side` (-1: down, +1: up); a row that sums
     // to 0 stays as it is. Every value must be a spin.
     void flip_to_majority(const NpyFile& samples, const std::vector<int64_t>& kept, float side)
     {
-        const std::string key = side < 0 ? "majority: down" : "majority: up";
+        const char* key = side < 0 ? "majority: down" : "majority: up";
         for (int64_t r = 0; r < count_; ++r)
         {
             float* row = values_.data() + r * row_size_;

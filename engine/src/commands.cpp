@@ -55,8 +55,9 @@ Loaded load(const Options& o, std::optional<fs::path> file = std::nullopt)
         // A resumed run: the files it ran with come right after the folders given again, so the same
         // plugin gives each component even where another folder of the search path has one of its name.
         registry.scan(o.plugin_paths);
-        for (const fs::path& file : o.recorded_plugins)
-            registry.load_recorded(file, (o.resume / "run.yaml").string());
+        for (const RecordedPlugin& recorded : o.recorded_plugins)
+            registry.load_recorded(recorded.file, recorded.name, recorded.version,
+                                   (o.resume / "run.yaml").string());
     }
     registry.scan(plugin_search_path(o.plugin_paths, pipeline_plugin_paths(source)));
     for (const std::string& note : registry.notes())

@@ -1,6 +1,8 @@
 // commands.hpp -- the subcommands of the `ansatz` program; each returns the exit status.
 #pragma once
 
+#include "outputs/run_info.hpp"
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -18,7 +20,7 @@ struct Options
     std::filesystem::path resume;                    // --resume: a run folder to go on with
     // Not an option: with --resume, the plugin files the run used (its run.yaml), loaded after the
     // --plugin-path folders and before the rest of the search path.
-    std::vector<std::filesystem::path> recorded_plugins;
+    std::vector<RecordedPlugin> recorded_plugins;
     bool verbose = false;
 };
 

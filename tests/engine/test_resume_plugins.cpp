@@ -166,3 +166,24 @@ TEST_CASE("resume keeps the recorded plugin over a later folder's file of the sa
                      " lists; 1 plugin file of the search path with the same components was not loaded.") !=
           std::string::npos);
 }
+
+TEST_CASE("resume says when a recorded plugin file now holds another version than run.yaml records",
+          "[cli][resume]")
+{
+    const fs::path dir = prepare("version");
+    const fs::path run = killed_run(dir);
+    // As if the file had been rebuilt at another version since the run started: run.yaml says 0.0.0.
+    std::string yaml = ansatz::test::read_text(run / "run.yaml");
+    const std::string recorded = "name: fixture_conformance_rbm\n    version: 0.0.1\n";
+    REQUIRE(yaml.find(recorded) != std::string::npos);
+    yaml.replace(yaml.find(recorded), recorded.size(), "name: fixture_conformance_rbm\n    version: 0.0.0\n");
+    write_text(run / "run.yaml", yaml);
+    const auto r = run_ansatz({ "run", "--resume", fs::absolute(run).string() }, dir, 120);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(
+        r.err.find("warning: " + (fs::absolute(run) / "run.yaml").string() + " lists " +
+                   fs::absolute(dir / "plugins" / "libansatz_fixture_conformance_rbm.so").string() +
+                   " as fixture_conformance_rbm 0.0.0, but it is now fixture_conformance_rbm 0.0.1; the run "
+                   "goes on with it.") != std::string::npos);
+}

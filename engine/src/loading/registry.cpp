@@ -138,7 +138,8 @@ bool Registry::load(const fs::path& file_in)
     return true;
 }
 
-void Registry::load_recorded(const fs::path& file, const std::string& record)
+void Registry::load_recorded(const fs::path& file, const std::string& name, const std::string& version,
+                             const std::string& record)
 {
     std::error_code ec;
     if (!looks_like_plugin(file))
@@ -148,7 +149,19 @@ void Registry::load_recorded(const fs::path& file, const std::string& record)
         notes_.push_back(record + " lists the plugin file " + file.string() +
                          ", which is gone; its components come from the search path.");
     else if (load(file))
-        recorded_files_.push_back(fs::absolute(file).lexically_normal());
+    {
+        const fs::path normal = fs::absolute(file).lexically_normal();
+        recorded_files_.push_back(normal);
+        for (const PluginComponent& c : components_)
+            if (c.file == normal)
+            {
+                if (c.plugin->name != name || c.plugin->version != version)
+                    notes_.push_back(record + " lists " + file.string() + " as " + name + " " + version +
+                                     ", but it is now " + c.plugin->name + " " + c.plugin->version +
+                                     "; the run goes on with it.");
+                break;
+            }
+    }
 }
 
 void Registry::scan(const std::vector<fs::path>& folders)

@@ -38,9 +38,11 @@ public:
     // Loads one file; returns false (and records why) if it was refused. A file tried before is not
     // tried (or refused) again.
     bool load(const std::filesystem::path& file);
-    // Loads a file a run's run.yaml recorded: only a libansatz_*.so name; one that is gone is recorded in
-    // notes() and skipped (its components then come from the search path).
-    void load_recorded(const std::filesystem::path& file, const std::string& record);
+    // Loads a file a run's run.yaml (`record`) lists as plugin `name` `version`: only a libansatz_*.so
+    // name; one that is gone, or that now holds another plugin or version, is said in notes() (a gone
+    // one is skipped: its components then come from the search path).
+    void load_recorded(const std::filesystem::path& file, const std::string& name, const std::string& version,
+                       const std::string& record);
 
     const PluginComponent* find(const std::string& name) const;
     const PluginComponent* find(const std::string& name, int32_t kind) const;

@@ -245,9 +245,9 @@ void write_run_info(const fs::path& run_folder, const Pipeline& pipeline)
     write_file_atomic(run_folder / "run.yaml", run_info_yaml(pipeline));
 }
 
-std::vector<fs::path> recorded_plugin_files(const fs::path& run_folder)
+std::vector<RecordedPlugin> recorded_plugin_files(const fs::path& run_folder)
 {
-    std::vector<fs::path> files;
+    std::vector<RecordedPlugin> files;
     try
     {
         std::string text;
@@ -258,7 +258,13 @@ std::vector<fs::path> recorded_plugin_files(const fs::path& run_folder)
             return {};
         for (const YAML::Node& plugin : plugins)
             if (plugin.IsMap() && plugin["file"] && plugin["file"].IsScalar())
-                files.emplace_back(plugin["file"].as<std::string>());
+            {
+                const auto text = [&](const char* key) {
+                    return plugin[key] && plugin[key].IsScalar() ? plugin[key].as<std::string>()
+                                                                 : std::string();
+                };
+                files.push_back({ plugin["file"].as<std::string>(), text("name"), text("version") });
+            }
     }
     catch (const std::exception&)
     {

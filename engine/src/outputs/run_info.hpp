@@ -66,6 +66,11 @@ void write_run_info(const std::filesystem::path& run_folder, const Pipeline& pip
 // The plugin files a run's run.yaml lists (`plugins:` -> `file:`), in its order, which `--resume` loads
 // before the rest of the search path; none when the file is missing, unreadable, above 1 MiB (a real one
 // is a few KB) or not such a map: the resume then finds its plugins as a new run would.
-std::vector<std::filesystem::path> recorded_plugin_files(const std::filesystem::path& run_folder);
+struct RecordedPlugin
+{
+    std::filesystem::path file;
+    std::string name, version; // as recorded ("" when missing)
+};
+std::vector<RecordedPlugin> recorded_plugin_files(const std::filesystem::path& run_folder);
 
 } // namespace ansatz::engine

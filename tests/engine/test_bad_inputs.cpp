@@ -88,7 +88,7 @@ const std::string rbm_keys =
     "2147483647], default 0), visible_units (choice of {bernoulli gaussian}, default bernoulli), sigma "
     "(float > "
     "0, default 1), learn_sigma (bool, default false), init_data (dataset, optional), init_rows (int >= 0, "
-    "default 0)\n";
+    "default 0), centered (bool, default false)\n";
 
 } // namespace
 
@@ -193,6 +193,19 @@ TEST_CASE("bad input: an rbm init_data that names no dataset, and init_rows with
     expect(with_change("rbm_init_rows", "{plugin: rbm, hidden: 4}", "{plugin: rbm, hidden: 4, init_rows: 3}"),
            "component 'rbm' (model 'rbm' from " + std::string(ANSATZ_TEST_PLUGIN_DIR) +
                "/libansatz_rbm.so): init_rows is 3, but no init_data names a dataset to read them from");
+}
+
+TEST_CASE("bad input: a centered rbm without init_data, or with gaussian units", "[cli][bad-input]")
+{
+    const std::string where =
+        "component 'rbm' (model 'rbm' from " + std::string(ANSATZ_TEST_PLUGIN_DIR) + "/libansatz_rbm.so): ";
+    expect(with_change("rbm_centered_no_data", "{plugin: rbm, hidden: 4}",
+                       "{plugin: rbm, hidden: 4, centered: true}"),
+           where + "centered: true needs init_data: the visible offsets mu are the means of its samples");
+    expect(with_change("rbm_centered_gaussian", "{plugin: rbm, hidden: 4}",
+                       "{plugin: rbm, hidden: 4, centered: true, visible_units: gaussian}"),
+           where + "centered: true needs visible_units: bernoulli (the centred parametrisation is built "
+                   "here for binary units only)");
 }
 
 TEST_CASE("bad input: missing required key", "[cli][bad-input]")

@@ -177,3 +177,146 @@ stages:
               "/libansatz_rbm.so): init_data: the dataset's samples have 36 values, but the model has 5 "
               "visible units\n");
 }
+
+namespace
+{
+
+// F(v) of a centred RBM in double from its parameters W' {6, 3}, a' {6}, b' {3} and offsets mu, lambda = 1/2:
+// the plain RBM with a = a' - W lambda 1 and b = b' - W^T mu.
+double centered_free_energy(const std::vector<double>& w, const std::vector<double>& a,
+                            const std::vector<double>& b, const std::vector<double>& mu, const float* v)
+{
+    double f = 0;
+    for (int64_t i = 0; i < 6; ++i)
+    {
+        double row = 0;
+        for (int64_t j = 0; j < 3; ++j)
+            row += w[static_cast<size_t>(i * 3 + j)];
+        f -= (a[static_cast<size_t>(i)] - 0.5 * row) * v[i];
+    }
+    for (int64_t j = 0; j < 3; ++j)
+    {
+        double x = b[static_cast<size_t>(j)];
+        for (int64_t i = 0; i < 6; ++i)
+            x += (v[i] - mu[static_cast<size_t>(i)]) * w[static_cast<size_t>(i * 3 + j)];
+        f -= std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x)));
+    }
+    return f;
+}
+
+} // namespace
+
+TEST_CASE("rbm centered: starts as the plain rbm of the same seed, and its free energy and gradient are the "
+          "centred parametrisation's (central differences in double)",
+          "[rbm][init][centered]")
+{
+    const fs::path dir = ansatz::test::fresh_folder("rbm_init/centered");
+    ansatz::test::write_text(dir / "six.idx", idx_file(6, 2, 3, six_samples));
+    auto data = ansatz::test::make("idx", "{images: " + (dir / "six.idx").string() + "}");
+    auto plain = make_with("rbm", "{hidden: 3, init_std: 0.5, init_data: data}", *data);
+    auto centred = make_with("rbm", "{hidden: 3, init_std: 0.5, init_data: data, centered: true}", *data);
+    ModelRef pm = ansatz::test::model_ref(*plain);
+    ModelRef cm = ansatz::test::model_ref(*centred);
+    Rng r1(601), r2(601);
+    pm.setup({ 2, 3 }, r1);
+    cm.setup({ 2, 3 }, r2);
+    const auto params = cm.parameters();
+    REQUIRE(params.size() == 3);
+    CHECK(std::string(params[1].name) == "centered_visible_bias");
+    CHECK(std::string(params[2].name) == "centered_hidden_bias");
+    CHECK(values_of(cm, 0) == values_of(pm, 0));
+
+    Rng rng(602);
+    std::vector<float> v;
+    for (int k = 0; k < 5 * 6; ++k)
+        v.push_back(k < 18 ? (rng.uniform() < 0.5f ? 1.0f : 0.0f) : rng.uniform());
+    ansatz_tensor vt = ansatz::make_view(v.data(), { 5, 6 });
+    std::vector<float> fp(5), fc(5);
+    ansatz_tensor fpt = ansatz::make_view(fp.data(), { 5 }), fct = ansatz::make_view(fc.data(), { 5 });
+    pm.free_energy(vt, fpt);
+    cm.free_energy(vt, fct);
+    for (size_t k = 0; k < 5; ++k) // the same a and b, to rounding of a' - W/2 and b' - W^T mu
+        CHECK(fc[k] == Approx(fp[k]).epsilon(1e-5).margin(1e-5));
+
+    // Other parameters, written as an optimizer would (then parameters_changed).
+    std::vector<double> w(18), a(6), b(3), mu(6);
+    for (size_t k = 0; k < 3; ++k)
+    {
+        float* x = ansatz::f32(params[k].tensor);
+        std::vector<double>& into = k == 0 ? w : k == 1 ? a : b;
+        for (size_t e = 0; e < into.size(); ++e)
+        {
+            x[e] = static_cast<float>(rng.normal() * 0.8);
+            into[e] = x[e];
+        }
+    }
+    cm.parameters_changed();
+    for (int64_t i = 0; i < 6; ++i)
+        mu[static_cast<size_t>(i)] = static_cast<float>(mean_of(i, 6)); // the means, unclipped
+    cm.free_energy(vt, fct);
+    for (int64_t n = 0; n < 5; ++n)
+        CHECK(fc[static_cast<size_t>(n)] ==
+              Approx(centered_free_energy(w, a, b, mu, v.data() + n * 6)).epsilon(1e-5).margin(1e-5));
+
+    // grads start at 0.25: the test also checks grads += scale * dF, not =. Plain and weighted passes.
+    const std::vector<float> row_weights = { 0.3f, -1.1f, 0.0f, 2.0f, 0.7f };
+    for (const bool weighted : { false, true })
+    {
+        INFO((weighted ? "free_energy_grad_weighted" : "free_energy_grad (scale 0.7)"));
+        const float scale = 0.7f;
+        std::vector<float> gw(18, 0.25f), ga(6, 0.25f), gb(3, 0.25f);
+        ansatz_tensor grads[3] = { ansatz::make_view(gw.data(), { 6, 3 }),
+                                   ansatz::make_view(ga.data(), { 6 }), ansatz::make_view(gb.data(), { 3 }) };
+        if (weighted)
+            cm.free_energy_grad_weighted(vt, row_weights.data(), grads, 3);
+        else
+            cm.free_energy_grad(vt, scale, grads, 3);
+        const auto total = [&](const std::vector<double>& ww, const std::vector<double>& aa,
+                               const std::vector<double>& bb) {
+            double s = 0;
+            for (int64_t n = 0; n < 5; ++n)
+                s += (weighted ? row_weights[static_cast<size_t>(n)] : scale) *
+                     centered_free_energy(ww, aa, bb, mu, v.data() + n * 6);
+            return s;
+        };
+        // Central differences in double, h = 1e-5: truncation ~1e-10, rounding ~1e-11; the float gradient
+        // is good to ~1e-6 relative. A plain-RBM gradient (without the mu and lambda terms) is off by
+        // O(0.1) here.
+        const double h = 1e-5;
+        const auto check_all = [&](int which, const std::vector<float>& got, const char* name) {
+            for (size_t k = 0; k < got.size(); ++k)
+            {
+                std::vector<double> wp = w, wm = w, ap = a, am = a, bp = b, bm = b;
+                (which == 0 ? wp : which == 1 ? ap : bp)[k] += h;
+                (which == 0 ? wm : which == 1 ? am : bm)[k] -= h;
+                const double fd = (total(wp, ap, bp) - total(wm, am, bm)) / (2 * h);
+                INFO(name << "[" << k << "]");
+                CHECK(got[k] == Approx(0.25 + fd).epsilon(1e-5).margin(1e-5));
+            }
+        };
+        check_all(0, gw, "weights");
+        check_all(1, ga, "centered_visible_bias");
+        check_all(2, gb, "centered_hidden_bias");
+    }
+}
+
+TEST_CASE("rbm centered: a pipeline with centered: true trains", "[rbm][init][centered][cli]")
+{
+    const fs::path dir = ansatz::test::fresh_folder("rbm_init/centered_cli");
+    ansatz::test::write_text(dir / "images.idx", ansatz::test::square_images());
+    ansatz::test::write_text(dir / "pipeline.yaml", R"(pipeline: centered
+seed: 1
+components:
+  data:  {plugin: idx, images: images.idx, binarize: 0.5}
+  rbm:   {plugin: rbm, hidden: 4, init_data: data, centered: true}
+  gibbs: {plugin: gibbs, steps: 1}
+  cd:    {plugin: contrastive_divergence}
+  sgd:   {plugin: sgd, learning_rate: 0.1}
+stages:
+  - train:  {model: rbm, data: data, loss: cd, sampler: gibbs, optimizer: sgd, epochs: 3, batch_size: 8}
+)");
+    const ansatz::test::CliResult ok =
+        ansatz::test::run_ansatz({ "run", "pipeline.yaml", "--runs", "runs" }, dir);
+    INFO(ok.err);
+    CHECK(ok.status == 0);
+}

@@ -11,7 +11,8 @@
 //     p(h_j = 1 | v) = sigmoid(b_j + (x W)_j),   p(v_i | h) = N(a_i + (h W^T)_i, sigma_i^2)
 //
 // Parameters, in this order: "weights" W {D, H}, "visible_bias" a {D}, "hidden_bias" b {H}, and with
-// learn_sigma "log_sigma" {D} (sigma_i = exp(log_sigma_i)).
+// learn_sigma "log_sigma" {D} (sigma_i = exp(log_sigma_i)); with centered, "centered_visible_bias" a' and
+// "centered_hidden_bias" b' in place of a and b (see CENTRED PARAMETRISATION below).
 // Every call works on a whole batch: one gemm for the pre-activations, then whole-array expressions.
 #include <ansatz/blas.hpp>
 #include <ansatz/math.hpp>
@@ -413,14 +414,26 @@ public:
         s.integer("init_rows", "rows of init_data to take the means over, from the first; 0: all")
             .default_value(0)
             .min(0);
+        s.boolean("centered",
+                  "bernoulli units: train in the centred parametrisation (Melchior, Fischer & Wiskott 2016), "
+                  "E = -(v - mu).a - (h - 1/2).b - (v - mu) W (h - 1/2) with mu the means of init_data: "
+                  "the same model family, a better conditioned gradient; the parameters are then "
+                  "centered_visible_bias and centered_hidden_bias")
+            .default_value(false);
     }
 
     Rbm(const ansatz::Config& c, const ansatz::Host& host)
         : name_(c.instance_name()), hidden_(c.integer("hidden")), visible_key_(c.integer("visible")),
           init_std_(c.real("init_std")), gaussian_(c.string("visible_units") == "gaussian"),
           sigma_(c.real("sigma")), learn_sigma_(c.boolean("learn_sigma")), init_rows_(c.integer("init_rows")),
-          host_(host)
+          centered_(c.boolean("centered")), host_(host)
     {
+        if (centered_ && gaussian_)
+            throw ansatz::InputError("centered: true needs visible_units: bernoulli (the centred "
+                                     "parametrisation is built here for binary units only)");
+        if (centered_ && !c.has("init_data"))
+            throw ansatz::InputError("centered: true needs init_data: the visible offsets mu are the means "
+                                     "of its samples");
         if (learn_sigma_ && !gaussian_)
             throw ansatz::InputError(
                 "learn_sigma: true needs visible_units: gaussian (bernoulli visible units "
@@ -476,23 +489,39 @@ public:
         refresh_sigma();
         if (init_data_.valid())
             init_visible_bias(rng.derive(0)); // a child stream: the weights' stream is the same either way
+        if (centered_)
+            center_parameters();
         ready_ = true;
     }
 
     std::vector<ansatz_named_tensor> parameters() override
     {
-        std::vector<ansatz_named_tensor> out = {
-            { "weights", ansatz::make_view(weights_.data(), { d_, hidden_ }) },
-            { "visible_bias", ansatz::make_view(visible_bias_.data(), { d_ }) },
-            { "hidden_bias", ansatz::make_view(hidden_bias_.data(), { hidden_ }) }
-        };
+        std::vector<ansatz_named_tensor> out = { { "weights",
+                                                   ansatz::make_view(weights_.data(), { d_, hidden_ }) } };
+        if (centered_)
+        {
+            out.push_back({ "centered_visible_bias", ansatz::make_view(centered_visible_.data(), { d_ }) });
+            out.push_back(
+                { "centered_hidden_bias", ansatz::make_view(centered_hidden_.data(), { hidden_ }) });
+        }
+        else
+        {
+            out.push_back({ "visible_bias", ansatz::make_view(visible_bias_.data(), { d_ }) });
+            out.push_back({ "hidden_bias", ansatz::make_view(hidden_bias_.data(), { hidden_ }) });
+        }
         if (learn_sigma_)
             out.push_back({ "log_sigma", ansatz::make_view(log_sigma_.data(), { d_ }) });
         return out;
     }
 
-    // The host wrote the parameters (abi.h 2.3): the kept E[h | v] belongs to the old ones.
-    void parameters_changed() { memo_.valid = false; }
+    // The host wrote the parameters (abi.h 2.3): the kept E[h | v] belongs to the old ones, and a centred
+    // model's biases follow from its parameters.
+    void parameters_changed()
+    {
+        memo_.valid = false;
+        if (centered_ && ready_)
+            uncenter_biases();
+    }
 
     // Bernoulli units: every unit Bernoulli(0.5); Gaussian units: v_i ~ N(a_i, sigma_i^2).
     void random_state(ansatz_tensor& out, ansatz::Streams rngs) override
@@ -1302,6 +1331,8 @@ private:
         for (int64_t i = 0; i < d_; ++i)
         {
             const double mean = sums[static_cast<size_t>(i)] / static_cast<double>(rows);
+            if (centered_)
+                offsets_[static_cast<size_t>(i)] = mean;
             const double p = std::clamp(mean, marginal_clip, 1 - marginal_clip);
             visible_bias_.data()[i] = static_cast<float>(gaussian_ ? mean : std::log(p / (1 - p)));
         }
@@ -1317,6 +1348,9 @@ private:
         visible_bias_ = xt::zeros<float>({ static_cast<size_t>(d) });
         hidden_bias_ = xt::zeros<float>({ static_cast<size_t>(hidden_) });
         log_sigma_ = xt::zeros<float>({ static_cast<size_t>(learn_sigma_ ? d : 0) });
+        centered_visible_ = xt::zeros<float>({ static_cast<size_t>(centered_ ? d : 0) });
+        centered_hidden_ = xt::zeros<float>({ static_cast<size_t>(centered_ ? hidden_ : 0) });
+        offsets_.assign(static_cast<size_t>(centered_ ? d : 0), 0.0);
         variance_.assign(static_cast<size_t>(gaussian_ ? d : 0), 1.0);
         sd_.assign(variance_.size(), 1.0);
         precision_.assign(variance_.size(), 1.0f);
@@ -1350,6 +1384,56 @@ private:
     }
 
     // Before every call: set up, and the current sigma.
+    // ---- CENTRED PARAMETRISATION (Melchior, Fischer & Wiskott, "How to center deep Boltzmann machines",
+    // JMLR 17, 2016), with offsets mu (the data's means) and lambda = 1/2:
+    //     E(v, h) = -(v - mu).a' - (h - lambda).b' - (v - mu) W (h - lambda)
+    // is the RBM above with a = a' - W lambda and b = b' - W^T mu (plus a constant), so every call works
+    // on a and b as they are; only the parameters and their gradient differ. With F written in a', b', W:
+    //     dF/da' = dF/da,  dF/db' = dF/db,  dF/dW' = dF/dW - mu (dF/db)^T - (dF/da) lambda^T,
+    // i.e. -(v - mu) E[h | v]^T + v lambda^T: a difference of two phases of it is Melchior's centred
+    // gradient, <(v - mu)(h - lambda)^T>_data - <...>_model, which is invariant under flipping units
+    // (v_i -> 1 - v_i with mu_i -> 1 - mu_i), unlike the plain one.
+    static constexpr double hidden_offset = 0.5;
+
+    // After setup's initialisation (a and b as the plain model starts): a' and b' that give the same a, b.
+    void center_parameters()
+    {
+        for (int64_t i = 0; i < d_; ++i)
+        {
+            double row = 0;
+            for (int64_t j = 0; j < hidden_; ++j)
+                row += weights_(i, j);
+            centered_visible_(i) = static_cast<float>(visible_bias_(i) + hidden_offset * row);
+        }
+        std::vector<double> column(static_cast<size_t>(hidden_), 0.0);
+        for (int64_t i = 0; i < d_; ++i)
+            for (int64_t j = 0; j < hidden_; ++j)
+                column[static_cast<size_t>(j)] += offsets_[static_cast<size_t>(i)] * weights_(i, j);
+        for (int64_t j = 0; j < hidden_; ++j)
+            centered_hidden_(j) = static_cast<float>(hidden_bias_(j) + column[static_cast<size_t>(j)]);
+        uncenter_biases();
+    }
+
+    // a = a' - W lambda, b = b' - W^T mu, in double.
+    void uncenter_biases()
+    {
+        std::vector<double> column(static_cast<size_t>(hidden_), 0.0);
+        for (int64_t i = 0; i < d_; ++i)
+        {
+            double row = 0;
+            const double mu = offsets_[static_cast<size_t>(i)];
+            for (int64_t j = 0; j < hidden_; ++j)
+            {
+                const double w = weights_(i, j);
+                row += w;
+                column[static_cast<size_t>(j)] += mu * w;
+            }
+            visible_bias_(i) = static_cast<float>(centered_visible_(i) - hidden_offset * row);
+        }
+        for (int64_t j = 0; j < hidden_; ++j)
+            hidden_bias_(j) = static_cast<float>(centered_hidden_(j) - column[static_cast<size_t>(j)]);
+    }
+
     void prepare()
     {
         require_ready();
@@ -1523,10 +1607,25 @@ private:
         else
             for (int64_t i = 0; i < d_; ++i)
                 ga[i] += static_cast<float>(minus_scale * sums[i]);
+        if (centered_)
+            visible_sums_.assign(sums, sums + d_);
         sums = column_sums(s, n, hidden_, nullptr);
         float* gb = ansatz::f32(grads[2]);
         for (int64_t j = 0; j < hidden_; ++j)
             gb[j] += static_cast<float>(minus_scale * sums[j]);
+        if (centered_) // dF/dW' = dF/dW + scale (mu S_h^T + S_v lambda^T), S the weighted sums of v and
+                       // E[h|v]
+        {
+            float* gw = ansatz::f32(grads[0]);
+            const double scaled = static_cast<double>(scale);
+            for (int64_t i = 0; i < d_; ++i)
+            {
+                const double mu = offsets_[static_cast<size_t>(i)];
+                const double v_term = hidden_offset * visible_sums_[static_cast<size_t>(i)];
+                for (int64_t j = 0; j < hidden_; ++j)
+                    gw[i * hidden_ + j] += static_cast<float>(scaled * (mu * sums[j] + v_term));
+            }
+        }
         if (keep)
             memo_.keep(ansatz::f32(v), n, d_, hidden_);
     }
@@ -1809,6 +1908,7 @@ private:
     double sigma_;      // the sigma key
     bool learn_sigma_;  // log_sigma is a parameter
     int64_t init_rows_; // rows of init_data for the visible biases (0: all)
+    bool centered_;     // the centred parametrisation (see center_parameters)
     ansatz::DatasetRef init_data_;
     ansatz::Host host_;
     int64_t d_ = 0;
@@ -1818,6 +1918,12 @@ private:
     xt::xtensor<float, 1> visible_bias_;
     xt::xtensor<float, 1> hidden_bias_;
     xt::xtensor<float, 1> log_sigma_; // {D} with learn_sigma, else empty
+    // Centred models: the parameters a' {D} and b' {H} (visible_bias_ and hidden_bias_ then follow from
+    // them), and the visible offsets mu {D}, the means of init_data (empty otherwise).
+    xt::xtensor<float, 1> centered_visible_;
+    xt::xtensor<float, 1> centered_hidden_;
+    std::vector<double> offsets_;
+    std::vector<double> visible_sums_; // {D} a centred gradient's weighted sums of v
 
     // Gaussian units (empty for Bernoulli ones), from sigma or log_sigma: sigma_i^2, sigma_i, 1 / sigma_i^2.
     std::vector<double> variance_, sd_;

@@ -74,8 +74,8 @@ TEST_CASE("pipelines/ising-rbm.yaml shrunk to a 4 x 4 lattice runs its chain of 
 {
     const fs::path dir = ansatz::test::fresh_folder("ising_rbm/tiny");
     // The anchors of the file: &L (the lattice, also the evaluators'), &chains, &burn_in, &samples of
-    // the generate stage, &epochs of the CD-10 train stages (stage 9, T = 2.5, and stage 15, T = 3.5,
-    // have epochs of their own, set here too), &count and &steps of every sample stage.
+    // the generate stage, &epochs of the CD-10 train stages (stage 15, T = 3.5, has epochs of its own,
+    // set here too), &count and &steps of every sample stage.
     const auto r = run_ansatz({ "run",    shipped.string(),
                                 "--runs", (dir / "runs").string(),
                                 "--set",  "components.ising.size=4",
@@ -83,7 +83,6 @@ TEST_CASE("pipelines/ising-rbm.yaml shrunk to a 4 x 4 lattice runs its chain of 
                                 "--set",  "stages.0.generate.burn_in=200",
                                 "--set",  "stages.0.generate.samples=100",
                                 "--set",  "stages.1.train.epochs=2",
-                                "--set",  "stages.9.train.epochs=2",
                                 "--set",  "stages.15.train.epochs=2",
                                 "--set",  "stages.2.sample.count=400",
                                 "--set",  "stages.2.sample.steps=20" },

@@ -1383,7 +1383,6 @@ private:
             throw ansatz::Error("model '" + name_ + "' is used before setup()");
     }
 
-    // Before every call: set up, and the current sigma.
     // ---- CENTRED PARAMETRISATION (Melchior, Fischer & Wiskott, "How to center deep Boltzmann machines",
     // JMLR 17, 2016), with offsets mu (the data's means) and lambda = 1/2:
     //     E(v, h) = -(v - mu).a' - (h - lambda).b' - (v - mu) W (h - lambda)
@@ -1434,6 +1433,7 @@ private:
             hidden_bias_(j) = static_cast<float>(centered_hidden_(j) - column[static_cast<size_t>(j)]);
     }
 
+    // Before every call: set up, and the current sigma.
     void prepare()
     {
         require_ready();
@@ -1518,13 +1518,16 @@ private:
         if (n_grads != expected)
             throw ansatz::Error(std::string(what) + ": got " + std::to_string(n_grads) +
                                 " gradients, expected " + std::to_string(expected) +
-                                " (weights, visible_bias, hidden_bias" +
+                                (centered_ ? " (weights, centered_visible_bias, centered_hidden_bias"
+                                           : " (weights, visible_bias, hidden_bias") +
                                 (learn_sigma_ ? ", log_sigma)" : ")"));
         if (!grads)
             throw ansatz::Error(std::string(what) + ": got no gradient buffers");
         require_matrix(grads[0], d_, hidden_, what, "gradient of weights");
-        require_vector(grads[1], d_, what, "gradient of visible_bias");
-        require_vector(grads[2], hidden_, what, "gradient of hidden_bias");
+        require_vector(grads[1], d_, what,
+                       centered_ ? "gradient of centered_visible_bias" : "gradient of visible_bias");
+        require_vector(grads[2], hidden_, what,
+                       centered_ ? "gradient of centered_hidden_bias" : "gradient of hidden_bias");
         if (learn_sigma_)
             require_vector(grads[3], d_, what, "gradient of log_sigma");
         const int64_t n = v.shape[0];

@@ -292,6 +292,112 @@ typedef int32_t Ints8 __attribute__((vector_size(32)));
     bound[0] = *std::max_element(most, most + kLanes);
 }
 
+// ---- local_step's fused rounds of one row (see local_step in the class): flips of binary units whose
+// factors E come from a table and whose products stay in the float lanes, the common case, each round
+// what energy_delta, the acceptance and local_commit compute for it, in one loop over the row's rounds
+// (its two halves of r stay in the core's cache; the table row of the next round is fetched meanwhile).
+// The limits are the class's (max_q, max_lane_float: see LocalSession).
+constexpr double session_max_q = 80;
+constexpr double session_max_lane_float = 80;
+
+struct FlipRun
+{
+    float* v;             // the row's chain {D}
+    const int64_t* sites; // the row's rounds: sites, new values (or nullptr: flips), uniforms, flags
+    const float* values;
+    const float* uniforms;
+    uint8_t* accepted;
+    float* half[2];  // the row's two halves of r
+    const float* up; // its tables e^(beta W) and e^(-beta W) {D, H}
+    const float* down;
+    const float* a;         // visible biases {D}
+    const double* row_lane; // per visible unit (see local_begin)
+    const double* row_max;
+    int64_t d, h;
+    double beta, t; // the row's beta and |beta|
+    // the row's state, read and written: r is half[side]; L; the bounds qmax and qlane
+    int side;
+    double log_sum, qmax, qlane;
+    bool committed; // a change was committed (the bounds were raised by commits; p is no longer current)
+};
+
+// e^x as ansatz::exp rounds it: its AVX2 + FMA kernel on one value where ansatz::exp uses that kernel
+// (the lanes are independent: the same bits as in a call on many), else the call itself.
+#ifdef ANSATZ_MATH_AVX2
+__attribute__((target("avx2,fma"))) float exp_one_avx2(float x)
+{
+    return _mm256_cvtss_f32(ansatz::detail::math::avx2::exp(_mm256_set1_ps(x)));
+}
+#endif
+inline float exp_one(float x)
+{
+#ifdef ANSATZ_MATH_AVX2
+    if (ansatz::detail::math::avx2::available())
+        return exp_one_avx2(x);
+#endif
+    ansatz::exp(&x, 1);
+    return x;
+}
+
+// Runs rounds [t, end) of the row while each is a flip (new value 1 - v_i, v_i 0 or 1) whose product
+// stays in the float lanes and whose commit keeps max |q| below max_q; returns the first round it did
+// not run (end when it ran them all). Each round: the delta session_delta computes for it (the same
+// expression, the same kernel), accepted when uniforms[t] < e^min(0, -delta) as ansatz::exp rounds it,
+// and for an accepted one what local_commit does (the proposal wrote r E into the other half).
+[[gnu::always_inline]] inline int64_t flip_rounds_body(FlipRun& s, int64_t t, int64_t end)
+{
+    const float* const up = s.up;
+    const float* const down = s.down;
+    const int64_t h = s.h, d = s.d;
+    for (; t < end; ++t)
+    {
+        const int64_t i = s.sites[t];
+        if (i < 0 || i >= d)
+            return t;
+        const float now = s.v[i];
+        const bool low = now == 0.0f;
+        if (!(low || now == 1.0f) || (s.values && s.values[t] != 1.0f - now))
+            return t;
+        const double dq = s.t * s.row_max[i];
+        if (!(s.qmax < session_max_q && s.qlane + s.t * s.row_lane[i] < session_max_lane_float &&
+              s.qmax + dq < session_max_q))
+            return t;
+        // The table row of the next round (its direction from the chain as it is now: a hint).
+        if (t + 1 < end)
+        {
+            const int64_t i1 = s.sites[t + 1];
+            if (i1 >= 0 && i1 < d)
+            {
+                const float* next_row = (s.v[i1] == 0.0f ? up : down) + i1 * h;
+                for (int64_t j = 0; j < h; j += 16) // one cache line of 64 bytes
+                    __builtin_prefetch(next_row + j);
+            }
+        }
+        const double change = low ? 1.0 : -1.0; // d = u - v_i
+        const float* ex = (low ? up : down) + i * h;
+        float* x = s.half[s.side];
+        float* next = s.half[s.side ^ 1];
+        int32_t top = 0;
+        const double numerator = log_product_float_body<true>(x, ex, next, h, &top);
+        const double visible = -s.beta * s.a[i] * change;
+        const float delta = static_cast<float>(visible - (numerator - s.log_sum));
+        const float minus = -delta;
+        const float threshold = minus >= 0.0f ? 1.0f : exp_one(minus); // e^0 = 1; NaN stays NaN: rejected
+        const bool accept = s.uniforms[t] < threshold;
+        s.accepted[t] = accept ? 1 : 0;
+        if (accept)
+        {
+            s.v[i] = low ? 1.0f : 0.0f;
+            s.side ^= 1;
+            s.log_sum = numerator;
+            s.qmax += dq;
+            s.qlane = top * std::numbers::ln2;
+            s.committed = true;
+        }
+    }
+    return t;
+}
+
 struct SessionKernels
 {
     void (*add_scaled)(double* p, double e, const float* w, int64_t n);
@@ -300,6 +406,7 @@ struct SessionKernels
     void (*scale)(float* r, const float* z, int64_t n);
     double (*log_product_double)(const float* r, const float* z, float* out, int64_t n, int32_t* top);
     void (*q_bounds)(const float* r, int64_t n, int32_t* bound);
+    int64_t (*flip_rounds)(FlipRun& s, int64_t t, int64_t end);
 };
 
 #define ANSATZ_RBM_KERNELS(suffix, attribute)                                                                \
@@ -329,6 +436,10 @@ struct SessionKernels
     attribute void scale_##suffix(float* r, const float* z, int64_t n)                                       \
     {                                                                                                        \
         scale_body(r, z, n);                                                                                 \
+    }                                                                                                        \
+    attribute int64_t flip_rounds_##suffix(FlipRun& s, int64_t t, int64_t end)                               \
+    {                                                                                                        \
+        return flip_rounds_body(s, t, end);                                                                  \
     }
 
 ANSATZ_RBM_KERNELS(base, )
@@ -343,10 +454,12 @@ const SessionKernels& session_kernels()
 #if defined(__x86_64__) && defined(__GNUC__)
         if (__builtin_cpu_supports("avx2"))
             return SessionKernels{ add_scaled_avx2, log_product_float_avx2,  log_product_float_only_avx2,
-                                   scale_avx2,      log_product_double_avx2, q_bounds_avx2 };
+                                   scale_avx2,      log_product_double_avx2, q_bounds_avx2,
+                                   flip_rounds_avx2 };
 #endif
         return SessionKernels{ add_scaled_base, log_product_float_base,  log_product_float_only_base,
-                               scale_base,      log_product_double_base, q_bounds_base };
+                               scale_base,      log_product_double_base, q_bounds_base,
+                               flip_rounds_base };
     }();
     return kernels;
 }
@@ -753,43 +866,7 @@ public:
                                     " the latest energy_delta proposed");
             (void)previous_values; // the cache kept the change from energy_delta
             ++accepted_rows;
-            const Change kind = ls.kind[k];
-            if (kind == Change::none)
-                continue;
-            const double e = ls.factor[k];
-            const size_t ik = static_cast<size_t>(i);
-            if (kind == Change::exact)
-            {
-                // p is up to date for this row (the proposal needed it): add the change, r from p.
-                session_kernels().add_scaled(ls.p.data() + r * hidden_, e, weights_.data() + i * hidden_,
-                                             hidden_);
-                refresh_row(r);
-                continue;
-            }
-            // r *= E keeps every r_j a normal float while max_j |q_j| stays below max_q, which the change
-            // moves by at most t max_j |W_ij|; beyond, r comes from p computed anew from v (which holds
-            // the change).
-            const double t = std::abs(ls.beta[k] * e), dq = t * ls.row_max[ik];
-            if (ls.qmax[k] + dq >= max_q && ls.stale[k])
-                estimate_bounds(r);
-            ls.p_current[k] = 0;
-            if (ls.qmax[k] + dq >= max_q)
-            {
-                current_p(v, r);
-                refresh_row(r);
-                continue;
-            }
-            if (ls.stored[k])
-                ls.side[k] ^= 1; // the proposal wrote r E into the row's other half
-            else
-                session_kernels().scale(r_of(r),
-                                        kind == Change::general ? ls.e.data() + r * hidden_
-                                                                : table_row(k, i, kind == Change::flip_down),
-                                        hidden_);
-            ls.log_sum[k] = ls.numerator[k];
-            ls.qmax[k] += dq;
-            ls.qlane[k] = ls.numerator_top[k]; // the new lanes' products, from the proposal's
-            ls.stale[k] = 1;
+            commit_row(v, r);
         }
         // The next round's proposals write r E ahead when most of this round's were accepted (a commit
         // then only flips the row's half); else the commits multiply r by E. The same bits either way.
@@ -797,11 +874,180 @@ public:
         ls.pending = false;
     }
 
+    // The commit of row r's latest proposal, accepted: v[r] holds its new value (see local_commit).
+    void commit_row(const ansatz_tensor& v, int64_t r)
+    {
+        LocalSession& ls = session_;
+        const size_t k = static_cast<size_t>(r);
+        const int64_t i = ls.sites[k];
+        const Change kind = ls.kind[k];
+        if (kind == Change::none)
+            return;
+        const double e = ls.factor[k];
+        const size_t ik = static_cast<size_t>(i);
+        if (kind == Change::exact)
+        {
+            // p is up to date for this row (the proposal needed it): add the change, r from p.
+            session_kernels().add_scaled(ls.p.data() + r * hidden_, e, weights_.data() + i * hidden_,
+                                         hidden_);
+            refresh_row(r);
+            return;
+        }
+        // r *= E keeps every r_j a normal float while max_j |q_j| stays below max_q, which the change
+        // moves by at most t max_j |W_ij|; beyond, r comes from p computed anew from v (which holds
+        // the change).
+        const double t = std::abs(ls.beta[k] * e), dq = t * ls.row_max[ik];
+        if (ls.qmax[k] + dq >= max_q && ls.stale[k])
+            estimate_bounds(r);
+        ls.p_current[k] = 0;
+        if (ls.qmax[k] + dq >= max_q)
+        {
+            current_p(v, r);
+            refresh_row(r);
+            return;
+        }
+        if (ls.stored[k])
+            ls.side[k] ^= 1; // the proposal wrote r E into the row's other half
+        else
+            session_kernels().scale(r_of(r),
+                                    kind == Change::general ? ls.e.data() + r * hidden_
+                                                            : table_row(k, i, kind == Change::flip_down),
+                                    hidden_);
+        ls.log_sum[k] = ls.numerator[k];
+        ls.qmax[k] += dq;
+        ls.qlane[k] = ls.numerator_top[k]; // the new lanes' products, from the proposal's
+        ls.stale[k] = 1;
+    }
+
     void local_end()
     {
         session_.open = false;
         session_.pending = false;
         session_.data = nullptr;
+    }
+
+    // ---- LOCAL_STEP (abi.h 2.4): `rounds` rounds of the session in one call, chain-major arrays {N,
+    // rounds}. Each row's rounds run in turn (its r and L stay in the core's cache): the common round (a
+    // flip of a binary unit with the row's table, its product in the float lanes, its commit without a
+    // refresh) in flip_rounds' loop, any other through propose, the acceptance and commit_row, the code
+    // of energy_delta and local_commit. Both give the bits of energy_delta + the acceptance +
+    // local_commit round by round: the same deltas from the same cache (r E either written into the other
+    // half or multiplied into r, the same floats), and the refresh of every row every refresh_every
+    // rounds at the same rounds: the call is cut there, every row runs its rounds up to the cut, then
+    // refresh_all. Flips (new_values nullptr): the new value is 0 where v holds 1, else 1 (as the
+    // metropolis_hastings sampler proposes them).
+    void local_step(const ansatz_tensor& v, int64_t rounds, const int64_t* sites, const float* new_values,
+                    const float* uniforms, uint8_t* accepted)
+    {
+        require_ready();
+        LocalSession& ls = session_;
+        require_session(v, "rbm local_step");
+        const int64_t n = ls.rows;
+        if (!new_values && gaussian_)
+            throw ansatz::Error("rbm local_step: flips (no new values) need bernoulli visible units; "
+                                "gaussian units take their new values");
+        for (int64_t r = 0; r < n; ++r)
+            for (int64_t t = 0; t < rounds; ++t)
+            {
+                const int64_t at = r * rounds + t, i = sites[at];
+                if (i < 0 || i >= d_)
+                    throw ansatz::Error("rbm local_step: site " + std::to_string(i) + " of chain " +
+                                        std::to_string(r) + " at round " + std::to_string(t) +
+                                        " is outside [0, " + std::to_string(d_) + ")");
+                if (new_values && !in_support(new_values[at]))
+                    throw ansatz::Error("rbm local_step: new value " + std::to_string(new_values[at]) +
+                                        " of chain " + std::to_string(r) + " at round " + std::to_string(t) +
+                                        " is outside the units' support " +
+                                        (gaussian_ ? "(the finite reals)" : "[0, 1]"));
+            }
+        ls.pending = false;
+        for (int64_t t0 = 0; t0 < rounds;)
+        {
+            // Round t0 counts as energy_delta's call would (a refresh first when it is due); the rounds
+            // after it up to the next refresh run without one.
+            if (++ls.rounds > refresh_every)
+                refresh_all(v);
+            const int64_t span = std::min<int64_t>(rounds - t0, refresh_every - ls.rounds + 1);
+            ls.rounds += static_cast<int32_t>(span - 1);
+            for (int64_t r = 0; r < n; ++r)
+                rounds_of_row(v, r, t0, t0 + span, sites + r * rounds,
+                              new_values ? new_values + r * rounds : nullptr, uniforms + r * rounds,
+                              accepted + r * rounds);
+            t0 += span;
+        }
+    }
+
+    // Rounds [first, end) of row r (its arrays from round 0): flip_rounds while it can, else one round
+    // by propose + the acceptance + commit_row.
+    void rounds_of_row(const ansatz_tensor& v, int64_t r, int64_t first, int64_t end, const int64_t* sites,
+                       const float* new_values, const float* uniforms, uint8_t* accepted)
+    {
+        LocalSession& ls = session_;
+        const size_t k = static_cast<size_t>(r);
+        float* row = ansatz::f32(v) + r * d_;
+        const int32_t table = ls.table_of_row[k];
+        FlipRun run{};
+        if (table >= 0)
+        {
+            const Table& tb = ls.tables[static_cast<size_t>(table)];
+            run = FlipRun{ row,
+                           sites,
+                           new_values,
+                           uniforms,
+                           accepted,
+                           { ls.r.data() + 2 * r * hidden_, ls.r.data() + (2 * r + 1) * hidden_ },
+                           tb.up.data(),
+                           tb.down.data(),
+                           visible_bias_.data(),
+                           ls.row_lane.data(),
+                           ls.row_max.data(),
+                           d_,
+                           hidden_,
+                           ls.beta[k],
+                           std::abs(ls.beta[k]),
+                           0,
+                           0,
+                           0,
+                           0,
+                           false };
+        }
+        for (int64_t t = first; t < end; ++t)
+        {
+            if (table >= 0)
+            {
+                run.side = ls.side[k];
+                run.log_sum = ls.log_sum[k];
+                run.qmax = ls.qmax[k];
+                run.qlane = ls.qlane[k];
+                run.committed = false;
+                t = session_kernels().flip_rounds(run, t, end);
+                ls.side[k] = static_cast<uint8_t>(run.side);
+                ls.log_sum[k] = run.log_sum;
+                ls.qmax[k] = run.qmax;
+                ls.qlane[k] = run.qlane;
+                if (run.committed)
+                {
+                    ls.stale[k] = 1;
+                    ls.p_current[k] = 0;
+                }
+                if (t == end)
+                    break;
+            }
+            const int64_t i = sites[t];
+            const float now = row[i];
+            const float u = new_values ? new_values[t] : (now == 1.0f ? 0.0f : 1.0f);
+            const float delta = propose(v, r, i, u);
+            const float minus = -delta;
+            float threshold = minus >= 0.0f ? 0.0f : minus;
+            ansatz::exp(&threshold, 1);
+            const bool accept = uniforms[t] < threshold;
+            accepted[t] = accept ? 1 : 0;
+            if (accept)
+            {
+                row[i] = u;
+                commit_row(v, r);
+            }
+        }
     }
 
     // ---- STATE GRADIENT (abi.h 2.2), gaussian units: with x = v / sigma^2 and p = b + x W,
@@ -996,8 +1242,8 @@ private:
     // while |q| < max_q. A float lane's partial products stay normal below max_lane_float, a double
     // lane's below max_lane_double.
     static constexpr double max_exponent = 80;
-    static constexpr double max_q = 80;
-    static constexpr double max_lane_float = 80;
+    static constexpr double max_q = session_max_q;
+    static constexpr double max_lane_float = session_max_lane_float;
     static constexpr double max_lane_double = 700;
     static constexpr int32_t refresh_every = 2048;
     static constexpr int64_t kPrefetchAhead = 4; // chains
@@ -1154,13 +1400,10 @@ private:
             refresh_all(v);
         const float* values = ansatz::f32(v);
         float* o = ansatz::f32(out);
-        const float* a = visible_bias_.data();
-        const float* w = weights_.data();
         for (int64_t r = 0; r < std::min<int64_t>(n, kPrefetchAhead); ++r)
             prefetch_row(values, r, sites[r], new_values[r]);
         for (int64_t r = 0; r < n; ++r)
         {
-            const size_t k = static_cast<size_t>(r);
             const int64_t i = sites[r];
             if (r + kPrefetchAhead < n) // the rows of the chains ahead load while this one computes
                 prefetch_row(values, r + kPrefetchAhead, sites[r + kPrefetchAhead],
@@ -1169,89 +1412,102 @@ private:
                 throw ansatz::Error("rbm energy_delta: site " + std::to_string(i) + " of chain " +
                                     std::to_string(r) + " is outside [0, " + std::to_string(d_) + ")");
             const float u = new_values[r];
-            if (gaussian_ ? !std::isfinite(u) : !(u >= 0.0f && u <= 1.0f))
+            if (!in_support(u))
                 throw ansatz::Error("rbm energy_delta: new value " + std::to_string(u) + " of chain " +
                                     std::to_string(r) + " is outside the units' support " +
                                     (gaussian_ ? "(the finite reals)" : "[0, 1]"));
-            ls.sites[k] = i;
-            ls.values[k] = u;
-            const float now = values[r * d_ + i];
-            const double b = ls.beta[k];
-            const double d = static_cast<double>(u) - now;
-            if (d == 0)
-            {
-                ls.kind[k] = Change::none;
-                ls.factor[k] = 0;
-                o[r] = 0.0f;
-                continue;
-            }
-            const size_t ik = static_cast<size_t>(i);
-            // e: the change of p is e W_i; the visible term of F_beta.
-            double e = d, visible = 0;
-            if (gaussian_)
-            {
-                e = d / variance_[ik];
-                visible = d * (0.5 * (static_cast<double>(u) + now) - a[i]) / variance_[ik];
-            }
-            else
-                visible = -b * a[i] * d;
-            ls.factor[k] = e;
-            const float* wi = w + i * hidden_;
-            const double t = std::abs(b * e); // |y_j| <= t |W_ij|
-            const bool flip = ls.table_of_row[k] >= 0 && (d == 1 || d == -1);
-            // A bound of every lane's log prod_j (1 + r_j E_j) (softplus is 1-Lipschitz: each factor grows at
-            // most by e^|y_j| from 1 + r_j).
-            const double lane = ls.qlane[k] + t * ls.row_lane[ik];
-            double hidden_change = 0; // sum_j softplus(q_j + y_j) - softplus(q_j)
-            // (The factors 1 + r_j E_j are floats: below e^(qmax + t max_j |W_ij|); qmax from r if that is
-            // what keeps the product from double lanes.)
-            if (lane >= max_lane_float && lane < max_lane_double && ls.stale[k] &&
-                ls.qmax[k] + t * ls.row_max[ik] >= max_exponent)
-                estimate_bounds(r);
-            if (ls.qmax[k] < max_q && (flip || t * ls.row_max[ik] < max_exponent) &&
-                (lane < max_lane_float ||
-                 (lane < max_lane_double && ls.qmax[k] + t * ls.row_max[ik] < max_exponent)))
-            {
-                const float* ex = nullptr;
-                if (flip)
-                {
-                    ls.kind[k] = d == 1 ? Change::flip_up : Change::flip_down;
-                    ex = table_row(k, i, d == -1);
-                }
-                else
-                {
-                    ls.kind[k] = Change::general;
-                    float* ey = ls.e.data() + r * hidden_;
-                    const float y = static_cast<float>(b * e);
-                    for (int64_t j = 0; j < hidden_; ++j)
-                        ey[j] = y * wi[j];
-                    ansatz::exp(ey, hidden_);
-                    ex = ey;
-                }
-                const float* x = r_of(r);
-                float* next = r_of(r, 1);
-                int32_t top = 0;
-                const bool in_float = lane < max_lane_float;
-                ls.stored[k] = !in_float || ls.store_ahead;
-                const double numerator =
-                    !in_float        ? session_kernels().log_product_double(x, ex, next, hidden_, &top)
-                    : ls.store_ahead ? session_kernels().log_product_float(x, ex, next, hidden_, &top)
-                                     : session_kernels().log_product_float_only(x, ex, next, hidden_, &top);
-                ls.numerator_top[k] = top * std::numbers::ln2;
-                ls.numerator[k] = numerator;
-                hidden_change = numerator - ls.log_sum[k];
-            }
-            else
-            {
-                ls.kind[k] = Change::exact;
-                current_p(v, r); // p itself is needed
-                const double* p = ls.p.data() + r * hidden_;
-                for (int64_t j = 0; j < hidden_; ++j)
-                    hidden_change += softplus_double(b * (p[j] + e * wi[j])) - softplus_double(b * p[j]);
-            }
-            o[r] = static_cast<float>(visible - hidden_change);
+            o[r] = propose(v, r, i, u);
         }
         ls.pending = true;
+    }
+
+    bool in_support(float u) const { return gaussian_ ? std::isfinite(u) : (u >= 0.0f && u <= 1.0f); }
+
+    // Row r's proposal: unit i (in range) set to u (in the support), from the cache: F_beta(v') - F_beta(v),
+    // and what its commit needs (kind, factor, the numerator and its lanes' bound, r E when stored).
+    float propose(const ansatz_tensor& v, int64_t r, int64_t i, float u)
+    {
+        LocalSession& ls = session_;
+        const float* values = ansatz::f32(v);
+        const float* a = visible_bias_.data();
+        const float* w = weights_.data();
+        const size_t k = static_cast<size_t>(r);
+        ls.sites[k] = i;
+        ls.values[k] = u;
+        const float now = values[r * d_ + i];
+        const double b = ls.beta[k];
+        const double d = static_cast<double>(u) - now;
+        if (d == 0)
+        {
+            ls.kind[k] = Change::none;
+            ls.factor[k] = 0;
+            return 0.0f;
+        }
+        const size_t ik = static_cast<size_t>(i);
+        // e: the change of p is e W_i; the visible term of F_beta.
+        double e = d, visible = 0;
+        if (gaussian_)
+        {
+            e = d / variance_[ik];
+            visible = d * (0.5 * (static_cast<double>(u) + now) - a[i]) / variance_[ik];
+        }
+        else
+            visible = -b * a[i] * d;
+        ls.factor[k] = e;
+        const float* wi = w + i * hidden_;
+        const double t = std::abs(b * e); // |y_j| <= t |W_ij|
+        const bool flip = ls.table_of_row[k] >= 0 && (d == 1 || d == -1);
+        // A bound of every lane's log prod_j (1 + r_j E_j) (softplus is 1-Lipschitz: each factor grows at
+        // most by e^|y_j| from 1 + r_j).
+        const double lane = ls.qlane[k] + t * ls.row_lane[ik];
+        double hidden_change = 0; // sum_j softplus(q_j + y_j) - softplus(q_j)
+        // (The factors 1 + r_j E_j are floats: below e^(qmax + t max_j |W_ij|); qmax from r if that is
+        // what keeps the product from double lanes.)
+        if (lane >= max_lane_float && lane < max_lane_double && ls.stale[k] &&
+            ls.qmax[k] + t * ls.row_max[ik] >= max_exponent)
+            estimate_bounds(r);
+        if (ls.qmax[k] < max_q && (flip || t * ls.row_max[ik] < max_exponent) &&
+            (lane < max_lane_float ||
+             (lane < max_lane_double && ls.qmax[k] + t * ls.row_max[ik] < max_exponent)))
+        {
+            const float* ex = nullptr;
+            if (flip)
+            {
+                ls.kind[k] = d == 1 ? Change::flip_up : Change::flip_down;
+                ex = table_row(k, i, d == -1);
+            }
+            else
+            {
+                ls.kind[k] = Change::general;
+                float* ey = ls.e.data() + r * hidden_;
+                const float y = static_cast<float>(b * e);
+                for (int64_t j = 0; j < hidden_; ++j)
+                    ey[j] = y * wi[j];
+                ansatz::exp(ey, hidden_);
+                ex = ey;
+            }
+            const float* x = r_of(r);
+            float* next = r_of(r, 1);
+            int32_t top = 0;
+            const bool in_float = lane < max_lane_float;
+            ls.stored[k] = !in_float || ls.store_ahead;
+            const double numerator =
+                !in_float        ? session_kernels().log_product_double(x, ex, next, hidden_, &top)
+                : ls.store_ahead ? session_kernels().log_product_float(x, ex, next, hidden_, &top)
+                                 : session_kernels().log_product_float_only(x, ex, next, hidden_, &top);
+            ls.numerator_top[k] = top * std::numbers::ln2;
+            ls.numerator[k] = numerator;
+            hidden_change = numerator - ls.log_sum[k];
+        }
+        else
+        {
+            ls.kind[k] = Change::exact;
+            current_p(v, r); // p itself is needed
+            const double* p = ls.p.data() + r * hidden_;
+            for (int64_t j = 0; j < hidden_; ++j)
+                hidden_change += softplus_double(b * (p[j] + e * wi[j])) - softplus_double(b * p[j]);
+        }
+        return static_cast<float>(visible - hidden_change);
     }
 
     // Visible biases from the data's means (Hinton 2010, "A practical guide to training RBMs", 8.1):

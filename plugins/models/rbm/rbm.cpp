@@ -102,39 +102,9 @@ constexpr int kLanes = 32;
         p[j] += e * w[j];
 }
 
-// log prod_k lane[k] of kLanes positive floats within e^+-80, however far their product is from 1: in
-// double, lanes k, k + 4, ..., k + 28 multiplied by a fixed tree (each of the 4 products within e^+-640,
-// normal doubles), then each of the 4 split exactly into its binary exponent and its mantissa in [1, 2)
-// (from its bits), log(product of the mantissas) + (the exponents' sum) log 2. The same bits on every
-// instruction set.
-[[gnu::always_inline]] inline double log_of_lanes(const float* lane, int32_t* top)
-{
-    double m[kLanes];
-    int32_t largest = 0;
-    for (int k = 0; k < kLanes; ++k)
-    {
-        m[k] = static_cast<double>(lane[k]);
-        int32_t bits;
-        std::memcpy(&bits, &lane[k], sizeof bits);
-        largest = std::max(largest, bits >> 23); // (positive: the biased exponent)
-    }
-    *top = largest - 126; // every lane < 2^top
-    for (int width = kLanes / 2; width >= 4; width /= 2)
-        for (int k = 0; k < width; ++k)
-            m[k] *= m[k + width];
-    int64_t exponent = 0;
-    for (int k = 0; k < 4; ++k)
-    {
-        uint64_t bits;
-        std::memcpy(&bits, &m[k], sizeof bits);
-        exponent += static_cast<int64_t>(bits >> 52) - 1023;
-        bits = (bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
-        std::memcpy(&m[k], &bits, sizeof bits);
-    }
-    return std::log((m[0] * m[2]) * (m[1] * m[3])) + static_cast<double>(exponent) * std::numbers::ln2;
-}
-
-// The same for kLanes positive normal doubles.
+// log prod_k lane[k] of kLanes positive normal doubles (lanes each within e^+-700): each split exactly
+// into its binary exponent and its mantissa in [1, 2) (from its bits), log(product of the mantissas) +
+// (the exponents' sum) log 2.
 [[gnu::always_inline]] inline double log_of_lanes(const double* lane, int32_t* top)
 {
     double m[kLanes];
@@ -162,6 +132,84 @@ constexpr int kLanes = 32;
 // set, two SSE registers each on the baseline, the same element-wise operations.)
 typedef float Floats8 __attribute__((vector_size(32)));
 
+typedef double Doubles4 __attribute__((vector_size(32)));
+typedef int32_t Ints8 __attribute__((vector_size(32)));
+typedef int64_t Longs4 __attribute__((vector_size(32)));
+
+// prod_k lane[k] of kLanes positive floats within e^+-80 (lanes 8 g .. 8 g + 7 in a_g), however far from 1,
+// as y 2^exponent with y in [1, 16): in double, lanes k, k + 4, ..., k + 28 multiplied by a fixed tree
+// (each of the 4 products within e^+-640, normal doubles; lanes 4 c .. 4 c + 3 in the vector D_c, element
+// by element), each of the 4 split exactly into its binary exponent and its mantissa in [1, 2) (from its
+// bits), y the product of the mantissas. Also top: every lane < 2^top. The same bits on every instruction
+// set (no fused multiply-adds: the kernels are not compiled with FMA).
+[[gnu::always_inline]] inline double mantissa_product(const Floats8& a0, const Floats8& a1, const Floats8& a2,
+                                                      const Floats8& a3, int32_t* top, int64_t* exponent)
+{
+    Ints8 e0, e1, e2, e3;
+    std::memcpy(&e0, &a0, sizeof e0);
+    std::memcpy(&e1, &a1, sizeof e1);
+    std::memcpy(&e2, &a2, sizeof e2);
+    std::memcpy(&e3, &a3, sizeof e3);
+    e0 >>= 23; // (positive: the biased exponents)
+    e1 >>= 23;
+    e2 >>= 23;
+    e3 >>= 23;
+    e0 = e0 > e1 ? e0 : e1;
+    e2 = e2 > e3 ? e2 : e3;
+    e0 = e0 > e2 ? e0 : e2;
+    int32_t largest = 0;
+    for (int k = 0; k < 8; ++k)
+        largest = std::max(largest, e0[k]);
+    *top = largest - 126; // every lane < 2^top
+#define ANSATZ_RBM_LOW(f) __builtin_convertvector(__builtin_shufflevector(f, f, 0, 1, 2, 3), Doubles4)
+#define ANSATZ_RBM_HIGH(f) __builtin_convertvector(__builtin_shufflevector(f, f, 4, 5, 6, 7), Doubles4)
+    // width 16: m[k] *= m[k + 16]; width 8: m[k] *= m[k + 8]; width 4: m[k] *= m[k + 4].
+    Doubles4 d0 = ANSATZ_RBM_LOW(a0) * ANSATZ_RBM_LOW(a2), d1 = ANSATZ_RBM_HIGH(a0) * ANSATZ_RBM_HIGH(a2),
+             d2 = ANSATZ_RBM_LOW(a1) * ANSATZ_RBM_LOW(a3), d3 = ANSATZ_RBM_HIGH(a1) * ANSATZ_RBM_HIGH(a3);
+#undef ANSATZ_RBM_LOW
+#undef ANSATZ_RBM_HIGH
+    d0 *= d2;
+    d1 *= d3;
+    d0 *= d1;
+    Longs4 bits;
+    std::memcpy(&bits, &d0, sizeof bits);
+    const Longs4 exponents = (bits >> 52) - 1023; // (positive doubles)
+    bits = (bits & 0x000fffffffffffffll) | 0x3ff0000000000000ll;
+    Doubles4 m;
+    std::memcpy(&m, &bits, sizeof m);
+    *exponent = (exponents[0] + exponents[1]) + (exponents[2] + exponents[3]);
+    return (m[0] * m[2]) * (m[1] * m[3]);
+}
+
+// log y of 4 doubles y in [1, 16), element by element, within 2 ulp of log(16) (checked against std::log
+// on 2e7 points): y = 2^k f with f in [sqrt(1/2), sqrt(2)] (from the bits, exactly), s = (f - 1) / (f + 1),
+// log f = 2 (s + s^3 / 3 + ... + s^21 / 21) (|s| <= 0.172: the rest is below 1e-17), + k log 2. Plain
+// multiplies, adds and one division on each element, so the same bits one element at a time or four,
+// on every instruction set; cheaper than a call of log per row, and four rows' at once.
+[[gnu::always_inline]] inline void log_small(const Doubles4& y, Doubles4& out)
+{
+    Longs4 bits;
+    std::memcpy(&bits, &y, sizeof bits);
+    Longs4 k = (bits >> 52) - 1023;
+    bits = (bits & 0x000fffffffffffffll) | 0x3ff0000000000000ll;
+    Doubles4 f;
+    std::memcpy(&f, &bits, sizeof f);
+    const Longs4 big = f > std::numbers::sqrt2; // -1 where true
+    f = big ? f * 0.5 : f;
+    k -= big;
+    const Doubles4 s = (f - 1.0) / (f + 1.0), z = s * s;
+    Doubles4 p = z * (2.0 / 21) + 2.0 / 19;
+    p = p * z + 2.0 / 17;
+    p = p * z + 2.0 / 15;
+    p = p * z + 2.0 / 13;
+    p = p * z + 2.0 / 11;
+    p = p * z + 2.0 / 9;
+    p = p * z + 2.0 / 7;
+    p = p * z + 2.0 / 5;
+    p = p * z + 2.0 / 3;
+    out = (2.0 * s + s * (z * p)) + __builtin_convertvector(k, Doubles4) * std::numbers::ln2;
+}
+
 // lane *= 1 + r z over 8 units, and (Store) out = r z.
 template <bool Store>
 [[gnu::always_inline]] inline void multiply_factors(const float* r, const float* z, float* out, Floats8& lane)
@@ -175,9 +223,10 @@ template <bool Store>
     lane *= 1.0f + rz;
 }
 
+// The same as y 2^exponent, y in [1, 16) (mantissa_product), for callers that take the logs of several.
 template <bool Store>
-[[gnu::always_inline]] inline double log_product_float_body(const float* r, const float* z, float* out,
-                                                            int64_t n, int32_t* top)
+[[gnu::always_inline]] inline double product_float_body(const float* r, const float* z, float* out, int64_t n,
+                                                        int32_t* top, int64_t* exponent)
 {
     static_assert(kLanes == 32);
     Floats8 a0 = Floats8{} + 1.0f, a1 = a0, a2 = a0, a3 = a0;
@@ -189,25 +238,43 @@ template <bool Store>
         multiply_factors<Store>(r + j + 16, z + j + 16, out + j + 16, a2);
         multiply_factors<Store>(r + j + 24, z + j + 24, out + j + 24, a3);
     }
-    float lane[kLanes];
-    std::memcpy(lane, &a0, sizeof a0);
-    std::memcpy(lane + 8, &a1, sizeof a1);
-    std::memcpy(lane + 16, &a2, sizeof a2);
-    std::memcpy(lane + 24, &a3, sizeof a3);
-    for (int k = 0; j < n; ++j, ++k)
+    if (j < n) // a partial lane block: its units one by one
     {
-        const float rz = r[j] * z[j];
-        if constexpr (Store)
-            out[j] = rz;
-        lane[k] *= 1.0f + rz;
+        float lane[kLanes];
+        std::memcpy(lane, &a0, sizeof a0);
+        std::memcpy(lane + 8, &a1, sizeof a1);
+        std::memcpy(lane + 16, &a2, sizeof a2);
+        std::memcpy(lane + 24, &a3, sizeof a3);
+        for (int k = 0; j < n; ++j, ++k)
+        {
+            const float rz = r[j] * z[j];
+            if constexpr (Store)
+                out[j] = rz;
+            lane[k] *= 1.0f + rz;
+        }
+        std::memcpy(&a0, lane, sizeof a0);
+        std::memcpy(&a1, lane + 8, sizeof a1);
+        std::memcpy(&a2, lane + 16, sizeof a2);
+        std::memcpy(&a3, lane + 24, sizeof a3);
     }
-    return log_of_lanes(lane, top);
+    return mantissa_product(a0, a1, a2, a3, top, exponent);
+}
+
+template <bool Store>
+[[gnu::always_inline]] inline double log_product_float_body(const float* r, const float* z, float* out,
+                                                            int64_t n, int32_t* top)
+{
+    int64_t exponent = 0;
+    const double y = product_float_body<Store>(r, z, out, n, top, &exponent);
+    Doubles4 ys = Doubles4{} + 1.0, logs;
+    ys[0] = y;
+    log_small(ys, logs);
+    return logs[0] + static_cast<double>(exponent) * std::numbers::ln2;
 }
 
 // The same with each factor and each lane's product in double (the caller bounds a lane below 700; out
 // may then overflow, and is not committed).
 typedef float Floats4 __attribute__((vector_size(16)));
-typedef double Doubles4 __attribute__((vector_size(32)));
 
 // low, high *= the factors 1 + r z (in float) of 8 units, in double, and out = r z.
 [[gnu::always_inline]] inline void multiply_factors_double(const float* r, const float* z, float* out,
@@ -260,7 +327,6 @@ typedef double Doubles4 __attribute__((vector_size(32)));
 
 // Bounds of q_j = log r_j from the binary exponents E_j of the floats r_j (q_j in [E_j, E_j + 1) log 2):
 // bound[0] = max_j |q_j| as a multiple of log 2 (an exact integer).
-typedef int32_t Ints8 __attribute__((vector_size(32)));
 
 // largest = max(largest, bound of |q| in units of log 2) over 8 units.
 [[gnu::always_inline]] inline void add_q_bounds(const float* r, Ints8& largest)
@@ -292,11 +358,10 @@ typedef int32_t Ints8 __attribute__((vector_size(32)));
     bound[0] = *std::max_element(most, most + kLanes);
 }
 
-// ---- local_step's fused rounds of one row (see local_step in the class): flips of binary units whose
-// factors E come from a table and whose products stay in the float lanes, the common case, each round
-// what energy_delta, the acceptance and local_commit compute for it, in one loop over the row's rounds
-// (its two halves of r stay in the core's cache; the table row of the next round is fetched meanwhile).
-// The limits are the class's (max_q, max_lane_float: see LocalSession).
+// ---- local_step's fused rounds (see local_step in the class): flips of binary units whose factors E come
+// from a table and whose products stay in the float lanes, the common case, each round what
+// energy_delta, the acceptance and local_commit compute for it. The limits are the class's (max_q,
+// max_lane_float: see LocalSession).
 constexpr double session_max_q = 80;
 constexpr double session_max_lane_float = 80;
 
@@ -321,78 +386,97 @@ struct FlipRun
     bool committed; // a change was committed (the bounds were raised by commits; p is no longer current)
 };
 
-// e^x as ansatz::exp rounds it: its AVX2 + FMA kernel on one value where ansatz::exp uses that kernel
-// (the lanes are independent: the same bits as in a call on many), else the call itself.
+// e^x[k] for k < 8 as ansatz::exp rounds them (its AVX2 + FMA kernel on one vector where ansatz::exp
+// uses that kernel, else the call itself).
+constexpr int kGroup = 4; // (at most 4: the logs of a round are one vector of doubles)
 #ifdef ANSATZ_MATH_AVX2
-__attribute__((target("avx2,fma"))) float exp_one_avx2(float x)
+__attribute__((target("avx2,fma"))) void exp_group_avx2(float* x)
 {
-    return _mm256_cvtss_f32(ansatz::detail::math::avx2::exp(_mm256_set1_ps(x)));
+    _mm256_storeu_ps(x, ansatz::detail::math::avx2::exp(_mm256_loadu_ps(x)));
 }
 #endif
-inline float exp_one(float x)
+inline void exp_group(float* x)
 {
 #ifdef ANSATZ_MATH_AVX2
     if (ansatz::detail::math::avx2::available())
-        return exp_one_avx2(x);
+        return exp_group_avx2(x);
 #endif
-    ansatz::exp(&x, 1);
-    return x;
+    ansatz::exp(x, 8);
 }
 
-// Runs rounds [t, end) of the row while each is a flip (new value 1 - v_i, v_i 0 or 1) whose product
-// stays in the float lanes and whose commit keeps max |q| below max_q; returns the first round it did
-// not run (end when it ran them all). Each round: the delta session_delta computes for it (the same
-// expression, the same kernel), accepted when uniforms[t] < e^min(0, -delta) as ansatz::exp rounds it,
-// and for an accepted one what local_commit does (the proposal wrote r E into the other half).
-[[gnu::always_inline]] inline int64_t flip_rounds_body(FlipRun& s, int64_t t, int64_t end)
+// Rounds [t, end) of `count` <= kGroup rows in lockstep (round t of every row, then round t + 1, ...),
+// while every row's round is a flip (new value 1 - v_i, v_i 0 or 1) whose product stays in the float lanes
+// and whose commit keeps max |q| below max_q; returns the first round it did not run (for any row; end when
+// it ran them all). Each row's round: the delta session_delta computes for it (the same expression, the
+// same kernels: product_float and log_small are log_product_float's steps), accepted when uniforms[t] <
+// e^min(0, -delta) as ansatz::exp rounds it, and when accepted what local_commit does (the proposal wrote
+// r E into the other half: the commit flips the half). The rows' chains of dependent work (product, log,
+// delta, exponential, decision, the next round's product) overlap; a round's logs are one vector of
+// doubles and its exponentials one vector of floats; the decisions are selects, not branches (a coin
+// flip the predictor cannot learn). Each row's r halves stay in the core's cache through the call.
+[[gnu::always_inline]] inline int64_t flip_group_body(FlipRun* runs, int count, int64_t t, int64_t end)
 {
-    const float* const up = s.up;
-    const float* const down = s.down;
-    const int64_t h = s.h, d = s.d;
+    const int64_t h = runs[0].h, d = runs[0].d;
     for (; t < end; ++t)
     {
-        const int64_t i = s.sites[t];
-        if (i < 0 || i >= d)
-            return t;
-        const float now = s.v[i];
-        const bool low = now == 0.0f;
-        if (!(low || now == 1.0f) || (s.values && s.values[t] != 1.0f - now))
-            return t;
-        const double dq = s.t * s.row_max[i];
-        if (!(s.qmax < session_max_q && s.qlane + s.t * s.row_lane[i] < session_max_lane_float &&
-              s.qmax + dq < session_max_q))
-            return t;
-        // The table row of the next round (its direction from the chain as it is now: a hint).
-        if (t + 1 < end)
+        const float* ex[kGroup];
+        int64_t site[kGroup];
+        bool low[kGroup];
+        double dq[kGroup];
+        for (int g = 0; g < count; ++g)
         {
-            const int64_t i1 = s.sites[t + 1];
-            if (i1 >= 0 && i1 < d)
-            {
-                const float* next_row = (s.v[i1] == 0.0f ? up : down) + i1 * h;
-                for (int64_t j = 0; j < h; j += 16) // one cache line of 64 bytes
-                    __builtin_prefetch(next_row + j);
-            }
+            const FlipRun& s = runs[g];
+            const int64_t i = s.sites[t];
+            if (i < 0 || i >= d)
+                return t;
+            const float now = s.v[i];
+            low[g] = now == 0.0f;
+            if (!(low[g] || now == 1.0f) || (s.values && s.values[t] != 1.0f - now))
+                return t;
+            dq[g] = s.t * s.row_max[i];
+            if (!(s.qmax < session_max_q && s.qlane + s.t * s.row_lane[i] < session_max_lane_float &&
+                  s.qmax + dq[g] < session_max_q))
+                return t;
+            site[g] = i;
+            ex[g] = (low[g] ? s.up : s.down) + i * h;
         }
-        const double change = low ? 1.0 : -1.0; // d = u - v_i
-        const float* ex = (low ? up : down) + i * h;
-        float* x = s.half[s.side];
-        float* next = s.half[s.side ^ 1];
-        int32_t top = 0;
-        const double numerator = log_product_float_body<true>(x, ex, next, h, &top);
-        const double visible = -s.beta * s.a[i] * change;
-        const float delta = static_cast<float>(visible - (numerator - s.log_sum));
-        const float minus = -delta;
-        const float threshold = minus >= 0.0f ? 1.0f : exp_one(minus); // e^0 = 1; NaN stays NaN: rejected
-        const bool accept = s.uniforms[t] < threshold;
-        s.accepted[t] = accept ? 1 : 0;
-        if (accept)
+        int32_t top[kGroup];
+        int64_t exponent[kGroup];
+        Doubles4 y = Doubles4{} + 1.0;
+        float threshold[8] = {}; // (one vector)
+        for (int g = 0; g < count; ++g)
         {
-            s.v[i] = low ? 1.0f : 0.0f;
-            s.side ^= 1;
-            s.log_sum = numerator;
-            s.qmax += dq;
-            s.qlane = top * std::numbers::ln2;
-            s.committed = true;
+            FlipRun& s = runs[g];
+            y[g] =
+                product_float_body<true>(s.half[s.side], ex[g], s.half[s.side ^ 1], h, &top[g], &exponent[g]);
+        }
+        Doubles4 logs;
+        log_small(y, logs); // log_product_float's logs, four at once
+        double numerator[kGroup];
+        for (int g = 0; g < count; ++g)
+            numerator[g] = logs[g] + static_cast<double>(exponent[g]) * std::numbers::ln2;
+        for (int g = 0; g < count; ++g)
+        {
+            const FlipRun& s = runs[g];
+            const double change = low[g] ? 1.0 : -1.0; // d = u - v_i
+            const double visible = -s.beta * s.a[site[g]] * change;
+            const float delta = static_cast<float>(visible - (numerator[g] - s.log_sum));
+            const float minus = -delta;
+            threshold[g] = minus >= 0.0f ? 0.0f : minus; // e^0 = 1; NaN stays NaN: rejected
+        }
+        exp_group(threshold);
+        for (int g = 0; g < count; ++g)
+        {
+            FlipRun& s = runs[g];
+            const bool accept = s.uniforms[t] < threshold[g];
+            s.accepted[t] = accept ? 1 : 0;
+            float& at = s.v[site[g]];
+            at = accept ? (low[g] ? 1.0f : 0.0f) : at;
+            s.side ^= accept ? 1 : 0;
+            s.log_sum = accept ? numerator[g] : s.log_sum;
+            s.qmax += accept ? dq[g] : 0.0;
+            s.qlane = accept ? top[g] * std::numbers::ln2 : s.qlane;
+            s.committed = s.committed || accept;
         }
     }
     return t;
@@ -406,7 +490,7 @@ struct SessionKernels
     void (*scale)(float* r, const float* z, int64_t n);
     double (*log_product_double)(const float* r, const float* z, float* out, int64_t n, int32_t* top);
     void (*q_bounds)(const float* r, int64_t n, int32_t* bound);
-    int64_t (*flip_rounds)(FlipRun& s, int64_t t, int64_t end);
+    int64_t (*flip_group)(FlipRun* runs, int count, int64_t t, int64_t end);
 };
 
 #define ANSATZ_RBM_KERNELS(suffix, attribute)                                                                \
@@ -437,9 +521,9 @@ struct SessionKernels
     {                                                                                                        \
         scale_body(r, z, n);                                                                                 \
     }                                                                                                        \
-    attribute int64_t flip_rounds_##suffix(FlipRun& s, int64_t t, int64_t end)                               \
+    attribute int64_t flip_group_##suffix(FlipRun* runs, int count, int64_t t, int64_t end)                  \
     {                                                                                                        \
-        return flip_rounds_body(s, t, end);                                                                  \
+        return flip_group_body(runs, count, t, end);                                                         \
     }
 
 ANSATZ_RBM_KERNELS(base, )
@@ -455,11 +539,11 @@ const SessionKernels& session_kernels()
         if (__builtin_cpu_supports("avx2"))
             return SessionKernels{ add_scaled_avx2, log_product_float_avx2,  log_product_float_only_avx2,
                                    scale_avx2,      log_product_double_avx2, q_bounds_avx2,
-                                   flip_rounds_avx2 };
+                                   flip_group_avx2 };
 #endif
         return SessionKernels{ add_scaled_base, log_product_float_base,  log_product_float_only_base,
                                scale_base,      log_product_double_base, q_bounds_base,
-                               flip_rounds_base };
+                               flip_group_base };
     }();
     return kernels;
 }
@@ -969,11 +1053,104 @@ public:
                 refresh_all(v);
             const int64_t span = std::min<int64_t>(rounds - t0, refresh_every - ls.rounds + 1);
             ls.rounds += static_cast<int32_t>(span - 1);
-            for (int64_t r = 0; r < n; ++r)
-                rounds_of_row(v, r, t0, t0 + span, sites + r * rounds,
+            for (int64_t r0 = 0; r0 < n; r0 += kGroup)
+                rounds_of_group(v, r0, std::min<int64_t>(kGroup, n - r0), rounds, t0, t0 + span, sites,
+                                new_values, uniforms, accepted);
+            t0 += span;
+        }
+    }
+
+    // Rows [r0, r0 + count) (count <= kGroup), rounds [first, end): the rows with a table in lockstep
+    // (flip_group) while it can, and any round it cannot run row by row (rounds_of_row); rows without a
+    // table row by row.
+    void rounds_of_group(const ansatz_tensor& v, int64_t r0, int64_t count, int64_t rounds, int64_t first,
+                         int64_t end, const int64_t* sites, const float* new_values, const float* uniforms,
+                         uint8_t* accepted)
+    {
+        LocalSession& ls = session_;
+        FlipRun runs[kGroup];
+        int64_t rows[kGroup];
+        int grouped = 0;
+        for (int64_t r = r0; r < r0 + count; ++r)
+        {
+            if (ls.table_of_row[static_cast<size_t>(r)] < 0)
+            {
+                rounds_of_row(v, r, first, end, sites + r * rounds,
                               new_values ? new_values + r * rounds : nullptr, uniforms + r * rounds,
                               accepted + r * rounds);
-            t0 += span;
+                continue;
+            }
+            runs[grouped] = flip_run(v, r, sites + r * rounds, new_values ? new_values + r * rounds : nullptr,
+                                     uniforms + r * rounds, accepted + r * rounds);
+            rows[grouped++] = r;
+        }
+        if (grouped == 0)
+            return;
+        for (int64_t t = first; t < end; ++t)
+        {
+            for (int g = 0; g < grouped; ++g)
+                load_run(runs[g], rows[g]);
+            t = session_kernels().flip_group(runs, grouped, t, end);
+            for (int g = 0; g < grouped; ++g)
+                store_run(runs[g], rows[g]);
+            if (t == end)
+                break;
+            for (int g = 0; g < grouped; ++g) // round t row by row
+                rounds_of_row(v, rows[g], t, t + 1, runs[g].sites, runs[g].values, runs[g].uniforms,
+                              runs[g].accepted);
+        }
+    }
+
+    // flip_rounds' view of row r (a row with a table), its arrays from round 0; its state from load_run.
+    FlipRun flip_run(const ansatz_tensor& v, int64_t r, const int64_t* sites, const float* new_values,
+                     const float* uniforms, uint8_t* accepted)
+    {
+        LocalSession& ls = session_;
+        const size_t k = static_cast<size_t>(r);
+        const Table& tb = ls.tables[static_cast<size_t>(ls.table_of_row[k])];
+        return FlipRun{ ansatz::f32(v) + r * d_,
+                        sites,
+                        new_values,
+                        uniforms,
+                        accepted,
+                        { ls.r.data() + 2 * r * hidden_, ls.r.data() + (2 * r + 1) * hidden_ },
+                        tb.up.data(),
+                        tb.down.data(),
+                        visible_bias_.data(),
+                        ls.row_lane.data(),
+                        ls.row_max.data(),
+                        d_,
+                        hidden_,
+                        ls.beta[k],
+                        std::abs(ls.beta[k]),
+                        0,
+                        0,
+                        0,
+                        0,
+                        false };
+    }
+    void load_run(FlipRun& run, int64_t r) const
+    {
+        const LocalSession& ls = session_;
+        const size_t k = static_cast<size_t>(r);
+        run.side = ls.side[k];
+        run.log_sum = ls.log_sum[k];
+        run.qmax = ls.qmax[k];
+        run.qlane = ls.qlane[k];
+        run.committed = false;
+    }
+    void store_run(const FlipRun& run, int64_t r)
+    {
+        LocalSession& ls = session_;
+        const size_t k = static_cast<size_t>(r);
+        ls.side[k] = static_cast<uint8_t>(run.side);
+        ls.log_sum[k] = run.log_sum;
+        ls.qmax[k] = run.qmax;
+        ls.qlane[k] = run.qlane;
+        if (run.committed) // as local_commit: the bounds were raised by commits, p is not the row's
+        {
+            ls.stale[k] = 1;
+            ls.p_current[k] = 0;
         }
     }
 
@@ -985,51 +1162,17 @@ public:
         LocalSession& ls = session_;
         const size_t k = static_cast<size_t>(r);
         float* row = ansatz::f32(v) + r * d_;
-        const int32_t table = ls.table_of_row[k];
+        const bool table = ls.table_of_row[k] >= 0;
         FlipRun run{};
-        if (table >= 0)
-        {
-            const Table& tb = ls.tables[static_cast<size_t>(table)];
-            run = FlipRun{ row,
-                           sites,
-                           new_values,
-                           uniforms,
-                           accepted,
-                           { ls.r.data() + 2 * r * hidden_, ls.r.data() + (2 * r + 1) * hidden_ },
-                           tb.up.data(),
-                           tb.down.data(),
-                           visible_bias_.data(),
-                           ls.row_lane.data(),
-                           ls.row_max.data(),
-                           d_,
-                           hidden_,
-                           ls.beta[k],
-                           std::abs(ls.beta[k]),
-                           0,
-                           0,
-                           0,
-                           0,
-                           false };
-        }
+        if (table)
+            run = flip_run(v, r, sites, new_values, uniforms, accepted);
         for (int64_t t = first; t < end; ++t)
         {
-            if (table >= 0)
+            if (table)
             {
-                run.side = ls.side[k];
-                run.log_sum = ls.log_sum[k];
-                run.qmax = ls.qmax[k];
-                run.qlane = ls.qlane[k];
-                run.committed = false;
-                t = session_kernels().flip_rounds(run, t, end);
-                ls.side[k] = static_cast<uint8_t>(run.side);
-                ls.log_sum[k] = run.log_sum;
-                ls.qmax[k] = run.qmax;
-                ls.qlane[k] = run.qlane;
-                if (run.committed)
-                {
-                    ls.stale[k] = 1;
-                    ls.p_current[k] = 0;
-                }
+                load_run(run, r);
+                t = session_kernels().flip_group(&run, 1, t, end);
+                store_run(run, r);
                 if (t == end)
                     break;
             }

@@ -416,7 +416,7 @@ inline void exp_group(float* x)
 // flip the predictor cannot learn). Each row's r halves stay in the core's cache through the call.
 [[gnu::always_inline]] inline int64_t flip_group_body(FlipRun* runs, int count, int64_t t, int64_t end)
 {
-    const int64_t h = runs[0].h, d = runs[0].d;
+    const int64_t h = runs[0].h;
     for (; t < end; ++t)
     {
         const float* ex[kGroup];
@@ -426,16 +426,15 @@ inline void exp_group(float* x)
         for (int g = 0; g < count; ++g)
         {
             const FlipRun& s = runs[g];
-            const int64_t i = s.sites[t];
-            if (i < 0 || i >= d)
-                return t;
+            const int64_t i = s.sites[t]; // (in [0, D): local_step checked every site)
             const float now = s.v[i];
             low[g] = now == 0.0f;
             if (!(low[g] || now == 1.0f) || (s.values && s.values[t] != 1.0f - now))
                 return t;
             dq[g] = s.t * s.row_max[i];
-            if (!(s.qmax < session_max_q && s.qlane + s.t * s.row_lane[i] < session_max_lane_float &&
-                  s.qmax + dq[g] < session_max_q))
+            // (session_delta's float-lane case, and its commit without a refresh: qmax + dq < max_q, so
+            // qmax < max_q)
+            if (!(s.qlane + s.t * s.row_lane[i] < session_max_lane_float && s.qmax + dq[g] < session_max_q))
                 return t;
             site[g] = i;
             ex[g] = (low[g] ? s.up : s.down) + i * h;

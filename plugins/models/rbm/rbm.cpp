@@ -386,6 +386,24 @@ struct FlipRun
     bool committed; // a change was committed (the bounds were raised by commits; p is no longer current)
 };
 
+// e^x as ansatz::exp rounds it (its AVX2 + FMA kernel on one value where ansatz::exp uses that kernel: the
+// lanes are independent, so the same bits as in a call on many; else the call itself).
+#ifdef ANSATZ_MATH_AVX2
+__attribute__((target("avx2,fma"))) float exp_one_avx2(float x)
+{
+    return _mm256_cvtss_f32(ansatz::detail::math::avx2::exp(_mm256_set1_ps(x)));
+}
+#endif
+inline float exp_one(float x)
+{
+#ifdef ANSATZ_MATH_AVX2
+    if (ansatz::detail::math::avx2::available())
+        return exp_one_avx2(x);
+#endif
+    ansatz::exp(&x, 1);
+    return x;
+}
+
 // e^x[k] for k < 8 as ansatz::exp rounds them (its AVX2 + FMA kernel on one vector where ansatz::exp
 // uses that kernel, else the call itself).
 constexpr int kGroup = 4; // (at most 4: the logs of a round are one vector of doubles)
@@ -404,17 +422,20 @@ inline void exp_group(float* x)
     ansatz::exp(x, 8);
 }
 
-// Rounds [t, end) of `count` <= kGroup rows in lockstep (round t of every row, then round t + 1, ...),
-// while every row's round is a flip (new value 1 - v_i, v_i 0 or 1) whose product stays in the float lanes
-// and whose commit keeps max |q| below max_q; returns the first round it did not run (for any row; end when
-// it ran them all). Each row's round: the delta session_delta computes for it (the same expression, the
-// same kernels: product_float and log_small are log_product_float's steps), accepted when uniforms[t] <
-// e^min(0, -delta) as ansatz::exp rounds it, and when accepted what local_commit does (the proposal wrote
-// r E into the other half: the commit flips the half). The rows' chains of dependent work (product, log,
-// delta, exponential, decision, the next round's product) overlap; a round's logs are one vector of
-// doubles and its exponentials one vector of floats; the decisions are selects, not branches (a coin
-// flip the predictor cannot learn). Each row's r halves stay in the core's cache through the call.
-[[gnu::always_inline]] inline int64_t flip_group_body(FlipRun* runs, int count, int64_t t, int64_t end)
+// Rounds [t, end) of `count` <= kGroup rows in lockstep (round t of every row, then round t + 1, ...).
+// This loop runs a row's round when it is a flip (new value 1 - v_i, v_i 0 or 1) whose product stays in the
+// float lanes and whose commit keeps max |q| below max_q; at the first round in which some row's is not,
+// it runs the others' and returns that round with those rows in *pending (bit g: row g), for the caller
+// to run their round another way; else it returns end with *pending 0. Each row's round: the delta
+// session_delta computes for it (the same expression, the same kernels: product_float and log_small are
+// log_product_float's steps), accepted when uniforms[t] < e^min(0, -delta) as ansatz::exp rounds it, and
+// when accepted what local_commit does (the proposal wrote r E into the other half: the commit flips the
+// half). The rows' chains of dependent work (product, log, delta, exponential, decision, the next round's
+// product) overlap; a round's logs are one vector of doubles and its exponentials one vector of floats;
+// the decisions are selects, not branches (a coin flip the predictor cannot learn). Each row's r halves
+// stay in the core's cache through the call.
+[[gnu::always_inline]] inline int64_t flip_group_body(FlipRun* runs, int count, int64_t t, int64_t end,
+                                                      uint32_t* pending)
 {
     const int64_t h = runs[0].h;
     for (; t < end; ++t)
@@ -423,32 +444,33 @@ inline void exp_group(float* x)
         int64_t site[kGroup];
         bool low[kGroup];
         double dq[kGroup];
+        uint32_t others = 0; // the rows whose round t is not one of this loop's
         for (int g = 0; g < count; ++g)
         {
             const FlipRun& s = runs[g];
             const int64_t i = s.sites[t]; // (in [0, D): local_step checked every site)
             const float now = s.v[i];
             low[g] = now == 0.0f;
-            if (!(low[g] || now == 1.0f) || (s.values && s.values[t] != 1.0f - now))
-                return t;
             dq[g] = s.t * s.row_max[i];
-            // (session_delta's float-lane case, and its commit without a refresh: qmax + dq < max_q, so
-            // qmax < max_q)
-            if (!(s.qlane + s.t * s.row_lane[i] < session_max_lane_float && s.qmax + dq[g] < session_max_q))
-                return t;
             site[g] = i;
             ex[g] = (low[g] ? s.up : s.down) + i * h;
+            // (session_delta's float-lane case, and its commit without a refresh: qmax + dq < max_q, so
+            // qmax < max_q)
+            if (!(low[g] || now == 1.0f) || (s.values && s.values[t] != 1.0f - now) ||
+                !(s.qlane + s.t * s.row_lane[i] < session_max_lane_float && s.qmax + dq[g] < session_max_q))
+                others |= 1u << g;
         }
-        int32_t top[kGroup];
-        int64_t exponent[kGroup];
+        int32_t top[kGroup] = {};
+        int64_t exponent[kGroup] = {};
         Doubles4 y = Doubles4{} + 1.0;
         float threshold[8] = {}; // (one vector)
         for (int g = 0; g < count; ++g)
-        {
-            FlipRun& s = runs[g];
-            y[g] =
-                product_float_body<true>(s.half[s.side], ex[g], s.half[s.side ^ 1], h, &top[g], &exponent[g]);
-        }
+            if (!(others >> g & 1))
+            {
+                FlipRun& s = runs[g];
+                y[g] = product_float_body<true>(s.half[s.side], ex[g], s.half[s.side ^ 1], h, &top[g],
+                                                &exponent[g]);
+            }
         Doubles4 logs;
         log_small(y, logs); // log_product_float's logs, four at once
         double numerator[kGroup];
@@ -466,6 +488,8 @@ inline void exp_group(float* x)
         exp_group(threshold);
         for (int g = 0; g < count; ++g)
         {
+            if (others >> g & 1)
+                continue;
             FlipRun& s = runs[g];
             const bool accept = s.uniforms[t] < threshold[g];
             s.accepted[t] = accept ? 1 : 0;
@@ -477,7 +501,13 @@ inline void exp_group(float* x)
             s.qlane = accept ? top[g] * std::numbers::ln2 : s.qlane;
             s.committed = s.committed || accept;
         }
+        if (others)
+        {
+            *pending = others;
+            return t;
+        }
     }
+    *pending = 0;
     return t;
 }
 
@@ -489,7 +519,7 @@ struct SessionKernels
     void (*scale)(float* r, const float* z, int64_t n);
     double (*log_product_double)(const float* r, const float* z, float* out, int64_t n, int32_t* top);
     void (*q_bounds)(const float* r, int64_t n, int32_t* bound);
-    int64_t (*flip_group)(FlipRun* runs, int count, int64_t t, int64_t end);
+    int64_t (*flip_group)(FlipRun* runs, int count, int64_t t, int64_t end, uint32_t* pending);
 };
 
 #define ANSATZ_RBM_KERNELS(suffix, attribute)                                                                \
@@ -520,9 +550,10 @@ struct SessionKernels
     {                                                                                                        \
         scale_body(r, z, n);                                                                                 \
     }                                                                                                        \
-    attribute int64_t flip_group_##suffix(FlipRun* runs, int count, int64_t t, int64_t end)                  \
+    attribute int64_t flip_group_##suffix(FlipRun* runs, int count, int64_t t, int64_t end,                  \
+                                          uint32_t* pending)                                                 \
     {                                                                                                        \
-        return flip_group_body(runs, count, t, end);                                                         \
+        return flip_group_body(runs, count, t, end, pending);                                                \
     }
 
 ANSATZ_RBM_KERNELS(base, )
@@ -1010,15 +1041,16 @@ public:
     }
 
     // ---- LOCAL_STEP (abi.h 2.4): `rounds` rounds of the session in one call, chain-major arrays {N,
-    // rounds}. Each row's rounds run in turn (its r and L stay in the core's cache): the common round (a
-    // flip of a binary unit with the row's table, its product in the float lanes, its commit without a
-    // refresh) in flip_rounds' loop, any other through propose, the acceptance and commit_row, the code
-    // of energy_delta and local_commit. Both give the bits of energy_delta + the acceptance +
-    // local_commit round by round: the same deltas from the same cache (r E either written into the other
-    // half or multiplied into r, the same floats), and the refresh of every row every refresh_every
-    // rounds at the same rounds: the call is cut there, every row runs its rounds up to the cut, then
-    // refresh_all. Flips (new_values nullptr): the new value is 0 where v holds 1, else 1 (as the
-    // metropolis_hastings sampler proposes them).
+    // rounds}. Rows go in groups of kGroup, each group through all its rounds before the next (their r
+    // stay in the core's cache): the common round (a flip of a binary unit with the row's table, its
+    // product in the float lanes, its commit without a refresh) in flip_group's lockstep loop, any other
+    // through general_round (propose, the acceptance, commit_row: the code of energy_delta and
+    // local_commit). Both give the bits of energy_delta + the acceptance + local_commit round by round:
+    // the same deltas from the same cache (r E either written into the other half or multiplied into r,
+    // the same floats), and the refresh of every row every refresh_every rounds at the same rounds: the
+    // call is cut there, every row runs its rounds up to the cut, then refresh_all. Flips (new_values
+    // nullptr): the new value is 0 where v holds 1, else 1 (as the metropolis_hastings sampler proposes
+    // them).
     void local_step(const ansatz_tensor& v, int64_t rounds, const int64_t* sites, const float* new_values,
                     const float* uniforms, uint8_t* accepted)
     {
@@ -1060,8 +1092,7 @@ public:
     }
 
     // Rows [r0, r0 + count) (count <= kGroup), rounds [first, end): the rows with a table in lockstep
-    // (flip_group) while it can, and any round it cannot run row by row (rounds_of_row); rows without a
-    // table row by row.
+    // (flip_group), the rounds it leaves through general_round; rows without a table through general_round.
     void rounds_of_group(const ansatz_tensor& v, int64_t r0, int64_t count, int64_t rounds, int64_t first,
                          int64_t end, const int64_t* sites, const float* new_values, const float* uniforms,
                          uint8_t* accepted)
@@ -1072,11 +1103,11 @@ public:
         int grouped = 0;
         for (int64_t r = r0; r < r0 + count; ++r)
         {
-            if (ls.table_of_row[static_cast<size_t>(r)] < 0)
+            if (ls.table_of_row[static_cast<size_t>(r)] < 0) // no table: every round through general_round
             {
-                rounds_of_row(v, r, first, end, sites + r * rounds,
-                              new_values ? new_values + r * rounds : nullptr, uniforms + r * rounds,
-                              accepted + r * rounds);
+                for (int64_t t = first; t < end; ++t)
+                    general_round(v, r, t, sites + r * rounds, new_values ? new_values + r * rounds : nullptr,
+                                  uniforms + r * rounds, accepted + r * rounds);
                 continue;
             }
             runs[grouped] = flip_run(v, r, sites + r * rounds, new_values ? new_values + r * rounds : nullptr,
@@ -1089,18 +1120,20 @@ public:
         {
             for (int g = 0; g < grouped; ++g)
                 load_run(runs[g], rows[g]);
-            t = session_kernels().flip_group(runs, grouped, t, end);
+            uint32_t pending = 0;
+            t = session_kernels().flip_group(runs, grouped, t, end, &pending);
             for (int g = 0; g < grouped; ++g)
                 store_run(runs[g], rows[g]);
-            if (t == end)
-                break;
-            for (int g = 0; g < grouped; ++g) // round t row by row
-                rounds_of_row(v, rows[g], t, t + 1, runs[g].sites, runs[g].values, runs[g].uniforms,
-                              runs[g].accepted);
+            if (!pending)
+                break;                        // (t == end)
+            for (int g = 0; g < grouped; ++g) // round t of the rows the loop left
+                if (pending >> g & 1)
+                    general_round(v, rows[g], t, runs[g].sites, runs[g].values, runs[g].uniforms,
+                                  runs[g].accepted);
         }
     }
 
-    // flip_rounds' view of row r (a row with a table), its arrays from round 0; its state from load_run.
+    // flip_group's view of row r (a row with a table), its arrays from round 0; its state from load_run.
     FlipRun flip_run(const ansatz_tensor& v, int64_t r, const int64_t* sites, const float* new_values,
                      const float* uniforms, uint8_t* accepted)
     {
@@ -1153,42 +1186,23 @@ public:
         }
     }
 
-    // Rounds [first, end) of row r (its arrays from round 0): flip_rounds while it can, else one round
-    // by propose + the acceptance + commit_row.
-    void rounds_of_row(const ansatz_tensor& v, int64_t r, int64_t first, int64_t end, const int64_t* sites,
+    // Round t of row r (its arrays from round 0) through propose, the acceptance and commit_row: the code
+    // of energy_delta and local_commit.
+    void general_round(const ansatz_tensor& v, int64_t r, int64_t t, const int64_t* sites,
                        const float* new_values, const float* uniforms, uint8_t* accepted)
     {
-        LocalSession& ls = session_;
-        const size_t k = static_cast<size_t>(r);
         float* row = ansatz::f32(v) + r * d_;
-        const bool table = ls.table_of_row[k] >= 0;
-        FlipRun run{};
-        if (table)
-            run = flip_run(v, r, sites, new_values, uniforms, accepted);
-        for (int64_t t = first; t < end; ++t)
+        const int64_t i = sites[t];
+        const float now = row[i];
+        const float u = new_values ? new_values[t] : (now == 1.0f ? 0.0f : 1.0f);
+        const float minus = -propose(v, r, i, u);
+        const float threshold = exp_one(minus >= 0.0f ? 0.0f : minus); // NaN stays NaN: rejected
+        const bool accept = uniforms[t] < threshold;
+        accepted[t] = accept ? 1 : 0;
+        if (accept)
         {
-            if (table)
-            {
-                load_run(run, r);
-                t = session_kernels().flip_group(&run, 1, t, end);
-                store_run(run, r);
-                if (t == end)
-                    break;
-            }
-            const int64_t i = sites[t];
-            const float now = row[i];
-            const float u = new_values ? new_values[t] : (now == 1.0f ? 0.0f : 1.0f);
-            const float delta = propose(v, r, i, u);
-            const float minus = -delta;
-            float threshold = minus >= 0.0f ? 0.0f : minus;
-            ansatz::exp(&threshold, 1);
-            const bool accept = uniforms[t] < threshold;
-            accepted[t] = accept ? 1 : 0;
-            if (accept)
-            {
-                row[i] = u;
-                commit_row(v, r);
-            }
+            row[i] = u;
+            commit_row(v, r);
         }
     }
 

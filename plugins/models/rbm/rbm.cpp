@@ -364,6 +364,7 @@ typedef float Floats4 __attribute__((vector_size(16)));
 // max_lane_float: see LocalSession).
 constexpr double session_max_q = 80;
 constexpr double session_max_lane_float = 80;
+constexpr double session_max_lane_double = 700;
 
 struct FlipRun
 {
@@ -424,16 +425,16 @@ inline void exp_group(float* x)
 
 // Rounds [t, end) of `count` <= kGroup rows in lockstep (round t of every row, then round t + 1, ...).
 // This loop runs a row's round when it is a flip (new value 1 - v_i, v_i 0 or 1) whose product stays in the
-// float lanes and whose commit keeps max |q| below max_q; at the first round in which some row's is not,
-// it runs the others' and returns that round with those rows in *pending (bit g: row g), for the caller
-// to run their round another way; else it returns end with *pending 0. Each row's round: the delta
-// session_delta computes for it (the same expression, the same kernels: product_float and log_small are
-// log_product_float's steps), accepted when uniforms[t] < e^min(0, -delta) as ansatz::exp rounds it, and
-// when accepted what local_commit does (the proposal wrote r E into the other half: the commit flips the
-// half). The rows' chains of dependent work (product, log, delta, exponential, decision, the next round's
-// product) overlap; a round's logs are one vector of doubles and its exponentials one vector of floats;
-// the decisions are selects, not branches (a coin flip the predictor cannot learn). Each row's r halves
-// stay in the core's cache through the call.
+// float lanes (or in double lanes: log_product_double) and whose commit keeps max |q| below max_q; at the
+// first round in which some row's is not, it runs the others' and returns that round with those rows in
+// *pending (bit g: row g), for the caller to run their round another way; else it returns end with *pending
+// 0. Each row's round: the delta session_delta computes for it (the same expression, the same kernels:
+// product_float and log_small are log_product_float's steps), accepted when uniforms[t] < e^min(0, -delta) as
+// ansatz::exp rounds it, and when accepted what local_commit does (the proposal wrote r E into the other
+// half: the commit flips the half). The rows' chains of dependent work (product, log, delta, exponential,
+// decision, the next round's product) overlap; a round's logs are one vector of doubles and its exponentials
+// one vector of floats; the decisions are selects, not branches (a coin flip the predictor cannot learn).
+// Each row's r halves stay in the core's cache through the call.
 [[gnu::always_inline]] inline int64_t flip_group_body(FlipRun* runs, int count, int64_t t, int64_t end,
                                                       uint32_t* pending)
 {
@@ -444,7 +445,8 @@ inline void exp_group(float* x)
         int64_t site[kGroup];
         bool low[kGroup];
         double dq[kGroup];
-        uint32_t others = 0; // the rows whose round t is not one of this loop's
+        uint32_t others = 0;  // the rows whose round t is not one of this loop's
+        uint32_t doubles = 0; // the rows whose product goes in double lanes
         for (int g = 0; g < count; ++g)
         {
             const FlipRun& s = runs[g];
@@ -454,18 +456,29 @@ inline void exp_group(float* x)
             dq[g] = s.t * s.row_max[i];
             site[g] = i;
             ex[g] = (low[g] ? s.up : s.down) + i * h;
-            // (session_delta's float-lane case, and its commit without a refresh: qmax + dq < max_q, so
-            // qmax < max_q)
+            // session_delta's float-lane case (lane < 80), or its double-lane case (lane < 700 with the
+            // factors floats: qmax + |beta| max_j |W_ij| < 80, which is qmax + dq), with a commit without
+            // a refresh (qmax + dq < max_q, so qmax < max_q) and no estimate of the bounds first (it comes
+            // only when qmax + dq >= 80)
+            const double lane = s.qlane + s.t * s.row_lane[i];
             if (!(low[g] || now == 1.0f) || (s.values && s.values[t] != 1.0f - now) ||
-                !(s.qlane + s.t * s.row_lane[i] < session_max_lane_float && s.qmax + dq[g] < session_max_q))
+                !(lane < session_max_lane_double && s.qmax + dq[g] < session_max_q))
                 others |= 1u << g;
+            else if (!(lane < session_max_lane_float))
+                doubles |= 1u << g;
         }
         int32_t top[kGroup] = {};
         int64_t exponent[kGroup] = {};
         Doubles4 y = Doubles4{} + 1.0;
         float threshold[8] = {}; // (one vector)
+        double numerator[kGroup] = {};
         for (int g = 0; g < count; ++g)
-            if (!(others >> g & 1))
+            if (doubles >> g & 1) // (rare: log_product_double itself)
+            {
+                FlipRun& s = runs[g];
+                numerator[g] = log_product_double_body(s.half[s.side], ex[g], s.half[s.side ^ 1], h, &top[g]);
+            }
+            else if (!(others >> g & 1))
             {
                 FlipRun& s = runs[g];
                 y[g] = product_float_body<true>(s.half[s.side], ex[g], s.half[s.side ^ 1], h, &top[g],
@@ -473,9 +486,9 @@ inline void exp_group(float* x)
             }
         Doubles4 logs;
         log_small(y, logs); // log_product_float's logs, four at once
-        double numerator[kGroup];
         for (int g = 0; g < count; ++g)
-            numerator[g] = logs[g] + static_cast<double>(exponent[g]) * std::numbers::ln2;
+            if (!(doubles >> g & 1))
+                numerator[g] = logs[g] + static_cast<double>(exponent[g]) * std::numbers::ln2;
         for (int g = 0; g < count; ++g)
         {
             const FlipRun& s = runs[g];
@@ -1400,7 +1413,7 @@ private:
     static constexpr double max_exponent = 80;
     static constexpr double max_q = session_max_q;
     static constexpr double max_lane_float = session_max_lane_float;
-    static constexpr double max_lane_double = 700;
+    static constexpr double max_lane_double = session_max_lane_double;
     static constexpr int32_t refresh_every = 2048;
     static constexpr int64_t kPrefetchAhead = 4; // chains
     static constexpr double max_table_bytes = 64.0 * 1024 * 1024;

@@ -1088,7 +1088,9 @@ public:
                                         " is outside the units' support " +
                                         (gaussian_ ? "(the finite reals)" : "[0, 1]"));
             }
-        ls.pending = false;
+        if (rounds >
+            0) // (the rounds' proposals replace a pending energy_delta's, as another energy_delta does)
+            ls.pending = false;
         for (int64_t t0 = 0; t0 < rounds;)
         {
             // Round t0 counts as energy_delta's call would (a refresh first when it is due); the rounds

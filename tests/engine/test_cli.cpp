@@ -120,12 +120,11 @@ TEST_CASE("`ansatz describe` prints every key with type, default or range, and i
 
     const auto rbm = run_ansatz({ "describe", "rbm" }, ANSATZ_TEST_WORK_DIR);
     CHECK(rbm.status == 0);
-    CHECK(
-        rbm.out.find(
-            "provides: free_energy, free_energy_grad, energy_delta, conditional, tempered_free_energy "
-            "+ base_log_partition + tempered_conditional, block_free_energy, "
-            "free_energy_grad_weighted, local_begin + local_commit + local_end, free_energy_grad_state\n") !=
-        std::string::npos);
+    CHECK(rbm.out.find(
+              "provides: free_energy, free_energy_grad, energy_delta, conditional, tempered_free_energy "
+              "+ base_log_partition + tempered_conditional, block_free_energy, "
+              "free_energy_grad_weighted, local_begin + local_commit + local_end, free_energy_grad_state, "
+              "local_step\n") != std::string::npos);
     CHECK(rbm.out.find("  hidden         int >= 1, default 64\n") != std::string::npos);
 
     const auto gibbs = run_ansatz({ "describe", "gibbs" }, ANSATZ_TEST_WORK_DIR);

@@ -282,7 +282,7 @@ TEST_CASE("bad input: a latent model missing, for the loss, an evaluator, the la
         "(plugin 'rbm' from {PLUGINS}/libansatz_rbm.so) has only: free_energy, free_energy_grad, "
         "energy_delta, conditional, tempered_free_energy + base_log_partition + tempered_conditional, "
         "block_free_energy, free_energy_grad_weighted, local_begin + local_commit + local_end, "
-        "free_energy_grad_state");
+        "free_energy_grad_state, local_step");
     const std::string no_train =
         replace_all(rbm,
                     "  - train:    {model: vae, data: data, loss: loss, optimizer: adam, "
@@ -296,7 +296,7 @@ TEST_CASE("bad input: a latent model missing, for the loss, an evaluator, the la
         "model 'vae' (plugin 'rbm' from {PLUGINS}/libansatz_rbm.so) has only: free_energy, "
         "free_energy_grad, energy_delta, conditional, tempered_free_energy + base_log_partition + "
         "tempered_conditional, block_free_energy, free_energy_grad_weighted, local_begin + local_commit + "
-        "local_end, free_energy_grad_state");
+        "local_end, free_energy_grad_state, local_step");
     const std::string only_late =
         replace_all(no_train, "  - evaluate: {model: vae, data: data, evaluators: [estimate, iw]}\n", "");
     expect_refusal(
@@ -310,7 +310,8 @@ TEST_CASE("bad input: a latent model missing, for the loss, an evaluator, the la
         "pipeline.yaml:13:23: stage 1 (latent): key 'model' needs a model with latent, but model 'vae' "
         "(plugin 'rbm') has only: free_energy, free_energy_grad, energy_delta, conditional, "
         "tempered_free_energy + base_log_partition + tempered_conditional, block_free_energy, "
-        "free_energy_grad_weighted, local_begin + local_commit + local_end, free_energy_grad_state");
+        "free_energy_grad_weighted, local_begin + local_commit + local_end, free_energy_grad_state, "
+        "local_step");
 }
 
 TEST_CASE("bad input: the sample stage of a latent model without a sampler", "[latent][cli][bad-input]")

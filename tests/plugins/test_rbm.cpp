@@ -557,8 +557,9 @@ TEST_CASE(
     CHECK(report.passed());
     // Every check applies to binary units but the state gradient, which needs real variables.
     CHECK(report.skipped() == std::vector<std::string>{ "state_grad" });
-    CHECK(report.checks.size() == 8);
+    CHECK(report.checks.size() == 9);
     CHECK(report.outcome("local_moves") == ansatz::testing::Outcome::passed);
+    CHECK(report.outcome("local_step") == ansatz::testing::Outcome::passed);
 }
 
 TEST_CASE(

@@ -673,12 +673,13 @@ TEST_CASE("rbm gaussian: the conformance kit passes with a fixed sigma and with 
         const ansatz::testing::ConformanceReport report = ansatz::testing::check_model(r.m, {});
         INFO(report.summary());
         CHECK(report.passed());
-        CHECK(report.checks.size() == 8);
+        CHECK(report.checks.size() == 9);
         // Binomial and enumeration checks need two-valued visible units.
         CHECK(report.skipped() == std::vector<std::string>{ "conditionals_exact", "conditional_sampling" });
         CHECK(report.outcome("energy_delta") == ansatz::testing::Outcome::passed);
         CHECK(report.outcome("free_energy_grad") == ansatz::testing::Outcome::passed);
         CHECK(report.outcome("local_moves") == ansatz::testing::Outcome::passed);
+        CHECK(report.outcome("local_step") == ansatz::testing::Outcome::passed);
         CHECK(report.outcome("state_grad") == ansatz::testing::Outcome::passed);
     }
 }

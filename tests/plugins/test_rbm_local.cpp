@@ -4,6 +4,9 @@
 // free_energy_grad_state matches central differences for Gaussian units and is refused for Bernoulli ones.
 #include "support/plugins.hpp"
 
+#include <ansatz/math.hpp>
+#include <ansatz/testing/conformance.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -378,4 +381,264 @@ TEST_CASE("rbm local moves: a row of weights too wide for the float lanes (W_0j 
     const Drift drift = run_session(r, 16, 1200, 1, { 0.85, 0.9 }, 372);
     WARN("wide row: worst |difference| " << drift.worst << " over " << drift.compared << " deltas");
     CHECK(drift.compared == 16 * 1200);
+}
+
+// ---- local_step (abi.h 2.4)
+
+namespace
+{
+
+// The same chains in sessions of two copies of one model (r and its twin q: one session per model) at the
+// inverse temperatures `ladder` (cycled over the n rows): A round by round (energy_delta; accepted when u <
+// e^min(0, -delta), the exponential from ansatz::exp; the writes; local_commit), B through local_step in
+// calls of chunks[0], chunks[1], ... rounds (cycled), chain-major. Proposals: with `mixed`, new values given,
+// every 3rd a draw anywhere in [0, 1], the others flips (1 - v); without, flips left to the model (new values
+// nullptr). After every call of B the flags and the states must equal A's bit for bit; at the end a flip of
+// every unit in every chain must give the same deltas in both sessions, bit for bit (their caches agree).
+// Returns the accepted and rejected counts.
+std::pair<int64_t, int64_t> compare_step(const Model& r, const Model& q, int64_t n, int64_t rounds,
+                                         const std::vector<int64_t>& chunks,
+                                         const std::vector<double>& ladder, bool mixed, uint64_t seed)
+{
+    Rng rng(seed);
+    const int64_t d = r.d;
+    std::vector<float> a(static_cast<size_t>(n * d));
+    for (float& x : a)
+        x = rng.uniform() < 0.5f ? 1.0f : 0.0f;
+    std::vector<float> b = a;
+    std::vector<double> beta(static_cast<size_t>(n));
+    for (int64_t k = 0; k < n; ++k)
+        beta[static_cast<size_t>(k)] = ladder[static_cast<size_t>(k) % ladder.size()];
+    ansatz_tensor at = ansatz::make_view(a.data(), { n, d }), bt = ansatz::make_view(b.data(), { n, d });
+    ansatz::LocalSession sa(r.m, at, beta.data());
+    ansatz::LocalSession sb(q.m, bt, beta.data());
+    const size_t rows = static_cast<size_t>(n);
+    std::vector<int64_t> sites(rows);
+    std::vector<float> values(rows), previous(rows), uniforms(rows), delta(rows), threshold(rows);
+    std::vector<uint8_t> flags(rows);
+    ansatz_tensor dt = ansatz::make_view(delta.data(), { n });
+    int64_t accepted = 0, rejected = 0, done = 0;
+    for (size_t call = 0; done < rounds; ++call)
+    {
+        const int64_t span = std::min(chunks[call % chunks.size()], rounds - done);
+        const size_t cells = static_cast<size_t>(span * n);
+        std::vector<int64_t> flat_sites(cells);
+        std::vector<float> flat_values(cells), flat_uniforms(cells);
+        std::vector<uint8_t> want(cells), got(cells, uint8_t{ 2 });
+        for (int64_t t = 0; t < span; ++t)
+        {
+            for (int64_t k = 0; k < n; ++k)
+            {
+                const size_t s = static_cast<size_t>(k);
+                sites[s] = static_cast<int64_t>(rng.below(static_cast<uint64_t>(d)));
+                const float now = a[static_cast<size_t>(k * d) + static_cast<size_t>(sites[s])];
+                values[s] = mixed && rng.below(3) == 0 ? rng.uniform() : (now == 1.0f ? 0.0f : 1.0f);
+                uniforms[s] = rng.uniform();
+                const size_t cell = static_cast<size_t>(k * span + t);
+                flat_sites[cell] = sites[s];
+                flat_values[cell] = values[s];
+                flat_uniforms[cell] = uniforms[s];
+            }
+            r.m.energy_delta(at, sites.data(), values.data(), dt);
+            for (size_t s = 0; s < rows; ++s)
+            {
+                const float minus = -delta[s];
+                threshold[s] = minus >= 0.0f ? 0.0f : minus;
+            }
+            ansatz::exp(threshold.data(), n);
+            for (int64_t k = 0; k < n; ++k)
+            {
+                const size_t s = static_cast<size_t>(k);
+                float& x = a[static_cast<size_t>(k * d) + static_cast<size_t>(sites[s])];
+                previous[s] = x;
+                flags[s] = uniforms[s] < threshold[s] ? 1 : 0;
+                if (flags[s])
+                    x = values[s];
+                want[static_cast<size_t>(k * span + t)] = flags[s];
+                (flags[s] ? accepted : rejected) += 1;
+            }
+            sa.commit(at, sites.data(), previous.data(), flags.data());
+        }
+        sb.step(bt, span, flat_sites.data(), mixed ? flat_values.data() : nullptr, flat_uniforms.data(),
+                got.data());
+        for (size_t cell = 0; cell < cells; ++cell)
+        {
+            INFO("call " << call << " of " << span << " rounds, from round " << done << ": chain "
+                         << cell / static_cast<size_t>(span) << " round " << cell % static_cast<size_t>(span)
+                         << " at site " << flat_sites[cell]);
+            REQUIRE(int(got[cell]) == int(want[cell]));
+        }
+        INFO("call " << call << " of " << span << " rounds, from round " << done);
+        REQUIRE(b == a);
+        done += span;
+    }
+    // Then a flip of each unit in turn, every chain, in both sessions: the same deltas, bit for bit (the
+    // caches agree, also in what the flags cannot show: an exact difference is far from its threshold).
+    std::vector<float> other(rows);
+    ansatz_tensor ot = ansatz::make_view(other.data(), { n });
+    for (int64_t i = 0; i < d; ++i)
+    {
+        for (int64_t k = 0; k < n; ++k)
+        {
+            const size_t s = static_cast<size_t>(k);
+            sites[s] = i;
+            values[s] = 1.0f - a[static_cast<size_t>(k * d + i)];
+        }
+        r.m.energy_delta(at, sites.data(), values.data(), dt);
+        q.m.energy_delta(bt, sites.data(), values.data(), ot);
+        INFO("a flip of unit " << i);
+        CHECK(other == delta);
+    }
+    sa.end();
+    sb.end();
+    return { accepted, rejected };
+}
+
+// The model of the wide-row test above: W_0j = 50 at j = 0 and 32, -50 at j = 1 and 33, the other weights
+// N(0, 0.3^2), 6 x 64.
+Model wide_row()
+{
+    Model r = make(6, 64, "", 0.3, 371);
+    float* w = ansatz::f32(r.m.parameters()[0].tensor);
+    for (const int64_t j : { 0, 32 })
+        w[j] = 50.0f;
+    for (const int64_t j : { 1, 33 })
+        w[j] = -50.0f;
+    r.m.parameters_changed();
+    return r;
+}
+
+} // namespace
+
+TEST_CASE("rbm local_step: the conformance kit's local_step check passes - bernoulli units with weights sd "
+          "0.05 (256 hidden units) and sd 1 and sd 20 and gaussian units (sigma 0.8 and learn_sigma)",
+          "[rbm][local][conformance]")
+{
+    // The kit (seed 20251127) compares local_step round by round and all rounds in one call with
+    // energy_delta + the acceptance + local_commit, bit for bit; at beta 1, 0.5, 0.25 and 1.5 (cycled).
+    // sd 20 puts the rows' pre-activations beyond the float cache (exact softplus differences).
+    struct Case
+    {
+        int64_t d, h;
+        std::string keys;
+        double scale;
+        int64_t rows, rounds;
+    };
+    for (const Case& c :
+         { Case{ 30, 256, "", 0.05, 8, 400 }, Case{ 12, 20, "", 1.0, 16, 300 },
+           Case{ 8, 6, "", 20.0, 8, 300 }, Case{ 6, 5, "visible_units: gaussian, sigma: 0.8", 0.5, 8, 200 },
+           Case{ 6, 5, "visible_units: gaussian, learn_sigma: true", 0.5, 8, 200 } })
+    {
+        INFO(c.d << " x " << c.h << " {" << c.keys << "}, weights N(0, " << c.scale << "^2)");
+        const Model r = make(c.d, c.h, c.keys, c.scale, 381);
+        REQUIRE(r.m.has(ANSATZ_FN_LOCAL_STEP));
+        ansatz::testing::ConformanceOptions options;
+        options.local_rows = c.rows;
+        options.local_rounds = c.rounds;
+        const ansatz::testing::CheckResult result = ansatz::testing::check_local_step(r.m, options);
+        INFO(result.detail);
+        CHECK(result.outcome == ansatz::testing::Outcome::passed);
+    }
+}
+
+TEST_CASE("rbm local_step: the chains of energy_delta + local_commit bit for bit in calls of 1 to 700 rounds "
+          "- across a refresh of the cache - in the float lanes and in their fallbacks (double lanes and r "
+          "from p with a wide row of weights and exact softplus differences with weights sd 20) - with "
+          "flips and with new values given",
+          "[rbm][local]")
+{
+    // Calls of 1, 7, 64, 700 and 3 rounds (cycled): 2300 rounds cross the refresh of every row from v
+    // (every 2048 rounds) inside a call.
+    const std::vector<int64_t> chunks = { 1, 7, 64, 700, 3 };
+    SECTION("float lanes: 40 x 256, weights sd 0.05 and sd 1 at beta 1, 0.5, 1.5")
+    {
+        for (const double scale : { 0.05, 1.0 })
+        {
+            INFO("weights N(0, " << scale << "^2)");
+            const Model r = make(40, 256, "", scale, 391), q = make(40, 256, "", scale, 391);
+            for (const bool mixed : { false, true })
+            {
+                INFO((mixed ? "new values given" : "flips"));
+                const auto [accepted, rejected] =
+                    compare_step(r, q, 6, 2300, chunks, { 1.0, 0.5, 1.5 }, mixed, 392);
+                CHECK(accepted > 1000);
+                CHECK(rejected > 1000);
+            }
+        }
+    }
+    SECTION("a wide row (W_0j = +-50 on two units of two lanes, as above) at beta 0.85 and 0.9: double lanes "
+            "and r recomputed from p")
+    {
+        const Model r = wide_row(), q = wide_row();
+        for (const bool mixed : { false, true })
+        {
+            INFO((mixed ? "new values given" : "flips"));
+            const auto [accepted, rejected] = compare_step(r, q, 8, 2300, chunks, { 0.85, 0.9 }, mixed, 393);
+            CHECK(accepted > 1000);
+            CHECK(rejected > 1000);
+        }
+    }
+    SECTION("a unit whose flips need exact softplus differences beside units in the float lanes (W_0j = "
+            "+-35 on all 640 hidden units: a lane's bound 20 x 35 beta >= 700) at beta 1 and 1.5")
+    {
+        // The other weights N(0, 0.3^2); max |W| beta < 80, so flips have tables. a_0 = -320 x 35 offsets
+        // the 320 softplus(35 beta), so unit 0 turns on and off (while it is on, a lane's bound keeps the
+        // whole row in exact differences). p must be recomputed from v for the exact differences after the
+        // fused loop's commits.
+        Model twins[2] = { make(6, 640, "", 0.3, 397), make(6, 640, "", 0.3, 397) };
+        for (Model& m : twins)
+        {
+            float* w = ansatz::f32(m.m.parameters()[0].tensor);
+            for (int64_t j = 0; j < 640; ++j)
+                w[j] = j % 2 ? -35.0f : 35.0f;
+            ansatz::f32(m.m.parameters()[1].tensor)[0] = -320.0f * 35.0f;
+            m.m.parameters_changed();
+        }
+        for (const bool mixed : { false, true })
+        {
+            INFO((mixed ? "new values given" : "flips"));
+            const auto [accepted, rejected] =
+                compare_step(twins[0], twins[1], 4, 2300, chunks, { 1.0, 1.5 }, mixed, 398);
+            CHECK(accepted > 300);
+            CHECK(rejected > 1000);
+        }
+    }
+    SECTION("weights sd 20 at beta 1, 0.5, 3: rows beyond the float cache, exact softplus differences")
+    {
+        const Model r = make(8, 6, "", 20.0, 321), q = make(8, 6, "", 20.0, 321);
+        for (const bool mixed : { false, true })
+        {
+            INFO((mixed ? "new values given" : "flips"));
+            const auto [accepted, rejected] =
+                compare_step(r, q, 6, 2300, chunks, { 1.0, 0.5, 3.0 }, mixed, 394);
+            CHECK(accepted > 100);
+            CHECK(rejected > 1000);
+        }
+    }
+}
+
+TEST_CASE("rbm local_step: refusals name the site, the value or the missing session", "[rbm][local]")
+{
+    const Model r = make(6, 4, "", 1.0, 395);
+    const int64_t n = 2, d = 6;
+    std::vector<float> v(static_cast<size_t>(n * d), 0.0f);
+    ansatz_tensor vt = ansatz::make_view(v.data(), { n, d });
+    std::vector<int64_t> sites = { 1, 2, 3, 6 }; // {2 chains, 2 rounds}: chain 1's round 1 is outside
+    std::vector<float> values = { 1.0f, 0.0f, 1.5f, 1.0f }, uniforms = { 0.5f, 0.5f, 0.5f, 0.5f };
+    std::vector<uint8_t> flags(4);
+    REQUIRE_THROWS_WITH(r.m.local_step(vt, 2, sites.data(), nullptr, uniforms.data(), flags.data()),
+                        "rbm local_step: no local session is open (local_begin first)");
+    ansatz::LocalSession session(r.m, vt);
+    REQUIRE_THROWS_WITH(session.step(vt, 2, sites.data(), nullptr, uniforms.data(), flags.data()),
+                        "rbm local_step: site 6 of chain 1 at round 1 is outside [0, 6)");
+    sites[3] = 5;
+    REQUIRE_THROWS_WITH(session.step(vt, 2, sites.data(), values.data(), uniforms.data(), flags.data()),
+                        "rbm local_step: new value 1.500000 of chain 1 at round 0 is outside the units' "
+                        "support [0, 1]");
+    CHECK(v == std::vector<float>(static_cast<size_t>(n * d), 0.0f)); // refused before any round ran
+    const Model g = make(6, 4, "visible_units: gaussian", 0.5, 396);
+    ansatz::LocalSession gs(g.m, vt);
+    REQUIRE_THROWS_WITH(gs.step(vt, 2, sites.data(), nullptr, uniforms.data(), flags.data()),
+                        "rbm local_step: flips (no new values) need bernoulli visible units; gaussian units "
+                        "take their new values");
 }

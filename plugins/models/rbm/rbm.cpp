@@ -103,39 +103,9 @@ constexpr int kLanes = 32;
         p[j] += e * w[j];
 }
 
-// log prod_k lane[k] of kLanes positive floats within e^+-80, however far their product is from 1: in
-// double, lanes k, k + 4, ..., k + 28 multiplied by a fixed tree (each of the 4 products within e^+-640,
-// normal doubles), then each of the 4 split exactly into its binary exponent and its mantissa in [1, 2)
-// (from its bits), log(product of the mantissas) + (the exponents' sum) log 2. The same bits on every
-// instruction set.
-[[gnu::always_inline]] inline double log_of_lanes(const float* lane, int32_t* top)
-{
-    double m[kLanes];
-    int32_t largest = 0;
-    for (int k = 0; k < kLanes; ++k)
-    {
-        m[k] = static_cast<double>(lane[k]);
-        int32_t bits;
-        std::memcpy(&bits, &lane[k], sizeof bits);
-        largest = std::max(largest, bits >> 23); // (positive: the biased exponent)
-    }
-    *top = largest - 126; // every lane < 2^top
-    for (int width = kLanes / 2; width >= 4; width /= 2)
-        for (int k = 0; k < width; ++k)
-            m[k] *= m[k + width];
-    int64_t exponent = 0;
-    for (int k = 0; k < 4; ++k)
-    {
-        uint64_t bits;
-        std::memcpy(&bits, &m[k], sizeof bits);
-        exponent += static_cast<int64_t>(bits >> 52) - 1023;
-        bits = (bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
-        std::memcpy(&m[k], &bits, sizeof bits);
-    }
-    return std::log((m[0] * m[2]) * (m[1] * m[3])) + static_cast<double>(exponent) * std::numbers::ln2;
-}
-
-// The same for kLanes positive normal doubles.
+// log prod_k lane[k] of kLanes positive normal doubles (lanes each within e^+-700): each split exactly
+// into its binary exponent and its mantissa in [1, 2) (from its bits), log(product of the mantissas) +
+// (the exponents' sum) log 2.
 [[gnu::always_inline]] inline double log_of_lanes(const double* lane, int32_t* top)
 {
     double m[kLanes];
@@ -163,6 +133,84 @@ constexpr int kLanes = 32;
 // set, two SSE registers each on the baseline, the same element-wise operations.)
 typedef float Floats8 __attribute__((vector_size(32)));
 
+typedef double Doubles4 __attribute__((vector_size(32)));
+typedef int32_t Ints8 __attribute__((vector_size(32)));
+typedef int64_t Longs4 __attribute__((vector_size(32)));
+
+// prod_k lane[k] of kLanes positive floats within e^+-80 (lanes 8 g .. 8 g + 7 in a_g), however far from 1,
+// as y 2^exponent with y in [1, 16): in double, lanes k, k + 4, ..., k + 28 multiplied by a fixed tree
+// (each of the 4 products within e^+-640, normal doubles; lanes 4 c .. 4 c + 3 in the vector D_c, element
+// by element), each of the 4 split exactly into its binary exponent and its mantissa in [1, 2) (from its
+// bits), y the product of the mantissas. Also top: every lane < 2^top. The same bits on every instruction
+// set (no fused multiply-adds: the kernels are not compiled with FMA).
+[[gnu::always_inline]] inline double mantissa_product(const Floats8& a0, const Floats8& a1, const Floats8& a2,
+                                                      const Floats8& a3, int32_t* top, int64_t* exponent)
+{
+    Ints8 e0, e1, e2, e3;
+    std::memcpy(&e0, &a0, sizeof e0);
+    std::memcpy(&e1, &a1, sizeof e1);
+    std::memcpy(&e2, &a2, sizeof e2);
+    std::memcpy(&e3, &a3, sizeof e3);
+    e0 >>= 23; // (positive: the biased exponents)
+    e1 >>= 23;
+    e2 >>= 23;
+    e3 >>= 23;
+    e0 = e0 > e1 ? e0 : e1;
+    e2 = e2 > e3 ? e2 : e3;
+    e0 = e0 > e2 ? e0 : e2;
+    int32_t largest = 0;
+    for (int k = 0; k < 8; ++k)
+        largest = std::max(largest, e0[k]);
+    *top = largest - 126; // every lane < 2^top
+#define ANSATZ_RBM_LOW(f) __builtin_convertvector(__builtin_shufflevector(f, f, 0, 1, 2, 3), Doubles4)
+#define ANSATZ_RBM_HIGH(f) __builtin_convertvector(__builtin_shufflevector(f, f, 4, 5, 6, 7), Doubles4)
+    // width 16: m[k] *= m[k + 16]; width 8: m[k] *= m[k + 8]; width 4: m[k] *= m[k + 4].
+    Doubles4 d0 = ANSATZ_RBM_LOW(a0) * ANSATZ_RBM_LOW(a2), d1 = ANSATZ_RBM_HIGH(a0) * ANSATZ_RBM_HIGH(a2),
+             d2 = ANSATZ_RBM_LOW(a1) * ANSATZ_RBM_LOW(a3), d3 = ANSATZ_RBM_HIGH(a1) * ANSATZ_RBM_HIGH(a3);
+#undef ANSATZ_RBM_LOW
+#undef ANSATZ_RBM_HIGH
+    d0 *= d2;
+    d1 *= d3;
+    d0 *= d1;
+    Longs4 bits;
+    std::memcpy(&bits, &d0, sizeof bits);
+    const Longs4 exponents = (bits >> 52) - 1023; // (positive doubles)
+    bits = (bits & 0x000fffffffffffffll) | 0x3ff0000000000000ll;
+    Doubles4 m;
+    std::memcpy(&m, &bits, sizeof m);
+    *exponent = (exponents[0] + exponents[1]) + (exponents[2] + exponents[3]);
+    return (m[0] * m[2]) * (m[1] * m[3]);
+}
+
+// log y of 4 doubles y in [1, 16), element by element, within 2 ulp of log(16) (checked against std::log
+// on 2e7 points): y = 2^k f with f in [sqrt(1/2), sqrt(2)] (from the bits, exactly), s = (f - 1) / (f + 1),
+// log f = 2 (s + s^3 / 3 + ... + s^21 / 21) (|s| <= 0.172: the rest is below 1e-17), + k log 2. Plain
+// multiplies, adds and one division on each element, so the same bits one element at a time or four,
+// on every instruction set; cheaper than a call of log per row, and four rows' at once.
+[[gnu::always_inline]] inline void log_small(const Doubles4& y, Doubles4& out)
+{
+    Longs4 bits;
+    std::memcpy(&bits, &y, sizeof bits);
+    Longs4 k = (bits >> 52) - 1023;
+    bits = (bits & 0x000fffffffffffffll) | 0x3ff0000000000000ll;
+    Doubles4 f;
+    std::memcpy(&f, &bits, sizeof f);
+    const Longs4 big = f > std::numbers::sqrt2; // -1 where true
+    f = big ? f * 0.5 : f;
+    k -= big;
+    const Doubles4 s = (f - 1.0) / (f + 1.0), z = s * s;
+    Doubles4 p = z * (2.0 / 21) + 2.0 / 19;
+    p = p * z + 2.0 / 17;
+    p = p * z + 2.0 / 15;
+    p = p * z + 2.0 / 13;
+    p = p * z + 2.0 / 11;
+    p = p * z + 2.0 / 9;
+    p = p * z + 2.0 / 7;
+    p = p * z + 2.0 / 5;
+    p = p * z + 2.0 / 3;
+    out = (2.0 * s + s * (z * p)) + __builtin_convertvector(k, Doubles4) * std::numbers::ln2;
+}
+
 // lane *= 1 + r z over 8 units, and (Store) out = r z.
 template <bool Store>
 [[gnu::always_inline]] inline void multiply_factors(const float* r, const float* z, float* out, Floats8& lane)
@@ -176,9 +224,10 @@ template <bool Store>
     lane *= 1.0f + rz;
 }
 
+// The same as y 2^exponent, y in [1, 16) (mantissa_product), for callers that take the logs of several.
 template <bool Store>
-[[gnu::always_inline]] inline double log_product_float_body(const float* r, const float* z, float* out,
-                                                            int64_t n, int32_t* top)
+[[gnu::always_inline]] inline double product_float_body(const float* r, const float* z, float* out, int64_t n,
+                                                        int32_t* top, int64_t* exponent)
 {
     static_assert(kLanes == 32);
     Floats8 a0 = Floats8{} + 1.0f, a1 = a0, a2 = a0, a3 = a0;
@@ -190,25 +239,43 @@ template <bool Store>
         multiply_factors<Store>(r + j + 16, z + j + 16, out + j + 16, a2);
         multiply_factors<Store>(r + j + 24, z + j + 24, out + j + 24, a3);
     }
-    float lane[kLanes];
-    std::memcpy(lane, &a0, sizeof a0);
-    std::memcpy(lane + 8, &a1, sizeof a1);
-    std::memcpy(lane + 16, &a2, sizeof a2);
-    std::memcpy(lane + 24, &a3, sizeof a3);
-    for (int k = 0; j < n; ++j, ++k)
+    if (j < n) // a partial lane block: its units one by one
     {
-        const float rz = r[j] * z[j];
-        if constexpr (Store)
-            out[j] = rz;
-        lane[k] *= 1.0f + rz;
+        float lane[kLanes];
+        std::memcpy(lane, &a0, sizeof a0);
+        std::memcpy(lane + 8, &a1, sizeof a1);
+        std::memcpy(lane + 16, &a2, sizeof a2);
+        std::memcpy(lane + 24, &a3, sizeof a3);
+        for (int k = 0; j < n; ++j, ++k)
+        {
+            const float rz = r[j] * z[j];
+            if constexpr (Store)
+                out[j] = rz;
+            lane[k] *= 1.0f + rz;
+        }
+        std::memcpy(&a0, lane, sizeof a0);
+        std::memcpy(&a1, lane + 8, sizeof a1);
+        std::memcpy(&a2, lane + 16, sizeof a2);
+        std::memcpy(&a3, lane + 24, sizeof a3);
     }
-    return log_of_lanes(lane, top);
+    return mantissa_product(a0, a1, a2, a3, top, exponent);
+}
+
+template <bool Store>
+[[gnu::always_inline]] inline double log_product_float_body(const float* r, const float* z, float* out,
+                                                            int64_t n, int32_t* top)
+{
+    int64_t exponent = 0;
+    const double y = product_float_body<Store>(r, z, out, n, top, &exponent);
+    Doubles4 ys = Doubles4{} + 1.0, logs;
+    ys[0] = y;
+    log_small(ys, logs);
+    return logs[0] + static_cast<double>(exponent) * std::numbers::ln2;
 }
 
 // The same with each factor and each lane's product in double (the caller bounds a lane below 700; out
 // may then overflow, and is not committed).
 typedef float Floats4 __attribute__((vector_size(16)));
-typedef double Doubles4 __attribute__((vector_size(32)));
 
 // low, high *= the factors 1 + r z (in float) of 8 units, in double, and out = r z.
 [[gnu::always_inline]] inline void multiply_factors_double(const float* r, const float* z, float* out,
@@ -261,7 +328,6 @@ typedef double Doubles4 __attribute__((vector_size(32)));
 
 // Bounds of q_j = log r_j from the binary exponents E_j of the floats r_j (q_j in [E_j, E_j + 1) log 2):
 // bound[0] = max_j |q_j| as a multiple of log 2 (an exact integer).
-typedef int32_t Ints8 __attribute__((vector_size(32)));
 
 // largest = max(largest, bound of |q| in units of log 2) over 8 units.
 [[gnu::always_inline]] inline void add_q_bounds(const float* r, Ints8& largest)
@@ -293,6 +359,172 @@ typedef int32_t Ints8 __attribute__((vector_size(32)));
     bound[0] = *std::max_element(most, most + kLanes);
 }
 
+// ---- local_step's fused rounds (see local_step in the class): flips of binary units whose factors E come
+// from a table and whose products stay in the float lanes, the common case, each round what
+// energy_delta, the acceptance and local_commit compute for it. The limits are the class's (max_q,
+// max_lane_float: see LocalSession).
+constexpr double session_max_q = 80;
+constexpr double session_max_lane_float = 80;
+constexpr double session_max_lane_double = 700;
+
+struct FlipRun
+{
+    float* v;             // the row's chain {D}
+    const int64_t* sites; // the row's rounds: sites, new values (or nullptr: flips), uniforms, flags
+    const float* values;
+    const float* uniforms;
+    uint8_t* accepted;
+    float* half[2];  // the row's two halves of r
+    const float* up; // its tables e^(beta W) and e^(-beta W) {D, H}
+    const float* down;
+    const float* a;         // visible biases {D}
+    const double* row_lane; // per visible unit (see local_begin)
+    const double* row_max;
+    int64_t d, h;
+    double beta, t; // the row's beta and |beta|
+    // the row's state, read and written: r is half[side]; L; the bounds qmax and qlane
+    int side;
+    double log_sum, qmax, qlane;
+    bool committed; // a change was committed (the bounds were raised by commits; p is no longer current)
+};
+
+// e^x as ansatz::exp rounds it (its AVX2 + FMA kernel on one value where ansatz::exp uses that kernel: the
+// lanes are independent, so the same bits as in a call on many; else the call itself).
+#ifdef ANSATZ_MATH_AVX2
+__attribute__((target("avx2,fma"))) float exp_one_avx2(float x)
+{
+    return _mm256_cvtss_f32(ansatz::detail::math::avx2::exp(_mm256_set1_ps(x)));
+}
+#endif
+inline float exp_one(float x)
+{
+#ifdef ANSATZ_MATH_AVX2
+    if (ansatz::detail::math::avx2::available())
+        return exp_one_avx2(x);
+#endif
+    ansatz::exp(&x, 1);
+    return x;
+}
+
+// e^x[k] for k < 8 as ansatz::exp rounds them (its AVX2 + FMA kernel on one vector where ansatz::exp
+// uses that kernel, else the call itself).
+constexpr int kGroup = 4; // (at most 4: the logs of a round are one vector of doubles)
+#ifdef ANSATZ_MATH_AVX2
+__attribute__((target("avx2,fma"))) void exp_group_avx2(float* x)
+{
+    _mm256_storeu_ps(x, ansatz::detail::math::avx2::exp(_mm256_loadu_ps(x)));
+}
+#endif
+inline void exp_group(float* x)
+{
+#ifdef ANSATZ_MATH_AVX2
+    if (ansatz::detail::math::avx2::available())
+        return exp_group_avx2(x);
+#endif
+    ansatz::exp(x, 8);
+}
+
+// Rounds [t, end) of `count` <= kGroup rows in lockstep (round t of every row, then round t + 1, ...).
+// This loop runs a row's round when it is a flip (new value 1 - v_i, v_i 0 or 1) whose product stays in the
+// float lanes (or in double lanes: log_product_double) and whose commit keeps max |q| below max_q; at the
+// first round in which some row's is not, it runs the others' and returns that round with those rows in
+// *pending (bit g: row g), for the caller to run their round another way; else it returns end with *pending
+// 0. Each row's round: the delta session_delta computes for it (the same expression, the same kernels:
+// product_float and log_small are log_product_float's steps), accepted when uniforms[t] < e^min(0, -delta) as
+// ansatz::exp rounds it, and when accepted what local_commit does (the proposal wrote r E into the other
+// half: the commit flips the half). The rows' chains of dependent work (product, log, delta, exponential,
+// decision, the next round's product) overlap; a round's logs are one vector of doubles and its exponentials
+// one vector of floats; the decisions are selects, not branches (a coin flip the predictor cannot learn).
+// Each row's r halves stay in the core's cache through the call.
+[[gnu::always_inline]] inline int64_t flip_group_body(FlipRun* runs, int count, int64_t t, int64_t end,
+                                                      uint32_t* pending)
+{
+    const int64_t h = runs[0].h;
+    for (; t < end; ++t)
+    {
+        const float* ex[kGroup];
+        int64_t site[kGroup];
+        bool low[kGroup];
+        double dq[kGroup];
+        uint32_t others = 0;  // the rows whose round t is not one of this loop's
+        uint32_t doubles = 0; // the rows whose product goes in double lanes
+        for (int g = 0; g < count; ++g)
+        {
+            const FlipRun& s = runs[g];
+            const int64_t i = s.sites[t]; // (in [0, D): local_step checked every site)
+            const float now = s.v[i];
+            low[g] = now == 0.0f;
+            dq[g] = s.t * s.row_max[i];
+            site[g] = i;
+            ex[g] = (low[g] ? s.up : s.down) + i * h;
+            // session_delta's float-lane case (lane < 80), or its double-lane case (lane < 700 with the
+            // factors floats: qmax + |beta| max_j |W_ij| < 80, which is qmax + dq), with a commit without
+            // a refresh (qmax + dq < max_q, so qmax < max_q) and no estimate of the bounds first (it comes
+            // only when qmax + dq >= 80)
+            const double lane = s.qlane + s.t * s.row_lane[i];
+            if (!(low[g] || now == 1.0f) || (s.values && s.values[t] != 1.0f - now) ||
+                !(lane < session_max_lane_double && s.qmax + dq[g] < session_max_q))
+                others |= 1u << g;
+            else if (!(lane < session_max_lane_float))
+                doubles |= 1u << g;
+        }
+        int32_t top[kGroup] = {};
+        int64_t exponent[kGroup] = {};
+        Doubles4 y = Doubles4{} + 1.0;
+        float threshold[8] = {}; // (one vector)
+        double numerator[kGroup] = {};
+        for (int g = 0; g < count; ++g)
+            if (doubles >> g & 1) // (rare: log_product_double itself)
+            {
+                FlipRun& s = runs[g];
+                numerator[g] = log_product_double_body(s.half[s.side], ex[g], s.half[s.side ^ 1], h, &top[g]);
+            }
+            else if (!(others >> g & 1))
+            {
+                FlipRun& s = runs[g];
+                y[g] = product_float_body<true>(s.half[s.side], ex[g], s.half[s.side ^ 1], h, &top[g],
+                                                &exponent[g]);
+            }
+        Doubles4 logs;
+        log_small(y, logs); // log_product_float's logs, four at once
+        for (int g = 0; g < count; ++g)
+            if (!(doubles >> g & 1))
+                numerator[g] = logs[g] + static_cast<double>(exponent[g]) * std::numbers::ln2;
+        for (int g = 0; g < count; ++g)
+        {
+            const FlipRun& s = runs[g];
+            const double change = low[g] ? 1.0 : -1.0; // d = u - v_i
+            const double visible = -s.beta * s.a[site[g]] * change;
+            const float delta = static_cast<float>(visible - (numerator[g] - s.log_sum));
+            const float minus = -delta;
+            threshold[g] = minus >= 0.0f ? 0.0f : minus; // e^0 = 1; NaN stays NaN: rejected
+        }
+        exp_group(threshold);
+        for (int g = 0; g < count; ++g)
+        {
+            if (others >> g & 1)
+                continue;
+            FlipRun& s = runs[g];
+            const bool accept = s.uniforms[t] < threshold[g];
+            s.accepted[t] = accept ? 1 : 0;
+            float& at = s.v[site[g]];
+            at = accept ? (low[g] ? 1.0f : 0.0f) : at;
+            s.side ^= accept ? 1 : 0;
+            s.log_sum = accept ? numerator[g] : s.log_sum;
+            s.qmax += accept ? dq[g] : 0.0;
+            s.qlane = accept ? top[g] * std::numbers::ln2 : s.qlane;
+            s.committed = s.committed || accept;
+        }
+        if (others)
+        {
+            *pending = others;
+            return t;
+        }
+    }
+    *pending = 0;
+    return t;
+}
+
 struct SessionKernels
 {
     void (*add_scaled)(double* p, double e, const float* w, int64_t n);
@@ -301,6 +533,7 @@ struct SessionKernels
     void (*scale)(float* r, const float* z, int64_t n);
     double (*log_product_double)(const float* r, const float* z, float* out, int64_t n, int32_t* top);
     void (*q_bounds)(const float* r, int64_t n, int32_t* bound);
+    int64_t (*flip_group)(FlipRun* runs, int count, int64_t t, int64_t end, uint32_t* pending);
 };
 
 #define ANSATZ_RBM_KERNELS(suffix, attribute)                                                                \
@@ -330,6 +563,11 @@ struct SessionKernels
     attribute void scale_##suffix(float* r, const float* z, int64_t n)                                       \
     {                                                                                                        \
         scale_body(r, z, n);                                                                                 \
+    }                                                                                                        \
+    attribute int64_t flip_group_##suffix(FlipRun* runs, int count, int64_t t, int64_t end,                  \
+                                          uint32_t* pending)                                                 \
+    {                                                                                                        \
+        return flip_group_body(runs, count, t, end, pending);                                                \
     }
 
 ANSATZ_RBM_KERNELS(base, )
@@ -344,10 +582,12 @@ const SessionKernels& session_kernels()
 #if defined(__x86_64__) && defined(__GNUC__)
         if (__builtin_cpu_supports("avx2"))
             return SessionKernels{ add_scaled_avx2, log_product_float_avx2,  log_product_float_only_avx2,
-                                   scale_avx2,      log_product_double_avx2, q_bounds_avx2 };
+                                   scale_avx2,      log_product_double_avx2, q_bounds_avx2,
+                                   flip_group_avx2 };
 #endif
         return SessionKernels{ add_scaled_base, log_product_float_base,  log_product_float_only_base,
-                               scale_base,      log_product_double_base, q_bounds_base };
+                               scale_base,      log_product_double_base, q_bounds_base,
+                               flip_group_base };
     }();
     return kernels;
 }
@@ -782,43 +1022,7 @@ public:
                                     " the latest energy_delta proposed");
             (void)previous_values; // the cache kept the change from energy_delta
             ++accepted_rows;
-            const Change kind = ls.kind[k];
-            if (kind == Change::none)
-                continue;
-            const double e = ls.factor[k];
-            const size_t ik = static_cast<size_t>(i);
-            if (kind == Change::exact)
-            {
-                // p is up to date for this row (the proposal needed it): add the change, r from p.
-                session_kernels().add_scaled(ls.p.data() + r * hidden_, e, weights_.data() + i * hidden_,
-                                             hidden_);
-                refresh_row(r);
-                continue;
-            }
-            // r *= E keeps every r_j a normal float while max_j |q_j| stays below max_q, which the change
-            // moves by at most t max_j |W_ij|; beyond, r comes from p computed anew from v (which holds
-            // the change).
-            const double t = std::abs(ls.beta[k] * e), dq = t * ls.row_max[ik];
-            if (ls.qmax[k] + dq >= max_q && ls.stale[k])
-                estimate_bounds(r);
-            ls.p_current[k] = 0;
-            if (ls.qmax[k] + dq >= max_q)
-            {
-                current_p(v, r);
-                refresh_row(r);
-                continue;
-            }
-            if (ls.stored[k])
-                ls.side[k] ^= 1; // the proposal wrote r E into the row's other half
-            else
-                session_kernels().scale(r_of(r),
-                                        kind == Change::general ? ls.e.data() + r * hidden_
-                                                                : table_row(k, i, kind == Change::flip_down),
-                                        hidden_);
-            ls.log_sum[k] = ls.numerator[k];
-            ls.qmax[k] += dq;
-            ls.qlane[k] = ls.numerator_top[k]; // the new lanes' products, from the proposal's
-            ls.stale[k] = 1;
+            commit_row(v, r);
         }
         // The next round's proposals write r E ahead when most of this round's were accepted (a commit
         // then only flips the row's half); else the commits multiply r by E. The same bits either way.
@@ -826,11 +1030,224 @@ public:
         ls.pending = false;
     }
 
+    // The commit of row r's latest proposal, accepted: v[r] holds its new value (see local_commit).
+    void commit_row(const ansatz_tensor& v, int64_t r)
+    {
+        LocalSession& ls = session_;
+        const size_t k = static_cast<size_t>(r);
+        const int64_t i = ls.sites[k];
+        const Change kind = ls.kind[k];
+        if (kind == Change::none)
+            return;
+        const double e = ls.factor[k];
+        const size_t ik = static_cast<size_t>(i);
+        if (kind == Change::exact)
+        {
+            // p is up to date for this row (the proposal needed it): add the change, r from p.
+            session_kernels().add_scaled(ls.p.data() + r * hidden_, e, weights_.data() + i * hidden_,
+                                         hidden_);
+            refresh_row(r);
+            return;
+        }
+        // r *= E keeps every r_j a normal float while max_j |q_j| stays below max_q, which the change
+        // moves by at most t max_j |W_ij|; beyond, r comes from p computed anew from v (which holds
+        // the change).
+        const double t = std::abs(ls.beta[k] * e), dq = t * ls.row_max[ik];
+        if (ls.qmax[k] + dq >= max_q && ls.stale[k])
+            estimate_bounds(r);
+        ls.p_current[k] = 0;
+        if (ls.qmax[k] + dq >= max_q)
+        {
+            current_p(v, r);
+            refresh_row(r);
+            return;
+        }
+        if (ls.stored[k])
+            ls.side[k] ^= 1; // the proposal wrote r E into the row's other half
+        else
+            session_kernels().scale(r_of(r),
+                                    kind == Change::general ? ls.e.data() + r * hidden_
+                                                            : table_row(k, i, kind == Change::flip_down),
+                                    hidden_);
+        ls.log_sum[k] = ls.numerator[k];
+        ls.qmax[k] += dq;
+        ls.qlane[k] = ls.numerator_top[k]; // the new lanes' products, from the proposal's
+        ls.stale[k] = 1;
+    }
+
     void local_end()
     {
         session_.open = false;
         session_.pending = false;
         session_.data = nullptr;
+    }
+
+    // ---- LOCAL_STEP (abi.h 2.4): `rounds` rounds of the session in one call, chain-major arrays {N,
+    // rounds}. Rows go in groups of kGroup, each group through all its rounds before the next (their r
+    // stay in the core's cache): the common round (a flip of a binary unit with the row's table, its
+    // product in the float lanes, its commit without a refresh) in flip_group's lockstep loop, any other
+    // through general_round (propose, the acceptance, commit_row: the code of energy_delta and
+    // local_commit). Both give the bits of energy_delta + the acceptance + local_commit round by round:
+    // the same deltas from the same cache (r E either written into the other half or multiplied into r,
+    // the same floats), and the refresh of every row every refresh_every rounds at the same rounds: the
+    // call is cut there, every row runs its rounds up to the cut, then refresh_all. Flips (new_values
+    // nullptr): the new value is 0 where v holds 1, else 1 (as the metropolis_hastings sampler proposes
+    // them).
+    void local_step(const ansatz_tensor& v, int64_t rounds, const int64_t* sites, const float* new_values,
+                    const float* uniforms, uint8_t* accepted)
+    {
+        require_ready();
+        LocalSession& ls = session_;
+        require_session(v, "rbm local_step");
+        const int64_t n = ls.rows;
+        if (!new_values && gaussian_)
+            throw ansatz::Error("rbm local_step: flips (no new values) need bernoulli visible units; "
+                                "gaussian units take their new values");
+        for (int64_t r = 0; r < n; ++r)
+            for (int64_t t = 0; t < rounds; ++t)
+            {
+                const int64_t at = r * rounds + t, i = sites[at];
+                if (i < 0 || i >= d_)
+                    throw ansatz::Error("rbm local_step: site " + std::to_string(i) + " of chain " +
+                                        std::to_string(r) + " at round " + std::to_string(t) +
+                                        " is outside [0, " + std::to_string(d_) + ")");
+                if (new_values && !in_support(new_values[at]))
+                    throw ansatz::Error("rbm local_step: new value " + std::to_string(new_values[at]) +
+                                        " of chain " + std::to_string(r) + " at round " + std::to_string(t) +
+                                        " is outside the units' support " +
+                                        (gaussian_ ? "(the finite reals)" : "[0, 1]"));
+            }
+        if (rounds >
+            0) // (the rounds' proposals replace a pending energy_delta's, as another energy_delta does)
+            ls.pending = false;
+        for (int64_t t0 = 0; t0 < rounds;)
+        {
+            // Round t0 counts as energy_delta's call would (a refresh first when it is due); the rounds
+            // after it up to the next refresh run without one.
+            if (++ls.rounds > refresh_every)
+                refresh_all(v);
+            const int64_t span = std::min<int64_t>(rounds - t0, refresh_every - ls.rounds + 1);
+            ls.rounds += static_cast<int32_t>(span - 1);
+            for (int64_t r0 = 0; r0 < n; r0 += kGroup)
+                rounds_of_group(v, r0, std::min<int64_t>(kGroup, n - r0), rounds, t0, t0 + span, sites,
+                                new_values, uniforms, accepted);
+            t0 += span;
+        }
+    }
+
+    // Rows [r0, r0 + count) (count <= kGroup), rounds [first, end): the rows with a table in lockstep
+    // (flip_group), the rounds it leaves through general_round; rows without a table through general_round.
+    void rounds_of_group(const ansatz_tensor& v, int64_t r0, int64_t count, int64_t rounds, int64_t first,
+                         int64_t end, const int64_t* sites, const float* new_values, const float* uniforms,
+                         uint8_t* accepted)
+    {
+        LocalSession& ls = session_;
+        FlipRun runs[kGroup];
+        int64_t rows[kGroup];
+        int grouped = 0;
+        for (int64_t r = r0; r < r0 + count; ++r)
+        {
+            if (ls.table_of_row[static_cast<size_t>(r)] < 0) // no table: every round through general_round
+            {
+                for (int64_t t = first; t < end; ++t)
+                    general_round(v, r, t, sites + r * rounds, new_values ? new_values + r * rounds : nullptr,
+                                  uniforms + r * rounds, accepted + r * rounds);
+                continue;
+            }
+            runs[grouped] = flip_run(v, r, sites + r * rounds, new_values ? new_values + r * rounds : nullptr,
+                                     uniforms + r * rounds, accepted + r * rounds);
+            rows[grouped++] = r;
+        }
+        if (grouped == 0)
+            return;
+        for (int64_t t = first; t < end; ++t)
+        {
+            for (int g = 0; g < grouped; ++g)
+                load_run(runs[g], rows[g]);
+            uint32_t pending = 0;
+            t = session_kernels().flip_group(runs, grouped, t, end, &pending);
+            for (int g = 0; g < grouped; ++g)
+                store_run(runs[g], rows[g]);
+            if (!pending)
+                break;                        // (t == end)
+            for (int g = 0; g < grouped; ++g) // round t of the rows the loop left
+                if (pending >> g & 1)
+                    general_round(v, rows[g], t, runs[g].sites, runs[g].values, runs[g].uniforms,
+                                  runs[g].accepted);
+        }
+    }
+
+    // flip_group's view of row r (a row with a table), its arrays from round 0; its state from load_run.
+    FlipRun flip_run(const ansatz_tensor& v, int64_t r, const int64_t* sites, const float* new_values,
+                     const float* uniforms, uint8_t* accepted)
+    {
+        LocalSession& ls = session_;
+        const size_t k = static_cast<size_t>(r);
+        const Table& tb = ls.tables[static_cast<size_t>(ls.table_of_row[k])];
+        return FlipRun{ ansatz::f32(v) + r * d_,
+                        sites,
+                        new_values,
+                        uniforms,
+                        accepted,
+                        { ls.r.data() + 2 * r * hidden_, ls.r.data() + (2 * r + 1) * hidden_ },
+                        tb.up.data(),
+                        tb.down.data(),
+                        visible_bias_.data(),
+                        ls.row_lane.data(),
+                        ls.row_max.data(),
+                        d_,
+                        hidden_,
+                        ls.beta[k],
+                        std::abs(ls.beta[k]),
+                        0,
+                        0,
+                        0,
+                        0,
+                        false };
+    }
+    void load_run(FlipRun& run, int64_t r) const
+    {
+        const LocalSession& ls = session_;
+        const size_t k = static_cast<size_t>(r);
+        run.side = ls.side[k];
+        run.log_sum = ls.log_sum[k];
+        run.qmax = ls.qmax[k];
+        run.qlane = ls.qlane[k];
+        run.committed = false;
+    }
+    void store_run(const FlipRun& run, int64_t r)
+    {
+        LocalSession& ls = session_;
+        const size_t k = static_cast<size_t>(r);
+        ls.side[k] = static_cast<uint8_t>(run.side);
+        ls.log_sum[k] = run.log_sum;
+        ls.qmax[k] = run.qmax;
+        ls.qlane[k] = run.qlane;
+        if (run.committed) // as local_commit: the bounds were raised by commits, p is not the row's
+        {
+            ls.stale[k] = 1;
+            ls.p_current[k] = 0;
+        }
+    }
+
+    // Round t of row r (its arrays from round 0) through propose, the acceptance and commit_row: the code
+    // of energy_delta and local_commit.
+    void general_round(const ansatz_tensor& v, int64_t r, int64_t t, const int64_t* sites,
+                       const float* new_values, const float* uniforms, uint8_t* accepted)
+    {
+        float* row = ansatz::f32(v) + r * d_;
+        const int64_t i = sites[t];
+        const float now = row[i];
+        const float u = new_values ? new_values[t] : (now == 1.0f ? 0.0f : 1.0f);
+        const float minus = -propose(v, r, i, u);
+        const float threshold = exp_one(minus >= 0.0f ? 0.0f : minus); // NaN stays NaN: rejected
+        const bool accept = uniforms[t] < threshold;
+        accepted[t] = accept ? 1 : 0;
+        if (accept)
+        {
+            row[i] = u;
+            commit_row(v, r);
+        }
     }
 
     // ---- STATE GRADIENT (abi.h 2.2), gaussian units: with x = v / sigma^2 and p = b + x W,
@@ -1025,9 +1442,9 @@ private:
     // while |q| < max_q. A float lane's partial products stay normal below max_lane_float, a double
     // lane's below max_lane_double.
     static constexpr double max_exponent = 80;
-    static constexpr double max_q = 80;
-    static constexpr double max_lane_float = 80;
-    static constexpr double max_lane_double = 700;
+    static constexpr double max_q = session_max_q;
+    static constexpr double max_lane_float = session_max_lane_float;
+    static constexpr double max_lane_double = session_max_lane_double;
     static constexpr int32_t refresh_every = 2048;
     static constexpr int64_t kPrefetchAhead = 4; // chains
     static constexpr double max_table_bytes = 64.0 * 1024 * 1024;
@@ -1183,13 +1600,10 @@ private:
             refresh_all(v);
         const float* values = ansatz::f32(v);
         float* o = ansatz::f32(out);
-        const float* a = visible_bias_.data();
-        const float* w = weights_.data();
         for (int64_t r = 0; r < std::min<int64_t>(n, kPrefetchAhead); ++r)
             prefetch_row(values, r, sites[r], new_values[r]);
         for (int64_t r = 0; r < n; ++r)
         {
-            const size_t k = static_cast<size_t>(r);
             const int64_t i = sites[r];
             if (r + kPrefetchAhead < n) // the rows of the chains ahead load while this one computes
                 prefetch_row(values, r + kPrefetchAhead, sites[r + kPrefetchAhead],
@@ -1198,89 +1612,102 @@ private:
                 throw ansatz::Error("rbm energy_delta: site " + std::to_string(i) + " of chain " +
                                     std::to_string(r) + " is outside [0, " + std::to_string(d_) + ")");
             const float u = new_values[r];
-            if (gaussian_ ? !std::isfinite(u) : !(u >= 0.0f && u <= 1.0f))
+            if (!in_support(u))
                 throw ansatz::Error("rbm energy_delta: new value " + std::to_string(u) + " of chain " +
                                     std::to_string(r) + " is outside the units' support " +
                                     (gaussian_ ? "(the finite reals)" : "[0, 1]"));
-            ls.sites[k] = i;
-            ls.values[k] = u;
-            const float now = values[r * d_ + i];
-            const double b = ls.beta[k];
-            const double d = static_cast<double>(u) - now;
-            if (d == 0)
-            {
-                ls.kind[k] = Change::none;
-                ls.factor[k] = 0;
-                o[r] = 0.0f;
-                continue;
-            }
-            const size_t ik = static_cast<size_t>(i);
-            // e: the change of p is e W_i; the visible term of F_beta.
-            double e = d, visible = 0;
-            if (gaussian_)
-            {
-                e = d / variance_[ik];
-                visible = d * (0.5 * (static_cast<double>(u) + now) - a[i]) / variance_[ik];
-            }
-            else
-                visible = -b * a[i] * d;
-            ls.factor[k] = e;
-            const float* wi = w + i * hidden_;
-            const double t = std::abs(b * e); // |y_j| <= t |W_ij|
-            const bool flip = ls.table_of_row[k] >= 0 && (d == 1 || d == -1);
-            // A bound of every lane's log prod_j (1 + r_j E_j) (softplus is 1-Lipschitz: each factor grows at
-            // most by e^|y_j| from 1 + r_j).
-            const double lane = ls.qlane[k] + t * ls.row_lane[ik];
-            double hidden_change = 0; // sum_j softplus(q_j + y_j) - softplus(q_j)
-            // (The factors 1 + r_j E_j are floats: below e^(qmax + t max_j |W_ij|); qmax from r if that is
-            // what keeps the product from double lanes.)
-            if (lane >= max_lane_float && lane < max_lane_double && ls.stale[k] &&
-                ls.qmax[k] + t * ls.row_max[ik] >= max_exponent)
-                estimate_bounds(r);
-            if (ls.qmax[k] < max_q && (flip || t * ls.row_max[ik] < max_exponent) &&
-                (lane < max_lane_float ||
-                 (lane < max_lane_double && ls.qmax[k] + t * ls.row_max[ik] < max_exponent)))
-            {
-                const float* ex = nullptr;
-                if (flip)
-                {
-                    ls.kind[k] = d == 1 ? Change::flip_up : Change::flip_down;
-                    ex = table_row(k, i, d == -1);
-                }
-                else
-                {
-                    ls.kind[k] = Change::general;
-                    float* ey = ls.e.data() + r * hidden_;
-                    const float y = static_cast<float>(b * e);
-                    for (int64_t j = 0; j < hidden_; ++j)
-                        ey[j] = y * wi[j];
-                    ansatz::exp(ey, hidden_);
-                    ex = ey;
-                }
-                const float* x = r_of(r);
-                float* next = r_of(r, 1);
-                int32_t top = 0;
-                const bool in_float = lane < max_lane_float;
-                ls.stored[k] = !in_float || ls.store_ahead;
-                const double numerator =
-                    !in_float        ? session_kernels().log_product_double(x, ex, next, hidden_, &top)
-                    : ls.store_ahead ? session_kernels().log_product_float(x, ex, next, hidden_, &top)
-                                     : session_kernels().log_product_float_only(x, ex, next, hidden_, &top);
-                ls.numerator_top[k] = top * std::numbers::ln2;
-                ls.numerator[k] = numerator;
-                hidden_change = numerator - ls.log_sum[k];
-            }
-            else
-            {
-                ls.kind[k] = Change::exact;
-                current_p(v, r); // p itself is needed
-                const double* p = ls.p.data() + r * hidden_;
-                for (int64_t j = 0; j < hidden_; ++j)
-                    hidden_change += softplus_double(b * (p[j] + e * wi[j])) - softplus_double(b * p[j]);
-            }
-            o[r] = static_cast<float>(visible - hidden_change);
+            o[r] = propose(v, r, i, u);
         }
         ls.pending = true;
+    }
+
+    bool in_support(float u) const { return gaussian_ ? std::isfinite(u) : (u >= 0.0f && u <= 1.0f); }
+
+    // Row r's proposal: unit i (in range) set to u (in the support), from the cache: F_beta(v') - F_beta(v),
+    // and what its commit needs (kind, factor, the numerator and its lanes' bound, r E when stored).
+    float propose(const ansatz_tensor& v, int64_t r, int64_t i, float u)
+    {
+        LocalSession& ls = session_;
+        const float* values = ansatz::f32(v);
+        const float* a = visible_bias_.data();
+        const float* w = weights_.data();
+        const size_t k = static_cast<size_t>(r);
+        ls.sites[k] = i;
+        ls.values[k] = u;
+        const float now = values[r * d_ + i];
+        const double b = ls.beta[k];
+        const double d = static_cast<double>(u) - now;
+        if (d == 0)
+        {
+            ls.kind[k] = Change::none;
+            ls.factor[k] = 0;
+            return 0.0f;
+        }
+        const size_t ik = static_cast<size_t>(i);
+        // e: the change of p is e W_i; the visible term of F_beta.
+        double e = d, visible = 0;
+        if (gaussian_)
+        {
+            e = d / variance_[ik];
+            visible = d * (0.5 * (static_cast<double>(u) + now) - a[i]) / variance_[ik];
+        }
+        else
+            visible = -b * a[i] * d;
+        ls.factor[k] = e;
+        const float* wi = w + i * hidden_;
+        const double t = std::abs(b * e); // |y_j| <= t |W_ij|
+        const bool flip = ls.table_of_row[k] >= 0 && (d == 1 || d == -1);
+        // A bound of every lane's log prod_j (1 + r_j E_j) (softplus is 1-Lipschitz: each factor grows at
+        // most by e^|y_j| from 1 + r_j).
+        const double lane = ls.qlane[k] + t * ls.row_lane[ik];
+        double hidden_change = 0; // sum_j softplus(q_j + y_j) - softplus(q_j)
+        // (The factors 1 + r_j E_j are floats: below e^(qmax + t max_j |W_ij|); qmax from r if that is
+        // what keeps the product from double lanes.)
+        if (lane >= max_lane_float && lane < max_lane_double && ls.stale[k] &&
+            ls.qmax[k] + t * ls.row_max[ik] >= max_exponent)
+            estimate_bounds(r);
+        if (ls.qmax[k] < max_q && (flip || t * ls.row_max[ik] < max_exponent) &&
+            (lane < max_lane_float ||
+             (lane < max_lane_double && ls.qmax[k] + t * ls.row_max[ik] < max_exponent)))
+        {
+            const float* ex = nullptr;
+            if (flip)
+            {
+                ls.kind[k] = d == 1 ? Change::flip_up : Change::flip_down;
+                ex = table_row(k, i, d == -1);
+            }
+            else
+            {
+                ls.kind[k] = Change::general;
+                float* ey = ls.e.data() + r * hidden_;
+                const float y = static_cast<float>(b * e);
+                for (int64_t j = 0; j < hidden_; ++j)
+                    ey[j] = y * wi[j];
+                ansatz::exp(ey, hidden_);
+                ex = ey;
+            }
+            const float* x = r_of(r);
+            float* next = r_of(r, 1);
+            int32_t top = 0;
+            const bool in_float = lane < max_lane_float;
+            ls.stored[k] = !in_float || ls.store_ahead;
+            const double numerator =
+                !in_float        ? session_kernels().log_product_double(x, ex, next, hidden_, &top)
+                : ls.store_ahead ? session_kernels().log_product_float(x, ex, next, hidden_, &top)
+                                 : session_kernels().log_product_float_only(x, ex, next, hidden_, &top);
+            ls.numerator_top[k] = top * std::numbers::ln2;
+            ls.numerator[k] = numerator;
+            hidden_change = numerator - ls.log_sum[k];
+        }
+        else
+        {
+            ls.kind[k] = Change::exact;
+            current_p(v, r); // p itself is needed
+            const double* p = ls.p.data() + r * hidden_;
+            for (int64_t j = 0; j < hidden_; ++j)
+                hidden_change += softplus_double(b * (p[j] + e * wi[j])) - softplus_double(b * p[j]);
+        }
+        return static_cast<float>(visible - hidden_change);
     }
 
     // Visible biases from the data's means (Hinton 2010, "A practical guide to training RBMs", 8.1):

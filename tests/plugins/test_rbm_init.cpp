@@ -43,6 +43,14 @@ const std::vector<uint8_t> six_samples = {
     0, 255, 0,   255, 0,   128, //
 };
 
+// An idx dataset of the six samples, written into a fresh test folder `folder`.
+std::unique_ptr<ansatz::engine::Instance> six_sample_data(const std::string& folder)
+{
+    const fs::path dir = ansatz::test::fresh_folder(folder);
+    ansatz::test::write_text(dir / "six.idx", idx_file(6, 2, 3, six_samples));
+    return ansatz::test::make("idx", "{images: " + (dir / "six.idx").string() + "}");
+}
+
 // Creates component `name` with `yaml`, its COMPONENT keys given the handles of `named` (as the engine
 // does: the named component is created first).
 std::unique_ptr<ansatz::engine::Instance> make_with(const std::string& name, const std::string& yaml,
@@ -79,9 +87,7 @@ TEST_CASE("rbm: init_data starts the visible biases at the logit of the clipped 
           "or at the data means (gaussian), over init_rows rows",
           "[rbm][init]")
 {
-    const fs::path dir = ansatz::test::fresh_folder("rbm_init/values");
-    ansatz::test::write_text(dir / "six.idx", idx_file(6, 2, 3, six_samples));
-    auto data = ansatz::test::make("idx", "{images: " + (dir / "six.idx").string() + "}");
+    auto data = six_sample_data("rbm_init/values");
 
     // Without init_data: zeros, and the weights the same stream gives with init_data.
     auto plain = ansatz::test::make("rbm", "{hidden: 3, init_std: 0.5}");
@@ -128,9 +134,7 @@ TEST_CASE("rbm: init_data starts the visible biases at the logit of the clipped 
 TEST_CASE("rbm: init_data of another sample size, and init_rows without init_data, are input errors",
           "[rbm][init]")
 {
-    const fs::path dir = ansatz::test::fresh_folder("rbm_init/errors");
-    ansatz::test::write_text(dir / "six.idx", idx_file(6, 2, 3, six_samples));
-    auto data = ansatz::test::make("idx", "{images: " + (dir / "six.idx").string() + "}");
+    auto data = six_sample_data("rbm_init/errors");
     auto inst = make_with("rbm", "{hidden: 3, init_data: data}", *data);
     const ansatz_model_handle h = inst->model();
     const int64_t shape[] = { 5 };
@@ -212,9 +216,7 @@ TEST_CASE("rbm centered: starts as the plain rbm of the same seed, and its free 
           "centred parametrisation's (central differences in double)",
           "[rbm][init][centered]")
 {
-    const fs::path dir = ansatz::test::fresh_folder("rbm_init/centered");
-    ansatz::test::write_text(dir / "six.idx", idx_file(6, 2, 3, six_samples));
-    auto data = ansatz::test::make("idx", "{images: " + (dir / "six.idx").string() + "}");
+    auto data = six_sample_data("rbm_init/centered");
     auto plain = make_with("rbm", "{hidden: 3, init_std: 0.5, init_data: data}", *data);
     auto centred = make_with("rbm", "{hidden: 3, init_std: 0.5, init_data: data, centered: true}", *data);
     ModelRef pm = ansatz::test::model_ref(*plain);
@@ -334,9 +336,7 @@ stages:
 TEST_CASE("rbm centered: the conformance kit passes on a centred 6x3 RBM with written parameters",
           "[rbm][init][centered][conformance]")
 {
-    const fs::path dir = ansatz::test::fresh_folder("rbm_init/centered_kit");
-    ansatz::test::write_text(dir / "six.idx", idx_file(6, 2, 3, six_samples));
-    auto data = ansatz::test::make("idx", "{images: " + (dir / "six.idx").string() + "}");
+    auto data = six_sample_data("rbm_init/centered_kit");
     auto inst = make_with("rbm", "{hidden: 3, init_std: 1.0, init_data: data, centered: true}", *data);
     ModelRef m = ansatz::test::model_ref(*inst);
     Rng rng(701);

@@ -361,6 +361,20 @@ TEST_CASE("rbm local moves: 256 and 200 hidden units (whole and partial lanes of
         }
 }
 
+// The model of the wide-row tests: W_0j = 50 at j = 0 and 32, -50 at j = 1 and 33, the other weights
+// N(0, 0.3^2), 6 x 64.
+Model wide_row()
+{
+    Model r = make(6, 64, "", 0.3, 371);
+    float* w = ansatz::f32(r.m.parameters()[0].tensor);
+    for (const int64_t j : { 0, 32 })
+        w[j] = 50.0f;
+    for (const int64_t j : { 1, 33 })
+        w[j] = -50.0f;
+    r.m.parameters_changed();
+    return r;
+}
+
 TEST_CASE("rbm local moves: a row of weights too wide for the float lanes (W_0j = +-50 on two units of two "
           "lanes) goes through products in double and r from p - and agrees with free-energy differences",
           "[rbm][local]")
@@ -371,13 +385,7 @@ TEST_CASE("rbm local moves: a row of weights too wide for the float lanes (W_0j 
     // the product goes in double. After that flip |beta p_j| is about 43 at four units, so a further commit
     // could take |q| past 80: r is then recomputed from p (and, beyond, the row uses softplus differences).
     // 16 chains x 1200 proposals, every round compared (2e-4 + 2e-6 (M + M'), run_session).
-    Model r = make(6, 64, "", 0.3, 371);
-    float* w = ansatz::f32(r.m.parameters()[0].tensor);
-    for (const int64_t j : { 0, 32 })
-        w[j] = 50.0f;
-    for (const int64_t j : { 1, 33 })
-        w[j] = -50.0f;
-    r.m.parameters_changed();
+    Model r = wide_row();
     const Drift drift = run_session(r, 16, 1200, 1, { 0.85, 0.9 }, 372);
     WARN("wide row: worst |difference| " << drift.worst << " over " << drift.compared << " deltas");
     CHECK(drift.compared == 16 * 1200);
@@ -492,20 +500,6 @@ std::pair<int64_t, int64_t> compare_step(const Model& r, const Model& q, int64_t
     sa.end();
     sb.end();
     return { accepted, rejected };
-}
-
-// The model of the wide-row test above: W_0j = 50 at j = 0 and 32, -50 at j = 1 and 33, the other weights
-// N(0, 0.3^2), 6 x 64.
-Model wide_row()
-{
-    Model r = make(6, 64, "", 0.3, 371);
-    float* w = ansatz::f32(r.m.parameters()[0].tensor);
-    for (const int64_t j : { 0, 32 })
-        w[j] = 50.0f;
-    for (const int64_t j : { 1, 33 })
-        w[j] = -50.0f;
-    r.m.parameters_changed();
-    return r;
 }
 
 } // namespace

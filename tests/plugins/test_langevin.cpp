@@ -676,3 +676,30 @@ TEST_CASE("langevin: the Box-Muller kernel gives the same bits on 4 lanes and on
     CHECK(std::memcmp(s4.data(), s8.data(), s4.size() * sizeof(float)) == 0);
 }
 #endif
+
+TEST_CASE(
+    "langevin: adjusted rejects every proposal whose free energy is NaN (a Gaussian whose F is NaN beyond "
+    "x_0 > 1 - 2000 chains from 0 x 50 steps - seed 891)",
+    "[langevin]")
+{
+    for (const bool nan_beyond : { false, true })
+    {
+        INFO((nan_beyond ? "F NaN beyond" : "plain target"));
+        const Component target =
+            fixture_model("gaussian_target",
+                          std::string("{mean: [0.0, 0.0], precision: [1.0, 0.0, 0.0, 1.0]") +
+                              (nan_beyond ? ", bug: nan_beyond}" : "}"),
+                          2);
+        const Component s = langevin("{adjusted: true, steps: 1, step_size: 0.3, noise: 1.0}", target.model);
+        Chains c(target.model, 2000, 2, 891);
+        std::fill(c.x.begin(), c.x.end(), 0.0f);
+        c.advance(s.sampler, 50);
+        int64_t beyond = 0;
+        for (int64_t r = 0; r < c.n; ++r)
+            beyond += c.x[static_cast<size_t>(2 * r)] > 1.0f ? 1 : 0;
+        if (nan_beyond)
+            CHECK(beyond == 0);
+        else
+            CHECK(beyond > c.n / 10); // the test's power: without the NaN the region is visited
+    }
+}

@@ -535,3 +535,40 @@ TEST_CASE("metropolis_hastings: refusals at bind and at advance_tempered name wh
         "free_energy_grad_state is the gradient of F, not of the tempered F_beta; use proposal: "
         "gaussian");
 }
+
+TEST_CASE(
+    "metropolis_hastings: MALA rejects every proposal whose free energy is NaN (a target whose F is NaN "
+    "beyond x_0 > m_0 + 1 - 2000 chains from the mean x 50 sweeps - seed 741)",
+    "[metropolis_hastings][gaussian]")
+{
+    // Started at the mean, a chain of the plain target crosses x_0 = m_0 + 1 (1 / sqrt(P_00^-1) = 0.7
+    // standard deviations) within a few sweeps; with the NaN region none may enter it.
+    for (const bool nan_beyond : { false, true })
+    {
+        INFO((nan_beyond ? "F NaN beyond" : "plain target"));
+        std::string yaml = gaussian_yaml();
+        if (nan_beyond)
+            yaml.insert(yaml.size() - 1, ", bug: nan_beyond");
+        const Component target = fixture_model("gaussian_target", yaml, { 2 });
+        const Component s = sampler("metropolis_hastings", "{proposal: mala, step_size: 0.9}", target.model);
+        const int64_t n = 2000;
+        std::vector<float> x(static_cast<size_t>(2 * n));
+        for (int64_t r = 0; r < n; ++r)
+        {
+            x[static_cast<size_t>(2 * r)] = static_cast<float>(kMean[0]);
+            x[static_cast<size_t>(2 * r + 1)] = static_cast<float>(kMean[1]);
+        }
+        ansatz_tensor xt = ansatz::make_view(x.data(), { n, 2 });
+        Rng rng(741);
+        ansatz::StreamArray chains;
+        const ansatz::Streams streams = chains.split_from(rng, n);
+        s.sampler.advance(xt, 50, streams);
+        int64_t beyond = 0;
+        for (int64_t r = 0; r < n; ++r)
+            beyond += x[static_cast<size_t>(2 * r)] > kMean[0] + 1 ? 1 : 0;
+        if (nan_beyond)
+            CHECK(beyond == 0);
+        else
+            CHECK(beyond > n / 10); // the test's power: without the NaN the region is visited
+    }
+}

@@ -589,8 +589,9 @@ private:
                     }
                     const double log_alpha = static_cast<double>(f_[rs]) - proposal_f_[rs] -
                                              (back - forward) / (2 * sigma * sigma);
-                    // NaN (a NaN energy): exp(NaN) compares false, rejected.
-                    if (!(uniforms_[rs] < std::exp(std::min(0.0, log_alpha))))
+                    // A NaN (a NaN energy) is rejected: min(log_alpha, 0) keeps it (std::min returns its
+                    // first argument when the comparison is false), and exp(NaN) compares false.
+                    if (!(uniforms_[rs] < std::exp(std::min(log_alpha, 0.0))))
                         continue;
                     ++tally.accepted;
                     std::copy_n(yr, d, x + r * d);

@@ -650,7 +650,9 @@ private:
                 const double log_alpha =
                     static_cast<double>(f_[r]) - proposal_f_[r] - (back - forward) / (2 * h * h);
                 const double u = rngs[r].uniform_double();
-                const bool accept = u < std::exp(std::min(0.0, log_alpha)); // NaN: exp(NaN) -> rejected
+                // min(log_alpha, 0) keeps a NaN (std::min returns its first argument when the comparison is
+                // false), so exp(NaN) fails the comparison: rejected.
+                const bool accept = u < std::exp(std::min(log_alpha, 0.0));
                 row_accepted_[r] = accept ? 1 : 0;
                 if (!accept)
                     continue;

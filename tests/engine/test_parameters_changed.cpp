@@ -19,26 +19,8 @@ TEST_CASE("abi 2.3: a training run calls parameters_changed after every optimize
 {
     // The fixture's RBM generates its own training rows (6 binary units), then trains on them: 3 epochs
     // of 8 batches, every step writes the parameters.
-    const fs::path dir = ansatz::test::fresh_folder("parameters_changed/train");
-    fs::create_directories(dir / "plugins");
-    fs::copy_file(fs::path(ANSATZ_TEST_FIXTURE_DIR) / "libansatz_fixture_conformance_rbm.so",
-                  dir / "plugins" / "libansatz_fixture_conformance_rbm.so");
-    write_text(
-        dir / "pipeline.yaml",
-        "pipeline: announced\n"
-        "seed: 5\n"
-        "threads: 1\n"
-        "components:\n"
-        "  teacher: {plugin: conformance_rbm}\n"
-        "  student: {plugin: conformance_rbm, init_std: 0.1}\n"
-        "  gibbs:   {plugin: gibbs}\n"
-        "  rows:    {plugin: npy, samples: $run/rows.npy}\n"
-        "  cd:      {plugin: contrastive_divergence, persistent: true, chains: 4}\n"
-        "  sgd:     {plugin: sgd, learning_rate: 0.1, momentum: 0.5}\n"
-        "stages:\n"
-        "  - generate: {model: teacher, sampler: gibbs, chains: 8, burn_in: 20, samples: 8, to: rows}\n"
-        "  - train: {model: student, data: rows, loss: cd, sampler: gibbs, optimizer: sgd, epochs: 3, "
-        "batch_size: 8, checkpoint_every: 1}\n"
+    const fs::path dir = ansatz::test::fixture_rbm_training(
+        "parameters_changed/train", "announced", ", momentum: 0.5",
         "  - sample: {model: student, sampler: gibbs, count: 4, steps: 5, image: false}\n");
     const std::vector<std::string> args{
         "run", "pipeline.yaml", "--runs", "runs", "--plugin-path", "plugins"

@@ -19,27 +19,7 @@ namespace
 // of 8 batches with a checkpoint every epoch.
 fs::path prepare(const std::string& name)
 {
-    const fs::path dir = ansatz::test::fresh_folder("resume_plugins/" + name);
-    fs::create_directories(dir / "plugins");
-    fs::copy_file(fs::path(ANSATZ_TEST_FIXTURE_DIR) / "libansatz_fixture_conformance_rbm.so",
-                  dir / "plugins" / "libansatz_fixture_conformance_rbm.so");
-    write_text(
-        dir / "pipeline.yaml",
-        "pipeline: elsewhere\n"
-        "seed: 5\n"
-        "threads: 1\n"
-        "components:\n"
-        "  teacher: {plugin: conformance_rbm}\n"
-        "  student: {plugin: conformance_rbm, init_std: 0.1}\n"
-        "  gibbs:   {plugin: gibbs}\n"
-        "  rows:    {plugin: npy, samples: $run/rows.npy}\n"
-        "  cd:      {plugin: contrastive_divergence, persistent: true, chains: 4}\n"
-        "  sgd:     {plugin: sgd, learning_rate: 0.1}\n"
-        "stages:\n"
-        "  - generate: {model: teacher, sampler: gibbs, chains: 8, burn_in: 20, samples: 8, to: rows}\n"
-        "  - train: {model: student, data: rows, loss: cd, sampler: gibbs, optimizer: sgd, epochs: 3, "
-        "batch_size: 8, checkpoint_every: 1}\n");
-    return dir;
+    return ansatz::test::fixture_rbm_training("resume_plugins/" + name, "elsewhere");
 }
 
 // Runs the pipeline with --plugin-path plugins and kills it in the third epoch (after the second

@@ -72,6 +72,36 @@ fs::path fresh_folder(const std::string& name)
     return folder;
 }
 
+fs::path fixture_rbm_training(const std::string& name, const std::string& pipeline,
+                              const std::string& sgd_keys, const std::string& more_stages)
+{
+    const fs::path dir = fresh_folder(name);
+    fs::create_directories(dir / "plugins");
+    fs::copy_file(fs::path(ANSATZ_TEST_FIXTURE_DIR) / "libansatz_fixture_conformance_rbm.so",
+                  dir / "plugins" / "libansatz_fixture_conformance_rbm.so");
+    write_text(
+        dir / "pipeline.yaml",
+        "pipeline: " + pipeline +
+            "\n"
+            "seed: 5\n"
+            "threads: 1\n"
+            "components:\n"
+            "  teacher: {plugin: conformance_rbm}\n"
+            "  student: {plugin: conformance_rbm, init_std: 0.1}\n"
+            "  gibbs:   {plugin: gibbs}\n"
+            "  rows:    {plugin: npy, samples: $run/rows.npy}\n"
+            "  cd:      {plugin: contrastive_divergence, persistent: true, chains: 4}\n"
+            "  sgd:     {plugin: sgd, learning_rate: 0.1" +
+            sgd_keys +
+            "}\n"
+            "stages:\n"
+            "  - generate: {model: teacher, sampler: gibbs, chains: 8, burn_in: 20, samples: 8, to: rows}\n"
+            "  - train: {model: student, data: rows, loss: cd, sampler: gibbs, optimizer: sgd, epochs: 3, "
+            "batch_size: 8, checkpoint_every: 1}\n" +
+            more_stages);
+    return dir;
+}
+
 void write_text(const fs::path& file, const std::string& text)
 {
     std::ofstream out(file, std::ios::binary);

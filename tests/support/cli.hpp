@@ -37,6 +37,14 @@ std::string square_images(int bright = 230, int dark = 20);
 std::filesystem::path fresh_folder(const std::string& name);
 
 void write_text(const std::filesystem::path& file, const std::string& text);
+
+// A fresh folder `name` with the out-of-tree fixture model (libansatz_fixture_conformance_rbm.so) in
+// plugins/ and a pipeline.yaml `pipeline` in which a teacher of it generates 8 chains x 8 rows and a
+// student trains on them for 3 epochs of 8 batches with a checkpoint every epoch; `sgd_keys` are the sgd
+// component's extra keys (", momentum: 0.5"), `more_stages` lines appended to the stages.
+std::filesystem::path fixture_rbm_training(const std::string& name, const std::string& pipeline,
+                                           const std::string& sgd_keys = "",
+                                           const std::string& more_stages = "");
 std::string read_text(const std::filesystem::path& file);
 
 // A metrics.csv without its timing columns (seconds, *_per_second): what two runs that did the same

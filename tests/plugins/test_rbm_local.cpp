@@ -597,6 +597,20 @@ TEST_CASE("rbm local_step: the chains of energy_delta + local_commit bit for bit
             CHECK(rejected > 1000);
         }
     }
+    SECTION("1, 3 and 5 chains (groups of four not filled) in calls that end right before, at and after "
+            "the refresh (2046, 1, 1, 1 rounds)")
+    {
+        const std::vector<int64_t> edges = { 2046, 1, 1, 1, 251 };
+        const Model r = make(40, 256, "", 0.05, 395), q = make(40, 256, "", 0.05, 395);
+        for (const int64_t n : { 1, 3, 5 })
+        {
+            INFO(n << " chains");
+            const auto [accepted, rejected] =
+                compare_step(r, q, n, 2300, edges, { 1.0, 0.5 }, false, 396 + static_cast<uint64_t>(n));
+            CHECK(accepted > 300 * n);
+            CHECK(rejected > 100 * n);
+        }
+    }
     SECTION("weights sd 20 at beta 1, 0.5, 3: rows beyond the float cache, exact softplus differences")
     {
         const Model r = make(8, 6, "", 20.0, 321), q = make(8, 6, "", 20.0, 321);

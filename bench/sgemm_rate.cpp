@@ -1,15 +1,22 @@
-// sgemm_rate -- OpenBLAS's single-precision product rate for given shapes, as ansatz calls it.
+// sgemm_rate -- the single-precision product rate for given shapes: OpenBLAS's, and the product the
+// network layers run (ansatz/nn.hpp), as they run it.
 //
 //     cmake --build build --target sgemm_rate
 //     build/bin/sgemm_rate THREADS SHAPE...     SHAPE = M,N,K[,ta][,tb]   e.g. 64,256,784  784,256,128,ta
 //
-// C {M, N} = op(A) op(B) with op(A) {M, K} and op(B) {K, N}, row-major as ansatz::blas::gemm calls
-// cblas_sgemm (ta: A is stored {K, M} and transposed; tb: B is stored {N, K}), beta = 1 (products add
-// onto a bias or a gradient). OpenBLAS gets THREADS threads (openblas_set_num_threads, as the engine
-// sets its budget). For each shape: 7 timings (wall clock) of enough calls to take about 50 ms, after a
-// warm-up; prints one line per shape: "M,N,K[,ta][,tb] <median GFLOP/s> <median seconds per call>".
-// bench/run uses it to say how far an epoch is from its products at the sgemm rate. A benchmark
-// reports; nothing is asserted.
+// C {M, N} = op(A) op(B) with op(A) {M, K} and op(B) {K, N}, row-major (ta: A is stored {K, M} and
+// transposed; tb: B is stored {N, K}), beta = 1 (products add onto a bias or a gradient). Two rates:
+//   - openblas: one cblas_sgemm on OpenBLAS's THREADS threads (openblas_set_num_threads, as the engine
+//     sets its budget), whatever kernel OpenBLAS runs on this CPU and OPENBLAS_CORETYPE;
+//   - layers: the product of ansatz/nn.hpp's layers (detail::nn::sgemm: the SDK's AVX-512 kernel where the
+//     CPU has AVX-512, else single-threaded OpenBLAS) split over a ThreadTeam of THREADS as the layers
+//     split it (by rows for ta, the weight gradient; else along the longer side).
+// For each shape and each: 7 timings (wall clock) of enough calls to take about 50 ms, after a warm-up;
+// prints one line per shape: "M,N,K[,ta][,tb] <openblas GFLOP/s> <s per call> <layers GFLOP/s> <s per
+// call>" (medians). bench/vae and bench/layers use it to say how far an epoch is from its products. A
+// benchmark reports; nothing is asserted.
+#include "ansatz/nn.hpp"
+
 #include <cblas.h>
 
 #include <algorithm>
@@ -64,6 +71,34 @@ double now()
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// The median of 7 timings of enough calls of f to take ~50 ms, after 20 warm-up calls.
+template <class F>
+double seconds_per_call(F&& f)
+{
+    for (int w = 0; w < 20; ++w)
+        f();
+    int calls = 1;
+    for (;;)
+    {
+        const double t0 = now();
+        for (int j = 0; j < calls; ++j)
+            f();
+        if (now() - t0 > 0.05 || calls > (1 << 20))
+            break;
+        calls *= 2;
+    }
+    std::vector<double> per_call;
+    for (int r = 0; r < 7; ++r)
+    {
+        const double t0 = now();
+        for (int j = 0; j < calls; ++j)
+            f();
+        per_call.push_back((now() - t0) / calls);
+    }
+    std::sort(per_call.begin(), per_call.end());
+    return per_call[per_call.size() / 2];
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -80,6 +115,7 @@ int main(int argc, char** argv)
         return 2;
     }
     openblas_set_num_threads(threads);
+    ansatz::ThreadTeam team(threads);
     for (int i = 2; i < argc; ++i)
     {
         Shape s;
@@ -96,33 +132,29 @@ int main(int argc, char** argv)
         for (size_t j = 0; j < b.size(); ++j)
             b[j] = 0.01f * static_cast<float>(static_cast<int>(j * 40503u % 201) - 100) / 100.0f;
         const int lda = s.ta ? s.m : s.k, ldb = s.tb ? s.k : s.n;
-        const auto call = [&] {
+        const auto openblas = [&] {
             cblas_sgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans, s.tb ? CblasTrans : CblasNoTrans,
                         s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 1.0f, c.data(), s.n);
         };
-        for (int w = 0; w < 20; ++w)
-            call();
-        int calls = 1;
-        for (;;)
-        {
-            const double t0 = now();
-            for (int j = 0; j < calls; ++j)
-                call();
-            if (now() - t0 > 0.05 || calls > (1 << 20))
-                break;
-            calls *= 2;
-        }
-        std::vector<double> per_call;
-        for (int r = 0; r < 7; ++r)
-        {
-            const double t0 = now();
-            for (int j = 0; j < calls; ++j)
-                call();
-            per_call.push_back((now() - t0) / calls);
-        }
-        std::sort(per_call.begin(), per_call.end());
-        const double t = per_call[per_call.size() / 2];
-        std::printf("%s %.2f %.4e\n", s.text.c_str(), 2.0 * s.m * s.n * s.k / t * 1e-9, t);
+        namespace dn = ansatz::nn::detail::nn;
+        const auto layers = [&] {
+            const dn::Split split =
+                dn::split(s.m, s.n, s.k, team.size(), s.ta ? dn::Along::rows : dn::Along::any);
+            const ansatz::blas::SingleThreaded one(team.size() > 1);
+            team.run(split.parts, [&](int part) {
+                int64_t r0, r1, c0, c1;
+                split.block(part, r0, r1, c0, c1);
+                const float* a_block = s.ta ? a.data() + r0 : a.data() + r0 * lda;
+                const float* b_block = s.tb ? b.data() + c0 * ldb : b.data() + c0;
+                dn::sgemm(s.ta, s.tb, r1 - r0, c1 - c0, s.k, 1.0f, a_block, lda, b_block, ldb, 1.0f,
+                          c.data() + r0 * s.n + c0, s.n);
+            });
+        };
+        const double t_openblas = seconds_per_call(openblas);
+        const double t_layers = seconds_per_call(layers);
+        const double flop = 2.0 * s.m * s.n * s.k;
+        std::printf("%s %.2f %.4e %.2f %.4e\n", s.text.c_str(), flop / t_openblas * 1e-9, t_openblas,
+                    flop / t_layers * 1e-9, t_layers);
         std::fflush(stdout);
     }
     return 0;

@@ -15,7 +15,10 @@
 //     parameters' views to the host through its own parameters().
 //
 // HOW FAST, AND WHY
-//     Matrix products go through OpenBLAS's sgemm. A convolution is im2col / col2im around sgemm with the
+//     Matrix products go through sgemm: on a CPU with AVX-512 (and a product of more than ~2^18
+//     multiply-adds) the SDK's own (ansatz/sgemm_avx512.hpp: 16-float FMAs, where OpenBLAS runs the AVX2
+//     kernel that OPENBLAS_CORETYPE names on CPUs it misdetects; about 2x its rate there), else OpenBLAS's.
+//     A convolution is im2col / col2im around sgemm with the
 //     batch folded into the product's long side (a chunk of images at a time, about 1 MiB of columns,
 //     so the columns are still in cache when sgemm reads them), computed channels-last so that every
 //     piece of im2col and col2im is a contiguous run of channels; between two convolutions of a
@@ -57,8 +60,9 @@
 //     not reentrant. The ThreadTeam is the caller's (size it from Host::threads()); it may be shared
 //     by several Sequentials of one model, one call at a time. While a layer splits a product over
 //     more than one part, OpenBLAS runs single-threaded (blas::SingleThreaded); with a team of one,
-//     the products get OpenBLAS's own threads. Results are reproducible bit for bit for a given team
-//     size; across team sizes they agree to rounding (sums split differently).
+//     the products get OpenBLAS's own threads (the AVX-512 product runs on the calling thread). Results
+//     are reproducible bit for bit for a given team size and CPU; across team sizes they agree to
+//     rounding (sums split differently), and across CPUs with and without AVX-512 too.
 //
 // INITIALISATION (PyTorch's reset_parameters, so the scales match torch.nn)
 //     weight ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform_ with a = sqrt(5)), bias ~ the same

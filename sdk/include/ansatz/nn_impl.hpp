@@ -5,6 +5,7 @@
 #include "ansatz/math.hpp"
 #include "ansatz/nn.hpp"
 #include "ansatz/nn_direct_conv_impl.hpp"
+#include "ansatz/sgemm_avx512.hpp"
 
 #include <cblas.h>
 
@@ -176,7 +177,8 @@ inline LayerSpec reshape(Shape shape)
 namespace detail::nn
 {
 
-// C = alpha op(A) op(B) + beta C, row-major, one OpenBLAS call on this thread (or on OpenBLAS's
+// C = alpha op(A) op(B) + beta C, row-major, on this thread: the SDK's AVX-512 product where the CPU has
+// it and the product is large enough (ansatz/sgemm_avx512.hpp), else one OpenBLAS call (on OpenBLAS's
 // threads, when nobody made it single-threaded).
 inline void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc)
@@ -191,6 +193,9 @@ inline void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha
                 c[r * ldc + j] = beta == 0.0f ? 0.0f : beta * c[r * ldc + j];
         return;
     }
+    namespace fast = ansatz::detail::sgemm_avx512;
+    if (fast::available() && fast::worth_it(m, n, k))
+        return fast::sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
                 static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));

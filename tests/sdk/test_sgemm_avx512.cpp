@@ -4,13 +4,17 @@
 // extents that leave partial tiles (rows not a multiple of 8, columns not a multiple of 32 or 8, depths
 // not a multiple of 8 and beyond one block of K); and the promise that a value does not depend on where
 // its tile falls (a product split by rows or columns, as over a team, gives the same bits).
+// And the layers' product (detail::nn::sgemm) takes it for a large product and OpenBLAS for a small one.
 // On a CPU without AVX-512 the kernel cannot run: the cases say so (a warning) and check nothing.
+#include "ansatz/nn.hpp"
 #include "ansatz/random.hpp"
 #include "ansatz/sgemm_avx512.hpp"
 
 #include <catch2/catch.hpp>
+#include <cblas.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -75,7 +79,7 @@ TEST_CASE("sgemm_avx512: every transpose, alpha, beta and partial tile against a
     ansatz::Rng rng(2026);
     // Extents around the tiles' edges (8 rows, 32 and 16 columns, 8-deep transposes) and K beyond one block
     // of 512 (two or three blocks); each with both transposes of each operand.
-    const int64_t ms[] = { 1, 7, 8, 9, 17, 128 };
+    const int64_t ms[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 14, 17, 128 }; // every leftover of the 8-row tiles
     const int64_t ns[] = { 1, 15, 16, 17, 32, 33, 47, 100 };
     const int64_t ks[] = { 1, 5, 8, 13, 64, 513, 1100 };
     int checked = 0;
@@ -84,10 +88,10 @@ TEST_CASE("sgemm_avx512: every transpose, alpha, beta and partial tile against a
             for (int64_t k : ks)
                 for (int t = 0; t < 4; ++t)
                 {
-                    if (m * n * k > 4'000'000)
+                    if (m * n * k > 2'000'000)
                         continue;
                     const bool ta = t & 1, tb = t & 2;
-                    const int variant = checked % 3;
+                    const int variant = checked % 4; // alpha 1 or not; beta 0 (C full of NaN), 1 or other
                     Case c{ ta,
                             tb,
                             m,
@@ -97,7 +101,9 @@ TEST_CASE("sgemm_avx512: every transpose, alpha, beta and partial tile against a
                             (tb ? k : n) + 2 * variant,
                             n + variant,
                             variant == 0 ? 1.0f : -0.75f,
-                            variant == 1 ? 0.0f : 0.5f };
+                            variant == 1   ? 0.0f
+                            : variant == 2 ? 1.0f
+                                           : 0.5f };
                     const std::vector<float> a = normals(static_cast<size_t>((ta ? k : m) * c.lda), rng);
                     const std::vector<float> b = normals(static_cast<size_t>((tb ? n : k) * c.ldb), rng);
                     std::vector<float> out = normals(static_cast<size_t>(m * c.ldc), rng);
@@ -131,7 +137,29 @@ TEST_CASE("sgemm_avx512: every transpose, alpha, beta and partial tile against a
                     CHECK(touched_padding == 0);
                     ++checked;
                 }
-    CHECK(checked > 500);
+    CHECK(checked > 1000);
+}
+
+TEST_CASE("sgemm_avx512: alpha 0 and K 0 leave beta C without reading A and B, as BLAS", "[sdk][sgemm]")
+{
+    if (skip_without_avx512())
+        return;
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const std::vector<float> a(64 * 64, nan), b(64 * 64, nan); // read, they would make C NaN
+    for (const bool zero_k : { false, true })
+        for (const float beta : { 0.0f, 1.0f, -2.0f })
+        {
+            INFO((zero_k ? "k 0" : "alpha 0") << ", beta " << beta);
+            std::vector<float> c(20 * 40);
+            for (size_t j = 0; j < c.size(); ++j)
+                c[j] = beta == 0.0f ? nan : static_cast<float>(j);
+            fast::sgemm(false, true, 20, 40, zero_k ? 0 : 64, zero_k ? 1.0f : 0.0f, a.data(), 64, b.data(),
+                        64, beta, c.data(), 40);
+            int wrong = 0;
+            for (size_t j = 0; j < c.size(); ++j)
+                wrong += c[j] != (beta == 0.0f ? 0.0f : beta * static_cast<float>(j));
+            CHECK(wrong == 0);
+        }
 }
 
 TEST_CASE("sgemm_avx512: a value does not depend on where its tile falls (blocks of rows and columns)",
@@ -177,5 +205,34 @@ TEST_CASE("sgemm_avx512: a value does not depend on where its tile falls (blocks
             }
             CHECK(std::memcmp(by_rows.data(), whole.data(), whole.size() * sizeof(float)) == 0);
         }
+    }
+}
+
+TEST_CASE("sgemm_avx512: the layers' product takes this kernel for large products, OpenBLAS for small ones",
+          "[sdk][sgemm]")
+{
+    if (skip_without_avx512())
+        return;
+    ansatz::Rng rng(11);
+    // {m, n, k}: the MLP VAE's first layer (2^25 multiply-adds) and a product below worth_it's 2^18
+    for (const auto [m, n, k] :
+         { std::array<int64_t, 3>{ 128, 512, 784 }, std::array<int64_t, 3>{ 4, 16, 4000 } })
+    {
+        INFO("m " << m << " n " << n << " k " << k);
+        const std::vector<float> a = normals(static_cast<size_t>(m * k), rng);
+        const std::vector<float> b = normals(static_cast<size_t>(n * k), rng);
+        std::vector<float> layers(static_cast<size_t>(m * n)), kernel = layers, openblas = layers;
+        ansatz::nn::detail::nn::sgemm(false, true, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f,
+                                      layers.data(), n);
+        fast::sgemm(false, true, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f, kernel.data(), n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
+                    static_cast<int>(k), 1.0f, a.data(), static_cast<int>(k), b.data(), static_cast<int>(k),
+                    0.0f, openblas.data(), static_cast<int>(n));
+        const bool large = fast::worth_it(m, n, k);
+        CHECK(large == (m == 128));
+        const std::vector<float>& expected = large ? kernel : openblas;
+        CHECK(std::memcmp(layers.data(), expected.data(), layers.size() * sizeof(float)) == 0);
+        // (and the two differ somewhere in rounding, or the comparison above could not tell them apart)
+        CHECK(std::memcmp(kernel.data(), openblas.data(), kernel.size() * sizeof(float)) != 0);
     }
 }

@@ -11,7 +11,8 @@
 // kDepth terms into a panel of rows of 32 floats (zeros past N), and op(A)'s elements broadcast straight
 // from A (kRows rows with a stride, or kRows consecutive floats when A is transposed). Each element of C
 // sums its terms in order, in blocks of a depth that depends on K only, so its value does not depend on
-// where its tile falls: a product split by rows or columns over threads gives the same bits.
+// where its tile falls: a product split by rows or columns over threads gives the same bits as the whole
+// product through this kernel (a part too small for it goes to OpenBLAS, which rounds otherwise).
 #pragma once
 
 #include <algorithm>
@@ -189,11 +190,24 @@ ANSATZ_TARGET_AVX512 inline void tiles(int64_t m, int64_t depth, const float* a,
     }
 }
 
-// C {m, n} = alpha op(A) op(B) + beta C; op(A) {m, k}, op(B) {k, n}, m, n, k > 0; on this thread.
+// C = beta C, as BLAS leaves it when alpha is 0 or K is 0 (C not read when beta is 0).
+ANSATZ_TARGET_AVX512 inline void scale_only(int64_t m, int64_t n, float beta, float* c, int64_t ldc)
+{
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j)
+            c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+}
+
+// C {m, n} = alpha op(A) op(B) + beta C; op(A) {m, k}, op(B) {k, n}; on this thread. As BLAS: nothing for
+// an empty C, and C = beta C when alpha or K is 0 (A and B not read).
 ANSATZ_TARGET_AVX512 inline void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                                        const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
                                        float* c, int64_t ldc)
 {
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0 || alpha == 0.0f)
+        return scale_only(m, n, beta, c, ldc);
     const int64_t depth = depth_of_blocks(k);
     thread_local std::vector<float> storage;
     const size_t need = static_cast<size_t>(depth * kCols + 16);

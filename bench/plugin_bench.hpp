@@ -33,26 +33,36 @@ inline std::unique_ptr<engine::Instance> make(const engine::Registry& r, engine:
     return std::make_unique<engine::Instance>(*c, config.c(name), host.table());
 }
 
-// The process's CPU time (all its threads, OpenBLAS's included): on a machine shared with other work
-// this is what the computation cost, where wall-clock time also counts the waits for a core.
-inline double cpu_seconds()
+// Which CPU time a timing counts. The process's (all its threads, OpenBLAS's included): on a machine shared
+// with other work this is what the computation cost, where wall-clock time also counts the waits for a
+// core. The calling thread's: for work on one thread, because OpenBLAS starts a pool of one thread per core
+// when it loads, whose idle threads spin (sched_yield) for a while after the start and after each call
+// they serve, even when OpenBLAS was then told to use one thread; the process's time would add that
+// spinning to whichever timing it falls in (measured: up to half of a Gibbs sweep of 64 chains).
+enum class CpuClock
+{
+    process,
+    calling_thread
+};
+
+inline double cpu_seconds(CpuClock clock = CpuClock::process)
 {
     timespec t{};
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    clock_gettime(clock == CpuClock::process ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_THREAD_CPUTIME_ID, &t);
     return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
 
 // The median CPU seconds of `repeats` calls of f, after one untimed call (buffers, tables, caches).
 template <class F>
-double median_seconds(F&& f, int repeats)
+double median_seconds(F&& f, int repeats, CpuClock clock = CpuClock::process)
 {
     f();
     std::vector<double> t;
     for (int k = 0; k < repeats; ++k)
     {
-        const double start = cpu_seconds();
+        const double start = cpu_seconds(clock);
         f();
-        t.push_back(cpu_seconds() - start);
+        t.push_back(cpu_seconds(clock) - start);
     }
     std::sort(t.begin(), t.end());
     return t[t.size() / 2];

@@ -408,8 +408,7 @@ inline float exp_one(float x)
 
 // e^x[k] for k < 8 as ansatz::exp rounds them (its AVX2 + FMA kernel on one vector where ansatz::exp
 // uses that kernel, else the call itself).
-constexpr int kGroup = 4;     // (at most 4: the logs of a round are one vector of doubles)
-constexpr int64_t kAhead = 1; // rounds
+constexpr int kGroup = 4; // (at most 4: the logs of a round are one vector of doubles)
 #ifdef ANSATZ_MATH_AVX2
 __attribute__((target("avx2,fma"))) void exp_group_avx2(float* x)
 {
@@ -443,17 +442,6 @@ inline void exp_group(float* x)
     const int64_t h = runs[0].h;
     for (; t < end; ++t)
     {
-        // The table rows of a later round, fetched now: a row is 4 h bytes from anywhere in the tables
-        // (2 D h floats, more than a core's L2), and its loads would otherwise stall the round.
-        if (t + kAhead < end)
-            for (int g = 0; g < count; ++g)
-            {
-                const FlipRun& s = runs[g];
-                const int64_t i = s.sites[t + kAhead];
-                const char* row = reinterpret_cast<const char*>((s.v[i] == 0.0f ? s.up : s.down) + i * h);
-                for (int64_t byte = 0; byte < 4 * h; byte += 64)
-                    __builtin_prefetch(row + byte);
-            }
         const float* ex[kGroup];
         int64_t site[kGroup];
         bool low[kGroup];

@@ -198,6 +198,33 @@ TEST_CASE(
     CHECK(drift.commits > 120000);
 }
 
+TEST_CASE("rbm local moves: a session after the weights changed (even without parameters_changed) uses "
+          "tables of the new weights, and one at other betas its own - the tables kept between sessions",
+          "[rbm][local]")
+{
+    // The rbm keeps its tables e^(beta W) (and per-row statistics of W) from one session to the next while
+    // the weights are the same bits. Sessions in a row: the ladder {1, 0.5}; the same again (tables kept);
+    // the weights scaled by 1.7 in place, nothing announced (tables made again); the ladder {0.25, 1.5, 1}
+    // (one table kept, two made in the buffers of the unused one and anew); back to {1, 0.5}. Every
+    // session's deltas against free-energy differences in double (run_session).
+    const Model r = make(20, 16, "", 1.0, 341);
+    const std::vector<std::vector<double>> ladders = {
+        { 1.0, 0.5 }, { 1.0, 0.5 }, { 1.0, 0.5 }, { 0.25, 1.5, 1.0 }, { 1.0, 0.5 }
+    };
+    for (size_t k = 0; k < ladders.size(); ++k)
+    {
+        INFO("session " << k);
+        if (k == 2)
+        {
+            ansatz_named_tensor w = r.m.parameters()[0];
+            for (int64_t j = 0; j < ansatz::element_count(w.tensor); ++j)
+                ansatz::f32(w.tensor)[j] *= 1.7f;
+        }
+        const Drift drift = run_session(r, 16, 300, 10, ladders[k], 342 + k);
+        CHECK(drift.compared >= 16 * 30);
+    }
+}
+
 TEST_CASE("rbm local moves: gaussian units with sigma 0.8 and with learn_sigma - the session's deltas equal "
           "free-energy differences (in double) through 32 chains x 3000 proposals",
           "[rbm][local][gaussian]")

@@ -933,35 +933,50 @@ public:
         ls.rounds = 0;
         ls.table_of_row.assign(rows, -1);
         // Per visible unit: sum_j W_ij, the largest |W_ij|, sum_j |W_ij|, and the largest sum of |W_ij|
-        // over the units j of one lane of the products (j mod kLanes).
+        // over the units j of one lane of the products (j mod kLanes); kept while the weights are the same.
         const size_t d = static_cast<size_t>(d_);
-        ls.row_sum.resize(d);
-        ls.row_max.resize(d);
-        ls.row_abs.resize(d);
-        ls.row_lane.resize(d);
         const float* w = weights_.data();
-        for (int64_t i = 0; i < d_; ++i)
+        const size_t weight_count = static_cast<size_t>(d_ * hidden_);
+        const bool same_weights = ls.derived_from.size() == weight_count &&
+                                  std::memcmp(ls.derived_from.data(), w, weight_count * sizeof(float)) == 0;
+        if (!same_weights)
         {
-            double sum = 0, mx = 0, abs = 0;
-            double lane[kLanes] = {};
-            for (int64_t j = 0; j < hidden_; ++j)
+            ls.derived_from.assign(w, w + weight_count);
+            ls.row_sum.resize(d);
+            ls.row_max.resize(d);
+            ls.row_abs.resize(d);
+            ls.row_lane.resize(d);
+            for (int64_t i = 0; i < d_; ++i)
             {
-                const double x = w[i * hidden_ + j];
-                sum += x;
-                mx = std::max(mx, std::abs(x));
-                abs += std::abs(x);
-                lane[j % kLanes] += std::abs(x);
+                double sum = 0, mx = 0, abs = 0;
+                double lane[kLanes] = {};
+                for (int64_t j = 0; j < hidden_; ++j)
+                {
+                    const double x = w[i * hidden_ + j];
+                    sum += x;
+                    mx = std::max(mx, std::abs(x));
+                    abs += std::abs(x);
+                    lane[j % kLanes] += std::abs(x);
+                }
+                const size_t k = static_cast<size_t>(i);
+                ls.row_sum[k] = sum;
+                ls.row_max[k] = mx;
+                ls.row_abs[k] = abs;
+                ls.row_lane[k] = *std::max_element(lane, lane + kLanes);
             }
-            const size_t k = static_cast<size_t>(i);
-            ls.row_sum[k] = sum;
-            ls.row_max[k] = mx;
-            ls.row_abs[k] = abs;
-            ls.row_lane[k] = *std::max_element(lane, lane + kLanes);
         }
         ls.lane_units = static_cast<double>((hidden_ + kLanes - 1) / kLanes) * std::numbers::ln2;
         // Tables e^(beta W) and 1 / e^(beta W) for flips of binary units, one pair per distinct beta,
-        // while they fit.
+        // while they fit: the previous session's table of a beta when the weights are the same, else made
+        // (in the buffers of a table no longer used, when there is one).
+        std::vector<Table> previous = std::move(ls.tables);
         ls.tables.clear();
+        if (!same_weights)
+        {
+            for (Table& t : previous)
+                ls.spare.push_back(std::move(t));
+            previous.clear();
+        }
         if (!gaussian_)
         {
             double max_w = 0;
@@ -979,19 +994,38 @@ public:
                     static_cast<double>(ls.tables.size() + 1) * table_bytes <= max_table_bytes)
                 {
                     found = static_cast<int32_t>(ls.tables.size());
-                    Table& t = ls.tables.emplace_back();
-                    t.beta = b;
-                    t.up.resize(static_cast<size_t>(d_ * hidden_));
-                    t.down.resize(t.up.size());
-                    for (size_t k = 0; k < t.up.size(); ++k)
-                        t.up[k] = static_cast<float>(b * w[k]);
-                    ansatz::exp(t.up.data(), static_cast<int64_t>(t.up.size()));
-                    for (size_t k = 0; k < t.up.size(); ++k)
-                        t.down[k] = 1.0f / t.up[k];
+                    const auto kept = std::find_if(previous.begin(), previous.end(), [&](const Table& t) {
+                        return t.beta == b && !t.up.empty();
+                    });
+                    if (kept != previous.end())
+                    {
+                        ls.tables.push_back(std::move(*kept));
+                        kept->up.clear(); // (moved: marks it taken)
+                    }
+                    else
+                    {
+                        Table& t = ls.tables.emplace_back();
+                        if (!ls.spare.empty())
+                        {
+                            t = std::move(ls.spare.back());
+                            ls.spare.pop_back();
+                        }
+                        t.beta = b;
+                        t.up.resize(weight_count);
+                        t.down.resize(weight_count);
+                        for (size_t k = 0; k < weight_count; ++k)
+                            t.up[k] = static_cast<float>(b * w[k]);
+                        ansatz::exp(t.up.data(), static_cast<int64_t>(weight_count));
+                        for (size_t k = 0; k < weight_count; ++k)
+                            t.down[k] = 1.0f / t.up[k];
+                    }
                 }
                 ls.table_of_row[static_cast<size_t>(r)] = found;
             }
         }
+        for (Table& t : previous) // the previous session's tables of betas this one has not
+            if (!t.up.empty())
+                ls.spare.push_back(std::move(t));
         refresh_all(v);
         ls.open = true;
     }
@@ -1432,6 +1466,12 @@ private:
         std::vector<float> ones;                                 // {H} 1
         std::vector<Table> tables;
         std::vector<int32_t> table_of_row; // {N} index into tables, or -1
+        // What local_begin derives from the weights alone (row_sum .. row_lane, and the tables of each
+        // beta) is kept to the next session while the weights are these, bit for bit: a sampler calls
+        // local_begin once per advance(), often for a few sweeps of a model that has not changed, and the
+        // tables (2 D H floats each) cost more to allocate and fill than a few sweeps of proposals.
+        std::vector<float> derived_from; // {D, H} the weights of the row statistics and the tables
+        std::vector<Table> spare;        // tables no longer used: their buffers, for the next ones
         // the latest energy_delta, for its commit
         bool pending = false;
         std::vector<Change> kind;   // {N}

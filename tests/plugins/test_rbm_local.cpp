@@ -677,3 +677,59 @@ TEST_CASE("rbm local_step: refusals name the site, the value or the missing sess
                         "rbm local_step: flips (no new values) need bernoulli visible units; gaussian units "
                         "take their new values");
 }
+
+TEST_CASE("rbm local_step: a call of 0 rounds between energy_delta and local_commit leaves the proposal "
+          "pending - its commit works and the next deltas are still F differences",
+          "[rbm][local]")
+{
+    // (A sampler may hand over an empty chunk; only rounds that run replace a pending proposal.)
+    const Model r = make(9, 7, "", 1.0, 397);
+    const int64_t n = 3, d = 9;
+    Rng rng(398);
+    std::vector<float> v(static_cast<size_t>(n * d));
+    for (float& x : v)
+        x = rng.uniform() < 0.5f ? 1.0f : 0.0f;
+    ansatz_tensor vt = ansatz::make_view(v.data(), { n, d });
+    std::vector<int64_t> sites = { 2, 5, 8 };
+    std::vector<float> values(static_cast<size_t>(n)), previous(static_cast<size_t>(n)),
+        delta(static_cast<size_t>(n));
+    for (int64_t k = 0; k < n; ++k)
+        values[static_cast<size_t>(k)] = 1.0f - v[static_cast<size_t>(k * d + sites[static_cast<size_t>(k)])];
+    ansatz_tensor dt = ansatz::make_view(delta.data(), { n });
+    const std::vector<double> ones(static_cast<size_t>(n), 1.0);
+    ansatz::LocalSession session(r.m, vt);
+    r.m.energy_delta(vt, sites.data(), values.data(), dt);
+    session.step(vt, 0, nullptr, nullptr, nullptr, nullptr);
+    std::vector<uint8_t> accepted = { 1, 0, 1 };
+    for (int64_t k = 0; k < n; ++k)
+    {
+        const size_t s = static_cast<size_t>(k);
+        previous[s] = v[static_cast<size_t>(k * d + sites[s])];
+        if (accepted[s])
+            v[static_cast<size_t>(k * d + sites[s])] = values[s];
+    }
+    REQUIRE_NOTHROW(session.commit(vt, sites.data(), previous.data(), accepted.data()));
+    // every unit of every chain proposed once more, against differences of F in double
+    for (int64_t i = 0; i < d; ++i)
+    {
+        std::vector<int64_t> at(static_cast<size_t>(n), i);
+        std::vector<float> changed = v, proposed(static_cast<size_t>(n)), now(static_cast<size_t>(n));
+        for (int64_t k = 0; k < n; ++k)
+        {
+            now[static_cast<size_t>(k)] = v[static_cast<size_t>(k * d + i)];
+            proposed[static_cast<size_t>(k)] = 1.0f - v[static_cast<size_t>(k * d + i)];
+            changed[static_cast<size_t>(k * d + i)] = proposed[static_cast<size_t>(k)];
+        }
+        r.m.energy_delta(vt, at.data(), proposed.data(), dt);
+        const Reference f0 = reference_f(r, v, ones), f1 = reference_f(r, changed, ones);
+        for (int64_t k = 0; k < n; ++k)
+        {
+            const size_t s = static_cast<size_t>(k);
+            INFO("unit " << i << ", chain " << k);
+            CHECK(delta[s] ==
+                  Approx(f1.f[s] - f0.f[s]).margin(2e-4 + 2e-6 * (f0.magnitude[s] + f1.magnitude[s])));
+        }
+        std::vector<uint8_t> none(static_cast<size_t>(n), 0);
+        session.commit(vt, at.data(), now.data(), none.data());
+    }
+}

@@ -167,30 +167,25 @@ ANSATZ_TARGET_AVX512 inline void tiles(int64_t m, int64_t depth, const float* a,
                                        const float* panel, float* c, int64_t ldc, __mmask16 m0, __mmask16 m1,
                                        float alpha, float beta, bool first)
 {
-    int64_t i = 0;
+    // the tile of the rows left after the full ones, by their count (1 .. kRows - 1)
+    using Tile = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, __mmask16, __mmask16,
+                          float, float, bool);
+    static constexpr Tile leftover[kRows] = { nullptr,
+                                              tile<1, TransposeA>,
+                                              tile<2, TransposeA>,
+                                              tile<3, TransposeA>,
+                                              tile<4, TransposeA>,
+                                              tile<5, TransposeA>,
+                                              tile<6, TransposeA>,
+                                              tile<7, TransposeA> };
+    static_assert(kRows == 8);
     // op(A) rows i..: A's rows (a + i lda) or, transposed, A's columns (a + i)
     auto rows = [&](int64_t r) { return TransposeA ? a + r : a + r * lda; };
+    int64_t i = 0;
     for (; i + kRows <= m; i += kRows)
         tile<kRows, TransposeA>(depth, rows(i), lda, panel, c + i * ldc, ldc, m0, m1, alpha, beta, first);
-    switch (m - i)
-    {
-    case 7:
-        return tile<7, TransposeA>(depth, rows(i), lda, panel, c + i * ldc, ldc, m0, m1, alpha, beta, first);
-    case 6:
-        return tile<6, TransposeA>(depth, rows(i), lda, panel, c + i * ldc, ldc, m0, m1, alpha, beta, first);
-    case 5:
-        return tile<5, TransposeA>(depth, rows(i), lda, panel, c + i * ldc, ldc, m0, m1, alpha, beta, first);
-    case 4:
-        return tile<4, TransposeA>(depth, rows(i), lda, panel, c + i * ldc, ldc, m0, m1, alpha, beta, first);
-    case 3:
-        return tile<3, TransposeA>(depth, rows(i), lda, panel, c + i * ldc, ldc, m0, m1, alpha, beta, first);
-    case 2:
-        return tile<2, TransposeA>(depth, rows(i), lda, panel, c + i * ldc, ldc, m0, m1, alpha, beta, first);
-    case 1:
-        return tile<1, TransposeA>(depth, rows(i), lda, panel, c + i * ldc, ldc, m0, m1, alpha, beta, first);
-    default:
-        return;
-    }
+    if (i < m)
+        leftover[m - i](depth, rows(i), lda, panel, c + i * ldc, ldc, m0, m1, alpha, beta, first);
 }
 
 // C = beta C, as BLAS leaves it when alpha is 0 or K is 0 (C not read when beta is 0).

@@ -932,8 +932,10 @@ public:
         ls.ones.assign(static_cast<size_t>(hidden_), 1.0f);
         ls.rounds = 0;
         ls.table_of_row.assign(rows, -1);
-        // Per visible unit: sum_j W_ij, the largest |W_ij|, sum_j |W_ij|, and the largest sum of |W_ij|
-        // over the units j of one lane of the products (j mod kLanes); kept while the weights are the same.
+        // Per visible unit: the largest |W_ij| and the largest sum of |W_ij| over the units j of one lane of
+        // the products (j mod kLanes); kept while the weights are the same bits. `derived_from` names the
+        // weights only once everything derived from them is complete, so an exception on the way (an
+        // allocation) leaves the next session to derive them again.
         const size_t d = static_cast<size_t>(d_);
         const float* w = weights_.data();
         const size_t weight_count = static_cast<size_t>(d_ * hidden_);
@@ -941,42 +943,30 @@ public:
                                   std::memcmp(ls.derived_from.data(), w, weight_count * sizeof(float)) == 0;
         if (!same_weights)
         {
-            ls.derived_from.assign(w, w + weight_count);
-            ls.row_sum.resize(d);
+            ls.derived_from.clear();
             ls.row_max.resize(d);
-            ls.row_abs.resize(d);
             ls.row_lane.resize(d);
             for (int64_t i = 0; i < d_; ++i)
             {
-                double sum = 0, mx = 0, abs = 0;
+                double mx = 0;
                 double lane[kLanes] = {};
                 for (int64_t j = 0; j < hidden_; ++j)
                 {
-                    const double x = w[i * hidden_ + j];
-                    sum += x;
-                    mx = std::max(mx, std::abs(x));
-                    abs += std::abs(x);
-                    lane[j % kLanes] += std::abs(x);
+                    const double x = std::abs(static_cast<double>(w[i * hidden_ + j]));
+                    mx = std::max(mx, x);
+                    lane[j % kLanes] += x;
                 }
                 const size_t k = static_cast<size_t>(i);
-                ls.row_sum[k] = sum;
                 ls.row_max[k] = mx;
-                ls.row_abs[k] = abs;
                 ls.row_lane[k] = *std::max_element(lane, lane + kLanes);
             }
         }
         ls.lane_units = static_cast<double>((hidden_ + kLanes - 1) / kLanes) * std::numbers::ln2;
-        // Tables e^(beta W) and 1 / e^(beta W) for flips of binary units, one pair per distinct beta,
-        // while they fit: the previous session's table of a beta when the weights are the same, else made
-        // (in the buffers of a table no longer used, when there is one).
-        std::vector<Table> previous = std::move(ls.tables);
-        ls.tables.clear();
-        if (!same_weights)
-        {
-            for (Table& t : previous)
-                ls.spare.push_back(std::move(t));
-            previous.clear();
-        }
+        // Tables e^(beta W) and 1 / e^(beta W) for flips of binary units, one pair per distinct beta (the
+        // first ones in row order, while they fit): the previous session's table of a beta when the weights
+        // are the same, else made in the buffers of a table no longer used (first handed back, so that at
+        // most one session's tables exist) or new ones. A table joins ls.tables only when it is complete.
+        std::vector<double> wanted; // the betas given a table, in order of first use: ls.tables' order
         if (!gaussian_)
         {
             double max_w = 0;
@@ -986,46 +976,53 @@ public:
             for (int64_t r = 0; r < n; ++r)
             {
                 const double b = ls.beta[static_cast<size_t>(r)];
-                int32_t found = -1;
-                for (size_t t = 0; t < ls.tables.size() && found < 0; ++t)
-                    if (ls.tables[t].beta == b)
-                        found = static_cast<int32_t>(t);
+                const auto at = std::find(wanted.begin(), wanted.end(), b);
+                int32_t found = at == wanted.end() ? -1 : static_cast<int32_t>(at - wanted.begin());
                 if (found < 0 && std::abs(b) * max_w < max_exponent &&
-                    static_cast<double>(ls.tables.size() + 1) * table_bytes <= max_table_bytes)
+                    static_cast<double>(wanted.size() + 1) * table_bytes <= max_table_bytes)
                 {
-                    found = static_cast<int32_t>(ls.tables.size());
-                    const auto kept = std::find_if(previous.begin(), previous.end(), [&](const Table& t) {
-                        return t.beta == b && !t.up.empty();
-                    });
-                    if (kept != previous.end())
-                    {
-                        ls.tables.push_back(std::move(*kept));
-                        kept->up.clear(); // (moved: marks it taken)
-                    }
-                    else
-                    {
-                        Table& t = ls.tables.emplace_back();
-                        if (!ls.spare.empty())
-                        {
-                            t = std::move(ls.spare.back());
-                            ls.spare.pop_back();
-                        }
-                        t.beta = b;
-                        t.up.resize(weight_count);
-                        t.down.resize(weight_count);
-                        for (size_t k = 0; k < weight_count; ++k)
-                            t.up[k] = static_cast<float>(b * w[k]);
-                        ansatz::exp(t.up.data(), static_cast<int64_t>(weight_count));
-                        for (size_t k = 0; k < weight_count; ++k)
-                            t.down[k] = 1.0f / t.up[k];
-                    }
+                    found = static_cast<int32_t>(wanted.size());
+                    wanted.push_back(b);
                 }
                 ls.table_of_row[static_cast<size_t>(r)] = found;
             }
         }
-        for (Table& t : previous) // the previous session's tables of betas this one has not
-            if (!t.up.empty())
+        std::vector<Table> previous = std::move(ls.tables);
+        ls.tables.clear();
+        std::vector<Table> kept(wanted.size()); // (an empty up: none kept)
+        for (Table& t : previous)
+        {
+            const auto at = std::find(wanted.begin(), wanted.end(), t.beta);
+            if (same_weights && at != wanted.end())
+                kept[static_cast<size_t>(at - wanted.begin())] = std::move(t);
+            else
                 ls.spare.push_back(std::move(t));
+        }
+        for (size_t k = 0; k < wanted.size(); ++k)
+        {
+            if (!kept[k].up.empty())
+            {
+                ls.tables.push_back(std::move(kept[k]));
+                continue;
+            }
+            Table t;
+            if (!ls.spare.empty())
+            {
+                t = std::move(ls.spare.back());
+                ls.spare.pop_back();
+            }
+            t.beta = wanted[k];
+            t.up.resize(weight_count);
+            t.down.resize(weight_count);
+            for (size_t j = 0; j < weight_count; ++j)
+                t.up[j] = static_cast<float>(t.beta * w[j]);
+            ansatz::exp(t.up.data(), static_cast<int64_t>(weight_count));
+            for (size_t j = 0; j < weight_count; ++j)
+                t.down[j] = 1.0f / t.up[j];
+            ls.tables.push_back(std::move(t));
+        }
+        if (!same_weights)
+            ls.derived_from.assign(w, w + weight_count);
         refresh_all(v);
         ls.open = true;
     }
@@ -1461,12 +1458,12 @@ private:
         std::vector<double>
             numerator_top;          // {N} the same for the latest proposal's lanes, prod_j (1 + r_j E_j)
         std::vector<uint8_t> stale; // {N} the bounds were raised by commits since computed from r
-        std::vector<double> row_sum, row_max, row_abs, row_lane; // {D} see local_begin
-        double lane_units = 0;                                   // (the most units in a lane) log 2
-        std::vector<float> ones;                                 // {H} 1
+        std::vector<double> row_max, row_lane; // {D} see local_begin
+        double lane_units = 0;                 // (the most units in a lane) log 2
+        std::vector<float> ones;               // {H} 1
         std::vector<Table> tables;
         std::vector<int32_t> table_of_row; // {N} index into tables, or -1
-        // What local_begin derives from the weights alone (row_sum .. row_lane, and the tables of each
+        // What local_begin derives from the weights alone (row_max, row_lane, and the tables of each
         // beta) is kept to the next session while the weights are these, bit for bit: a sampler calls
         // local_begin once per advance(), often for a few sweeps of a model that has not changed, and the
         // tables (2 D H floats each) cost more to allocate and fill than a few sweeps of proposals.

@@ -156,14 +156,23 @@ struct Rounds
     }
 };
 
-// Rows that take every path: the float lanes; qlane high enough that proposals go to the double lanes;
-// qmax so high that the first commits leave flip_group (pending).
+// Rows that take every path: the float lanes (row 0); qlane high enough that the first proposals go to
+// the double lanes (row 1); qmax so high that the first commits leave flip_group (pending, row 2); r near
+// e^12, so that every lane's product of about h / 32 factors needs the double lanes throughout (row 3).
 void vary_bounds(Rounds& s)
 {
     if (s.rows > 1)
         s.runs[1].qlane = 78.0;
     if (s.rows > 2)
         s.runs[2].qmax = 79.0;
+    if (s.rows > 3)
+    {
+        FlipRun& run = s.runs[3];
+        for (int64_t j = 0; j < s.h; ++j)
+            run.half[0][j] *= std::exp(12.0f);
+        run.qmax = 16.0;
+        run.qlane = 120.0;
+    }
 }
 
 void require_same_rounds(const Rounds& wide, const Rounds& base, const std::string& what)

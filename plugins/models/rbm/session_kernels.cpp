@@ -27,29 +27,6 @@ namespace
         p[j] += e * w[j];
 }
 
-// log prod_k lane[k] of kLanes positive normal doubles (lanes each within e^+-700): each split exactly
-// into its binary exponent and its mantissa in [1, 2) (from its bits), log(product of the mantissas) +
-// (the exponents' sum) log 2.
-[[gnu::always_inline]] inline double log_of_lanes(const double* lane, int32_t* top)
-{
-    double m[kLanes];
-    int64_t exponent = 0, largest = 0;
-    for (int k = 0; k < kLanes; ++k)
-    {
-        uint64_t bits;
-        std::memcpy(&bits, &lane[k], sizeof bits);
-        largest = std::max(largest, static_cast<int64_t>(bits >> 52));
-        exponent += static_cast<int64_t>(bits >> 52) - 1023;
-        bits = (bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
-        std::memcpy(&m[k], &bits, sizeof bits);
-    }
-    for (int width = kLanes / 2; width >= 1; width /= 2)
-        for (int k = 0; k < width; ++k)
-            m[k] *= m[k + width];
-    *top = static_cast<int32_t>(largest - 1022); // every lane < 2^top
-    return std::log(m[0]) + static_cast<double>(exponent) * std::numbers::ln2;
-}
-
 // log prod_j (1 + r_j z_j), each factor and each lane's product in float, and out_j = r_j z_j (the row
 // after the change, for its commit). The caller bounds |log| of every lane's partial products below 80,
 // so they stay normal floats.
@@ -61,10 +38,12 @@ typedef double Doubles4 __attribute__((vector_size(32)));
 typedef int32_t Ints8 __attribute__((vector_size(32)));
 typedef int64_t Longs4 __attribute__((vector_size(32)));
 typedef int32_t Ints4 __attribute__((vector_size(16)));
+typedef float Floats4 __attribute__((vector_size(16)));
 // AVX-512's (two SSE or AVX2 registers each elsewhere; only the AVX-512 kernels use them)
 typedef float Floats16 __attribute__((vector_size(64)));
 typedef double Doubles8 __attribute__((vector_size(64)));
 typedef int32_t Ints16 __attribute__((vector_size(64)));
+typedef int64_t Longs8 __attribute__((vector_size(64)));
 
 // y 2^exponent = the product of 4 positive normal doubles d, y in [1, 16): each split exactly into its
 // binary exponent and its mantissa in [1, 2) (from its bits), y the product of the mantissas.
@@ -147,8 +126,10 @@ typedef int32_t Ints16 __attribute__((vector_size(64)));
     return split_product(d0 * d1, exponent);
 }
 
-// log y of 4 doubles y in [1, 16), element by element, within 2 ulp of log(16) (checked against std::log
-// on 2e7 points): y = 2^k f with f in [sqrt(1/2), sqrt(2)] (from the bits, exactly), s = (f - 1) / (f + 1),
+// log y of 4 positive normal doubles (the products give y in [1, 16) from float lanes, [1, 2^32) from
+// double lanes), element by element, within 2 ulp of max(log y, log 16) (checked against std::log on 2e7
+// points in [1, 16), against logl on 2e7 in [1, 2^32): 1.18 ulp): y = 2^k f with f in
+// [sqrt(1/2), sqrt(2)] (from the bits, exactly), s = (f - 1) / (f + 1),
 // log f = 2 (s + s^3 / 3 + ... + s^21 / 21) (|s| <= 0.172: the rest is below 1e-17), + k log 2. Plain
 // multiplies, adds and one division on each element, so the same bits one element at a time or four,
 // on every instruction set; cheaper than a call of log per row, and four rows' at once.
@@ -287,9 +268,73 @@ template <bool Store, bool Wide>
     return logs[0] + static_cast<double>(exponent) * std::numbers::ln2;
 }
 
-// The same with each factor and each lane's product in double (the caller bounds a lane below 700; out
-// may then overflow, and is not committed).
-typedef float Floats4 __attribute__((vector_size(16)));
+// The biased binary exponents of 4 or 8 positive normal doubles (in as many 64-bit integers), and their
+// mantissas in [1, 2), exactly, from their bits.
+template <class Doubles, class Longs>
+[[gnu::always_inline]] inline void split_lanes(const Doubles& x, Longs& biased, Doubles& mantissa)
+{
+    Longs bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    biased = bits >> 52; // (positive doubles)
+    bits = (bits & 0x000fffffffffffffll) | 0x3ff0000000000000ll;
+    std::memcpy(&mantissa, &bits, sizeof mantissa);
+}
+
+// prod_k lane[k] of kLanes positive normal doubles (lanes each within e^+-700) as y 2^exponent: each lane
+// split exactly into its binary exponent and its mantissa in [1, 2), y the product of the mantissas (in
+// [1, 2^32)) by a fixed tree: m[k] *= m[k + width] for width 16, 8, 4, 2, 1. Also top: every lane <
+// 2^top. Lanes 4 c .. 4 c + 3 in a[c] (AVX-512: lanes 8 c .. 8 c + 7 in wide[c]); the same products in
+// the same order either way.
+[[gnu::always_inline]] inline double mantissa_of_lanes(const Doubles4* a, int32_t* top, int64_t* exponent)
+{
+    static_assert(kLanes == 32);
+    Doubles4 m[8];
+    Longs4 biased[8], largest = Longs4{}, sum = Longs4{};
+    for (int c = 0; c < 8; ++c)
+    {
+        split_lanes(a[c], biased[c], m[c]);
+        largest = largest > biased[c] ? largest : biased[c];
+        sum += biased[c];
+    }
+    for (int c = 0; c < 4; ++c) // width 16
+        m[c] *= m[c + 4];
+    m[0] *= m[2]; // width 8
+    m[1] *= m[3];
+    m[0] *= m[1]; // width 4
+    largest[0] = std::max(std::max(largest[0], largest[1]), std::max(largest[2], largest[3]));
+    *top = static_cast<int32_t>(largest[0] - 1022);
+    *exponent = (sum[0] + sum[1]) + (sum[2] + sum[3]) - 1023 * kLanes;
+    return (m[0][0] * m[0][2]) * (m[0][1] * m[0][3]); // widths 2 and 1
+}
+
+// The same from the AVX-512 layout.
+[[gnu::always_inline]] inline double mantissa_of_lanes_wide(const Doubles8* wide, int32_t* top,
+                                                            int64_t* exponent)
+{
+    static_assert(kLanes == 32);
+    Doubles8 m[4];
+    Longs8 biased[4], largest = Longs8{}, sum = Longs8{};
+    for (int c = 0; c < 4; ++c)
+    {
+        split_lanes(wide[c], biased[c], m[c]);
+        largest = largest > biased[c] ? largest : biased[c];
+        sum += biased[c];
+    }
+    m[0] *= m[2]; // width 16
+    m[1] *= m[3];
+    m[0] *= m[1]; // width 8
+    Doubles4 low = __builtin_shufflevector(m[0], m[0], 0, 1, 2, 3),
+             high = __builtin_shufflevector(m[0], m[0], 4, 5, 6, 7);
+    low *= high; // width 4
+    Longs4 most = __builtin_shufflevector(largest, largest, 0, 1, 2, 3),
+           rest = __builtin_shufflevector(largest, largest, 4, 5, 6, 7);
+    most = most > rest ? most : rest;
+    const Longs4 total =
+        __builtin_shufflevector(sum, sum, 0, 1, 2, 3) + __builtin_shufflevector(sum, sum, 4, 5, 6, 7);
+    *top = static_cast<int32_t>(std::max(std::max(most[0], most[1]), std::max(most[2], most[3])) - 1022);
+    *exponent = (total[0] + total[1]) + (total[2] + total[3]) - 1023 * kLanes;
+    return (low[0] * low[2]) * (low[1] * low[3]); // widths 2 and 1
+}
 
 // low, high *= the factors 1 + r z (in float) of 8 units, in double, and out = r z.
 [[gnu::always_inline]] inline void multiply_factors_double(const float* r, const float* z, float* out,
@@ -305,32 +350,90 @@ typedef float Floats4 __attribute__((vector_size(16)));
     high *= __builtin_convertvector(__builtin_shufflevector(f, f, 4, 5, 6, 7), Doubles4);
 }
 
-// The same as log_product_float with each lane's product in double: the caller bounds every factor
-// below e^80 (a float) and a lane's product below e^700.
+// The same over 16 units (AVX-512): low holds their first 8 lanes, high the next 8.
+[[gnu::always_inline]] inline void multiply_factors_double_wide(const float* r, const float* z, float* out,
+                                                                Doubles8& low, Doubles8& high)
+{
+    Floats16 rz, zk;
+    std::memcpy(&rz, r, sizeof rz);
+    std::memcpy(&zk, z, sizeof zk);
+    rz *= zk;
+    std::memcpy(out, &rz, sizeof rz);
+    const Floats16 f = 1.0f + rz;
+    low *= __builtin_convertvector(__builtin_shufflevector(f, f, 0, 1, 2, 3, 4, 5, 6, 7), Doubles8);
+    high *= __builtin_convertvector(__builtin_shufflevector(f, f, 8, 9, 10, 11, 12, 13, 14, 15), Doubles8);
+}
+
+// The product of log_product_float with each lane's product in double, as y 2^exponent (y in [1, 2^32):
+// mantissa_of_lanes), and out = r z: the caller bounds every factor below e^80 (a float) and a lane's
+// product below e^700 (out may then overflow, and is not committed). Unit j goes to lane j mod kLanes, in
+// the same order on every instruction set (Wide: AVX-512's registers of 8 doubles).
+template <bool Wide>
+[[gnu::always_inline]] inline double product_double_body(const float* r, const float* z, float* out,
+                                                         int64_t n, int32_t* top, int64_t* exponent)
+{
+    static_assert(kLanes == 32);
+    int64_t j = 0;
+    if constexpr (Wide)
+    {
+        Doubles8 b[4] = { Doubles8{} + 1.0, Doubles8{} + 1.0, Doubles8{} + 1.0, Doubles8{} + 1.0 };
+        for (; j + kLanes <= n; j += kLanes)
+        {
+            multiply_factors_double_wide(r + j, z + j, out + j, b[0], b[1]);
+            multiply_factors_double_wide(r + j + 16, z + j + 16, out + j + 16, b[2], b[3]);
+        }
+        if (j < n) // a partial lane block: its units one by one
+        {
+            double lane[kLanes];
+            std::memcpy(lane, b, sizeof lane);
+            for (int k = 0; j < n; ++j, ++k)
+            {
+                const float rz = r[j] * z[j];
+                out[j] = rz;
+                lane[k] *= static_cast<double>(1.0f + rz);
+            }
+            std::memcpy(b, lane, sizeof lane);
+        }
+        return mantissa_of_lanes_wide(b, top, exponent);
+    }
+    else
+    {
+        Doubles4 a[8];
+        for (Doubles4& x : a)
+            x = Doubles4{} + 1.0;
+        for (; j + kLanes <= n; j += kLanes)
+        {
+            multiply_factors_double(r + j, z + j, out + j, a[0], a[1]);
+            multiply_factors_double(r + j + 8, z + j + 8, out + j + 8, a[2], a[3]);
+            multiply_factors_double(r + j + 16, z + j + 16, out + j + 16, a[4], a[5]);
+            multiply_factors_double(r + j + 24, z + j + 24, out + j + 24, a[6], a[7]);
+        }
+        if (j < n)
+        {
+            double lane[kLanes];
+            std::memcpy(lane, a, sizeof lane);
+            for (int k = 0; j < n; ++j, ++k)
+            {
+                const float rz = r[j] * z[j];
+                out[j] = rz;
+                lane[k] *= static_cast<double>(1.0f + rz);
+            }
+            std::memcpy(a, lane, sizeof lane);
+        }
+        return mantissa_of_lanes(a, top, exponent);
+    }
+}
+
+// log prod_j (1 + r_j z_j) with the lanes in double (product_double_body), its log as log_product_float's.
+template <bool Wide>
 [[gnu::always_inline]] inline double log_product_double_body(const float* r, const float* z, float* out,
                                                              int64_t n, int32_t* top)
 {
-    static_assert(kLanes == 32);
-    Doubles4 a0 = Doubles4{} + 1.0, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    int64_t j = 0;
-    for (; j + kLanes <= n; j += kLanes)
-    {
-        multiply_factors_double(r + j, z + j, out + j, a0, a1);
-        multiply_factors_double(r + j + 8, z + j + 8, out + j + 8, a2, a3);
-        multiply_factors_double(r + j + 16, z + j + 16, out + j + 16, a4, a5);
-        multiply_factors_double(r + j + 24, z + j + 24, out + j + 24, a6, a7);
-    }
-    double lane[kLanes];
-    const Doubles4* parts[8] = { &a0, &a1, &a2, &a3, &a4, &a5, &a6, &a7 };
-    for (int k = 0; k < 8; ++k)
-        std::memcpy(lane + 4 * k, parts[k], sizeof(Doubles4));
-    for (int k = 0; j < n; ++j, ++k)
-    {
-        const float rz = r[j] * z[j];
-        out[j] = rz;
-        lane[k] *= static_cast<double>(1.0f + rz);
-    }
-    return log_of_lanes(lane, top);
+    int64_t exponent = 0;
+    Doubles4 ys = Doubles4{} + 1.0, logs;
+    ys[0] = product_double_body<Wide>(r, z, out, n, top, &exponent);
+    log_small(ys, logs);
+    return logs[0] + static_cast<double>(exponent) * std::numbers::ln2;
 }
 
 // r *= z over n units: the commit of a change whose proposal did not write r z.
@@ -509,8 +612,8 @@ template <int Count, bool Wide>
     for (int g = 0; g < Count; ++g)
     {
         int32_t most = 0;
-        if (doubles >> g & 1) // (rare: log_product_double itself)
-            numerator[g] = log_product_double_body(from[g], ex[g], to[g], h, &most);
+        if (doubles >> g & 1) // (lanes in double: their product, its log with the others')
+            y[g] = product_double_body<Wide>(from[g], ex[g], to[g], h, &most, &exponent[g]);
         else if (!(others >> g & 1))
             y[g] = product_float_body<true, Wide>(from[g], ex[g], to[g], h, &most, &exponent[g]);
         top[g] = most;
@@ -518,8 +621,7 @@ template <int Count, bool Wide>
     Doubles4 logs;
     log_small(y, logs); // log_product_float's logs, four at once
     for (int g = 0; g < Count; ++g)
-        if (!(doubles >> g & 1))
-            numerator[g] = logs[g] + static_cast<double>(exponent[g]) * std::numbers::ln2;
+        numerator[g] = logs[g] + static_cast<double>(exponent[g]) * std::numbers::ln2;
     float threshold[8] = {}; // (one vector)
     Floats4 uniform{};
     for (int g = 0; g < Count; ++g)
@@ -614,7 +716,7 @@ template <bool Wide>
     attribute double log_product_double_##suffix(const float* r, const float* z, float* out, int64_t n,      \
                                                  int32_t* top)                                               \
     {                                                                                                        \
-        return log_product_double_body(r, z, out, n, top);                                                   \
+        return log_product_double_body<wide>(r, z, out, n, top);                                             \
     }                                                                                                        \
     attribute void q_bounds_##suffix(const float* r, int64_t n, int32_t* bound)                              \
     {                                                                                                        \

@@ -491,29 +491,40 @@ __attribute__((target("avx2,fma"))) void exp_group_avx2(float* x)
     _mm256_storeu_ps(x, ansatz::detail::math::avx2::exp(_mm256_loadu_ps(x)));
 }
 #endif
-// (GCC notes that exp_group<true> returns an AVX vector from a function compiled without AVX; it is
-// only ever inlined into the AVX-512 kernels.)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
-template <bool Wide>
-[[gnu::always_inline]] inline void exp_group(float* x)
+inline void exp_group(float* x)
 {
 #ifdef ANSATZ_MATH_AVX2
     if (ansatz::detail::math::avx2::available())
-    {
-        if constexpr (Wide) // (the AVX-512 kernels are compiled with AVX2 and FMA too: inlined, no call)
-        {
-            __m256 v;
-            std::memcpy(&v, x, sizeof v);
-            v = ansatz::detail::math::avx2::exp(v);
-            std::memcpy(x, &v, sizeof v);
-        }
-        else
-            exp_group_avx2(x);
-        return;
-    }
+        return exp_group_avx2(x);
 #endif
     ansatz::exp(x, 8);
+}
+
+// e^x[k] for k < 4 as ansatz::exp rounds them. (GCC notes that exp_group<true> handles an AVX vector in a
+// function compiled without AVX; it is only ever inlined into the AVX-512 kernels.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+template <bool Wide>
+[[gnu::always_inline]] inline Floats4 exp_group(const Floats4& x)
+{
+#ifdef ANSATZ_MATH_AVX2
+    if constexpr (Wide) // (the AVX-512 kernels are compiled with AVX2 and FMA too: inlined, in registers)
+        if (ansatz::detail::math::avx2::available())
+        {
+            Floats8 eight = __builtin_shufflevector(x, Floats4{}, 0, 1, 2, 3, 4, 5, 6, 7);
+            __m256 v;
+            std::memcpy(&v, &eight, sizeof v);
+            v = ansatz::detail::math::avx2::exp(v);
+            std::memcpy(&eight, &v, sizeof v);
+            return __builtin_shufflevector(eight, eight, 0, 1, 2, 3);
+        }
+#endif
+    float eight[8] = {};
+    std::memcpy(eight, &x, sizeof x);
+    exp_group(eight);
+    Floats4 out;
+    std::memcpy(&out, eight, sizeof out);
+    return out;
 }
 #pragma GCC diagnostic pop
 
@@ -538,6 +549,7 @@ struct GroupState
 {
     Doubles4 log_sum{}, qmax{}, qlane{};
     Longs4 side{}, committed{};
+    Doubles4 beta{}, t{}; // (constant: the rows' beta and |beta|)
 };
 
 template <int Count>
@@ -549,6 +561,8 @@ template <int Count>
         state.qmax[g] = runs[g].qmax;
         state.qlane[g] = runs[g].qlane;
         state.side[g] = runs[g].side;
+        state.beta[g] = runs[g].beta;
+        state.t[g] = runs[g].t;
     }
 }
 
@@ -571,72 +585,82 @@ template <int Count, bool Wide>
 [[gnu::always_inline]] inline uint32_t flip_round(FlipRun* runs, GroupState& state, int64_t t, int64_t h)
 {
     static_assert(Count >= 1 && Count <= 4);
-    const float* ex[Count];
-    const float* from[Count];
-    float* to[Count];
+    // The rows' values at their sites, in vectors: the tests and bounds below run on all rows at once.
     int64_t site[Count];
-    float now[Count];
-    Doubles4 dq{};
+    Floats4 now = Floats4{} + 0.5f; // (rows past Count: neither 0 nor 1, so never one of these rounds)
+    Doubles4 row_max{}, row_lane{}, bias{};
+    for (int g = 0; g < Count; ++g)
+    {
+        const FlipRun& s = runs[g];
+        const int64_t i = s.sites[t]; // (in [0, D): local_step checked every site)
+        site[g] = i;
+        now[g] = s.v[i];
+        row_max[g] = s.row_max[i];
+        row_lane[g] = s.row_lane[i];
+        bias[g] = s.a[i];
+    }
+    const Ints4 low = now == 0.0f;
+    const Doubles4 dq = state.t * row_max;
+    // session_delta's float-lane case (lane < 80), or its double-lane case (lane < 700 with the factors
+    // floats: qmax + |beta| max_j |W_ij| < 80, which is qmax + dq), with a commit without a refresh (qmax +
+    // dq < max_q, so qmax < max_q) and no estimate of the bounds first (it comes only when qmax + dq >= 80)
+    const Doubles4 lane = state.qlane + state.t * row_lane;
+    const Longs4 in_range = (lane < session_max_lane_double) & (state.qmax + dq < session_max_q);
+    const Ints4 flip = low | (now == 1.0f);
+    const Longs4 runs_here = in_range & __builtin_convertvector(flip, Longs4);
+    const Longs4 in_double = runs_here & ~(lane < session_max_lane_float);
     uint32_t others = 0;  // the rows whose round t is not one of flip_group's
     uint32_t doubles = 0; // the rows whose product goes in double lanes
     for (int g = 0; g < Count; ++g)
     {
         const FlipRun& s = runs[g];
-        const int64_t i = s.sites[t]; // (in [0, D): local_step checked every site)
-        now[g] = s.v[i];
-        const bool low = now[g] == 0.0f;
-        dq[g] = s.t * s.row_max[i];
-        site[g] = i;
-        ex[g] = (low ? s.up : s.down) + i * h;
-        // r is half[side], the proposal writes r E into the other half (by address arithmetic: no
-        // branch on side)
+        const bool mismatch = s.values && s.values[t] != 1.0f - now[g]; // (new values given: not a flip)
+        others |= (runs_here[g] == 0 || mismatch ? 1u : 0u) << g;
+        doubles |= (in_double[g] != 0 ? 1u : 0u) << g;
+    }
+    const float* ex[Count];
+    const float* from[Count];
+    float* to[Count];
+    for (int g = 0; g < Count; ++g)
+    {
+        const FlipRun& s = runs[g];
+        ex[g] = (low[g] ? s.up : s.down) + site[g] * h;
+        // r is half[side], the proposal writes r E into the other half (by address arithmetic: no branch
+        // on side)
         const std::uintptr_t h0 = reinterpret_cast<std::uintptr_t>(s.half[0]),
                              h1 = reinterpret_cast<std::uintptr_t>(s.half[1]);
         const std::uintptr_t one = static_cast<std::uintptr_t>(state.side[g]); // 0 or 1
         from[g] = reinterpret_cast<const float*>(h0 + one * (h1 - h0));
         to[g] = reinterpret_cast<float*>(h1 + one * (h0 - h1));
-        // session_delta's float-lane case (lane < 80), or its double-lane case (lane < 700 with the
-        // factors floats: qmax + |beta| max_j |W_ij| < 80, which is qmax + dq), with a commit without a
-        // refresh (qmax + dq < max_q, so qmax < max_q) and no estimate of the bounds first (it comes only
-        // when qmax + dq >= 80)
-        const double lane = state.qlane[g] + s.t * s.row_lane[i];
-        if (!(low || now[g] == 1.0f) || (s.values && s.values[t] != 1.0f - now[g]) ||
-            !(lane < session_max_lane_double && state.qmax[g] + dq[g] < session_max_q))
-            others |= 1u << g;
-        else if (!(lane < session_max_lane_float))
-            doubles |= 1u << g;
     }
     Ints4 top{};
-    int64_t exponent[Count] = {};
+    Longs4 exponent{};
     Doubles4 y = Doubles4{} + 1.0, numerator{};
     for (int g = 0; g < Count; ++g)
     {
         int32_t most = 0;
+        int64_t power = 0;
         if (doubles >> g & 1) // (lanes in double: their product, its log with the others')
-            y[g] = product_double_body<Wide>(from[g], ex[g], to[g], h, &most, &exponent[g]);
+            y[g] = product_double_body<Wide>(from[g], ex[g], to[g], h, &most, &power);
         else if (!(others >> g & 1))
-            y[g] = product_float_body<true, Wide>(from[g], ex[g], to[g], h, &most, &exponent[g]);
+            y[g] = product_float_body<true, Wide>(from[g], ex[g], to[g], h, &most, &power);
         top[g] = most;
+        exponent[g] = power;
     }
     Doubles4 logs;
     log_small(y, logs); // log_product_float's logs, four at once
-    for (int g = 0; g < Count; ++g)
-        numerator[g] = logs[g] + static_cast<double>(exponent[g]) * std::numbers::ln2;
-    float threshold[8] = {}; // (one vector)
+    numerator = logs + __builtin_convertvector(exponent, Doubles4) * std::numbers::ln2;
+    // delta as session_delta computes it, element by element: the visible term -beta a_i d (d = u - v_i),
+    // minus the hidden part's change
+    const Doubles4 change = __builtin_convertvector(low, Longs4) ? Doubles4{} + 1.0 : Doubles4{} - 1.0;
+    const Doubles4 visible = -state.beta * bias * change;
+    const Floats4 delta = __builtin_convertvector(visible - (numerator - state.log_sum), Floats4);
+    const Floats4 minus = -delta;
+    const Floats4 exponent_of = minus >= 0.0f ? Floats4{} : minus; // e^0 = 1; NaN stays NaN: rejected
     Floats4 uniform{};
     for (int g = 0; g < Count; ++g)
-    {
-        const FlipRun& s = runs[g];
-        const double change = now[g] == 0.0f ? 1.0 : -1.0; // d = u - v_i
-        const double visible = -s.beta * s.a[site[g]] * change;
-        const float delta = static_cast<float>(visible - (numerator[g] - state.log_sum[g]));
-        const float minus = -delta;
-        threshold[g] = minus >= 0.0f ? 0.0f : minus; // e^0 = 1; NaN stays NaN: rejected
-        uniform[g] = s.uniforms[t];
-    }
-    exp_group<Wide>(threshold);
-    Floats4 bound;
-    std::memcpy(&bound, threshold, sizeof bound);
+        uniform[g] = runs[g].uniforms[t];
+    const Floats4 bound = exp_group<Wide>(exponent_of);
     Ints4 ran{}; // -1 for the rows whose round ran here
     for (int g = 0; g < Count; ++g)
         ran[g] = others >> g & 1 ? 0 : -1;
@@ -650,7 +674,7 @@ template <int Count, bool Wide>
         s.accepted[t] = static_cast<uint8_t>(accept[g] & 1);
         // v_i = accepted ? (v_i == 0 ? 1 : 0) : v_i, in the bits (a -0 stays -0 when rejected)
         uint32_t bits, flipped;
-        const float value = now[g] == 0.0f ? 1.0f : 0.0f;
+        const float value = low[g] ? 1.0f : 0.0f;
         std::memcpy(&bits, &now[g], sizeof bits);
         std::memcpy(&flipped, &value, sizeof flipped);
         bits ^= static_cast<uint32_t>(accept[g]) & (bits ^ flipped);

@@ -154,11 +154,12 @@ typedef int64_t Longs8 __attribute__((vector_size(64)));
     out = (2.0 * s + s * (z * p)) + __builtin_convertvector(k, Doubles4) * std::numbers::ln2;
 }
 
-// lane *= 1 + r z over 8 units, and (Store) out = r z.
-template <bool Store>
-[[gnu::always_inline]] inline void multiply_factors(const float* r, const float* z, float* out, Floats8& lane)
+// lane *= 1 + r z over the 8 (Floats8) or 16 (Floats16, AVX-512) units of a register, and (Store) out =
+// r z.
+template <bool Store, class Floats>
+[[gnu::always_inline]] inline void multiply_factors(const float* r, const float* z, float* out, Floats& lane)
 {
-    Floats8 rz, zk;
+    Floats rz, zk;
     std::memcpy(&rz, r, sizeof rz);
     std::memcpy(&zk, z, sizeof zk);
     rz *= zk;
@@ -167,18 +168,23 @@ template <bool Store>
     lane *= 1.0f + rz;
 }
 
-// lane *= 1 + r z over 16 units, and (Store) out = r z (AVX-512).
-template <bool Store>
-[[gnu::always_inline]] inline void multiply_factors_wide(const float* r, const float* z, float* out,
-                                                         Floats16& lane)
+// The units [j, n) of a partial lane block, one by one into lanes 0, 1, ... (kLanes lanes of type Lane,
+// float or double, in Lanes registers, in order), and (Store) out = r z.
+template <bool Store, class Lane, class Lanes>
+[[gnu::always_inline]] inline void multiply_partial_block(const float* r, const float* z, float* out,
+                                                          int64_t j, int64_t n, Lanes* lanes)
 {
-    Floats16 rz, zk;
-    std::memcpy(&rz, r, sizeof rz);
-    std::memcpy(&zk, z, sizeof zk);
-    rz *= zk;
-    if constexpr (Store)
-        std::memcpy(out, &rz, sizeof rz);
-    lane *= 1.0f + rz;
+    Lane lane[kLanes];
+    static_assert(sizeof lane % sizeof(Lanes) == 0);
+    std::memcpy(lane, lanes, sizeof lane);
+    for (int k = 0; j < n; ++j, ++k)
+    {
+        const float rz = r[j] * z[j];
+        if constexpr (Store)
+            out[j] = rz;
+        lane[k] *= static_cast<Lane>(1.0f + rz);
+    }
+    std::memcpy(lanes, lane, sizeof lane);
 }
 
 // The same in the AVX-512 layout (lanes 0 .. 15 in a, 16 .. 31 in b): the same factors into the same
@@ -188,29 +194,16 @@ template <bool Store>
                                                         int32_t* top, int64_t* exponent)
 {
     static_assert(kLanes == 32);
-    Floats16 a = Floats16{} + 1.0f, b = a;
+    Floats16 lanes[2] = { Floats16{} + 1.0f, Floats16{} + 1.0f };
     int64_t j = 0;
     for (; j + kLanes <= n; j += kLanes)
     {
-        multiply_factors_wide<Store>(r + j, z + j, out + j, a);
-        multiply_factors_wide<Store>(r + j + 16, z + j + 16, out + j + 16, b);
+        multiply_factors<Store>(r + j, z + j, out + j, lanes[0]);
+        multiply_factors<Store>(r + j + 16, z + j + 16, out + j + 16, lanes[1]);
     }
     if (j < n) // a partial lane block: its units one by one
-    {
-        float lane[kLanes];
-        std::memcpy(lane, &a, sizeof a);
-        std::memcpy(lane + 16, &b, sizeof b);
-        for (int k = 0; j < n; ++j, ++k)
-        {
-            const float rz = r[j] * z[j];
-            if constexpr (Store)
-                out[j] = rz;
-            lane[k] *= 1.0f + rz;
-        }
-        std::memcpy(&a, lane, sizeof a);
-        std::memcpy(&b, lane + 16, sizeof b);
-    }
-    return mantissa_product_wide(a, b, top, exponent);
+        multiply_partial_block<Store, float>(r, z, out, j, n, lanes);
+    return mantissa_product_wide(lanes[0], lanes[1], top, exponent);
 }
 
 // The same as y 2^exponent, y in [1, 16) (mantissa_product), for callers that take the logs of several
@@ -222,35 +215,16 @@ template <bool Store, bool Wide>
     static_assert(kLanes == 32);
     if constexpr (Wide)
         return product_float_wide<Store>(r, z, out, n, top, exponent);
-    Floats8 a0 = Floats8{} + 1.0f, a1 = a0, a2 = a0, a3 = a0;
+    Floats8 lanes[4];
+    for (Floats8& lane : lanes)
+        lane = Floats8{} + 1.0f;
     int64_t j = 0;
     for (; j + kLanes <= n; j += kLanes)
-    {
-        multiply_factors<Store>(r + j, z + j, out + j, a0);
-        multiply_factors<Store>(r + j + 8, z + j + 8, out + j + 8, a1);
-        multiply_factors<Store>(r + j + 16, z + j + 16, out + j + 16, a2);
-        multiply_factors<Store>(r + j + 24, z + j + 24, out + j + 24, a3);
-    }
+        for (int c = 0; c < 4; ++c)
+            multiply_factors<Store>(r + j + 8 * c, z + j + 8 * c, out + j + 8 * c, lanes[c]);
     if (j < n) // a partial lane block: its units one by one
-    {
-        float lane[kLanes];
-        std::memcpy(lane, &a0, sizeof a0);
-        std::memcpy(lane + 8, &a1, sizeof a1);
-        std::memcpy(lane + 16, &a2, sizeof a2);
-        std::memcpy(lane + 24, &a3, sizeof a3);
-        for (int k = 0; j < n; ++j, ++k)
-        {
-            const float rz = r[j] * z[j];
-            if constexpr (Store)
-                out[j] = rz;
-            lane[k] *= 1.0f + rz;
-        }
-        std::memcpy(&a0, lane, sizeof a0);
-        std::memcpy(&a1, lane + 8, sizeof a1);
-        std::memcpy(&a2, lane + 16, sizeof a2);
-        std::memcpy(&a3, lane + 24, sizeof a3);
-    }
-    return mantissa_product(a0, a1, a2, a3, top, exponent);
+        multiply_partial_block<Store, float>(r, z, out, j, n, lanes);
+    return mantissa_product(lanes[0], lanes[1], lanes[2], lanes[3], top, exponent);
 }
 
 template <bool Store, bool Wide>
@@ -333,32 +307,31 @@ template <class Doubles, class Longs>
     return (low[0] * low[2]) * (low[1] * low[3]); // widths 2 and 1
 }
 
-// low, high *= the factors 1 + r z (in float) of 8 units, in double, and out = r z.
-[[gnu::always_inline]] inline void multiply_factors_double(const float* r, const float* z, float* out,
-                                                           Doubles4& low, Doubles4& high)
+// low *= the first half of a register of floats in double, high *= the second (AVX2: 8 floats;
+// AVX-512: 16).
+[[gnu::always_inline]] inline void multiply_halves(const Floats8& f, Doubles4& low, Doubles4& high)
 {
-    Floats8 rz, zk;
-    std::memcpy(&rz, r, sizeof rz);
-    std::memcpy(&zk, z, sizeof zk);
-    rz *= zk;
-    std::memcpy(out, &rz, sizeof rz);
-    const Floats8 f = 1.0f + rz;
     low *= __builtin_convertvector(__builtin_shufflevector(f, f, 0, 1, 2, 3), Doubles4);
     high *= __builtin_convertvector(__builtin_shufflevector(f, f, 4, 5, 6, 7), Doubles4);
 }
-
-// The same over 16 units (AVX-512): low holds their first 8 lanes, high the next 8.
-[[gnu::always_inline]] inline void multiply_factors_double_wide(const float* r, const float* z, float* out,
-                                                                Doubles8& low, Doubles8& high)
+[[gnu::always_inline]] inline void multiply_halves(const Floats16& f, Doubles8& low, Doubles8& high)
 {
-    Floats16 rz, zk;
+    low *= __builtin_convertvector(__builtin_shufflevector(f, f, 0, 1, 2, 3, 4, 5, 6, 7), Doubles8);
+    high *= __builtin_convertvector(__builtin_shufflevector(f, f, 8, 9, 10, 11, 12, 13, 14, 15), Doubles8);
+}
+
+// low, high *= the factors 1 + r z (in float) of the units of a register of floats, in double (low the
+// first half's lanes, high the second's), and out = r z.
+template <class Floats, class Doubles>
+[[gnu::always_inline]] inline void multiply_factors_double(const float* r, const float* z, float* out,
+                                                           Doubles& low, Doubles& high)
+{
+    Floats rz, zk;
     std::memcpy(&rz, r, sizeof rz);
     std::memcpy(&zk, z, sizeof zk);
     rz *= zk;
     std::memcpy(out, &rz, sizeof rz);
-    const Floats16 f = 1.0f + rz;
-    low *= __builtin_convertvector(__builtin_shufflevector(f, f, 0, 1, 2, 3, 4, 5, 6, 7), Doubles8);
-    high *= __builtin_convertvector(__builtin_shufflevector(f, f, 8, 9, 10, 11, 12, 13, 14, 15), Doubles8);
+    multiply_halves(1.0f + rz, low, high);
 }
 
 // The product of log_product_float with each lane's product in double, as y 2^exponent (y in [1, 2^32):
@@ -376,21 +349,11 @@ template <bool Wide>
         Doubles8 b[4] = { Doubles8{} + 1.0, Doubles8{} + 1.0, Doubles8{} + 1.0, Doubles8{} + 1.0 };
         for (; j + kLanes <= n; j += kLanes)
         {
-            multiply_factors_double_wide(r + j, z + j, out + j, b[0], b[1]);
-            multiply_factors_double_wide(r + j + 16, z + j + 16, out + j + 16, b[2], b[3]);
+            multiply_factors_double<Floats16>(r + j, z + j, out + j, b[0], b[1]);
+            multiply_factors_double<Floats16>(r + j + 16, z + j + 16, out + j + 16, b[2], b[3]);
         }
         if (j < n) // a partial lane block: its units one by one
-        {
-            double lane[kLanes];
-            std::memcpy(lane, b, sizeof lane);
-            for (int k = 0; j < n; ++j, ++k)
-            {
-                const float rz = r[j] * z[j];
-                out[j] = rz;
-                lane[k] *= static_cast<double>(1.0f + rz);
-            }
-            std::memcpy(b, lane, sizeof lane);
-        }
+            multiply_partial_block<true, double>(r, z, out, j, n, b);
         return mantissa_of_lanes_wide(b, top, exponent);
     }
     else
@@ -400,23 +363,13 @@ template <bool Wide>
             x = Doubles4{} + 1.0;
         for (; j + kLanes <= n; j += kLanes)
         {
-            multiply_factors_double(r + j, z + j, out + j, a[0], a[1]);
-            multiply_factors_double(r + j + 8, z + j + 8, out + j + 8, a[2], a[3]);
-            multiply_factors_double(r + j + 16, z + j + 16, out + j + 16, a[4], a[5]);
-            multiply_factors_double(r + j + 24, z + j + 24, out + j + 24, a[6], a[7]);
+            multiply_factors_double<Floats8>(r + j, z + j, out + j, a[0], a[1]);
+            multiply_factors_double<Floats8>(r + j + 8, z + j + 8, out + j + 8, a[2], a[3]);
+            multiply_factors_double<Floats8>(r + j + 16, z + j + 16, out + j + 16, a[4], a[5]);
+            multiply_factors_double<Floats8>(r + j + 24, z + j + 24, out + j + 24, a[6], a[7]);
         }
         if (j < n)
-        {
-            double lane[kLanes];
-            std::memcpy(lane, a, sizeof lane);
-            for (int k = 0; j < n; ++j, ++k)
-            {
-                const float rz = r[j] * z[j];
-                out[j] = rz;
-                lane[k] *= static_cast<double>(1.0f + rz);
-            }
-            std::memcpy(a, lane, sizeof lane);
-        }
+            multiply_partial_block<true, double>(r, z, out, j, n, a);
         return mantissa_of_lanes(a, top, exponent);
     }
 }

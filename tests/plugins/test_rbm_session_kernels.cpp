@@ -1,7 +1,8 @@
 // The rbm's local-session kernels (plugins/models/rbm/session_kernels.hpp) compiled for every instruction
 // set give the same bits: each kernel, and local_step's fused rounds (flip_group) through thousands of
 // rounds on the same chains, for hidden sizes with and without a partial lane block, aligned and
-// misaligned buffers, rows in the float lanes, in the double lanes and outside flip_group (pending). The
+// misaligned buffers, groups of 1 to 4 rows, rows in the float lanes, in the double lanes and outside
+// flip_group (pending: their rounds left to the caller, and new values that are not flips). The
 // widest set this CPU runs is the one the plugin uses; the others are what other CPUs compute. The
 // rbm's own tests (test_rbm_local.cpp) check what the kernels compute.
 #include "models/rbm/session_kernels.hpp"
@@ -60,6 +61,7 @@ struct Rounds
     int64_t rows, d, h, rounds;
     AlignedFloats up, down, r;
     std::vector<float> v, a, uniforms;
+    std::vector<float> odd_values; // new values that are not flips (vary_bounds gives them to row 4)
     std::vector<double> row_lane, row_max;
     std::vector<int64_t> sites;
     std::vector<uint8_t> accepted;
@@ -101,6 +103,7 @@ struct Rounds
             uniforms[k] = rng.uniform();
         }
         accepted.assign(sites.size(), 7);
+        odd_values.assign(static_cast<size_t>(rounds), 0.37f);
         for (int64_t g = 0; g < rows; ++g)
         {
             float* half = r.data() + offset + 2 * g * h;
@@ -173,6 +176,11 @@ void vary_bounds(Rounds& s)
         run.qmax = 16.0;
         run.qlane = 120.0;
     }
+    if (s.rows > 4) // new values that are not flips, with bounds in the double lanes: always left
+    {
+        s.runs[4].values = s.odd_values.data();
+        s.runs[4].qlane = 78.0;
+    }
 }
 
 void require_same_rounds(const Rounds& wide, const Rounds& base, const std::string& what)
@@ -197,11 +205,13 @@ void require_same_rounds(const Rounds& wide, const Rounds& base, const std::stri
 TEST_CASE("rbm session kernels: flip_group gives the same bits on every instruction set", "[rbm][local]")
 {
     const SessionKernels& base_kernels = *rbm::session_kernels_for(Isa::base);
-    // seed 11 + h; 6 rows (a group of 4 and one of 2), 3000 rounds each, W ~ N(0, 0.3^2)
-    for (const int64_t h : { int64_t{ 256 }, int64_t{ 70 }, int64_t{ 5 } })
+    // seed 11 + h; 5 + h mod 3 rows (a group of 4 and one of 2, 1 or 3), 3000 rounds each, W ~ N(0, 0.3^2);
+    // H with no partial lane block, and with one of 6, 26 (reaching the second 16 lanes) and 5 units
+    for (const int64_t h : { int64_t{ 256 }, int64_t{ 70 }, int64_t{ 90 }, int64_t{ 5 } })
         for (const int64_t offset : { int64_t{ 0 }, int64_t{ 3 } })
         {
-            Rounds base(6, 40, h, 3000, offset, 0.3, 11 + static_cast<uint64_t>(h));
+            const int64_t rows = 5 + h % 3;
+            Rounds base(rows, 40, h, 3000, offset, 0.3, 11 + static_cast<uint64_t>(h));
             vary_bounds(base);
             base.run(base_kernels);
             int64_t accepted = 0, pending = 0;
@@ -216,7 +226,7 @@ TEST_CASE("rbm session kernels: flip_group gives the same bits on every instruct
             REQUIRE(pending > 0);
             for (const Isa isa : wider_sets())
             {
-                Rounds wide(6, 40, h, 3000, offset, 0.3, 11 + static_cast<uint64_t>(h));
+                Rounds wide(rows, 40, h, 3000, offset, 0.3, 11 + static_cast<uint64_t>(h));
                 vary_bounds(wide);
                 wide.run(*rbm::session_kernels_for(isa));
                 require_same_rounds(wide, base,
@@ -256,8 +266,8 @@ TEST_CASE("rbm session kernels: products, logs, bounds and commits give the same
                 REQUIRE(same_bits(l_wide, l_base));
                 REQUIRE(top_wide == top_base);
                 REQUIRE(same_bits(out_wide.data(), out_base.data(), n));
-                l_base = base.log_product_float_only(rp, zp, nullptr, n, &top_base);
-                l_wide = wide.log_product_float_only(rp, zp, nullptr, n, &top_wide);
+                l_base = base.log_product_float_only(rp, zp, out_base.data(), n, &top_base);
+                l_wide = wide.log_product_float_only(rp, zp, out_wide.data(), n, &top_wide);
                 REQUIRE(same_bits(l_wide, l_base));
                 REQUIRE(top_wide == top_base);
                 l_base = base.log_product_double(rp, zp, out_base.data(), n, &top_base);

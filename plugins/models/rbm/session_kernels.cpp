@@ -565,8 +565,9 @@ template <int Count, bool Wide>
     {
         const FlipRun& s = runs[g];
         const bool mismatch = s.values && s.values[t] != 1.0f - now[g]; // (new values given: not a flip)
-        others |= (runs_here[g] == 0 || mismatch ? 1u : 0u) << g;
-        doubles |= (in_double[g] != 0 ? 1u : 0u) << g;
+        const bool other = runs_here[g] == 0 || mismatch;
+        others |= (other ? 1u : 0u) << g;
+        doubles |= (!other && in_double[g] != 0 ? 1u : 0u) << g; // (a row left to the caller: no product)
     }
     const float* ex[Count];
     const float* from[Count];

@@ -14,10 +14,11 @@ namespace rbm
 {
 
 // The products' lanes: unit j goes to lane j mod kLanes (the session's bounds use the same assignment).
-// 32 float lanes are 4 AVX2 registers of independent products, so the multiply's latency is hidden.
+// 32 float lanes are 4 AVX2 registers (2 AVX-512 ones) of independent products, so the multiply's
+// latency is hidden.
 constexpr int kLanes = 32;
 
-// ---- local_step's fused rounds (see local_step in the class): flips of binary units whose factors E come
+// ---- local_step's fused rounds (see local_step in rbm.cpp): flips of binary units whose factors E come
 // from a table and whose products stay in the float lanes, the common case, each round what
 // energy_delta, the acceptance and local_commit compute for it. The limits are the class's (max_q,
 // max_lane_float: see LocalSession).
@@ -31,6 +32,7 @@ constexpr double session_max_lane_double = 700;
 // taking turns, measured the same.)
 constexpr int kGroup = 4;
 
+// One row (chain) as flip_group sees it: where its arrays are, and its state, read and written.
 struct FlipRun
 {
     float* v;             // the row's chain {D}
